@@ -1,0 +1,1 @@
+"""Airflow integration (deferrable operator and trigger); not built yet."""

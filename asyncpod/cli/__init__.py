@@ -1,0 +1,1 @@
+"""The ``asyncpod`` command line: ``run``, ``batch`` and ``cluster``."""
