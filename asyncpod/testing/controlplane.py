@@ -1,0 +1,546 @@
+"""A real Kubernetes control plane on loopback: etcd, kube-apiserver, controller-manager,
+scheduler and kwok, started as child processes in a temporary directory.
+
+Why: a test that talks to a fake API server proves only that we agree with our fake.
+This is the same code path as a production cluster, minus the kubelets, which kwok
+simulates (see ``data/stages.yaml`` and :mod:`asyncpod.testing.simulate`). It works like
+envtest, but with a scheduler, a controller-manager and fake nodes, so pods really
+get scheduled, run (in simulation), produce events and serve logs.
+
+The class is synchronous on purpose: it is driven from pytest session fixtures and
+from the ``asyncpod cluster`` command, neither of which has an event loop, and the few
+admin calls it makes (nodes, namespaces, readiness) are not on anyone's hot path.
+
+It deliberately does not use asyncpod's own client: a harness that shares code with
+the library under test would hide that library's bugs.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from asyncpod.testing.binaries import Binaries, ensure_binaries
+from asyncpod.testing.pki import ClientIdentity, Pki, make_pki
+
+__all__ = ["ControlPlaneError", "LocalControlPlane", "RequestCounts", "parse_request_counts"]
+
+_DATA = Path(__file__).with_name("data")
+FAKE_NODE_ANNOTATION = "kwok.x-k8s.io/node"
+
+
+class ControlPlaneError(RuntimeError):
+    """A component failed to start or to become ready; the message has its log tail."""
+
+
+def free_port() -> int:
+    """A loopback TCP port that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass(frozen=True, slots=True)
+class RequestCounts:
+    """``apiserver_request_total`` summed by (verb, resource, subresource)."""
+
+    counts: Mapping[tuple[str, str, str], float]
+
+    def get(self, verb: str, resource: str, subresource: str = "") -> float:
+        return self.counts.get((verb, resource, subresource), 0.0)
+
+    def __sub__(self, before: RequestCounts) -> RequestCounts:
+        keys = set(self.counts) | set(before.counts)
+        return RequestCounts(
+            {k: self.counts.get(k, 0.0) - before.counts.get(k, 0.0) for k in keys}
+        )
+
+
+def parse_request_counts(metrics_text: str) -> RequestCounts:
+    """Sum ``apiserver_request_total`` samples by verb, resource and subresource."""
+    totals: dict[tuple[str, str, str], float] = {}
+    for line in metrics_text.splitlines():
+        if not line.startswith("apiserver_request_total{"):
+            continue
+        labels_text, _, value = line[len("apiserver_request_total{") :].rpartition("} ")
+        labels: dict[str, str] = {}
+        for part in labels_text.split('",'):
+            key, _, raw = part.partition('="')
+            labels[key.strip()] = raw.rstrip('"')
+        key3 = (labels.get("verb", ""), labels.get("resource", ""), labels.get("subresource", ""))
+        totals[key3] = totals.get(key3, 0.0) + float(value)
+    return RequestCounts(totals)
+
+
+@dataclass
+class _Process:
+    name: str
+    argv: list[str]
+    log: Path
+    popen: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log.open("ab") as log:
+            self.popen = subprocess.Popen(
+                self.argv,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                # A session of its own: a Ctrl-C aimed at pytest does not kill the control
+                # plane mid-teardown; stop() ends it deliberately.
+                start_new_session=True,
+            )
+
+    def alive(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
+
+    def stop(self, *, timeout: float = 10.0) -> None:
+        if self.popen is None:
+            return
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(5)
+        self.popen = None
+
+    def tail(self, lines: int = 30) -> str:
+        try:
+            text = self.log.read_text(errors="replace").splitlines()
+        except OSError:
+            return ""
+        return "\n".join(text[-lines:])
+
+
+@dataclass
+class LocalControlPlane:
+    """Start it with ``with LocalControlPlane() as cp:`` (or :meth:`start`/:meth:`stop`).
+
+    ``cp.kubeconfig`` is an admin kubeconfig (client certificate, O=system:masters).
+    Fault levers for tests: :meth:`stop_apiserver`, :meth:`start_apiserver`,
+    :meth:`restart_apiserver`, :meth:`compact_etcd`; :meth:`request_counts` reads the
+    API server's own ``/metrics``.
+    """
+
+    nodes: int = 3
+    workdir: Path | None = None
+    binaries: Binaries | None = None
+    apiserver_args: Sequence[str] = ()
+    node_capacity: Mapping[str, str] = field(
+        default_factory=lambda: {"cpu": "64", "memory": "256Gi", "pods": "2000"}
+    )
+    ready_timeout: float = 60.0
+
+    def __post_init__(self) -> None:
+        self._owns_workdir = self.workdir is None
+        self._processes: dict[str, _Process] = {}
+        self._ports: dict[str, int] = {}
+        self._pki: Pki | None = None
+        self._started = False
+
+    # ----------------------------------------------------------------- lifecycle
+    def __enter__(self) -> LocalControlPlane:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def server(self) -> str:
+        return f"https://127.0.0.1:{self._ports['apiserver']}"
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self._dir / "admin.kubeconfig"
+
+    @property
+    def pids(self) -> dict[str, int]:
+        return {n: p.popen.pid for n, p in self._processes.items() if p.popen is not None}
+
+    def start(self) -> None:
+        """Start every component and return once pods can be created and scheduled."""
+        if self._started:
+            return
+        started = time.monotonic()
+        binaries = self.binaries or ensure_binaries()
+        if self.workdir is None:
+            self.workdir = Path(tempfile.mkdtemp(prefix="asyncpod-cp-"))
+        self._dir.mkdir(parents=True, exist_ok=True)
+        (self._dir / "logs").mkdir(exist_ok=True)
+        self._started = True
+        try:
+            self._pki = make_pki(self._dir)
+            for name in ("etcd", "etcd-peer", "apiserver", "kwok"):
+                self._ports[name] = free_port()
+            self._write_kubeconfigs()
+            self._define_processes(binaries)
+            self._processes["etcd"].start()
+            self._wait_etcd()
+            self._processes["kube-apiserver"].start()
+            self._wait_readyz()
+            self._install_kwok_crds()
+            for name in ("kube-controller-manager", "kube-scheduler", "kwok"):
+                self._processes[name].start()
+            self._create_nodes()
+            self.wait_for_service_account("default")
+        except BaseException:
+            self.stop()
+            raise
+        self.startup_seconds = time.monotonic() - started
+
+    def stop(self) -> None:
+        """Stop every process (kwok first, etcd last); remove the temp dir we made."""
+        for name in ("kwok", "kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd"):
+            process = self._processes.get(name)
+            if process is not None:
+                process.stop()
+        if self._owns_workdir and self.workdir is not None and self._started:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+        self._started = False
+
+    # ---------------------------------------------------------------- fault levers
+    def stop_apiserver(self) -> None:
+        """Stop kube-apiserver (SIGTERM); etcd keeps the data."""
+        self._processes["kube-apiserver"].stop()
+
+    def start_apiserver(self) -> None:
+        """Start kube-apiserver again on the same port and wait for /readyz."""
+        self._processes["kube-apiserver"].start()
+        self._wait_readyz()
+
+    def restart_apiserver(self) -> None:
+        self.stop_apiserver()
+        self.start_apiserver()
+
+    def compact_etcd(self) -> int:
+        """Compact etcd at its current revision; return that revision.
+
+        Any watch or list from an older resourceVersion that reaches etcd then gets
+        410 Gone. (kube-apiserver's watch cache still answers recent versions from
+        memory; restarting the API server after compaction drops that cache too.)
+        """
+        base = f"http://127.0.0.1:{self._ports['etcd']}"
+        key = base64.b64encode(b"/").decode()
+        header = self._etcd_post(f"{base}/v3/kv/range", {"key": key, "limit": 1})
+        revision = int(header["header"]["revision"])
+        self._etcd_post(f"{base}/v3/kv/compaction", {"revision": revision, "physical": True})
+        return revision
+
+    def metrics_text(self) -> str:
+        return self._admin_request("GET", "/metrics", raw=True)  # type: ignore[no-any-return]
+
+    def request_counts(self) -> RequestCounts:
+        """The API server's own request counters, by verb, resource and subresource."""
+        return parse_request_counts(self.metrics_text())
+
+    # -------------------------------------------------------------- admin helpers
+    def create_namespace(self, name: str) -> None:
+        self._admin_request(
+            "POST",
+            "/api/v1/namespaces",
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}},
+        )
+        self.wait_for_service_account(name)
+
+    def delete_namespace(self, name: str) -> None:
+        with contextlib.suppress(urllib.error.HTTPError):
+            self._admin_request("DELETE", f"/api/v1/namespaces/{name}")
+
+    def wait_for_service_account(self, namespace: str, name: str = "default") -> None:
+        """Block until the controller-manager has made the namespace's ServiceAccount.
+
+        The ServiceAccount admission plugin rejects pods in a namespace until then.
+        """
+        deadline = time.monotonic() + self.ready_timeout
+        path = f"/api/v1/namespaces/{namespace}/serviceaccounts/{name}"
+        while True:
+            try:
+                self._admin_request("GET", path)
+                return
+            except urllib.error.HTTPError as error:
+                if error.code != 404 or time.monotonic() > deadline:
+                    raise ControlPlaneError(
+                        f"ServiceAccount {namespace}/{name} did not appear: {error}\n"
+                        + self._processes["kube-controller-manager"].tail()
+                    ) from error
+            time.sleep(0.1)
+
+    def admin_request(self, method: str, path: str, body: Any = None) -> Any:
+        """A JSON request as cluster admin (for tests' setup, not for the code under test)."""
+        return self._admin_request(method, path, body)
+
+    # ------------------------------------------------------------------ internals
+    @property
+    def _dir(self) -> Path:
+        assert self.workdir is not None
+        return self.workdir
+
+    def _ssl_context(self, identity: ClientIdentity) -> ssl.SSLContext:
+        assert self._pki is not None
+        context = ssl.create_default_context(cafile=str(self._pki.ca_cert))
+        context.load_cert_chain(str(identity.cert), str(identity.key))
+        return context
+
+    def _admin_request(self, method: str, path: str, body: Any = None, *, raw: bool = False) -> Any:
+        assert self._pki is not None
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(  # noqa: S310 - our own https loopback URL
+            self.server + path,
+            data=data,
+            method=method,
+            headers={"Content-Type": "application/json", "Accept": "application/json"},
+        )
+        context = self._ssl_context(self._pki.admin)
+        with urllib.request.urlopen(request, context=context, timeout=30) as response:  # noqa: S310
+            payload = response.read()
+        if raw:
+            return payload.decode()
+        return json.loads(payload) if payload else None
+
+    def _etcd_post(self, url: str, body: Mapping[str, Any]) -> Any:
+        request = urllib.request.Request(  # noqa: S310 - loopback etcd gateway
+            url, data=json.dumps(body).encode(), method="POST"
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+            return json.loads(response.read())
+
+    def _kubeconfig_text(self, identity: ClientIdentity, user: str) -> str:
+        assert self._pki is not None
+
+        def b64(path: Path) -> str:
+            return base64.b64encode(path.read_bytes()).decode()
+
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [
+                {
+                    "name": "asyncpod-local",
+                    "cluster": {
+                        "server": self.server,
+                        "certificate-authority-data": b64(self._pki.ca_cert),
+                    },
+                }
+            ],
+            "users": [
+                {
+                    "name": user,
+                    "user": {
+                        "client-certificate-data": b64(identity.cert),
+                        "client-key-data": b64(identity.key),
+                    },
+                }
+            ],
+            "contexts": [
+                {
+                    "name": "asyncpod-local",
+                    "context": {"cluster": "asyncpod-local", "user": user, "namespace": "default"},
+                }
+            ],
+            "current-context": "asyncpod-local",
+        }
+        return json.dumps(config, indent=2)  # JSON is valid YAML; no yaml dependency needed
+
+    def _write_kubeconfigs(self) -> None:
+        assert self._pki is not None
+        for stem, identity, user in (
+            ("admin", self._pki.admin, "asyncpod-admin"),
+            ("controller-manager", self._pki.controller_manager, "system:kube-controller-manager"),
+            ("scheduler", self._pki.scheduler, "system:kube-scheduler"),
+            ("kwok", self._pki.kwok, "kwok-controller"),
+        ):
+            path = self._dir / f"{stem}.kubeconfig"
+            path.write_text(self._kubeconfig_text(identity, user))
+            path.chmod(0o600)
+
+    def _define_processes(self, b: Binaries) -> None:
+        assert self._pki is not None
+        pki, d, p = self._pki, self._dir, self._ports
+        logs = d / "logs"
+        etcd_client = f"http://127.0.0.1:{p['etcd']}"
+        etcd_peer = f"http://127.0.0.1:{p['etcd-peer']}"
+        self._processes = {
+            "etcd": _Process("etcd", [
+                str(b.etcd), "--name=asyncpod", f"--data-dir={d / 'etcd'}",
+                f"--listen-client-urls={etcd_client}", f"--advertise-client-urls={etcd_client}",
+                f"--listen-peer-urls={etcd_peer}", f"--initial-advertise-peer-urls={etcd_peer}",
+                f"--initial-cluster=asyncpod={etcd_peer}", "--unsafe-no-fsync",
+                "--log-level=warn",
+            ], logs / "etcd.log"),
+            "kube-apiserver": _Process("kube-apiserver", [
+                str(b.kube_apiserver), f"--etcd-servers={etcd_client}",
+                "--bind-address=127.0.0.1", f"--secure-port={p['apiserver']}",
+                "--advertise-address=127.0.0.1", "--endpoint-reconciler-type=none",
+                f"--tls-cert-file={pki.serving_cert}", f"--tls-private-key-file={pki.serving_key}",
+                f"--client-ca-file={pki.ca_cert}",
+                "--service-account-issuer=https://kubernetes.default.svc",
+                f"--service-account-key-file={pki.service_account_pub}",
+                f"--service-account-signing-key-file={pki.service_account_key}",
+                "--service-cluster-ip-range=10.96.0.0/16", "--authorization-mode=Node,RBAC",
+                "--kubelet-preferred-address-types=InternalIP", "--allow-privileged=true",
+                "--profiling=false", "--v=1", *self.apiserver_args,
+            ], logs / "kube-apiserver.log"),
+            "kube-controller-manager": _Process("kube-controller-manager", [
+                str(b.kube_controller_manager), f"--kubeconfig={d / 'controller-manager.kubeconfig'}",
+                f"--root-ca-file={pki.ca_cert}",
+                f"--service-account-private-key-file={pki.service_account_key}",
+                "--use-service-account-credentials=true", "--leader-elect=false",
+                "--bind-address=127.0.0.1", "--secure-port=0", "--v=1",
+                # Lift the not-ready taint from fresh kwok nodes within a second, not five.
+                "--node-monitor-period=1s",
+            ], logs / "kube-controller-manager.log"),
+            "kube-scheduler": _Process("kube-scheduler", [
+                str(b.kube_scheduler), f"--kubeconfig={d / 'scheduler.kubeconfig'}",
+                f"--authentication-kubeconfig={d / 'scheduler.kubeconfig'}",
+                f"--authorization-kubeconfig={d / 'scheduler.kubeconfig'}",
+                "--leader-elect=false", "--bind-address=127.0.0.1", "--secure-port=0", "--v=1",
+            ], logs / "kube-scheduler.log"),
+            "kwok": _Process("kwok", [
+                str(b.kwok), f"--kubeconfig={d / 'kwok.kubeconfig'}",
+                "--manage-all-nodes=false",
+                f"--manage-nodes-with-annotation-selector={FAKE_NODE_ANNOTATION}=fake",
+                "--node-ip=127.0.0.1", f"--node-port={p['kwok']}",
+                f"--server-address=127.0.0.1:{p['kwok']}",
+                f"--config={_DATA / 'stages.yaml'}", "--enable-crds=Logs,ClusterLogs",
+                "--node-lease-duration-seconds=40",
+            ], logs / "kwok.log"),
+        }  # fmt: skip
+
+    def _wait(self, what: str, process: str, probe: Any) -> None:
+        deadline = time.monotonic() + self.ready_timeout
+        last_error: Exception | None = None
+        while time.monotonic() < deadline:
+            if not self._processes[process].alive():
+                raise ControlPlaneError(
+                    f"{process} exited while waiting for {what}:\n{self._processes[process].tail()}"
+                )
+            try:
+                if probe():
+                    return
+            except (OSError, urllib.error.URLError, ValueError) as error:
+                last_error = error
+            time.sleep(0.1)
+        raise ControlPlaneError(
+            f"timed out waiting for {what} ({last_error}):\n{self._processes[process].tail()}"
+        )
+
+    def _wait_etcd(self) -> None:
+        url = f"http://127.0.0.1:{self._ports['etcd']}/health"
+
+        def healthy() -> bool:
+            with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310
+                return bool(json.loads(response.read()).get("health") == "true")
+
+        self._wait("etcd /health", "etcd", healthy)
+
+    def _wait_readyz(self) -> None:
+        def ready() -> bool:
+            return bool(self._admin_request("GET", "/readyz", raw=True).strip() == "ok")
+
+        self._wait("kube-apiserver /readyz", "kube-apiserver", ready)
+
+    def _install_kwok_crds(self) -> None:
+        for crd in json.loads((_DATA / "kwok-crds.json").read_text()):
+            try:
+                self._admin_request(
+                    "POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crd
+                )
+            except urllib.error.HTTPError as error:
+                if error.code != 409:
+                    raise
+        for crd in ("logs.kwok.x-k8s.io", "clusterlogs.kwok.x-k8s.io"):
+
+            def established(name: str = crd) -> bool:
+                body = self._admin_request(
+                    "GET", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}"
+                )
+                conditions = body.get("status", {}).get("conditions", [])
+                return any(
+                    c["type"] == "Established" and c["status"] == "True" for c in conditions
+                )
+
+            self._wait(f"CRD {crd}", "kube-apiserver", established)
+
+    def _create_nodes(self) -> None:
+        for index in range(self.nodes):
+            name = f"kwok-node-{index}"
+            node = {
+                "apiVersion": "v1",
+                "kind": "Node",
+                "metadata": {
+                    "name": name,
+                    "annotations": {FAKE_NODE_ANNOTATION: "fake", "node.alpha.kubernetes.io/ttl": "0"},
+                    "labels": {
+                        "kubernetes.io/hostname": name,
+                        "kubernetes.io/os": "linux",
+                        "kubernetes.io/arch": "amd64",
+                        "type": "kwok",
+                    },
+                },
+                "status": {
+                    "allocatable": dict(self.node_capacity),
+                    "capacity": dict(self.node_capacity),
+                },
+            }
+            try:
+                self._admin_request("POST", "/api/v1/nodes", node)
+            except urllib.error.HTTPError as error:
+                if error.code != 409:
+                    raise
+
+        def nodes_ready() -> bool:
+            items = self._admin_request("GET", "/api/v1/nodes")["items"]
+            # Ready is not enough: until the node-lifecycle controller lifts the
+            # not-ready taint, the scheduler refuses every pod.
+            ready = [
+                n
+                for n in items
+                if any(
+                    c["type"] == "Ready" and c["status"] == "True"
+                    for c in n.get("status", {}).get("conditions", [])
+                )
+                and not any(
+                    t.get("key") == "node.kubernetes.io/not-ready"
+                    for t in n.get("spec", {}).get("taints") or []
+                )
+            ]
+            return len(ready) >= self.nodes
+
+        self._wait(f"{self.nodes} kwok nodes Ready and untainted", "kwok", nodes_ready)
+
+
+@contextlib.contextmanager
+def local_control_plane(**options: Any) -> Iterator[LocalControlPlane]:
+    """``with local_control_plane(nodes=3) as cp:`` - a convenience wrapper."""
+    plane = LocalControlPlane(**options)
+    with plane:
+        yield plane
+
+
+def environment_for(plane: LocalControlPlane) -> dict[str, str]:
+    """Environment variables that point kubectl and asyncpod at ``plane``."""
+    return {**os.environ, "KUBECONFIG": str(plane.kubeconfig)}
