@@ -24,6 +24,7 @@ The tree::
     │   └── ServerError                5xx after retries ran out                          [TransientError]
     ├── TransientError                 it broke; a later try may work
     │   ├── ApiConnectionError         TCP / TLS / a stream cut mid-body
+    │   │   └── WatchStalledError      a watch sent nothing for its inactivity timeout
     │   └── ApiTimeoutError            a request took too long (also asyncio.TimeoutError)
     ├── RunTimeoutError                a run's schedule / startup / overall deadline passed
     │                                  (also asyncio.TimeoutError)
@@ -62,6 +63,7 @@ __all__ = [
     "TransientError",
     "UnauthorizedError",
     "UsageError",
+    "WatchStalledError",
     "api_error_from_status",
 ]
 
@@ -174,6 +176,14 @@ class ServerError(ApiError, TransientError):
 
 class ApiConnectionError(TransientError):
     """The connection failed or was cut, before or during a response body."""
+
+
+class WatchStalledError(ApiConnectionError):
+    """A watch sent no event or bookmark for its inactivity timeout (half-open TCP).
+
+    A connection error, not a timeout: nothing was slow, the stream is presumed dead.
+    Reopen it from the last resourceVersion.
+    """
 
 
 class ApiTimeoutError(TransientError, asyncio.TimeoutError):
