@@ -1,0 +1,729 @@
+"""One HTTP session per API server: budgets, rate limit, retries, error mapping.
+
+Why it exists: every request asyncpod makes goes through :class:`KubeClient`, so the
+things that bite at scale are decided in one place:
+
+* **Connection budget.** On HTTP/1.1 each watch and followed log holds a connection for
+  minutes. aiohttp's pool (100 by default) would silently queue the 101st stream behind
+  them and stall ordinary requests too. The pool is sized for ``max_requests +
+  max_streams``, and each kind takes a slot from its own semaphore first, so the pool
+  itself never queues; waiting happens on our semaphores, where ``statistics()`` shows it.
+* **Client-side rate limit** (token bucket) on requests and stream opens, so a batch of
+  ten thousand creates does not arrive as one burst.
+* **Retries** with jittered exponential backoff that honours ``Retry-After``: 429 always
+  (priority-and-fairness rejected it before doing anything); 5xx and connection errors
+  for idempotent verbs only; POST/PATCH only when the server provably did nothing (429, a
+  503 that carries ``Retry-After`` or APF headers, or a connection that never opened).
+  A POST create that was processed but whose answer was lost is *not* retried; if you
+  retry one yourself, a 409 AlreadyExists means the first attempt worked: reattach to
+  the existing object (asyncpod names pods deterministically for exactly this).
+* **Error mapping** to :mod:`asyncpod.errors`: non-2xx → :func:`api_error_from_status`
+  with method, path and pod; transport failures → :class:`ApiConnectionError`;
+  timeouts → :class:`ApiTimeoutError`. Request headers are never kept, so credentials
+  cannot leak into errors or logs.
+
+What it deliberately does not do: no typed Kubernetes models (responses stay orjson
+dicts, see DESIGN "Performance rules"), no watch or log parsing (``watch.py``,
+``logs.py`` read the raw response from :meth:`KubeClient.stream`), no caching.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import email.utils
+import logging
+import random
+import ssl
+import time
+import warnings
+from collections import Counter
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Final
+
+import aiohttp
+import orjson
+from yarl import URL
+
+from asyncpod.errors import (
+    ApiConnectionError,
+    ApiTimeoutError,
+    AsyncpodError,
+    ClosedError,
+    ConfigError,
+    api_error_from_status,
+)
+from asyncpod.kube.config import ClusterConfig, build_ssl_context, load_incluster, load_kubeconfig
+
+__all__ = [
+    "ClientStatistics",
+    "KubeClient",
+    "RetryPolicy",
+    "TokenBucket",
+    "translate_transport_error",
+]
+
+logger = logging.getLogger("asyncpod.kube")
+
+IDEMPOTENT_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+_RETRYABLE_5XX: Final = frozenset({500, 502, 503, 504})
+# Headers the API server's priority-and-fairness filter sets on requests it handled
+# itself; a 503 carrying them was rejected before reaching storage.
+_APF_HEADERS: Final = ("X-Kubernetes-PF-FlowSchema-UID", "X-Kubernetes-PF-PriorityLevel-UID")
+_MAX_ERROR_BODY: Final = 64 * 1024
+
+
+class _Default:
+    """Sentinel type: "use the client's default" (None already means "no timeout")."""
+
+    def __repr__(self) -> str:
+        return "DEFAULT"
+
+
+DEFAULT: Final = _Default()
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How often and how patiently to retry (see the module docstring for *what*).
+
+    ``attempts`` counts the first try. The n-th retry waits a random time in
+    ``[d/2, d]`` with ``d = min(backoff_cap, backoff_base * 2**n)`` ("equal jitter":
+    spread out, but never a zero wait), and at least the server's ``Retry-After``
+    (capped by ``max_retry_after``).
+    """
+
+    attempts: int = 5
+    backoff_base: float = 0.25
+    backoff_cap: float = 10.0
+    max_retry_after: float = 60.0
+
+    def __post_init__(self) -> None:
+        if self.attempts < 1:
+            raise ValueError("RetryPolicy.attempts must be at least 1")
+        if self.backoff_base < 0 or self.backoff_cap < 0:
+            raise ValueError("RetryPolicy backoff values must not be negative")
+
+    def delay(self, retry: int, *, retry_after: float | None = None) -> float:
+        """Seconds to wait before retry number ``retry`` (0-based). Pure but for jitter."""
+        ceiling = min(self.backoff_cap, self.backoff_base * (2.0 ** min(retry, 30)))
+        wait = ceiling * (0.5 + random.random() / 2)  # noqa: S311 - jitter, not crypto
+        if retry_after is not None:
+            floor = min(max(retry_after, 0.0), self.max_retry_after)
+            # A little jitter on top, so everyone told "1 s" does not return at once.
+            wait = max(wait, floor + random.random() * self.backoff_base)  # noqa: S311
+        return wait
+
+
+def should_retry_status(method: str, status: int, headers: Mapping[str, str]) -> bool:
+    """Whether a response with ``status`` may be retried for ``method``. Pure."""
+    if status == 429:
+        return True
+    if status not in _RETRYABLE_5XX:
+        return False
+    if method in IDEMPOTENT_METHODS:
+        return True
+    # Non-idempotent: only when the server says it did not process the request.
+    return status == 503 and ("Retry-After" in headers or any(h in headers for h in _APF_HEADERS))
+
+
+def should_retry_exception(method: str, exc: BaseException) -> bool:
+    """Whether a transport failure may be retried for ``method``. Pure."""
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        return False  # a wrong CA does not fix itself
+    if isinstance(exc, (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)):
+        return True  # the connection never opened: nothing was sent
+    if method in IDEMPOTENT_METHODS:
+        return isinstance(exc, (aiohttp.ClientError, asyncio.TimeoutError))
+    return False
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """``Retry-After`` as seconds (delta-seconds or an HTTP date), None if absent/garbled."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when is None:
+        return None
+    return max(when.timestamp() - time.time(), 0.0)
+
+
+def translate_transport_error(
+    exc: BaseException, *, method: str, path: str, pod: str | None = None
+) -> AsyncpodError:
+    """The asyncpod error for an aiohttp/asyncio failure during a request or stream.
+
+    Never chains exceptions that carry ``request_info`` (it holds the request headers,
+    i.e. the token): callers raise the result ``from None`` for those, see
+    :func:`_cause_is_safe`.
+    """
+    where = f"{method} {path}" + (f" (pod {pod})" if pod else "")
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        return ConfigError(
+            f"{where}: TLS verification of the API server failed ({exc.certificate_error}); "
+            "check certificate-authority and tls-server-name in the kubeconfig"
+        )
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return ApiTimeoutError(f"{where}: timed out connecting to the API server")
+    if isinstance(exc, asyncio.TimeoutError):
+        return ApiTimeoutError(f"{where}: timed out waiting for the API server")
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return ApiConnectionError(f"{where}: response cut off mid-body ({exc})")
+    if isinstance(exc, aiohttp.ClientResponseError):
+        return ApiConnectionError(f"{where}: {type(exc).__name__} (status {exc.status})")
+    detail = str(exc) or type(exc).__name__
+    return ApiConnectionError(f"{where}: {type(exc).__name__}: {detail}")
+
+
+def _cause_is_safe(exc: BaseException) -> bool:
+    # ClientResponseError and its kin keep request_info, which includes our headers.
+    return not isinstance(exc, aiohttp.ClientResponseError)
+
+
+def _with_cause(error: AsyncpodError, exc: BaseException) -> AsyncpodError:
+    if _cause_is_safe(exc):
+        error.__cause__ = exc
+    error.__suppress_context__ = True
+    return error
+
+
+class TokenBucket:
+    """A token-bucket rate limiter: ``qps`` sustained, ``burst`` at once.
+
+    Each caller *reserves* a token (the balance may go negative) and sleeps for its
+    own computed wait, so waiters are served in arrival order without a lock or a
+    background task. A cancelled waiter returns its token.
+    """
+
+    __slots__ = ("_burst", "_last", "_qps", "_tokens", "wait_seconds", "waits")
+
+    def __init__(self, qps: float, burst: int) -> None:
+        if qps <= 0 or burst < 1:
+            raise ValueError("TokenBucket needs qps > 0 and burst >= 1")
+        self._qps = float(qps)
+        self._burst = float(burst)
+        self._tokens = float(burst)
+        self._last = time.monotonic()
+        self.waits = 0
+        self.wait_seconds = 0.0
+
+    @property
+    def qps(self) -> float:
+        return self._qps
+
+    @property
+    def burst(self) -> int:
+        return int(self._burst)
+
+    def reserve(self, now: float | None = None) -> float:
+        """Take one token; return how long the caller must wait before using it."""
+        now = time.monotonic() if now is None else now
+        self._tokens = min(self._burst, self._tokens + (now - self._last) * self._qps)
+        self._last = now
+        self._tokens -= 1.0
+        return 0.0 if self._tokens >= 0 else -self._tokens / self._qps
+
+    async def acquire(self) -> float:
+        """Wait for a token; returns the seconds waited."""
+        delay = self.reserve()
+        if delay <= 0:
+            return 0.0
+        self.waits += 1
+        self.wait_seconds += delay
+        try:
+            await asyncio.sleep(delay)
+        except asyncio.CancelledError:
+            self._tokens = min(self._burst, self._tokens + 1.0)
+            raise
+        return delay
+
+    def __repr__(self) -> str:
+        return f"<TokenBucket qps={self._qps:g} burst={self.burst} waits={self.waits}>"
+
+
+class _Budget:
+    """A semaphore that counts who waits on it, for ``statistics()``."""
+
+    __slots__ = ("_sem", "in_use", "limit", "waiting", "waits")
+
+    def __init__(self, limit: int) -> None:
+        if limit < 1:
+            raise ValueError("a budget needs at least one slot")
+        self.limit = limit
+        self.in_use = 0
+        self.waiting = 0
+        self.waits = 0
+        self._sem = asyncio.Semaphore(limit)
+
+    async def __aenter__(self) -> None:
+        if self._sem.locked():
+            self.waiting += 1
+            self.waits += 1
+            try:
+                await self._sem.acquire()
+            finally:
+                self.waiting -= 1
+        else:
+            await self._sem.acquire()
+        self.in_use += 1
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.in_use -= 1
+        self._sem.release()
+
+
+@dataclass(frozen=True, slots=True)
+class ClientStatistics:
+    """A snapshot of a :class:`KubeClient`'s counters (cumulative unless noted)."""
+
+    requests_sent: Mapping[str, int]
+    """Attempts put on the wire, by verb (retries count again; stream opens too)."""
+    responses: Mapping[int, int]
+    """Answers received, by HTTP status."""
+    retries: int
+    throttled: int
+    """429 answers received (each one, retried or not)."""
+    auth_refreshes: int
+    connection_errors: int
+    requests_in_flight: int
+    """Now: ordinary requests holding a request slot."""
+    requests_waiting: int
+    """Now: requests waiting for a request slot."""
+    max_requests: int
+    streams_open: int
+    """Now: watches/log follows holding a stream slot."""
+    streams_waiting: int
+    """Now: streams waiting because ``max_streams`` are open."""
+    stream_waits: int
+    """Times a stream had to wait for the stream budget."""
+    max_streams: int
+    rate_limiter_waits: int
+    rate_limiter_wait_seconds: float
+
+
+class KubeClient:
+    """The HTTP session for one API server. Use as ``async with``; ``aclose()`` is idempotent.
+
+    Prefer the async constructors (:meth:`from_kubeconfig`, :meth:`from_incluster`,
+    :meth:`from_config`): they build the TLS context in a thread. The plain constructor
+    must run inside the event loop and builds it synchronously when not given one.
+
+    ``max_requests`` bounds concurrent ordinary requests; ``max_streams`` bounds open
+    watches and followed logs; the connection pool holds both. ``qps``/``burst``
+    configure the rate limiter (``qps=None`` turns it off). ``timeout`` is the default
+    per-attempt time limit of ordinary requests (None: no limit).
+    """
+
+    def __init__(
+        self,
+        config: ClusterConfig,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        max_requests: int = 64,
+        max_streams: int = 400,
+        qps: float | None = 50.0,
+        burst: int = 100,
+        retry: RetryPolicy | None = None,
+        timeout: float | None = 60.0,
+        connect_timeout: float = 10.0,
+        user_agent: str = "asyncpod",
+        trust_env: bool = False,
+    ) -> None:
+        self._closed = True  # until the session exists, so __del__ stays quiet
+        self._config = config
+        self._base = config.server.rstrip("/")
+        self._requests = _Budget(max_requests)
+        self._streams = _Budget(max_streams)
+        self._limiter = TokenBucket(qps, burst) if qps is not None else None
+        self._retry = retry or RetryPolicy()
+        self._timeout = timeout
+        self._connect_timeout = connect_timeout
+        if ssl_context is None and config.uses_tls:
+            ssl_context = build_ssl_context(config)
+        self._sent: Counter[str] = Counter()
+        self._responses: Counter[int] = Counter()
+        self._retries = 0
+        self._throttled = 0
+        self._auth_refreshes = 0
+        self._connection_errors = 0
+        connector = aiohttp.TCPConnector(
+            # Both budgets fit, so aiohttp's pool never queues a request behind streams.
+            limit=max_requests + max_streams,
+            limit_per_host=0,
+            ssl=ssl_context if ssl_context is not None else True,
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            headers={"Accept": "application/json", "User-Agent": user_agent},
+            trust_env=trust_env,
+            raise_for_status=False,
+        )
+        self._closed = False
+
+    # ------------------------------------------------------------------ constructors
+
+    @classmethod
+    async def from_config(cls, config: ClusterConfig, **options: Any) -> KubeClient:
+        """A client for ``config``; ``options`` are the constructor's keywords."""
+        if "ssl_context" not in options:
+            options["ssl_context"] = await asyncio.to_thread(build_ssl_context, config)
+        return cls(config, **options)
+
+    @classmethod
+    async def from_kubeconfig(
+        cls,
+        path: str | None = None,
+        *,
+        context: str | None = None,
+        **options: Any,
+    ) -> KubeClient:
+        """Load a kubeconfig (``KUBECONFIG`` / ``~/.kube/config`` when ``path`` is None)."""
+        return await cls.from_config(await load_kubeconfig(path, context=context), **options)
+
+    @classmethod
+    async def from_incluster(cls, **options: Any) -> KubeClient:
+        """Use the pod's service account."""
+        return await cls.from_config(await load_incluster(), **options)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @property
+    def config(self) -> ClusterConfig:
+        return self._config
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    async def aclose(self) -> None:
+        """Close the session and every connection. Safe to call more than once."""
+        if self._closed:
+            return
+        self._closed = True
+        await self._session.close()
+
+    async def __aenter__(self) -> KubeClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def __del__(self, _warnings: Any = warnings) -> None:
+        if not getattr(self, "_closed", True):
+            _warnings.warn(
+                f"unclosed {self!r}; use `async with` or await aclose()",
+                ResourceWarning,
+                source=self,
+                stacklevel=1,
+            )
+
+    def __repr__(self) -> str:
+        server = URL(self._base).with_user(None)
+        state = "closed" if self._closed else "open"
+        limiter = (
+            f"qps={self._limiter.qps:g}/burst={self._limiter.burst}" if self._limiter else "qps=off"
+        )
+        context = f" context={self._config.context}" if self._config.context else ""
+        return (
+            f"<KubeClient {server}{context} {state} "
+            f"requests={self._requests.in_use}/{self._requests.limit} "
+            f"streams={self._streams.in_use}/{self._streams.limit}"
+            f"{f' (+{self._streams.waiting} waiting)' if self._streams.waiting else ''} "
+            f"{limiter} sent={sum(self._sent.values())} retries={self._retries}>"
+        )
+
+    def statistics(self) -> ClientStatistics:
+        """Live counters: what was sent, what waited, what was retried."""
+        limiter = self._limiter
+        return ClientStatistics(
+            requests_sent=dict(self._sent),
+            responses=dict(self._responses),
+            retries=self._retries,
+            throttled=self._throttled,
+            auth_refreshes=self._auth_refreshes,
+            connection_errors=self._connection_errors,
+            requests_in_flight=self._requests.in_use,
+            requests_waiting=self._requests.waiting,
+            max_requests=self._requests.limit,
+            streams_open=self._streams.in_use,
+            streams_waiting=self._streams.waiting,
+            stream_waits=self._streams.waits,
+            max_streams=self._streams.limit,
+            rate_limiter_waits=limiter.waits if limiter else 0,
+            rate_limiter_wait_seconds=limiter.wait_seconds if limiter else 0.0,
+        )
+
+    # ------------------------------------------------------------------ requests
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        pod: str | None = None,
+        timeout: float | _Default | None = DEFAULT,
+        content_type: str | None = None,
+    ) -> Any:
+        """Send one request and return its decoded body.
+
+        JSON bodies come back as orjson-decoded objects, an empty body as None and any
+        other content type as ``bytes``. ``json`` is encoded with orjson;
+        ``content_type`` overrides its type (PATCH defaults to a JSON merge patch).
+        ``pod`` (``namespace/name``) is only used to label errors.
+        """
+        method = method.upper()
+        body: bytes | None = None
+        headers: dict[str, str] = {}
+        if json is not None:
+            body = orjson.dumps(json)
+            if content_type is None:
+                content_type = (
+                    "application/merge-patch+json" if method == "PATCH" else "application/json"
+                )
+            headers["Content-Type"] = content_type
+        limit = self._timeout if isinstance(timeout, _Default) else timeout
+        client_timeout = aiohttp.ClientTimeout(total=limit, connect=self._connect_timeout)
+        query = _query(params)
+        attempt = 0
+        refreshed = False
+        while True:
+            await self._before_attempt()
+            error: AsyncpodError
+            try:
+                async with self._requests:
+                    auth = await self._authorization()
+                    if auth is not None:
+                        headers["Authorization"] = auth
+                    self._sent[method] += 1
+                    async with self._session.request(
+                        method,
+                        self._base + path,
+                        params=query,
+                        data=body,
+                        headers=headers,
+                        timeout=client_timeout,
+                        proxy=self._config.proxy,
+                        server_hostname=self._config.tls_server_name,
+                    ) as response:
+                        status = response.status
+                        payload = await response.read()
+                        response_headers = response.headers
+                        content_kind = response.content_type
+            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                retryable = should_retry_exception(method, exc)
+                error = self._transport_error(exc, method=method, path=path, pod=pod)
+                retry_after = None
+            else:
+                self._responses[status] += 1
+                if 200 <= status < 300:
+                    return _decode_success(payload, content_kind, method=method, path=path)
+                if status == 401 and not refreshed and await self._refresh_auth():
+                    refreshed = True
+                    continue
+                if status == 429:
+                    self._throttled += 1
+                retry_after = parse_retry_after(response_headers.get("Retry-After"))
+                error = api_error_from_status(
+                    status,
+                    _decode_error_body(payload),
+                    method=method,
+                    path=path,
+                    pod=pod,
+                    retry_after=retry_after,
+                )
+                retryable = should_retry_status(method, status, response_headers)
+            attempt += 1
+            if not retryable or attempt >= self._retry.attempts:
+                raise error
+            await self._backoff(attempt - 1, retry_after, error)
+
+    @contextlib.asynccontextmanager
+    async def stream(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        pod: str | None = None,
+        read_timeout: float | None = None,
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        """Open a long-lived response (watch, followed log) and yield it, status checked.
+
+        Takes a slot from the stream budget first (waiting visibly if ``max_streams``
+        are open), then opens with the same rate limit and retries as
+        :meth:`request`. A non-2xx answer raises the typed error from its body. The
+        caller reads ``response.content`` raw; errors while reading are the caller's
+        to translate (:func:`translate_transport_error`). ``read_timeout`` fails a
+        read after that many seconds without data (aiohttp's ``sock_read``), which
+        also bounds the wait for the response headers.
+        """
+        method = method.upper()
+        async with self._streams:
+            response = await self._open_stream(
+                method, path, params=params, pod=pod, read_timeout=read_timeout
+            )
+            try:
+                yield response
+            finally:
+                if response.content.at_eof():
+                    response.release()  # body fully read: the connection can be reused
+                else:
+                    response.close()  # abandoned mid-body: the connection is unusable
+
+    async def _open_stream(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None,
+        pod: str | None,
+        read_timeout: float | None,
+    ) -> aiohttp.ClientResponse:
+        client_timeout = aiohttp.ClientTimeout(
+            total=None, connect=self._connect_timeout, sock_read=read_timeout
+        )
+        query = _query(params)
+        attempt = 0
+        refreshed = False
+        while True:
+            await self._before_attempt()
+            headers: dict[str, str] = {}
+            auth = await self._authorization()
+            if auth is not None:
+                headers["Authorization"] = auth
+            self._sent[method] += 1
+            error: AsyncpodError
+            try:
+                response = await self._session.request(
+                    method,
+                    self._base + path,
+                    params=query,
+                    headers=headers,
+                    timeout=client_timeout,
+                    proxy=self._config.proxy,
+                    server_hostname=self._config.tls_server_name,
+                )
+            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                retryable = should_retry_exception(method, exc)
+                error = self._transport_error(exc, method=method, path=path, pod=pod)
+                retry_after = None
+            else:
+                status = response.status
+                self._responses[status] += 1
+                if 200 <= status < 300:
+                    return response
+                try:
+                    payload = await response.content.read(_MAX_ERROR_BODY)
+                except (aiohttp.ClientError, asyncio.TimeoutError):
+                    payload = b""
+                finally:
+                    response.close()
+                if status == 401 and not refreshed and await self._refresh_auth():
+                    refreshed = True
+                    continue
+                if status == 429:
+                    self._throttled += 1
+                retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                error = api_error_from_status(
+                    status,
+                    _decode_error_body(payload),
+                    method=method,
+                    path=path,
+                    pod=pod,
+                    retry_after=retry_after,
+                )
+                retryable = should_retry_status(method, status, response.headers)
+            attempt += 1
+            if not retryable or attempt >= self._retry.attempts:
+                raise error
+            await self._backoff(attempt - 1, retry_after, error)
+
+    # ------------------------------------------------------------------ helpers
+
+    async def _before_attempt(self) -> None:
+        if self._closed:
+            raise ClosedError(f"{self!r} is closed")
+        if self._limiter is not None:
+            await self._limiter.acquire()
+
+    async def _authorization(self) -> str | None:
+        credentials = self._config.credentials
+        if credentials is None:
+            return None
+        return await credentials.authorization()
+
+    async def _refresh_auth(self) -> bool:
+        credentials = self._config.credentials
+        if credentials is None or not await credentials.invalidate():
+            return False
+        self._auth_refreshes += 1
+        return True
+
+    def _transport_error(
+        self, exc: BaseException, *, method: str, path: str, pod: str | None
+    ) -> AsyncpodError:
+        if self._closed:
+            # aclose() raced this request; say so instead of "connection error".
+            return _with_cause(ClosedError(f"{method} {path}: the client was closed"), exc)
+        self._connection_errors += 1
+        return _with_cause(translate_transport_error(exc, method=method, path=path, pod=pod), exc)
+
+    async def _backoff(self, retry: int, retry_after: float | None, error: Exception) -> None:
+        delay = self._retry.delay(retry, retry_after=retry_after)
+        self._retries += 1
+        logger.debug("retrying in %.2fs after: %s", delay, error)
+        await asyncio.sleep(delay)
+
+
+def _query(params: Mapping[str, Any] | None) -> dict[str, str] | None:
+    """Query parameters as strings (``True`` → ``"true"`` as Kubernetes spells it)."""
+    if not params:
+        return None
+    out: dict[str, str] = {}
+    for key, value in params.items():
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            out[key] = "true" if value else "false"
+        else:
+            out[key] = str(value)
+    return out
+
+
+def _decode_success(payload: bytes, content_type: str, *, method: str, path: str) -> Any:
+    if not payload:
+        return None
+    if content_type == "application/json" or content_type.endswith("+json"):
+        try:
+            return orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            raise ApiConnectionError(
+                f"{method} {path}: the API server sent undecodable JSON"
+            ) from None
+    return payload
+
+
+def _decode_error_body(payload: bytes) -> Any:
+    if not payload:
+        return None
+    try:
+        return orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return payload
