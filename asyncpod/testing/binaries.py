@@ -214,9 +214,14 @@ def _build(component: Component, moddir: Path, version: str, target: Path, say: 
         shutil.rmtree(staging, ignore_errors=True)
 
 
+def _to_stderr(message: str) -> None:
+    sys.stderr.write(message + "\n")
+    sys.stderr.flush()
+
+
 def ensure_binaries(*, progress: Progress | None = None) -> Binaries:
     """Return the five binaries, building whichever are missing from the cache."""
-    say: Progress = progress or (lambda message: print(message, file=sys.stderr, flush=True))
+    say: Progress = progress or _to_stderr
     override = os.environ.get("ASYNCPOD_CONTROLPLANE_BIN")
     if override:
         return Binaries.from_dir(Path(override))
@@ -250,7 +255,7 @@ def main() -> None:
     """``python -m asyncpod.testing.binaries``: build what is missing, print the paths."""
     binaries = ensure_binaries()
     for field in ("etcd", "kube_apiserver", "kube_controller_manager", "kube_scheduler", "kwok"):
-        print(f"{field}: {getattr(binaries, field)}")
+        sys.stdout.write(f"{field}: {getattr(binaries, field)}\n")
 
 
 if __name__ == "__main__":

@@ -24,7 +24,6 @@ import os
 import shutil
 import signal
 import socket
-import ssl
 import subprocess
 import tempfile
 import time
@@ -36,6 +35,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from asyncpod.testing.admin import AdminClient, AdminRequestError
 from asyncpod.testing.binaries import Binaries, ensure_binaries
 from asyncpod.testing.pki import ClientIdentity, Pki, make_pki
 
@@ -67,9 +67,7 @@ class RequestCounts:
 
     def __sub__(self, before: RequestCounts) -> RequestCounts:
         keys = set(self.counts) | set(before.counts)
-        return RequestCounts(
-            {k: self.counts.get(k, 0.0) - before.counts.get(k, 0.0) for k in keys}
-        )
+        return RequestCounts({k: self.counts.get(k, 0.0) - before.counts.get(k, 0.0) for k in keys})
 
 
 def parse_request_counts(metrics_text: str) -> RequestCounts:
@@ -197,6 +195,7 @@ class LocalControlPlane:
             for name in ("etcd", "etcd-peer", "apiserver", "kwok"):
                 self._ports[name] = free_port()
             self._write_kubeconfigs()
+            self.admin = AdminClient.from_kubeconfig(self.kubeconfig)
             self._define_processes(binaries)
             self._processes["etcd"].start()
             self._wait_etcd()
@@ -259,39 +258,27 @@ class LocalControlPlane:
 
     # -------------------------------------------------------------- admin helpers
     def create_namespace(self, name: str) -> None:
-        self._admin_request(
-            "POST",
-            "/api/v1/namespaces",
-            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}},
-        )
-        self.wait_for_service_account(name)
+        """Create a namespace and wait until pods can be created in it."""
+        assert self.admin is not None
+        self.admin.create_namespace(name, timeout=self.ready_timeout)
 
     def delete_namespace(self, name: str) -> None:
-        with contextlib.suppress(urllib.error.HTTPError):
-            self._admin_request("DELETE", f"/api/v1/namespaces/{name}")
+        assert self.admin is not None
+        self.admin.delete_namespace(name)
 
     def wait_for_service_account(self, namespace: str, name: str = "default") -> None:
-        """Block until the controller-manager has made the namespace's ServiceAccount.
-
-        The ServiceAccount admission plugin rejects pods in a namespace until then.
-        """
-        deadline = time.monotonic() + self.ready_timeout
-        path = f"/api/v1/namespaces/{namespace}/serviceaccounts/{name}"
-        while True:
-            try:
-                self._admin_request("GET", path)
-                return
-            except urllib.error.HTTPError as error:
-                if error.code != 404 or time.monotonic() > deadline:
-                    raise ControlPlaneError(
-                        f"ServiceAccount {namespace}/{name} did not appear: {error}\n"
-                        + self._processes["kube-controller-manager"].tail()
-                    ) from error
-            time.sleep(0.1)
-
-    def admin_request(self, method: str, path: str, body: Any = None) -> Any:
-        """A JSON request as cluster admin (for tests' setup, not for the code under test)."""
-        return self._admin_request(method, path, body)
+        """Block until the controller-manager has made the namespace's ServiceAccount."""
+        assert self.admin is not None
+        try:
+            self.admin.wait_for(
+                f"/api/v1/namespaces/{namespace}/serviceaccounts/{name}",
+                timeout=self.ready_timeout,
+            )
+        except AdminRequestError as error:
+            raise ControlPlaneError(
+                f"ServiceAccount {namespace}/{name} did not appear: {error}\n"
+                + self._processes["kube-controller-manager"].tail()
+            ) from error
 
     # ------------------------------------------------------------------ internals
     @property
@@ -299,27 +286,9 @@ class LocalControlPlane:
         assert self.workdir is not None
         return self.workdir
 
-    def _ssl_context(self, identity: ClientIdentity) -> ssl.SSLContext:
-        assert self._pki is not None
-        context = ssl.create_default_context(cafile=str(self._pki.ca_cert))
-        context.load_cert_chain(str(identity.cert), str(identity.key))
-        return context
-
     def _admin_request(self, method: str, path: str, body: Any = None, *, raw: bool = False) -> Any:
-        assert self._pki is not None
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(  # noqa: S310 - our own https loopback URL
-            self.server + path,
-            data=data,
-            method=method,
-            headers={"Content-Type": "application/json", "Accept": "application/json"},
-        )
-        context = self._ssl_context(self._pki.admin)
-        with urllib.request.urlopen(request, context=context, timeout=30) as response:  # noqa: S310
-            payload = response.read()
-        if raw:
-            return payload.decode()
-        return json.loads(payload) if payload else None
+        assert self.admin is not None
+        return self.admin.request(method, path, body, raw=raw)
 
     def _etcd_post(self, url: str, body: Mapping[str, Any]) -> Any:
         request = urllib.request.Request(  # noqa: S310 - loopback etcd gateway
@@ -405,7 +374,8 @@ class LocalControlPlane:
                 "--profiling=false", "--v=1", *self.apiserver_args,
             ], logs / "kube-apiserver.log"),
             "kube-controller-manager": _Process("kube-controller-manager", [
-                str(b.kube_controller_manager), f"--kubeconfig={d / 'controller-manager.kubeconfig'}",
+                str(b.kube_controller_manager),
+                f"--kubeconfig={d / 'controller-manager.kubeconfig'}",
                 f"--root-ca-file={pki.ca_cert}",
                 f"--service-account-private-key-file={pki.service_account_key}",
                 "--use-service-account-credentials=true", "--leader-elect=false",
@@ -441,7 +411,7 @@ class LocalControlPlane:
             try:
                 if probe():
                     return
-            except (OSError, urllib.error.URLError, ValueError) as error:
+            except (OSError, urllib.error.URLError, ValueError, AdminRequestError) as error:
                 last_error = error
             time.sleep(0.1)
         raise ControlPlaneError(
@@ -452,7 +422,7 @@ class LocalControlPlane:
         url = f"http://127.0.0.1:{self._ports['etcd']}/health"
 
         def healthy() -> bool:
-            with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310
+            with urllib.request.urlopen(url, timeout=2) as response:
                 return bool(json.loads(response.read()).get("health") == "true")
 
         self._wait("etcd /health", "etcd", healthy)
@@ -469,8 +439,8 @@ class LocalControlPlane:
                 self._admin_request(
                     "POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crd
                 )
-            except urllib.error.HTTPError as error:
-                if error.code != 409:
+            except AdminRequestError as error:
+                if error.status != 409:
                     raise
         for crd in ("logs.kwok.x-k8s.io", "clusterlogs.kwok.x-k8s.io"):
 
@@ -479,9 +449,7 @@ class LocalControlPlane:
                     "GET", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}"
                 )
                 conditions = body.get("status", {}).get("conditions", [])
-                return any(
-                    c["type"] == "Established" and c["status"] == "True" for c in conditions
-                )
+                return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
 
             self._wait(f"CRD {crd}", "kube-apiserver", established)
 
@@ -493,7 +461,7 @@ class LocalControlPlane:
                 "kind": "Node",
                 "metadata": {
                     "name": name,
-                    "annotations": {FAKE_NODE_ANNOTATION: "fake", "node.alpha.kubernetes.io/ttl": "0"},
+                    "annotations": {FAKE_NODE_ANNOTATION: "fake"},
                     "labels": {
                         "kubernetes.io/hostname": name,
                         "kubernetes.io/os": "linux",
@@ -508,8 +476,8 @@ class LocalControlPlane:
             }
             try:
                 self._admin_request("POST", "/api/v1/nodes", node)
-            except urllib.error.HTTPError as error:
-                if error.code != 409:
+            except AdminRequestError as error:
+                if error.status != 409:
                     raise
 
         def nodes_ready() -> bool:

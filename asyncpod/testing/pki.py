@@ -98,9 +98,7 @@ def make_pki(directory: Path, *, server_ips: tuple[str, ...] = ("127.0.0.1",)) -
         .sign(ca_key, hashes.SHA256())
     )  # fmt: skip
 
-    def issue(
-        stem: str, subject: x509.Name, *, server: bool
-    ) -> tuple[Path, Path]:
+    def issue(stem: str, subject: x509.Name, *, server: bool) -> tuple[Path, Path]:
         key = ec.generate_private_key(ec.SECP256R1())
         builder = (
             x509.CertificateBuilder()

@@ -1,0 +1,111 @@
+"""pytest plugin: a real Kubernetes API server for every test session.
+
+Installed with asyncpod (entry point ``pytest11``), so users get the same fixtures:
+
+- ``kube_cluster`` (session): a :class:`TestCluster` - the local control plane started
+  once per session, or, when ``ASYNCPOD_TEST_KUBECONFIG`` names a kubeconfig, that
+  cluster instead (kind, a real one). Its ``kubeconfig`` and ``admin`` client are what
+  tests use.
+- ``control_plane`` (session): the :class:`LocalControlPlane` itself, for tests that
+  pull its fault levers; such tests are skipped against another cluster.
+- ``namespace`` (function): a fresh namespace per test, deleted afterwards.
+- ``container_logs`` (function): write CRI log files that ``pods/log`` then serves.
+
+Only tests that request these fixtures start anything; pure unit tests stay fast.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from asyncpod.testing.admin import AdminClient
+from asyncpod.testing.controlplane import LocalControlPlane
+from asyncpod.testing.simulate import ContainerLog, register_logs
+
+__all__ = ["TestCluster"]
+
+KUBECONFIG_ENV = "ASYNCPOD_TEST_KUBECONFIG"
+
+
+@dataclass(frozen=True)
+class TestCluster:
+    """The cluster a test session runs against."""
+
+    __test__ = False  # not a test class, despite its name
+
+    kubeconfig: Path
+    admin: AdminClient
+    local: LocalControlPlane | None
+
+    @property
+    def is_local(self) -> bool:
+        return self.local is not None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "integration: talks to a real Kubernetes API server (local control plane)"
+    )
+
+
+@pytest.fixture(scope="session")
+def kube_cluster() -> Iterator[TestCluster]:
+    external = os.environ.get(KUBECONFIG_ENV)
+    if external:
+        path = Path(external)
+        yield TestCluster(kubeconfig=path, admin=AdminClient.from_kubeconfig(path), local=None)
+        return
+    plane = LocalControlPlane(nodes=int(os.environ.get("ASYNCPOD_TEST_NODES", "3")))
+    with plane:
+        assert plane.admin is not None
+        yield TestCluster(kubeconfig=plane.kubeconfig, admin=plane.admin, local=plane)
+
+
+@pytest.fixture(scope="session")
+def control_plane(kube_cluster: TestCluster) -> LocalControlPlane:
+    if kube_cluster.local is None:
+        pytest.skip(f"needs the local control plane's fault levers ({KUBECONFIG_ENV} is set)")
+    return kube_cluster.local
+
+
+@pytest.fixture
+def namespace(kube_cluster: TestCluster, request: pytest.FixtureRequest) -> Iterator[str]:
+    slug = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:40].strip("-")
+    name = f"t-{slug}-{secrets.token_hex(3)}"
+    kube_cluster.admin.create_namespace(name)
+    yield name
+    kube_cluster.admin.delete_namespace(name)
+
+
+@pytest.fixture
+def container_logs(
+    kube_cluster: TestCluster, namespace: str, tmp_path: Path
+) -> Callable[..., dict[str, ContainerLog]]:
+    """``logs = container_logs("pod-name", ["main"])``; then ``logs["main"].write([...])``.
+
+    Registers a kwok ``Logs`` object so the real ``pods/{name}/log`` endpoint serves
+    the files (with ``follow=true``, appended lines arrive). Local control plane only:
+    kwok must be able to read the files.
+    """
+    if kube_cluster.local is None:
+        pytest.skip("simulated container logs need the local control plane")
+
+    def make(pod: str, containers: Sequence[str] = ("main",)) -> dict[str, ContainerLog]:
+        files: dict[str, ContainerLog] = {}
+        for container in containers:
+            path = tmp_path / f"{pod}.{container}.log"
+            path.touch()
+            files[container] = ContainerLog(path)
+        register_logs(
+            kube_cluster.admin.request, namespace, pod, {c: f.path for c, f in files.items()}
+        )
+        return files
+
+    return make
