@@ -1,0 +1,176 @@
+"""Raw LIST and WATCH: paginated lists and one watch stream, as orjson dicts.
+
+Why it exists: ``kubernetes_asyncio.watch.Watch`` builds its own API client, parses each
+event three times, retries a 410 once with the same stale version and lets
+``aiohttp.ClientPayloadError`` escape (DESIGN, "Facts"). These are the two primitives
+the informer in ``asyncpod.core`` is built on, done once and done cheaply:
+
+* :func:`list_objects` follows ``continue`` tokens and restarts the list if a token
+  expires (410) part-way.
+* :func:`watch_stream` reads the body line by line (lines of any length, split across
+  chunks anywhere), decodes each with orjson, yields ``(type, object)`` including
+  ``BOOKMARK``, and turns every way a watch ends into one precise outcome:
+
+  ==============================================  =====================================
+  the server closes the stream cleanly            the iterator ends (reopen from the
+                                                  last resourceVersion)
+  an ``ERROR`` event with code 410, or HTTP 410   :class:`GoneError` (relist)
+  another ``ERROR`` event                         the typed error for its code
+  no bytes for ``inactivity_timeout`` seconds     :class:`WatchStalledError`
+  the connection is cut mid-body                  :class:`ApiConnectionError`
+  ==============================================  =====================================
+
+What it deliberately does not do: no cache, no relist-and-diff, no reconnect loop, no
+resourceVersion bookkeeping: that is the informer's job, and keeping it out of here
+keeps these functions small and their failures explicit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any, Final
+
+import aiohttp
+import orjson
+
+from asyncpod.errors import (
+    ApiConnectionError,
+    GoneError,
+    WatchStalledError,
+    api_error_from_status,
+)
+from asyncpod.kube._lines import LineSplitter
+from asyncpod.kube.client import KubeClient, translate_transport_error
+
+__all__ = ["ADDED", "BOOKMARK", "DELETED", "ERROR", "MODIFIED", "list_objects", "watch_stream"]
+
+ADDED: Final = "ADDED"
+MODIFIED: Final = "MODIFIED"
+DELETED: Final = "DELETED"
+BOOKMARK: Final = "BOOKMARK"
+ERROR: Final = "ERROR"
+
+
+async def list_objects(
+    client: KubeClient,
+    path: str,
+    *,
+    label_selector: str | None = None,
+    field_selector: str | None = None,
+    limit: int = 500,
+    resource_version: str | None = None,
+    max_restarts: int = 3,
+) -> tuple[list[dict[str, Any]], str]:
+    """LIST ``path`` page by page; return ``(items, resourceVersion)``.
+
+    The resourceVersion is the list's snapshot, the one to start a watch from. Items
+    are raw dicts (note that Kubernetes omits ``kind``/``apiVersion`` on list items).
+    If a ``continue`` token expires mid-way (410), the whole list starts over, at most
+    ``max_restarts`` times; a 410 on the first page is raised as :class:`GoneError`.
+    """
+    restarts = 0
+    while True:
+        items: list[dict[str, Any]] = []
+        token: str | None = None
+        try:
+            while True:
+                page = await client.request(
+                    "GET",
+                    path,
+                    params={
+                        "labelSelector": label_selector,
+                        "fieldSelector": field_selector,
+                        "limit": limit,
+                        "continue": token,
+                        # resourceVersion only applies to the first page; the continue
+                        # token carries the snapshot after that.
+                        "resourceVersion": resource_version if token is None else None,
+                    },
+                )
+                if not isinstance(page, dict):
+                    raise ApiConnectionError(f"GET {path}: a list answer was not a JSON object")
+                items.extend(page.get("items") or ())
+                metadata = page.get("metadata") or {}
+                token = metadata.get("continue") or None
+                if token is None:
+                    return items, str(metadata.get("resourceVersion") or "")
+        except GoneError:
+            if token is None or restarts >= max_restarts:
+                raise
+            restarts += 1  # the continue token expired: the snapshot is gone, start over
+
+
+async def watch_stream(
+    client: KubeClient,
+    path: str,
+    *,
+    resource_version: str | None,
+    label_selector: str | None = None,
+    field_selector: str | None = None,
+    timeout_seconds: int | None = None,
+    inactivity_timeout: float | None = 70.0,
+    allow_bookmarks: bool = True,
+) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+    """WATCH ``path`` from ``resource_version``; yield ``(event type, object)``.
+
+    ``timeout_seconds`` asks the server to end the watch (cleanly) after that long.
+    ``inactivity_timeout`` is the client's guard against a silently dead connection:
+    bookmarks arrive about once a minute, so the default of 70 s only fires when the
+    stream is dead. The stream holds a slot of the client's stream budget until the
+    generator finishes: iterate it with ``contextlib.aclosing`` (or exhaust it), so an
+    early ``break`` gives the connection back at once, not at garbage collection.
+    """
+    params: dict[str, Any] = {
+        "watch": True,
+        "allowWatchBookmarks": allow_bookmarks,
+        "resourceVersion": resource_version or None,
+        "labelSelector": label_selector,
+        "fieldSelector": field_selector,
+        "timeoutSeconds": timeout_seconds,
+    }
+    async with client.stream("GET", path, params=params, read_timeout=inactivity_timeout) as resp:
+        splitter = LineSplitter()
+        chunks = resp.content.iter_any()
+        while True:
+            try:
+                chunk = await chunks.__anext__()
+            except StopAsyncIteration:
+                break
+            except asyncio.TimeoutError:
+                # aiohttp's sock_read timer: no byte for inactivity_timeout seconds.
+                raise WatchStalledError(
+                    f"GET {path}: watch sent nothing for {inactivity_timeout:g}s; "
+                    "presumed dead (half-open connection)"
+                ) from None
+            except aiohttp.ClientError as exc:
+                raise translate_transport_error(exc, method="GET", path=path) from exc
+            for line in splitter.feed(chunk):
+                event = _decode_event(line, path)
+                if event is not None:
+                    yield event
+        # A clean end may still leave one unterminated line (servers always end events
+        # with a newline, but a proxy might not).
+        event = _decode_event(splitter.flush(), path)
+        if event is not None:
+            yield event
+
+
+def _decode_event(line: bytes, path: str) -> tuple[str, dict[str, Any]] | None:
+    if not line.strip():
+        return None
+    try:
+        event = orjson.loads(line)
+        kind = event["type"]
+        obj = event["object"]
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        # A garbled line means the stream cannot be trusted from here on.
+        raise ApiConnectionError(
+            f"GET {path}: undecodable watch event ({len(line)} bytes)"
+        ) from None
+    if kind == ERROR:
+        code = obj.get("code") if isinstance(obj, dict) else None
+        raise api_error_from_status(
+            code if isinstance(code, int) else 500, obj, method="GET", path=path
+        )
+    return kind, obj
