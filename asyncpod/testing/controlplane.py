@@ -221,6 +221,60 @@ class LocalControlPlane:
             shutil.rmtree(self.workdir, ignore_errors=True)
         self._started = False
 
+    # ----------------------------------------------------------- detached use
+    def detach(self) -> Path:
+        """Leave the processes running after this object is gone (``asyncpod cluster up``).
+
+        Writes ``state.json`` (pids, server, kubeconfig) into the work directory and
+        returns its path; :meth:`stop_detached` reads it to end them later.
+        """
+        state = {
+            "server": self.server,
+            "kubeconfig": str(self.kubeconfig),
+            "pids": self.pids,
+            "binaries": {n: p.argv[0] for n, p in self._processes.items()},
+        }
+        path = self._dir / "state.json"
+        path.write_text(json.dumps(state, indent=2))
+        self._processes = {}
+        self._owns_workdir = False
+        self._started = False
+        return path
+
+    @staticmethod
+    def read_state(workdir: Path) -> dict[str, Any] | None:
+        """The state a detached control plane left in ``workdir``, if any."""
+        try:
+            return json.loads((workdir / "state.json").read_text())  # type: ignore[no-any-return]
+        except (OSError, ValueError):
+            return None
+
+    @staticmethod
+    def stop_detached(workdir: Path, *, timeout: float = 10.0) -> list[str]:
+        """Stop a control plane left running by :meth:`detach`; return what was stopped.
+
+        A pid is signalled only while its command line still names the binary we
+        started, so a recycled pid is never hit.
+        """
+        state = LocalControlPlane.read_state(workdir)
+        stopped: list[str] = []
+        if state is None:
+            return stopped
+        order = ("kwok", "kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd")
+        for name in order:
+            pid = state["pids"].get(name)
+            if pid is None or not _is_our_process(pid, state["binaries"][name]):
+                continue
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + timeout
+            while _is_our_process(pid, state["binaries"][name]):
+                if time.monotonic() > deadline:
+                    os.kill(pid, signal.SIGKILL)
+                time.sleep(0.05)
+            stopped.append(name)
+        shutil.rmtree(workdir, ignore_errors=True)
+        return stopped
+
     # ---------------------------------------------------------------- fault levers
     def stop_apiserver(self) -> None:
         """Stop kube-apiserver (SIGTERM); etcd keeps the data."""
@@ -499,6 +553,18 @@ class LocalControlPlane:
             return len(ready) >= self.nodes
 
         self._wait(f"{self.nodes} kwok nodes Ready and untainted", "kwok", nodes_ready)
+
+
+def _is_our_process(pid: int, binary: str) -> bool:
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    # A zombie (state Z) has exited; it only waits for a parent that is gone.
+    if stat.rpartition(")")[2].split()[0] == "Z":
+        return False
+    return cmdline.split(b"\0", 1)[0].decode(errors="replace") == binary
 
 
 @contextlib.contextmanager

@@ -1,0 +1,40 @@
+# One entry point for people and CI. `make test` is exactly what .ci/run runs.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: install binaries lint test unit demo cluster-up cluster-down clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(BIN)/.installed
+
+# Builds etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok from the
+# Go module proxy the first time (several minutes); returns in well under a second after.
+binaries: install
+	$(BIN)/python -m asyncpod.testing.binaries
+
+lint: install
+	$(BIN)/ruff check asyncpod tests benchmarks
+	$(BIN)/ruff format --check asyncpod tests benchmarks
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+test: lint binaries
+	$(BIN)/pytest
+
+unit: install
+	$(BIN)/pytest tests/unit
+
+cluster-up: binaries
+	$(BIN)/asyncpod cluster up
+
+cluster-down: install
+	$(BIN)/asyncpod cluster down
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

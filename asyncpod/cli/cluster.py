@@ -1,0 +1,109 @@
+"""``asyncpod cluster up | down | env | status``: a local control plane for a person.
+
+Why: trying asyncpod should not need a cloud account or Docker. ``up`` builds the
+binaries if needed (minutes, once), starts etcd, kube-apiserver, controller-manager,
+scheduler and kwok on loopback, and leaves them running; ``env`` prints the line that
+points ``KUBECONFIG`` at it; ``down`` stops every process and removes the directory.
+
+Its nodes are simulated by kwok: pods are scheduled and "run", but no container
+executes. Everything said here says so, so nobody mistakes it for a real cluster.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from asyncpod.testing.binaries import BuildError, cache_dir
+from asyncpod.testing.controlplane import ControlPlaneError, LocalControlPlane
+
+__all__ = ["add_parser", "default_state_dir", "ensure_local_cluster"]
+
+SIMULATED_NOTE = "nodes are simulated by kwok: pods are scheduled and run, no container executes"
+
+
+def default_state_dir() -> Path:
+    return cache_dir().parent / "cluster"
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "cluster", help="start/stop a local Kubernetes control plane (simulated nodes)"
+    )
+    parser.add_argument(
+        "--state-dir", type=Path, default=None,
+        help=f"where the running control plane lives (default {default_state_dir()})",
+    )  # fmt: skip
+    actions = parser.add_subparsers(dest="action", required=True)
+    up = actions.add_parser("up", help="start it (builds the binaries the first time)")
+    up.add_argument("--nodes", type=int, default=3, help="number of kwok nodes (default 3)")
+    actions.add_parser("down", help="stop every process and remove the state directory")
+    actions.add_parser("env", help="print `export KUBECONFIG=...` for a shell to eval")
+    actions.add_parser("status", help="say whether it runs, and where")
+    parser.set_defaults(handler=_handle)
+
+
+def _alive(state_dir: Path) -> dict[str, object] | None:
+    state = LocalControlPlane.read_state(state_dir)
+    if state is None:
+        return None
+    pids = state.get("pids", {})
+    if isinstance(pids, dict) and all(Path(f"/proc/{pid}").exists() for pid in pids.values()):
+        return state
+    return None
+
+
+def ensure_local_cluster(state_dir: Path, *, nodes: int = 3) -> Path:
+    """Start the local control plane in ``state_dir`` unless it runs; return its kubeconfig."""
+    state = _alive(state_dir)
+    if state is not None:
+        return Path(str(state["kubeconfig"]))
+    LocalControlPlane.stop_detached(state_dir)  # half-dead leftovers of an earlier run
+    state_dir.mkdir(parents=True, exist_ok=True)
+    plane = LocalControlPlane(nodes=nodes, workdir=state_dir)
+    plane.start()
+    plane.detach()
+    sys.stderr.write(
+        f"local control plane up in {plane.startup_seconds:.1f}s at {plane.server} "
+        f"({nodes} nodes; {SIMULATED_NOTE})\n"
+    )
+    return plane.kubeconfig
+
+
+def _handle(args: argparse.Namespace) -> int:
+    state_dir: Path = args.state_dir or default_state_dir()
+    try:
+        if args.action == "up":
+            kubeconfig = ensure_local_cluster(state_dir, nodes=args.nodes)
+            sys.stdout.write(
+                f"KUBECONFIG={kubeconfig}\n"
+                f'  point tools at it:  eval "$(asyncpod cluster env)"\n'
+                f"  stop it:            asyncpod cluster down\n"
+            )
+            return 0
+        if args.action == "down":
+            stopped = LocalControlPlane.stop_detached(state_dir)
+            sys.stdout.write(f"stopped: {', '.join(stopped) or 'nothing was running'}\n")
+            return 0
+        state = _alive(state_dir)
+        if args.action == "env":
+            if state is None:
+                sys.stderr.write("no local control plane runs; start one: asyncpod cluster up\n")
+                return 1
+            sys.stdout.write(f"export KUBECONFIG={state['kubeconfig']}\n")
+            return 0
+        if state is None:
+            sys.stdout.write("not running\n")
+            return 1
+        sys.stdout.write(f"running at {state['server']} ({SIMULATED_NOTE})\n")
+        sys.stdout.write(f"KUBECONFIG={state['kubeconfig']}\n")
+        return 0
+    except (BuildError, ControlPlaneError, OSError) as error:
+        sys.stderr.write(f"asyncpod cluster {args.action}: {error}\n")
+        return 1
+
+
+if os.name != "posix":  # pragma: no cover - the control plane needs POSIX process control
+    raise ImportError("asyncpod cluster needs a POSIX system")
