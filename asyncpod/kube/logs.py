@@ -33,7 +33,7 @@ import asyncio
 import datetime
 import logging
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 
 import aiohttp
@@ -130,12 +130,12 @@ class LogFollower:
             last_timestamp=self._last_ts,
         )
 
-    def __aiter__(self) -> AsyncIterator[LogLine]:
+    def __aiter__(self) -> AsyncGenerator[LogLine, None]:
         if self._iterating:
             raise RuntimeError(f"{self!r} is already being iterated")
         return self._follow()
 
-    async def _follow(self) -> AsyncIterator[LogLine]:
+    async def _follow(self) -> AsyncGenerator[LogLine, None]:
         self._iterating = True
         try:
             quiet = 0  # consecutive opens that delivered nothing new: drives the backoff

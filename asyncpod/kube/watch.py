@@ -28,7 +28,7 @@ keeps these functions small and their failures explicit.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any, Final
 
 import aiohttp
@@ -111,7 +111,7 @@ async def watch_stream(
     timeout_seconds: int | None = None,
     inactivity_timeout: float | None = 70.0,
     allow_bookmarks: bool = True,
-) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+) -> AsyncGenerator[tuple[str, dict[str, Any]], None]:
     """WATCH ``path`` from ``resource_version``; yield ``(event type, object)``.
 
     ``timeout_seconds`` asks the server to end the watch (cleanly) after that long.
