@@ -280,7 +280,7 @@ async def test_token_file_is_reread_after_a_401(tmp_path: Path, api: FakeApiServ
 
 EXEC_PLUGIN = textwrap.dedent(
     """
-    import json, os, sys
+    import datetime, json, os, sys
     calls, expires_in = sys.argv[1], float(sys.argv[2])
     with open(calls, "a") as f:
         f.write("x")
@@ -288,7 +288,7 @@ EXEC_PLUGIN = textwrap.dedent(
     if expires_in < 0:
         sys.stderr.write("login expired for " + os.environ["PLUGIN_SECRET"] + "\\n")
         sys.exit(3)
-        expiry = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=expires_in)
+    expiry = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=expires_in)
     print(json.dumps({
         "apiVersion": "client.authentication.k8s.io/v1beta1",
         "kind": "ExecCredential",
