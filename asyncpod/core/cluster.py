@@ -1,0 +1,250 @@
+"""The cluster session: one per API server, owning everything asyncpod starts there.
+
+Why: the HTTP session, the rate limiter, the shared informers and every run's driver
+task must live exactly as long as the caller's ``async with`` block, and not a moment
+longer. Closing the session cancels the runs (their pods are deleted, shielded),
+stops the informers and closes the connections; nothing it started outlives it.
+
+    async with asyncpod.connect() as cluster:            # kubeconfig / in-cluster
+        result = await cluster.run(PodSpec("busybox", ["echo", "hi"]))
+
+Runs in one namespace share one informer per label selector: by default the selector
+``app.kubernetes.io/managed-by=asyncpod``, so every asyncpod pod of a namespace is
+followed by a single watch, whatever the number of runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import warnings
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import anyio
+import anyio.abc
+
+from asyncpod.core.informer import InformerStatistics, PodInformer
+from asyncpod.core.runner import PodRun, RunOptions
+from asyncpod.errors import ClosedError
+from asyncpod.kube.client import ClientStatistics, KubeClient
+from asyncpod.results import PodResult
+from asyncpod.spec import MANAGED_BY_LABEL, MANAGED_BY_VALUE, RUN_ID_LABEL, PodSpec
+
+__all__ = ["Cluster", "ClusterStatistics", "connect"]
+
+MANAGED_SELECTOR = f"{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterStatistics:
+    runs_active: int
+    runs_started: int
+    informers: tuple[InformerStatistics, ...]
+    client: ClientStatistics
+
+
+class Cluster:
+    """A session with one Kubernetes API server. Use :func:`connect` to make one."""
+
+    def __init__(
+        self,
+        client: KubeClient,
+        *,
+        namespace: str = "default",
+        options: RunOptions | None = None,
+        inactivity_timeout: float = 70.0,
+    ) -> None:
+        self.client = client
+        self.namespace = namespace
+        self.options = options or RunOptions()
+        self._inactivity_timeout = inactivity_timeout
+        self._informers: dict[tuple[str, str | None], PodInformer] = {}
+        self._runs: set[PodRun] = set()
+        self._started = 0
+        self._group: anyio.abc.TaskGroup | None = None
+        self._closed = False
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return (
+            f"<Cluster {self.client.config.server} ns={self.namespace} {state} "
+            f"runs={len(self._runs)} informers={len(self._informers)}>"
+        )
+
+    # ------------------------------------------------------------------ lifecycle
+    async def __aenter__(self) -> Cluster:
+        if self._closed:
+            raise ClosedError("this cluster session was closed; connect again")
+        self._group = anyio.create_task_group()
+        await self._group.__aenter__()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            if self._group is not None:
+                # Runs first (each deletes its pod, shielded), then the informers.
+                for run in list(self._runs):
+                    await run.cancel()
+                self._group.cancel_scope.cancel()
+                await self._group.__aexit__(exc_type, exc, tb)
+        finally:
+            self._group = None
+            self._closed = True
+            await self.client.aclose()
+
+    def __del__(self, _warn: Any = warnings.warn) -> None:
+        if not getattr(self, "_closed", True) and getattr(self, "_group", None) is not None:
+            _warn(f"unclosed {self!r}", ResourceWarning, stacklevel=1)
+
+    def statistics(self) -> ClusterStatistics:
+        return ClusterStatistics(
+            runs_active=len(self._runs),
+            runs_started=self._started,
+            informers=tuple(i.statistics() for i in self._informers.values()),
+            client=self.client.statistics(),
+        )
+
+    # ------------------------------------------------------------------ informers
+    def informer(self, namespace: str | None = None, *, selector: str | None = None) -> PodInformer:
+        """The shared informer for (namespace, selector), started on first use."""
+        group = self._require_open()
+        key = (namespace or self.namespace, selector)
+        informer = self._informers.get(key)
+        if informer is None or informer.failure is not None:
+            informer = PodInformer(
+                self.client,
+                key[0],
+                label_selector=selector,
+                inactivity_timeout=self._inactivity_timeout,
+            )
+            self._informers[key] = informer
+            group.start_soon(informer.run)
+        return informer
+
+    # ------------------------------------------------------------------ runs
+    async def start(
+        self,
+        spec: PodSpec,
+        *,
+        namespace: str | None = None,
+        name: str | None = None,
+        run_id: str | None = None,
+        options: RunOptions | None = None,
+    ) -> PodRun:
+        """Create the pod and return its handle at once (the run goes on in the session).
+
+        ``name`` (or ``spec.name``) makes creation idempotent: a 409 for a pod of the
+        same run and task reattaches instead of failing. ``run_id`` labels the pod
+        (``asyncpod.dev/run-id``) so a launcher can find its pods after a crash.
+        """
+        self._require_open()
+        spec.validate()  # a bad spec raises here, before any request or task
+        ns = namespace or self.namespace
+        labels = {RUN_ID_LABEL: run_id} if run_id else {}
+        run = PodRun(
+            client=self.client,
+            informer=self.informer(ns, selector=MANAGED_SELECTOR),
+            namespace=ns,
+            spec=spec,
+            options=options or self.options,
+            name=name or spec.name,
+            run_id=run_id,
+            extra_labels=labels,
+            on_done=self._runs.discard,
+        )
+        self._launch(run)
+        return run
+
+    async def run(self, spec: PodSpec, **options: Any) -> PodResult:
+        """Start ``spec`` and wait for its result (``start`` + ``await``)."""
+        run = await self.start(spec, **options)
+        return await run.result()
+
+    async def attach(
+        self,
+        name: str,
+        *,
+        uid: str | None = None,
+        namespace: str | None = None,
+        options: RunOptions | None = None,
+    ) -> PodRun:
+        """Follow an existing pod by name; with ``uid``, only if it is still that pod."""
+        self._require_open()
+        ns = namespace or self.namespace
+        run = PodRun(
+            client=self.client,
+            # An arbitrary pod may lack our label: watch the namespace unfiltered.
+            informer=self.informer(ns, selector=None),
+            namespace=ns,
+            spec=None,
+            options=options or self.options,
+            name=name,
+            uid=uid,
+            on_done=self._runs.discard,
+        )
+        self._launch(run)
+        await run.created()
+        return run
+
+    def _launch(self, run: PodRun) -> None:
+        group = self._require_open()
+        self._runs.add(run)
+        self._started += 1
+        group.start_soon(run._drive)
+
+    def _require_open(self) -> anyio.abc.TaskGroup:
+        if self._closed or self._group is None:
+            raise ClosedError("use the cluster session inside `async with connect(...)`")
+        return self._group
+
+
+@contextlib.asynccontextmanager
+async def connect(
+    kubeconfig: str | os.PathLike[str] | None = None,
+    *,
+    context: str | None = None,
+    namespace: str | None = None,
+    in_cluster: bool | None = None,
+    options: RunOptions | None = None,
+    qps: float | None = 50.0,
+    burst: int = 100,
+    max_streams: int = 400,
+    inactivity_timeout: float = 70.0,
+) -> AsyncIterator[Cluster]:
+    """Open a :class:`Cluster` session; ``async with connect() as cluster: ...``.
+
+    Configuration: ``kubeconfig`` (else ``KUBECONFIG``, else ``~/.kube/config``) and its
+    ``context``; ``in_cluster=True`` uses the pod's service account (``None`` picks it
+    automatically when running in a pod and no kubeconfig is given). ``namespace``
+    defaults to the context's namespace, else ``default``.
+    """
+    if in_cluster is None:
+        in_cluster = (
+            kubeconfig is None
+            and not os.environ.get("KUBECONFIG")
+            and not (Path.home() / ".kube" / "config").exists()
+            and bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
+        )
+    client_options: dict[str, Any] = {"qps": qps, "burst": burst, "max_streams": max_streams}
+    if in_cluster:
+        client = await KubeClient.from_incluster(**client_options)
+    else:
+        path = os.fspath(kubeconfig) if kubeconfig is not None else None
+        client = await KubeClient.from_kubeconfig(path, context=context, **client_options)
+    ns = namespace or client.config.namespace or "default"
+    cluster = Cluster(client, namespace=ns, options=options, inactivity_timeout=inactivity_timeout)
+    try:
+        async with cluster:
+            yield cluster
+    finally:
+        if not client.closed:
+            await client.aclose()

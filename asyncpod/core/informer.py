@@ -1,0 +1,382 @@
+"""One shared LIST+WATCH per (namespace, label selector), fanned out to per-pod subscribers.
+
+Why: following 1,000 pods with 1,000 GET loops (what Airflow's trigger does) costs
+~500 requests a second and a blocked event loop; one watch costs one long request.
+This informer keeps the latest version of every matching pod in a dict and hands each
+change to the subscribers of that pod, in order, without ever blocking the stream:
+each subscription has a small buffer and, when it is full, the newest state replaces
+the last buffered one ("latest state wins" - a slow consumer skips intermediate
+states, never the final one).
+
+Keeping the stream honest (the facts that bit every peer):
+
+* LIST, then WATCH from the list's resourceVersion with bookmarks, so a reconnect
+  resumes from a recent version even when nothing we watch has changed.
+* 410 Gone: relist and diff against the cache; pods that vanished in the gap get a
+  synthetic DELETED, changed ones a synthetic MODIFIED, so no subscriber misses its
+  pod's end.
+* No event or bookmark for ``inactivity_timeout`` seconds: the connection is presumed
+  dead (half-open TCP) and reopened.
+* Reconnects back off with jitter; errors that retrying cannot fix (401, 403, 404 of
+  the namespace) fail every subscriber with that error instead of spinning.
+
+What it deliberately does not do: build typed models (events stay orjson dicts), poll,
+or know what a "run" is (that is :mod:`asyncpod.core.runner`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any, Final
+
+from asyncpod.errors import (
+    AsyncpodError,
+    ClosedError,
+    GoneError,
+    TransientError,
+)
+from asyncpod.kube.client import KubeClient, RetryPolicy
+from asyncpod.kube.watch import ADDED, BOOKMARK, DELETED, MODIFIED, list_objects, watch_stream
+
+__all__ = ["InformerStatistics", "PodChange", "PodInformer", "PodSubscription"]
+
+logger = logging.getLogger("asyncpod.informer")
+
+# Synthetic event types delivered after a relist (the real ones are ADDED/MODIFIED/DELETED).
+RELISTED: Final = "RELISTED"
+
+
+@dataclass(frozen=True, slots=True)
+class PodChange:
+    """A change to one pod: ``type`` is ADDED, MODIFIED or DELETED; ``pod`` the raw dict.
+
+    ``synthetic`` is true when the change was inferred by a relist after 410 Gone
+    rather than seen on the stream (a deletion in the gap, for example).
+    """
+
+    type: str
+    pod: dict[str, Any]
+    synthetic: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class InformerStatistics:
+    namespace: str
+    label_selector: str | None
+    synced: bool
+    cached_pods: int
+    subscribers: int
+    lists: int
+    watches_opened: int
+    events: int
+    bookmarks: int
+    gone: int
+    stalls: int
+    reconnects: int
+    coalesced: int
+    resource_version: str
+
+
+class PodSubscription:
+    """The stream of changes to one pod (by name; pinned to a uid once known).
+
+    Async-iterate it, or call :meth:`next`. The informer pushes without waiting; when
+    ``buffer`` changes are queued the newest replaces the last queued one.
+    """
+
+    def __init__(self, informer: PodInformer, name: str, *, uid: str | None, buffer: int) -> None:
+        self._informer = informer
+        self.name = name
+        self.uid = uid
+        self._queue: deque[PodChange] = deque()
+        self._buffer = max(1, buffer)
+        self._wakeup = asyncio.Event()
+        self._error: BaseException | None = None
+        self._closed = False
+        self.latest: dict[str, Any] | None = None
+        self.coalesced = 0
+
+    def __repr__(self) -> str:
+        return f"<PodSubscription {self.name} uid={self.uid} queued={len(self._queue)}>"
+
+    def pin(self, uid: str) -> None:
+        """Only accept events of this incarnation of the pod from now on."""
+        self.uid = uid
+        self._queue = deque(e for e in self._queue if _uid(e.pod) == uid)
+
+    def _push(self, event: PodChange) -> None:
+        if self._closed:
+            return
+        if self.uid is not None and _uid(event.pod) != self.uid:
+            return  # an earlier pod of the same name
+        self.latest = event.pod if event.type != DELETED else self.latest or event.pod
+        if len(self._queue) >= self._buffer:
+            self._queue[-1] = event  # latest state wins; order is kept
+            self.coalesced += 1
+        else:
+            self._queue.append(event)
+        self._wakeup.set()
+
+    def _fail(self, error: BaseException) -> None:
+        self._error = error
+        self._wakeup.set()
+
+    async def next(self) -> PodChange:
+        """The next change; raises the informer's error if the watch cannot continue."""
+        while not self._queue:
+            if self._error is not None:
+                raise self._error
+            if self._closed:
+                raise ClosedError(f"subscription to pod {self.name} is closed")
+            self._wakeup.clear()
+            await self._wakeup.wait()
+        return self._queue.popleft()
+
+    def __aiter__(self) -> AsyncIterator[PodChange]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[PodChange]:
+        while True:
+            try:
+                yield await self.next()
+            except ClosedError:
+                return
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._wakeup.set()
+            self._informer._unsubscribe(self)
+
+
+def _uid(pod: dict[str, Any]) -> str | None:
+    uid = pod.get("metadata", {}).get("uid")
+    return str(uid) if uid else None
+
+
+def _name(pod: dict[str, Any]) -> str:
+    return str(pod.get("metadata", {}).get("name", ""))
+
+
+def _rv(pod: dict[str, Any]) -> str:
+    return str(pod.get("metadata", {}).get("resourceVersion", ""))
+
+
+class PodInformer:
+    """Watch the pods of ``namespace`` matching ``label_selector``; see the module doc.
+
+    Run :meth:`run` in a task group; :meth:`subscribe` any time (before the pod
+    exists, too). :meth:`wait_synced` returns after the first LIST.
+    """
+
+    def __init__(
+        self,
+        client: KubeClient,
+        namespace: str,
+        *,
+        label_selector: str | None = None,
+        inactivity_timeout: float = 70.0,
+        watch_timeout: int = 290,
+        backoff: RetryPolicy | None = None,
+        buffer: int = 32,
+        page_size: int = 500,
+    ) -> None:
+        self._client = client
+        self.namespace = namespace
+        self.label_selector = label_selector
+        self._path = f"/api/v1/namespaces/{namespace}/pods"
+        self._inactivity_timeout = inactivity_timeout
+        self._watch_timeout = watch_timeout
+        self._backoff = backoff or RetryPolicy(backoff_base=0.2, backoff_cap=10.0)
+        self._buffer = buffer
+        self._page_size = page_size
+        self._cache: dict[str, dict[str, Any]] = {}
+        self._subscribers: dict[str, set[PodSubscription]] = {}
+        self._synced = asyncio.Event()
+        self._settled = asyncio.Event()  # synced, or failed for good
+        self._resource_version = ""
+        self._failure: BaseException | None = None
+        self._stopped = False
+        self._lists = self._watches = self._events = self._bookmarks = 0
+        self._gone = self._stalls = self._reconnects = 0
+        self._last_activity = time.monotonic()
+
+    # ------------------------------------------------------------------ public
+    def __repr__(self) -> str:
+        stats = self.statistics()
+        return (
+            f"<PodInformer ns={self.namespace} selector={self.label_selector!r} "
+            f"synced={stats.synced} pods={stats.cached_pods} subscribers={stats.subscribers} "
+            f"watches={stats.watches_opened} events={stats.events} gone={stats.gone} "
+            f"rv={stats.resource_version}>"
+        )
+
+    def statistics(self) -> InformerStatistics:
+        return InformerStatistics(
+            namespace=self.namespace,
+            label_selector=self.label_selector,
+            synced=self._synced.is_set(),
+            cached_pods=len(self._cache),
+            subscribers=sum(len(s) for s in self._subscribers.values()),
+            lists=self._lists,
+            watches_opened=self._watches,
+            events=self._events,
+            bookmarks=self._bookmarks,
+            gone=self._gone,
+            stalls=self._stalls,
+            reconnects=self._reconnects,
+            coalesced=sum(s.coalesced for subs in self._subscribers.values() for s in subs),
+            resource_version=self._resource_version,
+        )
+
+    @property
+    def failure(self) -> BaseException | None:
+        """The error that stopped this informer for good, if any."""
+        return self._failure
+
+    async def wait_synced(self) -> None:
+        """Return once the first LIST has filled the cache (raise if that failed)."""
+        if self._failure is not None:
+            raise self._failure
+        await self._settled.wait()
+        if self._failure is not None:
+            raise self._failure
+
+    def get(self, name: str) -> dict[str, Any] | None:
+        """The latest cached version of pod ``name`` (None if unknown or deleted)."""
+        return self._cache.get(name)
+
+    def pods(self) -> list[dict[str, Any]]:
+        """Every cached pod (a snapshot list; the dicts are shared, do not mutate)."""
+        return list(self._cache.values())
+
+    def subscribe(self, name: str, *, uid: str | None = None) -> PodSubscription:
+        """Follow pod ``name``; if it is cached, its current state is delivered first."""
+        if self._failure is not None:
+            raise self._failure
+        if self._stopped:
+            raise ClosedError(f"informer for {self.namespace} is stopped")
+        subscription = PodSubscription(self, name, uid=uid, buffer=self._buffer)
+        self._subscribers.setdefault(name, set()).add(subscription)
+        cached = self._cache.get(name)
+        if cached is not None:
+            subscription._push(PodChange(MODIFIED, cached))
+        return subscription
+
+    # ------------------------------------------------------------------ the loop
+    async def run(self) -> None:
+        """LIST+WATCH until cancelled; reconnect on anything transient."""
+        failures = 0
+        need_list = True
+        try:
+            while True:
+                try:
+                    if need_list:
+                        await self._relist()
+                        need_list = False
+                    await self._watch_once()
+                    failures = 0  # a clean server-side end: resume from the last version
+                except GoneError:
+                    self._gone += 1
+                    need_list = True
+                    logger.info("%s: resourceVersion expired (410); relisting", self._path)
+                except (TransientError, OSError, asyncio.TimeoutError) as error:
+                    if type(error).__name__ == "WatchStalledError":
+                        self._stalls += 1
+                    failures += 1
+                    self._reconnects += 1
+                    delay = self._backoff.delay(min(failures - 1, 10))
+                    logger.warning(
+                        "%s: watch interrupted (%s); reconnecting in %.1fs",
+                        self._path, error, delay,
+                    )  # fmt: skip
+                    await asyncio.sleep(delay)
+                except AsyncpodError as error:
+                    # 401/403/400 and the like: retrying cannot help. Say why and stop.
+                    self._fail_all(error)
+                    return
+        finally:
+            self._stopped = True
+            if self._failure is None:
+                self._fail_all(ClosedError(f"informer for {self.namespace} stopped"))
+
+    async def _relist(self) -> None:
+        items, version = await list_objects(
+            self._client, self._path, label_selector=self.label_selector, limit=self._page_size
+        )
+        self._lists += 1
+        fresh = {_name(pod): pod for pod in items}
+        first = not self._synced.is_set()
+        # Diff against the cache: deletions that happened while we were not watching,
+        # then additions and changes. On the first list this only fills the cache.
+        for name, old in list(self._cache.items()):
+            new = fresh.get(name)
+            if new is None or _uid(new) != _uid(old):
+                del self._cache[name]
+                self._deliver(PodChange(DELETED, old, synthetic=True))
+        for name, pod in fresh.items():
+            previous = self._cache.get(name)
+            self._cache[name] = pod
+            if previous is None:
+                self._deliver(PodChange(ADDED, pod, synthetic=not first))
+            elif _rv(previous) != _rv(pod):
+                self._deliver(PodChange(MODIFIED, pod, synthetic=True))
+        self._resource_version = version
+        self._synced.set()
+        self._settled.set()
+
+    async def _watch_once(self) -> None:
+        self._watches += 1
+        stream = watch_stream(
+            self._client,
+            self._path,
+            resource_version=self._resource_version,
+            label_selector=self.label_selector,
+            timeout_seconds=self._watch_timeout,
+            inactivity_timeout=self._inactivity_timeout,
+        )
+        async with contextlib.aclosing(stream) as events:
+            async for event_type, obj in events:
+                self._last_activity = time.monotonic()
+                version = _rv(obj)
+                if event_type == BOOKMARK:
+                    self._bookmarks += 1
+                    if version:
+                        self._resource_version = version
+                    continue
+                self._events += 1
+                name = _name(obj)
+                if event_type == DELETED:
+                    self._cache.pop(name, None)
+                else:
+                    self._cache[name] = obj
+                if version:
+                    self._resource_version = version
+                self._deliver(PodChange(event_type, obj))
+
+    # ------------------------------------------------------------------ fan-out
+    def _deliver(self, event: PodChange) -> None:
+        subscribers = self._subscribers.get(_name(event.pod))
+        if subscribers:
+            for subscription in tuple(subscribers):
+                subscription._push(event)
+
+    def _fail_all(self, error: AsyncpodError) -> None:
+        self._failure = error
+        self._settled.set()
+        for subscribers in self._subscribers.values():
+            for subscription in subscribers:
+                subscription._fail(error)
+
+    def _unsubscribe(self, subscription: PodSubscription) -> None:
+        subscribers = self._subscribers.get(subscription.name)
+        if subscribers is not None:
+            subscribers.discard(subscription)
+            if not subscribers:
+                del self._subscribers[subscription.name]
