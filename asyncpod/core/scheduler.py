@@ -1,0 +1,256 @@
+"""The launcher: many pods through one cluster session, a bounded number at a time.
+
+Why: creating 10,000 pods at once overwhelms the API server's priority-and-fairness
+seats (429s), the scheduler and the namespace's quota; creating them one by one wastes
+hours. The launcher keeps at most ``max_in_flight`` pods alive, starts the next as soon
+as one finishes, and reports results in completion order (:meth:`Launcher.as_completed`)
+or input order (:meth:`Launcher.map`).
+
+Idempotency and resume: every pod gets the launcher's run id as a label and a
+deterministic name from its task key (the spec's ``task_key``, else its position in
+the input). After a crash, a new launcher with the same ``run_id`` fed the same input
+gets 409 for pods that already exist and reattaches to them: no duplicates. Tasks
+whose pods finished *and were deleted* before the crash cannot be known from the
+cluster; the CLI keeps a results file for that, and library users can skip keys they
+have recorded (``skip_task_keys``).
+
+One bad spec fails alone: its result has outcome ERROR (reason CreateFailed) and the
+message of the error; the batch goes on. Stopping the iteration early (or cancelling
+the task that iterates) cancels every run in flight, and so deletes their pods.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import secrets
+from collections import Counter
+from collections.abc import AsyncIterable, AsyncIterator, Collection, Iterable
+from dataclasses import dataclass
+
+from asyncpod.core.cluster import Cluster
+from asyncpod.core.runner import PodRun, RunOptions
+from asyncpod.errors import AsyncpodError
+from asyncpod.results import Outcome, PodResult, Reason
+from asyncpod.spec import PodSpec, deterministic_pod_name
+
+__all__ = ["Launcher", "LauncherStatistics"]
+
+
+@dataclass(frozen=True, slots=True)
+class LauncherStatistics:
+    run_id: str
+    max_in_flight: int
+    submitted: int
+    in_flight: int
+    finished: int
+    outcomes: dict[str, int]
+    reattached: int
+
+
+class Launcher:
+    """Run many specs through ``cluster`` with at most ``max_in_flight`` pods alive."""
+
+    def __init__(
+        self,
+        cluster: Cluster,
+        *,
+        max_in_flight: int = 100,
+        run_id: str | None = None,
+        namespace: str | None = None,
+        options: RunOptions | None = None,
+    ) -> None:
+        if max_in_flight < 1:
+            raise ValueError(f"max_in_flight must be at least 1, got {max_in_flight}")
+        self.cluster = cluster
+        self.max_in_flight = max_in_flight
+        self.run_id = run_id or f"run-{secrets.token_hex(4)}"
+        self.namespace = namespace or cluster.namespace
+        self.options = options
+        self._slots = asyncio.Semaphore(max_in_flight)
+        self._submitted = 0
+        self._in_flight = 0
+        self._outcomes: Counter[str] = Counter()
+        self._reattached = 0
+
+    def __repr__(self) -> str:
+        s = self.statistics()
+        return (
+            f"<Launcher run_id={s.run_id} in_flight={s.in_flight}/{s.max_in_flight} "
+            f"finished={s.finished} outcomes={dict(s.outcomes)}>"
+        )
+
+    def statistics(self) -> LauncherStatistics:
+        return LauncherStatistics(
+            run_id=self.run_id,
+            max_in_flight=self.max_in_flight,
+            submitted=self._submitted,
+            in_flight=self._in_flight,
+            finished=sum(self._outcomes.values()),
+            outcomes=dict(self._outcomes),
+            reattached=self._reattached,
+        )
+
+    # ------------------------------------------------------------------ one at a time
+    async def submit(self, spec: PodSpec, *, task_key: str | None = None) -> PodRun:
+        """Wait for a free slot, then start ``spec``; the slot frees when the run ends."""
+        key = spec.task_key or task_key
+        if key is not None and spec.task_key is None:
+            spec = dataclasses.replace(spec, task_key=key)
+        await self._slots.acquire()
+        try:
+            run = await self.cluster.start(
+                spec,
+                namespace=self.namespace,
+                name=spec.name or (deterministic_pod_name(self.run_id, key) if key else None),
+                run_id=self.run_id,
+                options=self.options,
+            )
+        except BaseException:
+            self._slots.release()
+            raise
+        self._submitted += 1
+        self._in_flight += 1
+        return run
+
+    def _finished(self, result: PodResult) -> None:
+        self._in_flight -= 1
+        self._outcomes[result.outcome.value] += 1
+        self._slots.release()
+
+    # ------------------------------------------------------------------ many
+    async def as_completed(
+        self,
+        specs: Iterable[PodSpec] | AsyncIterable[PodSpec],
+        *,
+        skip_task_keys: Collection[str] = (),
+    ) -> AsyncIterator[PodResult]:
+        """Run every spec; yield each result as its run ends (completion order)."""
+        async for _, result in self._results(specs, skip_task_keys=skip_task_keys):
+            yield result
+
+    async def map(
+        self,
+        specs: Iterable[PodSpec] | AsyncIterable[PodSpec],
+        *,
+        skip_task_keys: Collection[str] = (),
+    ) -> AsyncIterator[PodResult]:
+        """Run every spec; yield results in input order (buffering those that finish early)."""
+        pending: dict[int, PodResult] = {}
+        next_index = 0
+        async for index, result in self._results(specs, skip_task_keys=skip_task_keys):
+            pending[index] = result
+            while next_index in pending:
+                yield pending.pop(next_index)
+                next_index += 1
+        for index in sorted(pending):
+            yield pending[index]
+
+    async def _results(
+        self,
+        specs: Iterable[PodSpec] | AsyncIterable[PodSpec],
+        *,
+        skip_task_keys: Collection[str],
+    ) -> AsyncIterator[tuple[int, PodResult]]:
+        done: asyncio.Queue[tuple[int, PodResult]] = asyncio.Queue()
+        tasks: set[asyncio.Task[None]] = set()
+        fed = asyncio.Event()
+        feeder_error: list[BaseException] = []
+        expected = 0
+
+        async def one(index: int, spec: PodSpec) -> None:
+            try:
+                run = await self.submit(spec, task_key=spec.task_key or str(index))
+            except AsyncpodError as error:
+                await done.put((index, _error_result(self.namespace, spec, index, error)))
+                self._outcomes[Outcome.ERROR.value] += 1
+                return
+            try:
+                result = await run.result()
+            except AsyncpodError as error:
+                result = _error_result(self.namespace, spec, index, error, name=run.name)
+            if run.reattached:
+                self._reattached += 1
+            self._finished(result)
+            await done.put((index, result))
+
+        async def feed() -> None:
+            nonlocal expected
+            try:
+                async for index, spec in _enumerate(specs):
+                    key = spec.task_key or str(index)
+                    if key in skip_task_keys:
+                        continue
+                    # Wait for a slot before making the task, so a million specs do not
+                    # become a million waiting tasks.
+                    await self._slots.acquire()
+                    self._slots.release()
+                    expected += 1
+                    task = asyncio.ensure_future(one(index, spec))
+                    tasks.add(task)
+                    task.add_done_callback(tasks.discard)
+            except Exception as error:  # noqa: BLE001 - the caller's iterable failed; re-raised below
+                feeder_error.append(error)
+            finally:
+                fed.set()
+
+        feeder = asyncio.ensure_future(feed())
+        delivered = 0
+        try:
+            while True:
+                if fed.is_set() and delivered >= expected:
+                    break
+                getter = asyncio.ensure_future(done.get())
+                waiter = asyncio.ensure_future(fed.wait())
+                try:
+                    await asyncio.wait({getter, waiter}, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    waiter.cancel()
+                if getter.done():
+                    delivered += 1
+                    yield getter.result()
+                else:
+                    getter.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await getter
+            if feeder_error:
+                raise feeder_error[0]
+        finally:
+            # Stopped early or cancelled: every run in flight is cancelled (pod deleted).
+            feeder.cancel()
+            for task in list(tasks):
+                task.cancel()
+            await asyncio.gather(feeder, *tasks, return_exceptions=True)
+
+
+async def _enumerate(
+    specs: Iterable[PodSpec] | AsyncIterable[PodSpec],
+) -> AsyncIterator[tuple[int, PodSpec]]:
+    if isinstance(specs, AsyncIterable):
+        index = 0
+        async for spec in specs:
+            yield index, spec
+            index += 1
+    else:
+        for index, spec in enumerate(specs):
+            yield index, spec
+
+
+def _error_result(
+    namespace: str,
+    spec: PodSpec,
+    index: int,
+    error: BaseException,
+    *,
+    name: str | None = None,
+) -> PodResult:
+    return PodResult(
+        namespace,
+        name or spec.name or "",
+        None,
+        outcome=Outcome.ERROR,
+        reason=Reason.CREATE_FAILED,
+        message=f"{type(error).__name__}: {error}",
+        task_key=spec.task_key or str(index),
+    )
