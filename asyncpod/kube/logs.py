@@ -12,8 +12,8 @@ the tail, or resume with whole-second ``sinceTime`` and repeat or drop lines. He
   so the reopened stream replays lines we already have; they are dropped: everything
   older than the last timestamp, and at that timestamp exactly the lines already
   delivered (a multiset: several lines may share one timestamp, even with equal text).
-* Finished: one last read, opened *after* the container was known to be finished,
-  drains what the previous stream may have missed; its clean end is the end.
+* Finished: one last read without ``follow``, opened *after* the container was known
+  to be finished, drains what the previous stream may have missed; its end is the end.
 * A line cut off by a broken connection is not delivered; the resumed stream sends it
   whole (its timestamp is at or after the resume point).
 
@@ -150,7 +150,7 @@ class LogFollower:
                     async with self._client.stream(
                         "GET",
                         self._path,
-                        params=self._params(),
+                        params=self._params(follow=not finished_before_open),
                         pod=self._pod,
                         read_timeout=self._read_timeout,
                     ) as response:
@@ -220,10 +220,12 @@ class LogFollower:
         else:
             self._replay = None
 
-    def _params(self) -> dict[str, object]:
+    def _params(self, *, follow: bool) -> dict[str, object]:
+        # A finished container's log is complete: read it without follow, so the end
+        # never depends on the kubelet noticing the exit and closing a followed stream.
         params: dict[str, object] = {
             "container": self._container,
-            "follow": True,
+            "follow": follow,
             "timestamps": True,
         }
         since = self._last_ts or self._since_time

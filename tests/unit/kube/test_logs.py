@@ -45,6 +45,7 @@ class FakeKubelet:
     plan: list[Serve]
     finished: bool = False
     since: list[str | None] = field(default_factory=list)
+    follow: list[str] = field(default_factory=list)
     finished_calls: int = 0
 
     async def container_finished(self) -> bool:
@@ -52,7 +53,7 @@ class FakeKubelet:
         return self.finished
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        assert request.query["follow"] == "true"
+        self.follow.append(request.query["follow"])
         assert request.query["timestamps"] == "true"
         assert request.query["container"] == "main"
         since = request.query.get("sinceTime")
@@ -122,6 +123,8 @@ async def test_eof_midway_resumes_without_loss_or_duplicates(
         "2024-05-01T10:00:02Z",
         "2024-05-01T10:00:02.000000001Z",
     ]
+    # The drain of a finished container's log does not follow: it must end by itself.
+    assert kubelet.follow == ["true", "true", "true", "false"]
     stats = follower.statistics()
     assert stats.opens == 4
     assert stats.lines == len(LINES)
@@ -140,6 +143,7 @@ async def test_already_finished_container_takes_one_request(
 
     assert [line.text for line in lines] == [text for _, text in LINES]
     assert kubelet.since == [None]
+    assert kubelet.follow == ["false"]
 
 
 async def test_eof_that_races_the_finish_is_drained(api: FakeApiServer, client: KubeClient) -> None:
