@@ -1520,8 +1520,10 @@ class PodSpec:
                 else:
                     path = rendered
                 if name in names and path != names[name]:
+                    other = names[name] or "container_name"
                     yield SpecError(
-                        f"{path}.name", f"container name {name!r} is already used by {names[name]}"
+                        f"{path}.name" if path else "container_name",
+                        f"container name {name!r} is already used by {other}",
                     )
                 names.setdefault(name, path)
                 if not container.get("image"):
@@ -1653,9 +1655,7 @@ class PodSpec:
         if self.template is None:
             return body
         base = copy.deepcopy(dict(self.template.get("spec") or {}))
-        merged = _merge(base, body)
-        merged["restartPolicy"] = "Never"
-        return merged
+        return _merge(base, body)
 
 
 def _template_problem(template: Mapping[str, Any] | None) -> SpecError | None:

@@ -627,6 +627,7 @@ def test_events_from_list_sorted_with_both_field_generations() -> None:
     assert failed.type == "Warning"
     assert "NotFound" in failed.message
     assert backoff.type == "Normal"
+    assert backoff.last_seen == at("10:08:00")  # still backing off: last, yet listed by first
     # series: count and lastObservedTime.
     assert (series.first_seen, series.last_seen) == (at("10:04:00.511324"), at("10:06:30.100200"))
 
