@@ -209,6 +209,8 @@ def transition(old: Pod | None, new: Pod, *, deleted: bool = False) -> StateChan
     Hot path: called per watch event; reads only phases, container states and
     restart counts, and looks for a blocking reason only in non-terminal pods.
     """
+    if old is new and not deleted:
+        return None
     state = PodState.DELETED if deleted else pod_state(new)
     blocked = None if deleted else blocking_reason(new)
     new_marks = _container_marks(new)
@@ -287,7 +289,9 @@ def blocking_reason(pod: Pod) -> tuple[str, str] | None:
     status = pod.get("status") or _EMPTY
     if status.get("phase") in _TERMINAL_PHASES:
         return None
-    for condition in status.get("conditions") or ():
+    # Only an unbound pod can be unschedulable; skip the conditions once it is bound.
+    conditions = () if (pod.get("spec") or _EMPTY).get("nodeName") else status.get("conditions")
+    for condition in conditions or ():
         if (
             condition.get("type") == "PodScheduled"
             and condition.get("status") == "False"

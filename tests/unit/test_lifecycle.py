@@ -315,6 +315,12 @@ def test_blocking_reason_none_when_progressing_or_done(name: str) -> None:
     assert blocking_reason(load(name)) is None
 
 
+def test_blocking_reason_ignores_a_stale_unschedulable_condition_once_bound() -> None:
+    pod = load("pending-unschedulable")
+    pod["spec"]["nodeName"] = "kwok-node-2"  # bound before the condition was updated
+    assert blocking_reason(pod) is None
+
+
 def test_blocking_reason_none_for_ordinary_waiting() -> None:
     pod = load("image-pull-backoff")
     pod["status"]["containerStatuses"][0]["state"] = {"waiting": {"reason": "ContainerCreating"}}
