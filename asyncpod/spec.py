@@ -561,17 +561,13 @@ def _containers(value: object, path: str) -> tuple[ContainerSpec, ...]:
         where = f"{path}[{i}]"
         if isinstance(item, ContainerSpec):
             out.append(item)
-        else:
-            out.append(_with_prefix(where, ContainerSpec.from_dict, _need_mapping(item, where)))
+            continue
+        data = _need_mapping(item, where)
+        try:
+            out.append(ContainerSpec.from_dict(data))
+        except SpecError as exc:
+            raise SpecError(f"{where}.{exc.field}", exc.problem) from None
     return tuple(out)
-
-
-def _with_prefix(prefix: str, build: Any, *args: Any) -> Any:
-    """Run ``build`` and re-raise its SpecError with ``prefix`` in front of the field."""
-    try:
-        return build(*args)
-    except SpecError as exc:
-        raise SpecError(f"{prefix}.{exc.field}", exc.problem, line=exc.line) from None
 
 
 # --------------------------------------------------------------------------------------
