@@ -10,26 +10,26 @@ it is a normal :class:`~asyncpod.results.PodResult`, and only
 The tree::
 
     AsyncpodError
-    ├── UsageError                     you asked for something invalid; fix, don't retry
-    │   ├── SpecError                  a PodSpec or batch file failed validation (names the field)
-    │   ├── ConfigError                kubeconfig / context / credentials unusable
-    │   ├── InvalidRequestError        400 / 422 from the API server (lists its causes)   [ApiError]
-    │   ├── UnauthorizedError          401                                                 [ApiError]
-    │   └── ForbiddenError             403: names the verb and resource that is missing    [ApiError]
-    ├── ApiError                       any non-success answer of the API server
-    │   ├── NotFoundError              404
-    │   ├── ConflictError              409 (AlreadyExists, or a stale update)
-    │   ├── GoneError                  410: a watch's resourceVersion was compacted
-    │   ├── TooManyRequestsError       429 after retries ran out                          [TransientError]
-    │   └── ServerError                5xx after retries ran out                          [TransientError]
-    ├── TransientError                 it broke; a later try may work
-    │   ├── ApiConnectionError         TCP / TLS / a stream cut mid-body
-    │   │   └── WatchStalledError      a watch sent nothing for its inactivity timeout
-    │   └── ApiTimeoutError            a request took too long (also asyncio.TimeoutError)
-    ├── RunTimeoutError                a run's schedule / startup / overall deadline passed
-    │                                  (also asyncio.TimeoutError)
-    ├── PodFailedError                 raised by PodResult.raise_for_outcome()
-    └── ClosedError                    the session or launcher was already closed
+    ├── UsageError                 you asked for something invalid; fix, don't retry
+    │   ├── SpecError              a spec or batch file failed validation (names the field)
+    │   ├── ConfigError            kubeconfig / context / credentials unusable
+    │   ├── InvalidRequestError    400 / 422; lists the server's causes       [ApiError]
+    │   ├── UnauthorizedError      401                                        [ApiError]
+    │   └── ForbiddenError         403; names the missing verb and resource   [ApiError]
+    ├── ApiError                   any non-success answer of the API server
+    │   ├── NotFoundError          404
+    │   ├── ConflictError          409 (AlreadyExists, or a stale update)
+    │   ├── GoneError              410: a watch's resourceVersion was compacted
+    │   ├── TooManyRequestsError   429 after retries ran out            [TransientError]
+    │   └── ServerError            5xx after retries ran out            [TransientError]
+    ├── TransientError             it broke; a later try may work
+    │   ├── ApiConnectionError     TCP / TLS / a stream cut mid-body
+    │   │   └── WatchStalledError  a watch sent nothing for its inactivity timeout
+    │   └── ApiTimeoutError        a request took too long (also asyncio.TimeoutError)
+    ├── RunTimeoutError            a run's schedule / startup / overall deadline passed
+    │                              (also asyncio.TimeoutError)
+    ├── PodFailedError             raised by PodResult.raise_for_outcome()
+    └── ClosedError                the session or launcher was already closed
 
 Errors carry the pod reference (namespace/name) where there is one and the API
 server's own message. Credentials never appear in them: request headers are not kept.

@@ -15,6 +15,7 @@ followed by a single watch, whatever the number of runs.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import warnings
@@ -66,6 +67,8 @@ class Cluster:
         self._runs: set[PodRun] = set()
         self._started = 0
         self._group: anyio.abc.TaskGroup | None = None
+        self._supervisor: asyncio.Future[None] | None = None
+        self._stopping = asyncio.Event()
         self._closed = False
 
     def __repr__(self) -> str:
@@ -79,9 +82,24 @@ class Cluster:
     async def __aenter__(self) -> Cluster:
         if self._closed:
             raise ClosedError("this cluster session was closed; connect again")
-        self._group = anyio.create_task_group()
-        await self._group.__aenter__()
+        # The task group lives in a supervisor task of its own, so the session may be
+        # entered and exited from different tasks (pytest-asyncio fixtures, Airflow
+        # triggers), which an anyio task group entered by the caller would forbid.
+        ready = asyncio.Event()
+        self._supervisor = asyncio.ensure_future(self._supervise(ready))
+        waiter = asyncio.ensure_future(ready.wait())
+        await asyncio.wait({waiter, self._supervisor}, return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
+        if self._supervisor.done():
+            self._supervisor.result()  # raises what went wrong
         return self
+
+    async def _supervise(self, ready: asyncio.Event) -> None:
+        async with anyio.create_task_group() as group:
+            self._group = group
+            ready.set()
+            await self._stopping.wait()
+            group.cancel_scope.cancel()
 
     async def __aexit__(
         self,
@@ -89,16 +107,22 @@ class Cluster:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Cancel every run (pods deleted), stop the informers, close the connections."""
+        if self._closed:
+            return
+        self._closed = True
         try:
-            if self._group is not None:
-                # Runs first (each deletes its pod, shielded), then the informers.
-                for run in list(self._runs):
-                    await run.cancel()
-                self._group.cancel_scope.cancel()
-                await self._group.__aexit__(exc_type, exc, tb)
+            with anyio.CancelScope(shield=True):
+                # Runs first (each deletes its pod), then the informers.
+                await asyncio.gather(*(run.cancel() for run in list(self._runs)))
+                self._stopping.set()
+                if self._supervisor is not None:
+                    await self._supervisor
         finally:
             self._group = None
-            self._closed = True
             await self.client.aclose()
 
     def __del__(self, _warn: Any = warnings.warn) -> None:

@@ -256,8 +256,6 @@ class PodRun:
                     self._subscription.close()
                 self._finished.set()
                 self._changed.set()
-                if self.uid:
-                    self._created.set()
                 if self._on_done is not None:
                     self._on_done(self)
 

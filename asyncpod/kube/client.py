@@ -411,6 +411,11 @@ class KubeClient:
             return
         self._closed = True
         await self._session.close()
+        if self._config.uses_tls and self._sent:
+            # TLS transports finish closing on later loop iterations; aiohttp's
+            # documented graceful shutdown waits a moment, or a loop closed right after
+            # us (pytest-asyncio, asyncio.run) warns about unclosed transports.
+            await asyncio.sleep(0.25)
 
     async def __aenter__(self) -> KubeClient:
         return self

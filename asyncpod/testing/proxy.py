@@ -1,0 +1,164 @@
+"""A TCP proxy between a client and the API server, for faults a server won't make.
+
+Why: streams die in ways a healthy API server never shows on demand - a connection
+cut mid-body, a half-open socket that goes silent, a network partition during which
+the world moves on. Putting this proxy between asyncpod and the real API server makes
+those faults real: bytes are relayed untouched (TLS passes through end to end), and
+the test decides when to :meth:`cut` every open connection, :meth:`stall` them (keep
+the sockets open, relay nothing), or :meth:`partition` (cut and refuse new ones).
+
+It runs its own event loop in a thread, so both sync tests and async tests (whose
+loop is busy with the code under test) can drive it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from dataclasses import dataclass
+from types import TracebackType
+
+__all__ = ["FaultProxy", "ProxyStatistics"]
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyStatistics:
+    accepted: int
+    refused: int
+    open: int
+    cut: int
+    bytes_relayed: int
+
+
+class FaultProxy:
+    """Relay ``127.0.0.1:<port>`` to ``target_host:target_port``; see the module doc."""
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self.target = (target_host, target_port)
+        self.port = 0
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._server: asyncio.Server | None = None
+        self._connections: set[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = set()
+        self._flowing = asyncio.Event()
+        self._refusing = False
+        self._accepted = self._refused = self._cut = self._bytes = 0
+
+    # ------------------------------------------------------------------ lifecycle
+    def __enter__(self) -> FaultProxy:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def start(self) -> None:
+        self._thread.start()
+        self._call(self._start())
+
+    def close(self) -> None:
+        if not self._thread.is_alive():
+            return
+        self._call(self._close())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+        self._loop.close()
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    # ------------------------------------------------------------------ faults
+    def cut(self) -> int:
+        """Close every open connection abruptly; return how many were cut."""
+        return self._call(self._cut_all())
+
+    def stall(self) -> None:
+        """Keep connections open but relay nothing (a silent, half-open peer)."""
+        self._loop.call_soon_threadsafe(self._flowing.clear)
+
+    def resume(self) -> None:
+        """Relay again and accept new connections."""
+        self._refusing = False
+        self._loop.call_soon_threadsafe(self._flowing.set)
+
+    def partition(self) -> int:
+        """Cut every connection and refuse new ones until :meth:`resume`."""
+        self._refusing = True
+        return self.cut()
+
+    def statistics(self) -> ProxyStatistics:
+        return ProxyStatistics(
+            accepted=self._accepted,
+            refused=self._refused,
+            open=len(self._connections),
+            cut=self._cut,
+            bytes_relayed=self._bytes,
+        )
+
+    # ------------------------------------------------------------------ internals
+    def _call(self, coroutine: object) -> int:
+        future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)  # type: ignore[arg-type]
+        result = future.result(10)
+        return int(result or 0)
+
+    async def _start(self) -> None:
+        self._flowing.set()
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        self.port = int(self._server.sockets[0].getsockname()[1])
+
+    async def _close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+        await self._cut_all()
+
+    async def _cut_all(self) -> int:
+        pairs = list(self._connections)
+        for client, upstream in pairs:
+            for writer in (client, upstream):
+                transport = writer.transport
+                transport.abort()  # RST, not a polite FIN: the peer sees a cut
+        self._cut += len(pairs)
+        self._connections.clear()
+        return len(pairs)
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._refusing:
+            self._refused += 1
+            writer.transport.abort()
+            return
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            writer.transport.abort()
+            return
+        self._accepted += 1
+        pair = (writer, up_writer)
+        self._connections.add(pair)
+        try:
+            await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
+        finally:
+            self._connections.discard(pair)
+            for side in pair:
+                side.transport.abort()
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(OSError, asyncio.IncompleteReadError):
+            while True:
+                data = await reader.read(65536)
+                if not data:
+                    break
+                await self._flowing.wait()
+                writer.write(data)
+                self._bytes += len(data)
+                await writer.drain()
+        with contextlib.suppress(OSError, RuntimeError):
+            if writer.can_write_eof():
+                writer.write_eof()
