@@ -177,6 +177,13 @@ async def test_follow_a_containers_log_to_its_end(
         if "running" in await state():
             break
         await asyncio.sleep(0.05)
+    # kwok picks up the Logs object through its own watch, which may lag (e.g. right
+    # after another test restarted the API server); wait until it serves the file.
+    for _ in range(200):
+        served = await kube.request("GET", f"{pods}/p/log", params={"container": "main"})
+        if served == b"one\ntwo\n":
+            break
+        await asyncio.sleep(0.05)
 
     follower = LogFollower(
         kube, namespace, "p", container="main", container_finished=finished, read_timeout=3
@@ -190,6 +197,6 @@ async def test_follow_a_containers_log_to_its_end(
     logs["main"].write(["three"])
     texts = await asyncio.wait_for(task, 30)
 
-    assert texts == ["one", "two", "three"]
+    assert texts == ["one", "two", "three"], (follower.statistics(), await state())
     assert follower.statistics().duplicates_dropped >= 0
     assert await finished()
