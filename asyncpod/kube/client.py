@@ -17,6 +17,8 @@ things that bite at scale are decided in one place:
   A POST create that was processed but whose answer was lost is *not* retried; if you
   retry one yourself, a 409 AlreadyExists means the first attempt worked: reattach to
   the existing object (asyncpod names pods deterministically for exactly this).
+  (aiohttp itself also resends an idempotent request once when a kept-alive connection
+  turns out to be closed, per RFC 9112; it never does so for POST or PATCH.)
 * **Error mapping** to :mod:`asyncpod.errors`: non-2xx → :func:`api_error_from_status`
   with method, path and pod; transport failures → :class:`ApiConnectionError`;
   timeouts → :class:`ApiTimeoutError`. Request headers are never kept, so credentials
@@ -33,12 +35,13 @@ import asyncio
 import contextlib
 import email.utils
 import logging
+import os
 import random
 import ssl
 import time
 import warnings
 from collections import Counter
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Final
@@ -58,10 +61,15 @@ from asyncpod.errors import (
 from asyncpod.kube.config import ClusterConfig, build_ssl_context, load_incluster, load_kubeconfig
 
 __all__ = [
+    "DEFAULT",
+    "IDEMPOTENT_METHODS",
     "ClientStatistics",
     "KubeClient",
     "RetryPolicy",
     "TokenBucket",
+    "parse_retry_after",
+    "should_retry_exception",
+    "should_retry_status",
     "translate_transport_error",
 ]
 
@@ -382,7 +390,7 @@ class KubeClient:
     @classmethod
     async def from_kubeconfig(
         cls,
-        path: str | None = None,
+        path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None = None,
         *,
         context: str | None = None,
         **options: Any,
@@ -492,6 +500,10 @@ class KubeClient:
         other content type as ``bytes``. ``json`` is encoded with orjson;
         ``content_type`` overrides its type (PATCH defaults to a JSON merge patch).
         ``pod`` (``namespace/name``) is only used to label errors.
+
+        Retries follow the client's :class:`RetryPolicy` (see the module docstring). A
+        POST that comes back 409 AlreadyExists after *your own* retry of a create whose
+        first answer was lost means that first attempt succeeded: reattach.
         """
         method = method.upper()
         body: bytes | None = None

@@ -157,7 +157,7 @@ async def watch_stream(
 
 
 def _decode_event(line: bytes, path: str) -> tuple[str, dict[str, Any]] | None:
-    if not line.strip():
+    if not line or line.isspace():  # isspace stops at the first byte of a real event
         return None
     try:
         event = orjson.loads(line)

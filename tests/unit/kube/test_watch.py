@@ -19,6 +19,7 @@ from asyncpod.errors import (
 )
 from asyncpod.kube._lines import LineSplitter
 from asyncpod.kube.client import KubeClient
+from asyncpod.kube.config import ClusterConfig
 from asyncpod.kube.watch import list_objects, watch_stream
 from tests.unit.kube.fakeapi import (
     FakeApiServer,
@@ -262,10 +263,7 @@ async def test_watch_early_break_with_aclosing_frees_the_stream(
 async def test_many_watches_beyond_the_pool_default(api: FakeApiServer) -> None:
     """120 concurrent watches: more than aiohttp's default pool of 100, none queued."""
     api.on("GET", PODS, stream_chunks([events(("ADDED", pod("a")))], then="stall", api=api))
-    from asyncpod.kube.client import KubeClient as Client
-    from asyncpod.kube.config import ClusterConfig
-
-    async with Client(ClusterConfig(api.url), qps=None, max_streams=150) as client:
+    async with KubeClient(ClusterConfig(api.url), qps=None, max_streams=150) as client:
         first_events = asyncio.Queue[str]()
 
         async def one() -> None:
