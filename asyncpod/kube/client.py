@@ -302,7 +302,9 @@ class ClientStatistics:
     throttled: int
     """429 answers received (each one, retried or not)."""
     auth_refreshes: int
+    """401s answered by fetching fresh credentials and retrying."""
     connection_errors: int
+    """Transport failures: refused/reset/cut connections and timeouts."""
     requests_in_flight: int
     """Now: ordinary requests holding a request slot."""
     requests_waiting: int
@@ -506,6 +508,7 @@ class KubeClient:
         first answer was lost means that first attempt succeeded: reattach.
         """
         method = method.upper()
+        self._check_path(path)
         body: bytes | None = None
         headers: dict[str, str] = {}
         if json is not None:
@@ -592,6 +595,7 @@ class KubeClient:
         also bounds the wait for the response headers.
         """
         method = method.upper()
+        self._check_path(path)
         async with self._streams:
             response = await self._open_stream(
                 method, path, params=params, pod=pod, read_timeout=read_timeout
@@ -673,6 +677,11 @@ class KubeClient:
             await self._backoff(attempt - 1, retry_after, error)
 
     # ------------------------------------------------------------------ helpers
+
+    @staticmethod
+    def _check_path(path: str) -> None:
+        if not path.startswith("/"):
+            raise ValueError(f"API paths start with '/', got {path!r}")
 
     async def _before_attempt(self) -> None:
         if self._closed:

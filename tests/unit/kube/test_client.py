@@ -390,6 +390,14 @@ async def test_stream_open_is_retried_on_503(api: FakeApiServer, client: KubeCli
     assert len(api.seen()) == 2
 
 
+async def test_relative_paths_are_rejected_before_anything_is_sent(
+    api: FakeApiServer, client: KubeClient
+) -> None:
+    with pytest.raises(ValueError, match="start with '/'"):
+        await client.request("GET", "api/v1/pods")
+    assert api.requests == []
+
+
 async def test_aclose_is_idempotent_and_later_use_raises_closed(api: FakeApiServer) -> None:
     client = KubeClient(ClusterConfig(api.url), qps=None)
     await client.aclose()
