@@ -14,6 +14,9 @@ the tail, or resume with whole-second ``sinceTime`` and repeat or drop lines. He
   delivered (a multiset: several lines may share one timestamp, even with equal text).
 * Finished: one last read without ``follow``, opened *after* the container was known
   to be finished, drains what the previous stream may have missed; its end is the end.
+  A followed stream that stays open after its container ended (kwok never closes one)
+  is noticed by asking ``container_finished()`` whenever it has been silent for
+  ``finish_check_interval`` seconds; no request is made for that.
 * A line cut off by a broken connection is not delivered; the resumed stream sends it
   whole (its timestamp is at or after the resume point).
 
@@ -79,6 +82,10 @@ class LogFollower:
     consecutive failed streams (failed opens, cuts) before the last error is raised.
     ``read_timeout`` (None: off) reopens a stream that sent nothing for that long: it
     catches half-open connections at the price of one request per quiet period.
+    ``finish_check_interval`` (None: off) asks ``container_finished`` each time a
+    followed stream has been silent that long, and drains and stops once it is: a
+    followed stream that outlives its container (kwok's, a stuck kubelet's) then ends
+    anyway. It costs no request, only a call of ``container_finished``.
     """
 
     def __init__(
@@ -93,6 +100,7 @@ class LogFollower:
         backoff: RetryPolicy | None = None,
         max_failures: int = 8,
         read_timeout: float | None = None,
+        finish_check_interval: float | None = 5.0,
     ) -> None:
         self._client = client
         self._path = f"/api/v1/namespaces/{namespace}/pods/{pod}/log"
@@ -103,6 +111,7 @@ class LogFollower:
         self._backoff = backoff or RetryPolicy(backoff_base=0.5, backoff_cap=10.0)
         self._max_failures = max_failures
         self._read_timeout = read_timeout
+        self._finish_check = finish_check_interval
         self._iterating = False
         # Resume state: the last delivered timestamp and the lines delivered at it.
         self._last_ts: str | None = None
@@ -156,13 +165,20 @@ class LogFollower:
                     ) as response:
                         self._opens += 1
                         splitter = LineSplitter()
-                        async for chunk in response.content.iter_any():
+                        watch_finish = not finished_before_open
+                        while True:
+                            chunk = await self._next_chunk(response.content, watch_finish)
+                            if chunk is None:
+                                outcome = "finished"  # idle, and the container is done
+                                break
+                            if not chunk:
+                                tail = splitter.flush()
+                                outcome = "eof"
+                                break
                             for raw in splitter.feed(chunk):
                                 line = self._accept(raw)
                                 if line is not None:
                                     yield line
-                        tail = splitter.flush()
-                        outcome = "eof"
                 except InvalidRequestError as exc:
                     # 400: the container is not running yet (or never will).
                     if finished_before_open:
@@ -191,6 +207,11 @@ class LogFollower:
                     if failures >= self._max_failures:
                         raise error from exc
                     logger.debug("log stream of %s interrupted: %s", self._pod, error)
+                if outcome == "finished":
+                    # The followed stream outlived the container (some kubelets, and
+                    # kwok, never close it): drop it and drain without follow.
+                    failures = 0
+                    continue
                 if outcome == "eof":
                     failures = 0
                     if finished_before_open:
@@ -208,6 +229,21 @@ class LogFollower:
                 await asyncio.sleep(self._backoff.delay(quiet))
         finally:
             self._iterating = False
+
+    async def _next_chunk(self, reader: aiohttp.StreamReader, watch_finish: bool) -> bytes | None:
+        """The next chunk (``b""`` at EOF), or None once idle and the container finished."""
+        if self._finish_check is None or not watch_finish:
+            return await reader.readany()
+        while True:
+            try:
+                # Cancelling readany() on timeout is safe: it consumes data only when
+                # it returns, so nothing buffered is lost.
+                return await asyncio.wait_for(reader.readany(), self._finish_check)
+            except asyncio.TimeoutError as exc:
+                if isinstance(exc, aiohttp.ClientError):
+                    raise  # aiohttp's own read_timeout, handled by the caller
+                if await self._container_finished():
+                    return None
 
     def _start_replay(self) -> None:
         """Before each open: arm the duplicate filter for the lines it may replay."""

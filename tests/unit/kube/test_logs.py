@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import time
 from dataclasses import dataclass, field
 
 import pytest
@@ -37,6 +39,7 @@ class Serve:
     lines: int | None = None  # how many to send (None: all that remain)
     partial: bool = False  # then half of the next line, and cut the connection
     finish: bool = False  # the container has finished once this request is served
+    stall: bool = False  # then keep the stream open and silent (kwok does, after exit)
 
 
 @dataclass
@@ -47,6 +50,7 @@ class FakeKubelet:
     since: list[str | None] = field(default_factory=list)
     follow: list[str] = field(default_factory=list)
     finished_calls: int = 0
+    hold: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def container_finished(self) -> bool:
         self.finished_calls += 1
@@ -78,6 +82,8 @@ class FakeKubelet:
             assert request.transport is not None
             request.transport.close()
             return response
+        if step.stall:
+            await self.hold.wait()  # until the client hangs up (the handler is cancelled)
         await response.write_eof()
         return response
 
@@ -156,6 +162,46 @@ async def test_eof_that_races_the_finish_is_drained(api: FakeApiServer, client: 
 
     assert [(line.timestamp, line.text) for line in lines] == LINES
     assert len(kubelet.since) == 2
+
+
+async def test_followed_stream_that_outlives_its_container_is_dropped_and_drained(
+    api: FakeApiServer, client: KubeClient
+) -> None:
+    kubelet = FakeKubelet(LINES, plan=[Serve(lines=3, stall=True), Serve()])
+    api.on("GET", LOG, kubelet.handle)
+
+    async def exit_later() -> None:
+        await asyncio.sleep(0.3)
+        kubelet.finished = True
+
+    exiting = asyncio.create_task(exit_later())
+    started = time.monotonic()
+    lines = await asyncio.wait_for(follow(client, kubelet, finish_check_interval=0.1), 5)
+    await exiting
+
+    assert [(line.timestamp, line.text) for line in lines] == LINES
+    assert 0.3 <= time.monotonic() - started < 1.5
+    assert kubelet.follow == ["true", "false"]
+    assert kubelet.since == [None, LINES[2][0]]
+    assert client.statistics().streams_open == 0
+
+
+async def test_silent_stream_keeps_following_while_the_container_runs(
+    api: FakeApiServer, client: KubeClient
+) -> None:
+    kubelet = FakeKubelet(LINES, plan=[Serve(lines=3, stall=True), Serve()])
+    api.on("GET", LOG, kubelet.handle)
+    follower = make_follower(client, kubelet, finish_check_interval=0.05)
+
+    lines = aiter(follower)
+    async with contextlib.aclosing(lines):
+        got = [await anext(lines) for _ in range(3)]
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(anext(lines), 0.4)
+
+    assert [line.text for line in got] == ["start", "a", "same ts 1"]
+    assert kubelet.finished_calls >= 5  # checked while idle, without a request
+    assert len(kubelet.since) == 1  # and the stream was not reopened
 
 
 async def test_unterminated_last_line_of_a_finished_container_is_kept(
