@@ -23,6 +23,7 @@ lint: install
 	$(BIN)/ruff format --check asyncpod tests benchmarks
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	tools/lint-docker.sh
 
 test: lint binaries
 	$(BIN)/pytest

@@ -74,6 +74,8 @@ class RunOptions:
     ImagePullBackOff may last before the run fails (registries hiccup; a typo does
     not fix itself). ``deadline``: the whole run, from creation. A timed-out pod is
     deleted (unless cleanup is KEEP) and its result says which limit passed.
+    ``log_drain_timeout`` bounds how long cleanup waits for open log readers to
+    read what the containers wrote before the pod is deleted.
     """
 
     schedule_timeout: float | None = 300.0
@@ -83,6 +85,7 @@ class RunOptions:
     cleanup: Cleanup = Cleanup.DELETE
     delete_grace_period: int | None = None
     collect_events: bool = True
+    log_drain_timeout: float = 30.0
 
     def __post_init__(self) -> None:
         for name in ("schedule_timeout", "startup_timeout", "image_pull_timeout", "deadline"):
@@ -148,6 +151,11 @@ class PodRun:
         self._latest: dict[str, Any] | None = None
         self._changes: list[lifecycle.StateChange] = []
         self._changed = asyncio.Event()
+        # Open log readers: cleanup waits for them to drain before deleting the pod.
+        self._readers = 0
+        self._readers_idle = asyncio.Event()
+        self._readers_idle.set()
+        self._winding_down = False
 
     def __repr__(self) -> str:
         state = self._changes[-1].state.value if self._changes else "new"
@@ -463,6 +471,8 @@ class PodRun:
     # ------------------------------------------------------------------ the end
     async def _finish(self, *, cancelled: bool) -> None:
         """Build the cancelled result if needed, collect events, clean up."""
+        self._winding_down = True  # log readers: the containers are as done as they get
+        self._changed.set()
         if cancelled and self._result is None and self._error is None:
             if self._latest is not None:
                 self._result = self._with_task(
@@ -483,6 +493,10 @@ class PodRun:
             with contextlib.suppress(AsyncpodError):
                 result = self._result = await self._with_events(result)
         if self._should_delete(result):
+            if self._readers:
+                # Let log readers drain what the containers wrote before the pod goes.
+                with anyio.move_on_after(self.options.log_drain_timeout):
+                    await self._readers_idle.wait()
             await self._delete()
 
     def _should_delete(self, result: PodResult | None) -> bool:
@@ -527,6 +541,19 @@ class PodRun:
 
     # ------------------------------------------------------------------ logs
     async def _logs(
+        self, containers: tuple[str, ...] | None, *, follow: bool
+    ) -> AsyncIterator[LogLine]:
+        self._readers += 1
+        self._readers_idle.clear()
+        try:
+            async for line in self._read_logs(containers, follow=follow):
+                yield line
+        finally:
+            self._readers -= 1
+            if not self._readers:
+                self._readers_idle.set()
+
+    async def _read_logs(
         self, containers: tuple[str, ...] | None, *, follow: bool
     ) -> AsyncIterator[LogLine]:
         await self.created()
@@ -615,7 +642,7 @@ class PodRun:
         return "running" in state or "terminated" in state
 
     def _container_done(self, container: str) -> bool:
-        if self.done() or (self._latest is not None and lifecycle.is_terminal(self._latest)):
+        if self._winding_down or (self._latest is not None and lifecycle.is_terminal(self._latest)):
             return True
         status = self._container_status(container)
         return status is not None and "terminated" in (status.get("state") or {})
