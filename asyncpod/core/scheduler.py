@@ -204,7 +204,10 @@ class Launcher:
                 getter = asyncio.ensure_future(done.get())
                 waiter = asyncio.ensure_future(fed.wait())
                 try:
-                    await asyncio.wait({getter, waiter}, return_when=asyncio.FIRST_COMPLETED)
+                    await asyncio.wait(
+                        {getter} if fed.is_set() else {getter, waiter},  # set: would spin
+                        return_when=asyncio.FIRST_COMPLETED,
+                    )
                 finally:
                     waiter.cancel()
                 if getter.done():
