@@ -1,0 +1,178 @@
+"""What ``asyncpod run``, ``batch`` and ``demo`` share: options, exit codes, signals.
+
+Why a module of its own: the three commands must agree on how a cluster is named
+(``--kubeconfig``/``--context``/``--namespace``), how timeouts map to
+:class:`~asyncpod.RunOptions`, what each exit code means, and how Ctrl-C turns into a
+clean cancellation (pods deleted) instead of a traceback and leaked pods.
+
+What it deliberately does not do: print results or talk to the cluster. Each command
+owns its own output; this module only parses and plumbs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import Coroutine, Iterable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from asyncpod.core.runner import Cleanup, RunOptions
+from asyncpod.errors import UsageError
+
+__all__ = [
+    "EXIT_FAILED",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "Interrupted",
+    "add_cluster_options",
+    "add_timeout_options",
+    "parse_pairs",
+    "run_interruptible",
+    "run_options",
+    "signal_exit_code",
+]
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+"""A pod failed, or something broke (the message on stderr says which)."""
+EXIT_USAGE = 2
+"""Bad arguments, a bad spec or input file, an unusable kubeconfig: nothing was run."""
+
+T = TypeVar("T")
+
+
+def signal_exit_code(signum: int) -> int:
+    """The shell's convention: 128 + the signal number (130 for SIGINT)."""
+    return 128 + signum
+
+
+def add_cluster_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("cluster")
+    group.add_argument(
+        "--kubeconfig", metavar="PATH", default=None,
+        help="kubeconfig file (default: $KUBECONFIG, then ~/.kube/config, then in-cluster)",
+    )  # fmt: skip
+    group.add_argument("--context", default=None, help="kubeconfig context to use")
+    group.add_argument(
+        "-n", "--namespace", default=None,
+        help="namespace of the pods (default: the context's namespace, else 'default')",
+    )  # fmt: skip
+
+
+def _positive_seconds(text: str) -> float | None:
+    if text.lower() in ("0", "none", "off"):
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
+def add_timeout_options(
+    parser: argparse.ArgumentParser, *, image_pull_timeout: float | None = 120.0
+) -> None:
+    """Per-pod limits; each takes seconds, and ``0``/``none`` turns it off."""
+    defaults = RunOptions()
+    group = parser.add_argument_group("per-pod limits (seconds; 0 turns one off)")
+    group.add_argument(
+        "--timeout", type=_positive_seconds, default=None, metavar="SECONDS",
+        help="deadline of the whole run of a pod, from its creation (default: none)",
+    )  # fmt: skip
+    group.add_argument(
+        "--schedule-timeout", type=_positive_seconds, metavar="SECONDS",
+        default=defaults.schedule_timeout,
+        help=f"fail a pod not bound to a node by then (default {defaults.schedule_timeout:g})",
+    )  # fmt: skip
+    group.add_argument(
+        "--startup-timeout", type=_positive_seconds, metavar="SECONDS",
+        default=defaults.startup_timeout,
+        help="fail a pod whose container has not started that long after scheduling "
+        f"(default {defaults.startup_timeout:g})",
+    )  # fmt: skip
+    group.add_argument(
+        "--image-pull-timeout", type=_positive_seconds, metavar="SECONDS",
+        default=image_pull_timeout,
+        help="fail a pod stuck in ErrImagePull/ImagePullBackOff that long "
+        f"(default {image_pull_timeout:g})",
+    )  # fmt: skip
+
+
+def run_options(args: argparse.Namespace, *, cleanup: Cleanup) -> RunOptions:
+    return RunOptions(
+        schedule_timeout=args.schedule_timeout,
+        startup_timeout=args.startup_timeout,
+        image_pull_timeout=args.image_pull_timeout,
+        deadline=args.timeout,
+        cleanup=cleanup,
+    )
+
+
+def parse_pairs(values: Iterable[str], *, option: str) -> dict[str, str]:
+    """``["A=1", "B=x=y"]`` → ``{"A": "1", "B": "x=y"}``; a value may be empty."""
+    pairs: dict[str, str] = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"{option} expects KEY=VALUE, got {item!r}")
+        pairs[key] = value
+    return pairs
+
+
+@dataclass
+class Interrupted:
+    """Which signal stopped the work (``None``: it ran to its end)."""
+
+    signum: int | None = None
+    count: int = 0
+
+
+async def run_interruptible(
+    work: Coroutine[Any, Any, T],
+    *,
+    interrupted: Interrupted,
+    repeat_hint: str,
+) -> T | None:
+    """Run ``work`` in a task that the first SIGINT/SIGTERM cancels.
+
+    Cancelling is how asyncpod cleans up: a cancelled run deletes its pod (shielded),
+    a cancelled launcher cancels every run in flight. A second signal does not cancel
+    again (that could interrupt the deletions); it prints ``repeat_hint``. A third one
+    exits at once, leaving whatever is left behind.
+
+    Returns the work's result, or ``None`` if it was cancelled before it returned.
+    ``interrupted.signum`` says whether a signal arrived (``work`` may catch the
+    cancellation itself, finish its report and return normally).
+    """
+    loop = asyncio.get_running_loop()
+    task = asyncio.ensure_future(work)
+
+    def handle(signum: int) -> None:
+        interrupted.count += 1
+        if interrupted.count == 1:
+            interrupted.signum = signum
+            task.cancel()
+        elif interrupted.count == 2:
+            sys.stderr.write(repeat_hint.rstrip("\n") + "\n")
+            sys.stderr.flush()
+        else:
+            sys.stderr.flush()
+            os._exit(signal_exit_code(signum))
+
+    signals = (signal.SIGINT, signal.SIGTERM)
+    for signum in signals:
+        loop.add_signal_handler(signum, handle, signum)
+    try:
+        await asyncio.wait({task})
+    finally:
+        for signum in signals:
+            loop.remove_signal_handler(signum)
+    if task.cancelled():
+        return None
+    return task.result()

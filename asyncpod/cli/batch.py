@@ -1,0 +1,632 @@
+"""``asyncpod batch FILE``: many pods, a bounded number at a time, resumable.
+
+Why: running thousands of pods from a list is the job people script badly around
+``kubectl`` (a create loop, a polling loop, no record of what finished). Here the whole
+input is validated first (every problem with its line; nothing is created if there is
+one), pods go through one :class:`asyncpod.Launcher` (at most ``--max-in-flight``
+alive, followed through one shared watch), each result is appended to a JSONL file
+the moment it is known, and a summary says what happened and why.
+
+The input formats (a YAML list, JSONL, a template with parameter rows) are described
+in :mod:`asyncpod.cli.batchfile`; the results file in :mod:`asyncpod.cli.resultsfile`.
+
+Resume: every pod is named from the run id and its task key, so rerunning a crashed
+batch with ``--run-id ID --resume`` skips the tasks recorded in the results file and,
+for the others, gets 409 for pods that still exist and reattaches to them: no task
+runs twice. Tasks recorded as cancelled or error are tried again.
+
+Ctrl-C (or SIGTERM) cancels the runs in flight, which deletes their pods (unless
+``--cleanup keep``); the summary is printed and the exit code is 130 (143). A second
+Ctrl-C only warns; a third quits at once.
+
+Exit codes: 0 every task succeeded; 1 some task did not (or the batch stopped on an
+error); 2 usage or input-file errors (nothing was created); 130/143 interrupted.
+
+What it deliberately does not do: stream pod logs (use ``asyncpod run`` for one pod),
+retry failed tasks (a failed pod is a result; rerun those tasks under a new run id),
+or check that a resumed input is the one of the first attempt (task keys are the
+contract: give entries a ``task_key`` if the file may change).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import re
+import secrets
+import shlex
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeRemainingColumn,
+)
+
+from asyncpod.cli._common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    Interrupted,
+    add_cluster_options,
+    add_timeout_options,
+    run_interruptible,
+    run_options,
+    signal_exit_code,
+)
+from asyncpod.cli.batchfile import Batch, BatchFileError, load_batch
+from asyncpod.cli.resultsfile import RecordedResults, ResultsWriter, read_results
+from asyncpod.cli.summary import format_seconds, render, summarize
+from asyncpod.core.cluster import Cluster, connect
+from asyncpod.core.runner import Cleanup, RunOptions
+from asyncpod.core.scheduler import Launcher
+from asyncpod.errors import AsyncpodError, UsageError
+from asyncpod.kube.watch import list_objects
+from asyncpod.results import Outcome, PodResult, Reason
+from asyncpod.spec import RUN_ID_LABEL
+
+__all__ = ["BatchConfig", "add_parser", "execute", "handle", "new_run_id", "print_problems"]
+
+ProgressMode = Literal["auto", "bar", "lines", "none"]
+
+MAX_PROBLEMS_SHOWN = 50
+FAIL_FAST_AFTER = 10
+"""Stop when this many first results (or all, if fewer) are all create failures."""
+
+_RUN_ID = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "batch",
+        help="run every pod of a YAML/JSONL file, bounded, with progress and a summary",
+        description=(
+            "Run every spec of FILE (a YAML list, JSONL, or a template with parameter "
+            "rows), at most --max-in-flight pods at a time. The whole file is validated "
+            "first. Each result is appended to a JSONL file as it finishes."
+        ),
+        epilog=(
+            "formats: see `python -m pydoc asyncpod.cli.batchfile`. "
+            "exit codes: 0 all succeeded, 1 some did not, 2 bad input, 130 interrupted"
+        ),
+    )
+    parser.add_argument("file", metavar="FILE", help="the input: .yaml/.yml/.json/.jsonl, or -")
+    parser.add_argument(
+        "--format", choices=("yaml", "jsonl"), default=None,
+        help="input format (default: by extension, else sniffed)",
+    )  # fmt: skip
+    add_cluster_options(parser)
+    run = parser.add_argument_group("run")
+    run.add_argument(
+        "--max-in-flight", type=_positive_int, default=100, metavar="N",
+        help="pods alive at once (default 100)",
+    )  # fmt: skip
+    run.add_argument(
+        "--qps", type=float, default=50.0,
+        help="API requests per second, sustained (default 50; 0 = unlimited)",
+    )  # fmt: skip
+    run.add_argument(
+        "--burst", type=_positive_int, default=None, metavar="N",
+        help="API requests allowed in a burst (default 2 x qps)",
+    )  # fmt: skip
+    run.add_argument(
+        "--run-id", default=None,
+        help="names the run: a label on every pod and part of their names (default: generated)",
+    )  # fmt: skip
+    run.add_argument(
+        "--resume", action="store_true",
+        help="continue run --run-id: skip tasks recorded in --results, reattach to live pods",
+    )  # fmt: skip
+    run.add_argument(
+        "--results", type=Path, default=None, metavar="PATH",
+        help="JSONL file, one line per finished pod (default: ./RUN_ID.results.jsonl)",
+    )  # fmt: skip
+    run.add_argument(
+        "--dry-run", action="store_true",
+        help="validate FILE and report what would run; create nothing",
+    )  # fmt: skip
+    add_timeout_options(parser)
+    cleanup = parser.add_argument_group("cleanup")
+    choice = cleanup.add_mutually_exclusive_group()
+    choice.add_argument(
+        "--cleanup", choices=[c.value for c in Cleanup], default=Cleanup.DELETE.value,
+        help="what happens to each pod when it is done (default delete)",
+    )  # fmt: skip
+    choice.add_argument(
+        "--keep", dest="cleanup", action="store_const", const=Cleanup.KEEP.value,
+        help="keep every pod (same as --cleanup keep)",
+    )  # fmt: skip
+    output = parser.add_argument_group("output")
+    output.add_argument(
+        "--progress", choices=("auto", "bar", "lines", "none"), default="auto",
+        help="a live bar (auto: when stderr is a terminal), periodic lines, or nothing",
+    )  # fmt: skip
+    output.add_argument(
+        "--progress-interval", type=float, default=10.0, metavar="SECONDS",
+        help="seconds between progress lines when not a bar (default 10)",
+    )  # fmt: skip
+    parser.set_defaults(handler=handle)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected at least 1, got {value}")
+    return value
+
+
+def new_run_id(source: str) -> str:
+    """``<file stem slug>-<8 hex>``: readable in ``kubectl get pods`` and unique."""
+    stem = Path(source).stem if source != "-" else "stdin"
+    slug = re.sub(r"[^a-z0-9]+", "-", stem.lower()).strip("-")[:20].strip("-") or "batch"
+    return f"{slug}-{secrets.token_hex(4)}"
+
+
+# --------------------------------------------------------------------------------------
+# configuration
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class BatchConfig:
+    """Everything one batch execution needs; ``asyncpod demo`` builds one too."""
+
+    batch: Batch
+    run_id: str
+    results_path: Path
+    options: RunOptions
+    kubeconfig: str | None = None
+    context: str | None = None
+    namespace: str | None = None
+    max_in_flight: int = 100
+    qps: float | None = 50.0
+    burst: int | None = None
+    resume: bool = False
+    recorded: RecordedResults = field(default_factory=RecordedResults)
+    progress: ProgressMode = "auto"
+    progress_interval: float = 10.0
+    title: str = "asyncpod batch"
+    banner: tuple[str, ...] = ()
+    resume_command: str | None = None
+    all_finished_is_success: bool = False
+    """Exit 0 once every task has a result, whatever the outcomes (the demo's failures)."""
+
+
+def print_problems(error: BatchFileError, *, command: str = "asyncpod batch") -> None:
+    shown = error.problems[:MAX_PROBLEMS_SHOWN]
+    for problem in shown:
+        sys.stderr.write(problem.render(error.source) + "\n")
+    hidden = len(error.problems) - len(shown)
+    if hidden:
+        sys.stderr.write(f"... and {hidden} more\n")
+    count = len(error.problems)
+    sys.stderr.write(
+        f"{command}: {error.source}: {count} problem{'s' if count != 1 else ''}; "
+        "nothing was created\n"
+    )
+
+
+def handle(args: argparse.Namespace) -> int:
+    try:
+        batch = load_batch(args.file, format=args.format)
+    except BatchFileError as error:
+        print_problems(error)
+        return EXIT_USAGE
+    try:
+        config = _config_from_args(args, batch)
+    except UsageError as error:
+        sys.stderr.write(f"asyncpod batch: {error}\n")
+        return EXIT_USAGE
+    if args.dry_run:
+        to_run = len(batch) - len(config.recorded.done_keys() & _keys(batch))
+        sys.stdout.write(
+            f"{batch.source}: {len(batch)} valid pod spec{'s' if len(batch) != 1 else ''} "
+            f"({batch.format}{', template' if batch.template else ''}); "
+            f"{to_run} would run as {config.run_id}; nothing was created\n"
+        )
+        return EXIT_OK
+    return execute(config)
+
+
+def _keys(batch: Batch) -> set[str]:
+    return {entry.task_key for entry in batch.entries}
+
+
+def _config_from_args(args: argparse.Namespace, batch: Batch) -> BatchConfig:
+    if args.resume and not args.run_id:
+        raise UsageError("--resume needs the --run-id of the run to continue")
+    run_id = args.run_id or new_run_id(batch.source)
+    if not _RUN_ID.fullmatch(run_id):
+        raise UsageError(
+            f"--run-id {run_id!r} must be a label value: at most 63 letters, digits, "
+            "'-', '_' or '.', starting and ending with a letter or digit"
+        )
+    results_path: Path = args.results or Path(f"{run_id}.results.jsonl")
+    recorded = prepare_results(results_path, run_id=run_id, resume=args.resume)
+    qps = args.qps if args.qps > 0 else None
+    return BatchConfig(
+        batch=batch,
+        run_id=run_id,
+        results_path=results_path,
+        options=run_options(args, cleanup=Cleanup(args.cleanup)),
+        kubeconfig=args.kubeconfig,
+        context=args.context,
+        namespace=args.namespace,
+        max_in_flight=args.max_in_flight,
+        qps=qps,
+        burst=args.burst,
+        resume=args.resume,
+        recorded=recorded,
+        progress=args.progress,
+        progress_interval=args.progress_interval,
+        resume_command=_resume_command(args, run_id, results_path),
+    )
+
+
+def prepare_results(path: Path, *, run_id: str, resume: bool) -> RecordedResults:
+    """Read what an earlier attempt recorded; refuse to mix runs in one file."""
+    recorded = read_results(path)
+    if recorded.problems:
+        listing = "\n  ".join(recorded.problems[:10])
+        raise UsageError(f"the results file {path} has lines that are not results:\n  {listing}")
+    others = recorded.run_ids - {run_id}
+    if others:
+        raise UsageError(
+            f"the results file {path} belongs to run {', '.join(sorted(others))}; "
+            "choose another --results (or that --run-id)"
+        )
+    if recorded.lines and not resume:
+        raise UsageError(
+            f"the results file {path} already holds {recorded.lines} results of run "
+            f"{run_id}; pass --resume to continue that run, or choose another --results"
+        )
+    return recorded
+
+
+def _resume_command(args: argparse.Namespace, run_id: str, results: Path) -> str:
+    words = ["asyncpod", "batch", args.file, "--run-id", run_id, "--resume"]
+    if args.results is not None:
+        words += ["--results", str(results)]
+    for flag, value in (
+        ("--kubeconfig", args.kubeconfig),
+        ("--context", args.context),
+        ("--namespace", args.namespace),
+    ):
+        if value:
+            words += [flag, value]
+    return " ".join(_quote(word) for word in words)
+
+
+def _quote(word: str) -> str:
+    return shlex.quote(word)
+
+
+# --------------------------------------------------------------------------------------
+# execution
+# --------------------------------------------------------------------------------------
+
+
+class _FailFastError(Exception):
+    """Every pod so far failed to be created: stop before trying the thousands left."""
+
+
+@dataclass
+class _Counts:
+    done: int = 0
+    ok: int = 0
+    failed: int = 0
+    in_flight: int = 0
+
+
+def execute(config: BatchConfig) -> int:
+    """Run the batch described by ``config``; the exit code."""
+    return asyncio.run(_Session(config).main())
+
+
+class _Session:
+    def __init__(self, config: BatchConfig) -> None:
+        self.config = config
+        self.results: dict[str, PodResult] = {}
+        self.counts = _Counts()
+        self.launcher: Launcher | None = None
+        self.interrupted = Interrupted()
+        self.started = time.monotonic()
+        self.namespace: str | None = None
+        done = config.recorded.done_keys() & _keys(config.batch)
+        self.skip = frozenset(done)
+        self.to_run = len(config.batch) - len(done)
+        self.stderr = Console(stderr=True, highlight=False)
+        self.progress = self._make_progress()
+
+    def _make_progress(self) -> _Reporter:
+        mode = self.config.progress
+        if mode == "auto":
+            mode = "bar" if self.stderr.is_terminal else "lines"
+        if mode == "bar":
+            return _BarReporter(self.stderr, self.to_run, self.config.title)
+        if mode == "lines":
+            return _LineReporter(self.config.title, self.to_run, self.config.progress_interval)
+        return _Reporter()
+
+    async def main(self) -> int:
+        failure: str | None = None
+        code: int | None = None
+        try:
+            await run_interruptible(
+                self._work(),
+                interrupted=self.interrupted,
+                repeat_hint=(
+                    f"{self.config.title}: deleting the pods in flight; Ctrl-C again to quit "
+                    f"without them (label {RUN_ID_LABEL}={self.config.run_id})"
+                ),
+            )
+        except UsageError as error:
+            failure, code = str(error), EXIT_USAGE
+        except _FailFastError as error:
+            failure, code = str(error), EXIT_FAILED
+        except (AsyncpodError, OSError) as error:
+            failure, code = f"{type(error).__name__}: {error}", EXIT_FAILED
+        finally:
+            self.progress.stop()
+        return self._report(failure=failure, code=code)
+
+    async def _work(self) -> None:
+        config = self.config
+        self._note(*config.banner)
+        async with connect(
+            config.kubeconfig,
+            context=config.context,
+            namespace=config.namespace,
+            options=config.options,
+            qps=config.qps,
+            burst=config.burst or max(1, int(2 * (config.qps or 50))),
+        ) as cluster:
+            self.namespace = cluster.namespace
+            alive = await self._pods_of_run(cluster)
+            self._announce(cluster, alive)
+            launcher = self.launcher = Launcher(
+                cluster,
+                max_in_flight=config.max_in_flight,
+                run_id=config.run_id,
+                namespace=cluster.namespace,
+                options=config.options,
+            )
+            specs = [entry.spec for entry in config.batch.entries]
+            ticker = asyncio.ensure_future(self._tick())
+            self.started = time.monotonic()
+            self.progress.start()
+            try:
+                with ResultsWriter(config.results_path, run_id=config.run_id) as writer:
+                    async for result in launcher.as_completed(specs, skip_task_keys=self.skip):
+                        writer.write(result)
+                        self._record(result)
+                        self._fail_fast()
+            finally:
+                ticker.cancel()
+                await asyncio.gather(ticker, return_exceptions=True)
+                self._refresh()
+
+    async def _pods_of_run(self, cluster: Cluster) -> int:
+        """Count this run's pods that exist; also proves the cluster answers (and lets us list)."""
+        items, _ = await list_objects(
+            cluster.client,
+            f"/api/v1/namespaces/{cluster.namespace}/pods",
+            label_selector=f"{RUN_ID_LABEL}={self.config.run_id}",
+        )
+        return len(items)
+
+    def _announce(self, cluster: Cluster, alive: int) -> None:
+        config = self.config
+        batch = config.batch
+        recorded = len(self.skip)
+        self._note(
+            f"{config.title}: {len(batch)} pods from {batch.source} · run {config.run_id} · "
+            f"namespace {cluster.namespace} on {cluster.client.config.server} · "
+            f"{config.max_in_flight} at a time · results → {config.results_path}"
+        )
+        if config.resume:
+            self._note(
+                f"resuming: {recorded} tasks already recorded, {self.to_run} to run; "
+                f"{alive} pods of this run still exist and will be reattached"
+            )
+        elif alive:
+            self._note(f"{alive} pods of run {config.run_id} already exist; reattaching to them")
+
+    def _note(self, *lines: str) -> None:
+        for line in lines:
+            sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+
+    def _record(self, result: PodResult) -> None:
+        key = result.task_key or result.name
+        self.results[key] = result
+        self.counts.done += 1
+        if result.ok:
+            self.counts.ok += 1
+        else:
+            self.counts.failed += 1
+        self._refresh()
+
+    def _refresh(self) -> None:
+        if self.launcher is not None:
+            self.counts.in_flight = self.launcher.statistics().in_flight
+        self.progress.update(self.counts, time.monotonic() - self.started)
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(0.25)
+            self._refresh()
+
+    def _fail_fast(self) -> None:
+        # Decided once, when the first results are in: a wrong namespace or a missing
+        # permission fails every create alike, and 10,000 copies of it help nobody.
+        if len(self.results) != min(FAIL_FAST_AFTER, self.to_run):
+            return
+        first = list(self.results.values())
+        if all(r.outcome is Outcome.ERROR and r.reason == Reason.CREATE_FAILED for r in first):
+            raise _FailFastError(
+                f"the first {len(first)} pods could not be created; stopping. "
+                f"The first error: {first[0].message}"
+            )
+
+    # ------------------------------------------------------------------ the end
+    def _report(self, *, failure: str | None, code: int | None) -> int:
+        config = self.config
+        elapsed = time.monotonic() - self.started
+        if failure is not None:
+            self._note(f"{config.title}: {failure}")
+        if code == EXIT_USAGE and not self.results:
+            return code
+        carried = {
+            k: r for k, r in config.recorded.results.items() if k in self.skip
+        }  # the last recorded result of each task that is done
+        final = {**carried, **self.results}
+        summary = summarize(
+            final.values(),
+            total=len(config.batch),
+            recorded=len(carried),
+            elapsed=elapsed,
+            run_id=config.run_id,
+        )
+        stats = self.launcher.statistics() if self.launcher is not None else None
+        extra: dict[str, str] = {}
+        if stats is not None and stats.reattached:
+            extra["reattached"] = f"{stats.reattached} pods of an earlier attempt"
+        if self.interrupted.signum is not None:
+            in_flight = stats.in_flight if stats is not None else 0
+            deleted = "kept" if config.options.cleanup is Cleanup.KEEP else "deleted"
+            extra["interrupted"] = (
+                f"{in_flight} runs in flight cancelled (pods {deleted}); "
+                f"{summary.unfinished} tasks not finished"
+            )
+        if self.results or config.recorded.lines:
+            extra["results"] = str(config.results_path)
+        summary = dataclasses.replace(summary, extra=extra)
+        out = Console(file=sys.stdout, highlight=False)
+        if not out.is_terminal:
+            out = Console(file=sys.stdout, highlight=False, width=100)  # logs are wider than 80
+        render(summary, out, title=config.title)
+        sys.stdout.flush()
+        if summary.unfinished and config.resume_command:
+            self._note(f"to finish this run: {config.resume_command}")
+        if self.interrupted.signum is not None:
+            return signal_exit_code(self.interrupted.signum)
+        if code is not None:
+            return code
+        if summary.ok or (config.all_finished_is_success and not summary.unfinished):
+            return EXIT_OK
+        return EXIT_FAILED
+
+
+# --------------------------------------------------------------------------------------
+# progress
+# --------------------------------------------------------------------------------------
+
+
+class _Reporter:
+    """No progress at all (``--progress none``); the base of the others."""
+
+    def start(self) -> None:
+        return None
+
+    def update(self, counts: _Counts, elapsed: float) -> None:
+        return None
+
+    def stop(self) -> None:
+        return None
+
+
+def progress_line(title: str, counts: _Counts, total: int, elapsed: float) -> str:
+    rate = counts.done / elapsed if elapsed > 0 else 0.0
+    remaining = total - counts.done
+    eta = format_seconds(remaining / rate) if rate > 0 and remaining else "-"
+    return (
+        f"{title}: {counts.done}/{total} done ({counts.ok} succeeded, {counts.failed} failed) "
+        f"· {counts.in_flight} in flight · {rate:.1f} pods/s · ETA {eta} "
+        f"· {format_seconds(elapsed)} elapsed"
+    )
+
+
+class _LineReporter(_Reporter):
+    """A plain line every ``interval`` seconds, for logs and CI (stderr not a terminal)."""
+
+    def __init__(
+        self, title: str, total: int, interval: float, write: Callable[[str], object] | None = None
+    ) -> None:
+        self.title = title
+        self.total = total
+        self.interval = interval
+        self._write = write or sys.stderr.write
+        self._last = time.monotonic()
+
+    def start(self) -> None:
+        self._last = time.monotonic()
+
+    def update(self, counts: _Counts, elapsed: float) -> None:
+        now = time.monotonic()
+        if now - self._last < self.interval:
+            return
+        self._last = now
+        self._write(progress_line(self.title, counts, self.total, elapsed) + "\n")
+        sys.stderr.flush()
+
+
+class _BarReporter(_Reporter):
+    """A live rich bar on a terminal: in flight, succeeded, failed, rate, ETA."""
+
+    def __init__(self, console: Console, total: int, title: str) -> None:
+        self._progress = Progress(
+            SpinnerColumn(),
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn(
+                "· {task.fields[in_flight]} in flight · [green]{task.fields[ok]} ok[/] "
+                "· [red]{task.fields[failed]} failed[/] · {task.fields[rate]}"
+            ),
+            TextColumn("· ETA"),
+            TimeRemainingColumn(compact=True),
+            console=console,
+            transient=False,
+            refresh_per_second=8,
+        )
+        self._task = self._progress.add_task(
+            title, total=total, in_flight=0, ok=0, failed=0, rate="-", start=False
+        )
+        self._started = False
+
+    def start(self) -> None:
+        self._progress.start()
+        self._progress.start_task(self._task)
+        self._started = True
+
+    def update(self, counts: _Counts, elapsed: float) -> None:
+        if not self._started:
+            return
+        rate = f"{counts.done / elapsed:.1f}/s" if elapsed > 0 else "-"
+        self._progress.update(
+            self._task,
+            completed=counts.done,
+            in_flight=counts.in_flight,
+            ok=counts.ok,
+            failed=counts.failed,
+            rate=rate,
+        )
+
+    def stop(self) -> None:
+        if self._started:
+            self._progress.stop()
+            self._started = False

@@ -1,0 +1,146 @@
+"""The batch results file: one JSON line per finished pod, appended as it finishes.
+
+Why: it is the batch's memory. A crash (even SIGKILL) loses at most the line being
+written: each line goes to the file in one unbuffered ``write``. ``--resume`` reads it
+back to skip the tasks that already have a result; the pods of the others are still
+found through their deterministic names.
+
+A line is :meth:`asyncpod.PodResult.to_dict` (name, uid, task_key, outcome, phase,
+reason, message, exit_code, termination_message, node, timestamps, duration_seconds,
+containers with their exit codes, events of failed pods) plus ``run_id``,
+``exit_codes`` (container name → exit code) and ``recorded_at`` (UTC)::
+
+    {"run_id": "jobs-1a2b3c4d", "task_key": "shard-7", "name": "jobs-1a2b3c4d-shard-7-...",
+     "uid": "...", "outcome": "failed", "reason": "OOMKilled", "exit_code": 137,
+     "exit_codes": {"main": 137}, "duration_seconds": 12.0, ...}
+
+A task may appear more than once (a run interrupted while it was retried): the last
+line wins. What it deliberately does not do: fsync each line (a crash of the process
+is covered; a power cut is the storage's business), or lock the file against two
+batches appending at once (use one results file per run).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any, BinaryIO
+
+import orjson
+
+from asyncpod.errors import SpecError
+from asyncpod.results import Outcome, PodResult
+
+__all__ = ["RecordedResults", "ResultsWriter", "read_results", "record_of"]
+
+RERUN_ON_RESUME = frozenset({Outcome.CANCELLED, Outcome.ERROR})
+"""Outcomes that do not count as done: a resumed run tries these tasks again."""
+
+
+def record_of(result: PodResult, *, run_id: str) -> dict[str, Any]:
+    """The JSON object of one results line."""
+    record: dict[str, Any] = {"run_id": run_id}
+    record.update(result.to_dict())
+    record["exit_codes"] = {
+        c.name: c.exit_code for c in result.containers if c.exit_code is not None
+    }
+    record["recorded_at"] = dt.datetime.now(dt.timezone.utc).isoformat()
+    return record
+
+
+class ResultsWriter:
+    """Append results to ``path``; each line reaches the OS before :meth:`write` returns."""
+
+    def __init__(self, path: Path, *, run_id: str) -> None:
+        self.path = path
+        self.run_id = run_id
+        self.written = 0
+        self._file: BinaryIO | None = None
+
+    def open(self) -> ResultsWriter:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle = self.path.open("ab", buffering=0)
+        # A line cut short by a crash must not swallow the next one.
+        if handle.tell() > 0:
+            with self.path.open("rb") as reader:
+                reader.seek(-1, os.SEEK_END)
+                if reader.read(1) != b"\n":
+                    handle.write(b"\n")
+        self._file = handle
+        return self
+
+    def __enter__(self) -> ResultsWriter:
+        return self.open()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def write(self, result: PodResult) -> None:
+        if self._file is None:
+            raise ValueError("the results file is not open")
+        self._file.write(orjson.dumps(record_of(result, run_id=self.run_id)) + b"\n")
+        self.written += 1
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+@dataclass
+class RecordedResults:
+    """What a results file holds: the last result of each task, and its problems."""
+
+    results: dict[str, PodResult] = field(default_factory=dict)
+    run_ids: set[str] = field(default_factory=set)
+    lines: int = 0
+    truncated_line: int | None = None
+    """The number of a last line cut short by a crash (ignored)."""
+    problems: list[str] = field(default_factory=list)
+
+    def done_keys(self) -> set[str]:
+        """Tasks a resumed run skips: every recorded outcome but cancelled and error."""
+        return {k for k, r in self.results.items() if r.outcome not in RERUN_ON_RESUME}
+
+
+def read_results(path: Path) -> RecordedResults:
+    """Read a results file; a missing file reads as empty."""
+    recorded = RecordedResults()
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return recorded
+    lines = data.split(b"\n")
+    last = len(lines)
+    if lines and lines[-1] == b"":
+        lines.pop()
+        last = len(lines)
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        recorded.lines += 1
+        try:
+            record = orjson.loads(line)
+            result = PodResult.from_dict(record)  # a non-object raises SpecError too
+        except (orjson.JSONDecodeError, SpecError) as error:
+            if number == last and not data.endswith(b"\n"):
+                recorded.truncated_line = number  # the crash cut it; the task reruns
+                continue
+            recorded.problems.append(f"{path}:{number}: {error}")
+            continue
+        run_id = record.get("run_id")
+        if isinstance(run_id, str):
+            recorded.run_ids.add(run_id)
+        if result.task_key is None:
+            recorded.problems.append(f"{path}:{number}: no task_key")
+            continue
+        recorded.results[result.task_key] = result
+    return recorded
