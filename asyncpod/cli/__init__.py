@@ -1,1 +1,1 @@
-"""The ``asyncpod`` command line: ``run``, ``batch`` and ``cluster``."""
+"""The ``asyncpod`` command line: ``run``, ``batch``, ``demo`` and ``cluster``."""

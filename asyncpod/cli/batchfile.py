@@ -481,11 +481,12 @@ def _line_of(item: _Raw, field: str) -> int:
         following: yaml.Node | None = None
         if isinstance(node, yaml.MappingNode) and number is None:
             wanted = key if key is not None else quoted
-            for key_node, value_node in _merged_items(node):
+            # Constructing the entry flattened its ``<<`` merges into it, merged keys
+            # first: the last match is the key that took effect.
+            for key_node, value_node in node.value:
                 if isinstance(key_node, yaml.ScalarNode) and key_node.value == wanted:
                     following = value_node
                     line = key_node.start_mark.line + 1
-                    break
         elif (
             isinstance(node, yaml.SequenceNode)
             and number is not None
@@ -495,18 +496,3 @@ def _line_of(item: _Raw, field: str) -> int:
             line = following.start_mark.line + 1
         node = following
     return line
-
-
-def _merged_items(node: yaml.MappingNode) -> list[tuple[yaml.Node, yaml.Node]]:
-    """A mapping's own items first, then those it merges in with ``<<``."""
-    own: list[tuple[yaml.Node, yaml.Node]] = []
-    merged: list[tuple[yaml.Node, yaml.Node]] = []
-    for key, value in node.value:
-        if isinstance(key, yaml.ScalarNode) and key.value == "<<":
-            sources = value.value if isinstance(value, yaml.SequenceNode) else [value]
-            for source in sources:
-                if isinstance(source, yaml.MappingNode):
-                    merged.extend(_merged_items(source))
-        else:
-            own.append((key, value))
-    return own + merged

@@ -62,14 +62,8 @@ class ResultsWriter:
 
     def open(self) -> ResultsWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle = self.path.open("ab", buffering=0)
-        # A line cut short by a crash must not swallow the next one.
-        if handle.tell() > 0:
-            with self.path.open("rb") as reader:
-                reader.seek(-1, os.SEEK_END)
-                if reader.read(1) != b"\n":
-                    handle.write(b"\n")
-        self._file = handle
+        _drop_cut_line(self.path)
+        self._file = self.path.open("ab", buffering=0)
         return self
 
     def __enter__(self) -> ResultsWriter:
@@ -93,6 +87,18 @@ class ResultsWriter:
         if self._file is not None:
             self._file.close()
             self._file = None
+
+
+def _drop_cut_line(path: Path) -> None:
+    """Remove a last line cut short by a crash: it holds no whole result, and what
+    follows must start on a line of its own."""
+    try:
+        with path.open("rb") as reader:
+            data = reader.read()
+    except FileNotFoundError:
+        return
+    if data and not data.endswith(b"\n"):
+        os.truncate(path, data.rfind(b"\n") + 1)
 
 
 @dataclass
