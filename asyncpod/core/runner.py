@@ -27,7 +27,7 @@ import contextlib
 import enum
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -214,7 +214,7 @@ class PodRun:
                 await self._finished.wait()
         return self._result
 
-    async def states(self) -> AsyncIterator[lifecycle.StateChange]:
+    async def states(self) -> AsyncGenerator[lifecycle.StateChange, None]:
         """Every observed state change, from the first one, until the run ends."""
         index = 0
         while True:
@@ -228,7 +228,7 @@ class PodRun:
 
     def logs(
         self, *, containers: tuple[str, ...] | None = None, follow: bool = True
-    ) -> AsyncIterator[LogLine]:
+    ) -> AsyncGenerator[LogLine, None]:
         """Every line of every container (init containers first), each tagged.
 
         Follows each container until it has terminated and its log is drained;
@@ -542,7 +542,7 @@ class PodRun:
     # ------------------------------------------------------------------ logs
     async def _logs(
         self, containers: tuple[str, ...] | None, *, follow: bool
-    ) -> AsyncIterator[LogLine]:
+    ) -> AsyncGenerator[LogLine, None]:
         self._readers += 1
         self._readers_idle.clear()
         try:

@@ -139,6 +139,9 @@ async def watch_stream(
                 break
             except asyncio.TimeoutError:
                 # aiohttp's sock_read timer: no byte for inactivity_timeout seconds.
+                # The peer is presumed dead: abort the socket. A graceful (TLS) close
+                # would wait for a close_notify that never comes and leak the socket.
+                _abort(resp)
                 raise WatchStalledError(
                     f"GET {path}: watch sent nothing for {inactivity_timeout:g}s; "
                     "presumed dead (half-open connection)"
@@ -154,6 +157,13 @@ async def watch_stream(
         event = _decode_event(splitter.flush(), path)
         if event is not None:
             yield event
+
+
+def _abort(response: aiohttp.ClientResponse) -> None:
+    connection = response.connection
+    transport = connection.transport if connection is not None else None
+    if transport is not None:
+        transport.abort()
 
 
 def _decode_event(line: bytes, path: str) -> tuple[str, dict[str, Any]] | None:

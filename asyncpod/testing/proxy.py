@@ -5,7 +5,8 @@ cut mid-body, a half-open socket that goes silent, a network partition during wh
 the world moves on. Putting this proxy between asyncpod and the real API server makes
 those faults real: bytes are relayed untouched (TLS passes through end to end), and
 the test decides when to :meth:`cut` every open connection, :meth:`stall` them (keep
-the sockets open, relay nothing), or :meth:`partition` (cut and refuse new ones).
+those sockets open but relay nothing, as a half-open peer does; new connections still
+work), or :meth:`partition` (cut and refuse new ones).
 
 It runs its own event loop in a thread, so both sync tests and async tests (whose
 loop is busy with the code under test) can drive it.
@@ -16,8 +17,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from types import TracebackType
+from typing import Any
 
 __all__ = ["FaultProxy", "ProxyStatistics"]
 
@@ -40,8 +43,9 @@ class FaultProxy:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._server: asyncio.Server | None = None
-        self._connections: set[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = set()
-        self._flowing = asyncio.Event()
+        self._connections: dict[
+            tuple[asyncio.StreamWriter, asyncio.StreamWriter], asyncio.Event
+        ] = {}
         self._refusing = False
         self._accepted = self._refused = self._cut = self._bytes = 0
 
@@ -79,14 +83,14 @@ class FaultProxy:
         """Close every open connection abruptly; return how many were cut."""
         return self._call(self._cut_all())
 
-    def stall(self) -> None:
-        """Keep connections open but relay nothing (a silent, half-open peer)."""
-        self._loop.call_soon_threadsafe(self._flowing.clear)
+    def stall(self) -> int:
+        """Freeze every open connection: sockets stay open, nothing is relayed."""
+        return self._call(self._stall_all())
 
     def resume(self) -> None:
-        """Relay again and accept new connections."""
+        """Relay on stalled connections again and accept new ones."""
         self._refusing = False
-        self._loop.call_soon_threadsafe(self._flowing.set)
+        self._call(self._resume_all())
 
     def partition(self) -> int:
         """Cut every connection and refuse new ones until :meth:`resume`."""
@@ -103,25 +107,38 @@ class FaultProxy:
         )
 
     # ------------------------------------------------------------------ internals
-    def _call(self, coroutine: object) -> int:
-        future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)  # type: ignore[arg-type]
-        result = future.result(10)
-        return int(result or 0)
+    def _call(self, coroutine: Coroutine[Any, Any, int | None]) -> int:
+        future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
+        return int(future.result(10) or 0)
+
+    async def _stall_all(self) -> int:
+        for flowing in self._connections.values():
+            flowing.clear()
+        return len(self._connections)
+
+    async def _resume_all(self) -> None:
+        for flowing in self._connections.values():
+            flowing.set()
 
     async def _start(self) -> None:
-        self._flowing.set()
         self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
         self.port = int(self._server.sockets[0].getsockname()[1])
 
     async def _close(self) -> None:
         if self._server is not None:
             self._server.close()
-            await self._server.wait_closed()
         await self._cut_all()
+        # abort() closes sockets on the next loop iterations: let the handlers finish
+        # before the loop stops, or their sockets are never closed.
+        handlers = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        if handlers:
+            await asyncio.wait(handlers, timeout=5)
+        await asyncio.sleep(0)
 
     async def _cut_all(self) -> int:
         pairs = list(self._connections)
         for client, upstream in pairs:
+            self._connections[(client, upstream)].set()  # let a stalled pipe notice
             for writer in (client, upstream):
                 transport = writer.transport
                 transport.abort()  # RST, not a polite FIN: the peer sees a cut
@@ -141,21 +158,27 @@ class FaultProxy:
             return
         self._accepted += 1
         pair = (writer, up_writer)
-        self._connections.add(pair)
+        flowing = asyncio.Event()
+        flowing.set()
+        self._connections[pair] = flowing
         try:
-            await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
+            await asyncio.gather(
+                self._pipe(reader, up_writer, flowing), self._pipe(up_reader, writer, flowing)
+            )
         finally:
-            self._connections.discard(pair)
+            self._connections.pop(pair, None)
             for side in pair:
                 side.transport.abort()
 
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pipe(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, flowing: asyncio.Event
+    ) -> None:
         with contextlib.suppress(OSError, asyncio.IncompleteReadError):
             while True:
                 data = await reader.read(65536)
                 if not data:
                     break
-                await self._flowing.wait()
+                await flowing.wait()
                 writer.write(data)
                 self._bytes += len(data)
                 await writer.drain()
