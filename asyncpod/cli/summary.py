@@ -222,10 +222,13 @@ def render(summary: Summary, console: Console, *, title: str = "asyncpod batch")
     parts: list[Table | Text] = [head, outcomes]
     if summary.reasons:
         reasons = Table(box=None, pad_edge=False, show_edge=False, title_justify="left")
-        reasons.add_column("not succeeded")
-        reasons.add_column("reason")
-        reasons.add_column("pods", justify="right")
-        reasons.add_column("first example", no_wrap=True, overflow="ellipsis")
+        # The example gives way (one line, cut with an ellipsis), never the numbers.
+        widest = max(len(row.reason) for row in summary.reasons)
+        reasons.add_column("not succeeded", no_wrap=True, min_width=13)
+        reasons.add_column("reason", no_wrap=True, min_width=max(6, widest))
+        reasons.add_column("pods", justify="right", no_wrap=True, min_width=4)
+        room = max(20, console.width - (13 + max(6, widest) + 4 + 3 * 2))
+        reasons.add_column("first example", no_wrap=True, overflow="ellipsis", max_width=room)
         for row in summary.reasons:
             reasons.add_row(
                 Text(row.outcome.value, style=_STYLE[row.outcome]),

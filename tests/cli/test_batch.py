@@ -1,0 +1,249 @@
+"""``asyncpod batch`` as a subprocess against the local control plane.
+
+What a user of a batch relies on, checked from the outside: the results file line by
+line, the summary, the exit code, that a bad input creates nothing, that Ctrl-C leaves
+no pod behind, and that a run killed with SIGKILL and resumed creates each pod once
+(counted by the API server itself: POST pods answered 201).
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import textwrap
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from asyncpod.spec import RUN_ID_LABEL, deterministic_pod_name
+from asyncpod.testing import LocalControlPlane
+from asyncpod.testing.pytest_plugin import TestCluster
+from tests.cli.helpers import Cli, pods, pods_created, wait_until
+
+pytestmark = pytest.mark.integration
+
+SIM = "sim.asyncpod.dev/"
+
+
+def read_lines(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def write_jsonl(path: Path, specs: list[dict[str, Any]]) -> Path:
+    path.write_text("".join(json.dumps(spec) + "\n" for spec in specs))
+    return path
+
+
+def test_batch_template_runs_every_row_and_records_each_result(
+    cli: Cli, simulated: LocalControlPlane, kube_cluster: TestCluster, namespace: str
+) -> None:
+    jobs = cli.workdir / "jobs.yaml"
+    jobs.write_text(
+        textwrap.dedent(
+            """\
+            template:
+              task_key: "shard-{n}"
+              image: busybox:1.36
+              args: [sh, -c, "echo shard {n}; exit {code}"]
+              annotations: "{sim}"
+            defaults: {code: 0, sim: {sim.asyncpod.dev/duration: 300ms}}
+            parameters:
+              - {n: 1}
+              - {n: 2}
+              - {n: 3, code: 3, sim: {sim.asyncpod.dev/duration: 200ms, sim.asyncpod.dev/exit-code: "3"}}
+              - {n: 4}
+              - {n: 5, code: 137, sim: {sim.asyncpod.dev/exit-code: "137", sim.asyncpod.dev/reason: OOMKilled}}
+              - {n: 6}
+              - {n: 7}
+              - {n: 8}
+            """
+        )
+    )
+    results = cli.workdir / "out" / "results.jsonl"
+
+    process = cli.run(
+        "batch", str(jobs), *cli.cluster_args, "--run-id", "tpl-1",
+        "--results", str(results), "--max-in-flight", "4", "--progress", "lines",
+    )  # fmt: skip
+
+    assert process.popen.returncode == 1, process.stderr  # two tasks failed
+    lines = read_lines(results)
+    assert len(lines) == 8
+    by_key = {line["task_key"]: line for line in lines}
+    assert sorted(by_key) == [f"shard-{n}" for n in range(1, 9)]
+    for key, line in by_key.items():
+        assert line["run_id"] == "tpl-1"
+        assert line["namespace"] == namespace
+        assert line["name"] == deterministic_pod_name("tpl-1", key)
+        assert line["uid"]
+        assert line["node_name"].startswith("kwok-node-")
+        assert line["created_at"]
+        assert line["finished_at"]
+    expected = {f"shard-{n}": ("succeeded", 0, "Completed") for n in (1, 2, 4, 6, 7, 8)}
+    expected["shard-3"] = ("failed", 3, "Error")
+    expected["shard-5"] = ("failed", 137, "OOMKilled")
+    assert {
+        key: (line["outcome"], line["exit_code"], line["reason"]) for key, line in by_key.items()
+    } == expected
+    assert by_key["shard-5"]["exit_codes"] == {"main": 137}
+    assert by_key["shard-5"]["events"], "events are collected for failed pods"
+
+    summary = [" ".join(line.split()) for line in process.stdout.splitlines()]
+    assert summary[0].startswith("asyncpod batch: 8/8 finished · run tpl-1")
+    assert "succeeded 6 75.0%" in summary
+    assert "failed 2 25.0%" in summary
+    assert any(line.startswith("failed Error 1 shard-3:") for line in summary)
+    assert any(line.startswith("failed OOMKilled 1 shard-5:") for line in summary)
+    assert f"results: {results}" in summary
+    assert "8 pods from" in process.stderr
+    wait_until(lambda: not pods(kube_cluster, namespace), timeout=15, what="cleanup")
+
+
+def test_batch_of_successes_exits_0(
+    cli: Cli, simulated: LocalControlPlane, kube_cluster: TestCluster, namespace: str
+) -> None:
+    jobs = write_jsonl(
+        cli.workdir / "ok.jsonl",
+        [{"image": "busybox", "annotations": {f"{SIM}duration": "200ms"}} for _ in range(5)],
+    )
+    process = cli.run("batch", str(jobs), *cli.cluster_args, "--run-id", "ok-1")
+
+    assert process.popen.returncode == 0, process.stderr
+    lines = read_lines(cli.workdir / "ok-1.results.jsonl")  # the default results path
+    assert sorted(line["task_key"] for line in lines) == ["0", "1", "2", "3", "4"]
+    assert {line["outcome"] for line in lines} == {"succeeded"}
+    assert "5/5 finished" in process.stdout
+
+
+def test_bad_input_names_each_line_and_creates_nothing(
+    cli: Cli, simulated: LocalControlPlane, kube_cluster: TestCluster, namespace: str
+) -> None:
+    jobs = cli.workdir / "bad.yaml"
+    jobs.write_text(
+        textwrap.dedent(
+            """\
+            - {image: busybox}
+            - {image: busybox}
+            - {imagee: busybox}
+            - {image: busybox}
+            - image: busybox
+              resources: {limits: {memory: "lots"}}
+            """
+        )
+    )
+    before = pods_created(simulated)
+
+    process = cli.run("batch", str(jobs), *cli.cluster_args, "--run-id", "bad-1")
+
+    assert process.popen.returncode == 2
+    errors = process.stderr.splitlines()
+    assert f"{jobs}:3: imagee: unknown key; did you mean 'image'?" in errors
+    assert any(line.startswith(f"{jobs}:6: resources.limits.memory:") for line in errors)
+    assert "2 problems; nothing was created" in process.stderr
+    assert not (cli.workdir / "bad-1.results.jsonl").exists()
+    assert pods(kube_cluster, namespace) == []
+    assert pods_created(simulated) == before
+
+
+def test_ctrl_c_cancels_the_runs_in_flight_deletes_their_pods_and_summarises(
+    cli: Cli, simulated: LocalControlPlane, kube_cluster: TestCluster, namespace: str
+) -> None:
+    jobs = write_jsonl(
+        cli.workdir / "long.jsonl",
+        [
+            {"task_key": f"t{i}", "image": "busybox", "annotations": {f"{SIM}duration": "60s"}}
+            for i in range(30)
+        ],
+    )
+    selector = f"{RUN_ID_LABEL}=int-1"
+    process = cli.start(
+        "batch", str(jobs), *cli.cluster_args, "--run-id", "int-1", "--max-in-flight", "10",
+        "--progress", "lines", "--progress-interval", "0.5",
+    )  # fmt: skip
+
+    def ten_running() -> bool:
+        found = pods(kube_cluster, namespace, selector)
+        running: int = sum(p["status"].get("phase") == "Running" for p in found)
+        return running == 10
+
+    wait_until(ten_running, timeout=30, what="10 pods running")
+    process.popen.send_signal(signal.SIGINT)
+
+    assert process.wait(60) == 130
+    wait_until(lambda: not pods(kube_cluster, namespace, selector), timeout=15, what="cleanup")
+    summary = [" ".join(line.split()) for line in process.stdout.splitlines()]
+    assert summary[0].startswith("asyncpod batch: 0/30 finished · run int-1")
+    assert "not finished 30 100.0%" in summary
+    assert (
+        "interrupted: 10 runs in flight cancelled (pods deleted); 30 tasks not finished" in summary
+    )
+    assert "to finish this run: asyncpod batch" in process.stderr
+    assert "--run-id int-1 --resume" in process.stderr
+
+
+def test_resume_after_sigkill_reattaches_and_creates_no_pod_twice(
+    cli: Cli, simulated: LocalControlPlane, kube_cluster: TestCluster, namespace: str
+) -> None:
+    tasks = 12
+    jobs = write_jsonl(
+        cli.workdir / "jobs.jsonl",
+        [{"image": "busybox", "annotations": {f"{SIM}duration": "2s"}} for _ in range(tasks)],
+    )
+    results = cli.workdir / "results.jsonl"
+    selector = f"{RUN_ID_LABEL}=kill-1"
+    args = [
+        "batch", str(jobs), *cli.cluster_args, "--run-id", "kill-1",
+        "--results", str(results), "--max-in-flight", "4", "--progress", "none",
+    ]  # fmt: skip
+    created_before = pods_created(simulated)
+
+    first = cli.start(*args)
+    # Kill in the middle of the second wave: 4 results recorded, 4 pods mid-run.
+    wait_until(
+        lambda: results.exists() and len(results.read_text().splitlines()) >= 4,
+        timeout=30,
+        what="the first wave of results",
+    )
+    time.sleep(0.7)
+    first.popen.send_signal(signal.SIGKILL)
+    assert first.wait(10) == -signal.SIGKILL
+    recorded = len(read_lines(results))
+    alive = len(pods(kube_cluster, namespace, selector))
+    assert recorded < tasks
+    assert alive >= 1, "no pod was left to reattach to"
+
+    second = cli.run(*args, "--resume")
+
+    assert second.popen.returncode == 0, second.stderr
+    assert f"resuming: {recorded} tasks already recorded, {tasks - recorded} to run" in (
+        second.stderr
+    )
+    lines = read_lines(results)
+    assert Counter(line["task_key"] for line in lines) == Counter(str(i) for i in range(tasks))
+    assert {line["outcome"] for line in lines} == {"succeeded"}
+    summary = [" ".join(line.split()) for line in second.stdout.splitlines()]
+    assert summary[0].startswith(f"asyncpod batch: {tasks}/{tasks} finished · run kill-1")
+    assert f"reattached: {alive} pods of an earlier attempt" in summary
+    # The API server created exactly one pod per task over both attempts.
+    assert pods_created(simulated) - created_before == tasks
+    wait_until(lambda: not pods(kube_cluster, namespace, selector), timeout=15, what="cleanup")
+
+
+def test_a_batch_whose_pods_cannot_be_created_stops_early(
+    cli: Cli, kube_cluster: TestCluster, tmp_path: Path
+) -> None:
+    jobs = write_jsonl(tmp_path / "jobs.jsonl", [{"image": "busybox"} for _ in range(40)])
+    process = cli.run(
+        "batch", str(jobs), "--kubeconfig", str(kube_cluster.kubeconfig),
+        "--namespace", "no-such-namespace", "--run-id", "nons-1", "--max-in-flight", "5",
+    )  # fmt: skip
+
+    assert process.popen.returncode == 1
+    assert "the first 10 pods could not be created; stopping" in process.stderr
+    assert 'namespaces "no-such-namespace" not found' in process.stderr
+    lines = read_lines(tmp_path / "nons-1.results.jsonl")
+    assert 10 <= len(lines) < 40
+    assert {(line["outcome"], line["reason"]) for line in lines} == {("error", "CreateFailed")}
