@@ -320,9 +320,13 @@ def test_metrics_count_requests_by_verb_and_resource(
     before = control_plane.request_counts()
     for _ in range(7):
         kube_cluster.admin.request("GET", f"/api/v1/namespaces/{namespace}/pods")
+    for index in range(3):
+        body = {"metadata": {"name": f"m{index}"}}
+        kube_cluster.admin.request("POST", f"/api/v1/namespaces/{namespace}/configmaps", body)
     delta = control_plane.request_counts() - before
     assert delta.get("LIST", "pods") == 7
-    assert delta.get("CREATE", "pods") == 0
+    assert delta.get("POST", "configmaps") == 3
+    assert delta.get("GET", "configmaps") == 0
 
 
 def test_stop_leaves_no_process_and_no_directory(kube_cluster: TestCluster) -> None:
