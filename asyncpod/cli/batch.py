@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Literal
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -604,7 +605,7 @@ class _BarReporter(_Reporter):
             refresh_per_second=8,
         )
         self._task = self._progress.add_task(
-            title, total=total, in_flight=0, ok=0, failed=0, rate="-", start=False
+            escape(title), total=total, in_flight=0, ok=0, failed=0, rate="-", start=False
         )
         self._started = False
 

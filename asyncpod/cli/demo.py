@@ -11,8 +11,9 @@ outcomes (durations, exit codes, an OOMKill, an image that never pulls) are play
 from pod annotations.
 
 Given a cluster, it says which one and runs the same file there, where the busybox
-commands reproduce the outcomes for real (the annotations are inert). It never picks
-``~/.kube/config`` by itself: a demo must not surprise anyone's real cluster.
+commands reproduce the outcomes for real (the annotations are inert); at a terminal it
+asks first (``--yes`` skips the question). It never picks ``~/.kube/config`` by
+itself: a demo must not surprise anyone's real cluster.
 
 The demo exits 0 when every pod finished, whatever its outcome: the failures are part
 of the show. What it deliberately does not do: stop the local control plane afterwards
@@ -24,6 +25,7 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
+import shlex
 import sys
 from importlib import resources
 from pathlib import Path
@@ -45,6 +47,19 @@ SIMULATED_TITLE = "asyncpod demo [simulated nodes]"
 def _binaries_cached() -> bool:
     root = cache_dir()
     return root.is_dir() and any(root.glob("kube-*"))
+
+
+def _confirm() -> bool:
+    """Ask before 200 pods land on a real cluster; only a person at a terminal is asked."""
+    if not sys.stdin.isatty():
+        return True
+    sys.stderr.write("create 200 demo pods there? [y/N] ")
+    sys.stderr.flush()
+    try:
+        answer = sys.stdin.readline()
+    except KeyboardInterrupt:
+        return False
+    return answer.strip().lower() in ("y", "yes")
 
 
 def demo_text() -> str:
@@ -91,6 +106,10 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="seconds between progress lines when not a bar (default 3)",
     )  # fmt: skip
     run.add_argument(
+        "-y", "--yes", action="store_true",
+        help="do not ask before creating pods on a cluster you gave (asked only on a terminal)",
+    )  # fmt: skip
+    run.add_argument(
         "--print", dest="print_file", action="store_true",
         help="print the demo's input file (a starting point for your own) and exit",
     )  # fmt: skip
@@ -116,18 +135,23 @@ def handle(args: argparse.Namespace) -> int:
         banner: tuple[str, ...] = (
             f"asyncpod demo: running on the cluster of {source}={given}{context}",
             (
-                "  its nodes are real: the 200 busybox pods really run (sleep, exit N, "
-                "a 16Mi memory hog, a missing image, an impossible node selector)."
+                "  on real nodes the 200 busybox pods really run (sleep, exit N, a 16Mi "
+                "memory hog, a missing image, an impossible node selector);"
             ),
             (
-                "  the sim.asyncpod.dev/* annotations are inert here: exit codes and "
-                "failures are only simulated on kwok nodes (asyncpod demo --local)."
+                "  the exit codes and failures are simulated (sim.asyncpod.dev/* annotations) "
+                "only on kwok nodes, as with asyncpod demo --local."
             ),
         )
         title = "asyncpod demo"
         kubeconfig = args.kubeconfig  # None: connect() reads (and merges) $KUBECONFIG
         # A real cluster pulls busybox and may scale up nodes: give pods time.
         options = RunOptions(schedule_timeout=120, image_pull_timeout=30, cleanup=Cleanup.DELETE)
+        sys.stderr.write("".join(line + "\n" for line in banner))
+        if not args.yes and not _confirm():
+            sys.stderr.write("asyncpod demo: nothing was created\n")
+            return EXIT_USAGE
+        banner = ()
     else:
         sys.stderr.write(
             "asyncpod demo: no cluster given (--kubeconfig, KUBECONFIG), so the demo runs on "
@@ -172,9 +196,12 @@ def handle(args: argparse.Namespace) -> int:
     )
     code = execute(config)
     if not given and code in (EXIT_OK, EXIT_FAILED):
+        cluster = "asyncpod cluster"
+        if args.state_dir is not None:
+            cluster += f" --state-dir {shlex.quote(str(args.state_dir))}"
         sys.stderr.write(
             "the local control plane keeps running (simulated nodes): "
-            'use it with eval "$(asyncpod cluster env)", stop it with asyncpod cluster down\n'
+            f'use it with eval "$({cluster} env)", stop it with {cluster} down\n'
             "your own batch: asyncpod demo --print > jobs.yaml; edit; asyncpod batch jobs.yaml\n"
         )
     return code
