@@ -11,6 +11,9 @@ Installed with asyncpod (entry point ``pytest11``), so users get the same fixtur
 - ``namespace`` (function): a fresh namespace per test, deleted afterwards.
 - ``container_logs`` (function): write CRI log files that ``pods/log`` then serves.
 
+Tests marked ``simulated`` (they need kwok to play out ``sim.asyncpod.dev/*``
+annotations) are skipped against another cluster.
+
 Only tests that request these fixtures start anything; pure unit tests stay fast.
 """
 
@@ -53,6 +56,22 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "integration: talks to a real Kubernetes API server (local control plane)"
     )
+    config.addinivalue_line(
+        "markers",
+        "simulated: relies on kwok playing out sim.asyncpod.dev/* annotations (exit codes, "
+        "durations, reasons); skipped when ASYNCPOD_TEST_KUBECONFIG names a real cluster",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not os.environ.get(KUBECONFIG_ENV):
+        return
+    skip = pytest.mark.skip(
+        reason=f"needs kwok's simulated kubelets; {KUBECONFIG_ENV} points at another cluster"
+    )
+    for item in items:
+        if item.get_closest_marker("simulated") is not None:
+            item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")

@@ -22,7 +22,8 @@ import pytest
 from asyncpod.testing import AdminClient, AdminRequestError, LocalControlPlane, outcome
 from asyncpod.testing.pytest_plugin import TestCluster
 
-pytestmark = pytest.mark.integration
+# Outcomes come from kwok playing out sim.asyncpod.dev/* annotations.
+pytestmark = [pytest.mark.integration, pytest.mark.simulated]
 
 
 def pod_manifest(

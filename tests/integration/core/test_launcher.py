@@ -17,7 +17,8 @@ from asyncpod.testing.pytest_plugin import TestCluster
 
 from .conftest import TEST_OPTIONS
 
-pytestmark = pytest.mark.integration
+# Outcomes come from kwok playing out sim.asyncpod.dev/* annotations.
+pytestmark = [pytest.mark.integration, pytest.mark.simulated]
 
 
 def spec_for(index: int) -> PodSpec:

@@ -17,7 +17,8 @@ from asyncpod.testing.proxy import FaultProxy
 
 from .conftest import TEST_OPTIONS
 
-pytestmark = pytest.mark.integration
+# Outcomes come from kwok playing out sim.asyncpod.dev/* annotations.
+pytestmark = [pytest.mark.integration, pytest.mark.simulated]
 
 
 async def test_every_container_is_followed_and_tagged(

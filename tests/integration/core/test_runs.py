@@ -13,7 +13,8 @@ from asyncpod import Outcome, PodSpec, PodState, Reason
 from asyncpod.testing import outcome
 from asyncpod.testing.pytest_plugin import TestCluster
 
-pytestmark = pytest.mark.integration
+# Outcomes come from kwok playing out sim.asyncpod.dev/* annotations.
+pytestmark = [pytest.mark.integration, pytest.mark.simulated]
 
 
 def pods_in(kube_cluster: TestCluster, namespace: str) -> list[dict[str, Any]]:
@@ -270,3 +271,23 @@ async def test_one_watch_serves_every_run_of_a_namespace(
     assert informer.lists == 1
     shared = cluster.informer(selector="app.kubernetes.io/managed-by=asyncpod")
     assert "watches=1" in repr(shared)
+
+
+async def test_the_hot_path_builds_no_typed_models(
+    cluster: asyncpod.Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kubernetes_asyncio.client.models import v1_pod
+
+    built: list[object] = []
+    original = v1_pod.V1Pod.__init__
+
+    def counting(self: Any, *args: Any, **kwargs: Any) -> None:
+        built.append(self)
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(v1_pod.V1Pod, "__init__", counting)
+    result = await cluster.run(PodSpec("busybox:1.36", annotations=outcome(duration=0.3)))
+    assert result.ok
+    assert built == []  # watch events, create and delete stayed orjson dicts
+    v1_pod.V1Pod()
+    assert len(built) == 1  # the probe itself works
