@@ -236,7 +236,8 @@ def handle(args: argparse.Namespace) -> int:
         sys.stdout.write(
             f"{batch.source}: {len(batch)} valid pod spec{'s' if len(batch) != 1 else ''} "
             f"({batch.format}{', template' if batch.template else ''}); "
-            f"{to_run} would run as {config.run_id}; nothing was created\n"
+            f"{to_run} would run{f' as {config.run_id}' if args.run_id else ''}; "
+            "nothing was created\n"
         )
         return EXIT_OK
     return execute(config)
