@@ -207,16 +207,23 @@ class _Session:
             helpers: list[asyncio.Task[None]] = []
             if args.verbose:
                 helpers.append(asyncio.ensure_future(self._report_states(run)))
-            logs = asyncio.ensure_future(self._stream_logs(run)) if args.logs else None
+            if args.logs:
+                helpers.append(asyncio.ensure_future(self._stream_logs(run)))
+            outcome = asyncio.ensure_future(run.result())
             try:
-                result = await run.result()
-                if logs is not None:
-                    await self._drain(logs)
+                result = await asyncio.shield(outcome)
+                if args.logs:
+                    await self._drain(helpers[-1])
                 return result
+            except asyncio.CancelledError:
+                # Interrupted. Stop reading logs first: cleanup lets open log readers
+                # drain before it deletes the pod, and nobody reads them any more.
+                await _stop(helpers)
+                await run.cancel()
+                raise
             finally:
-                for task in [*helpers, *([logs] if logs is not None else [])]:
-                    task.cancel()
-                await asyncio.gather(*helpers, *([logs] if logs else []), return_exceptions=True)
+                await _stop(helpers)
+                await asyncio.gather(outcome, return_exceptions=True)
 
     async def _stream_logs(self, run: PodRun, out: TextIO | None = None) -> None:
         stream = out or sys.stdout
@@ -246,6 +253,12 @@ class _Session:
     async def _report_states(self, run: PodRun) -> None:
         async for change in run.states():
             sys.stderr.write(f"asyncpod run: {run.ref} {describe_change(change)}\n")
+
+
+async def _stop(tasks: list[asyncio.Task[None]]) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def describe_change(change: StateChange) -> str:
