@@ -38,8 +38,10 @@ from typing import Any, Final
 from asyncpod.errors import (
     AsyncpodError,
     ClosedError,
+    ForbiddenError,
     GoneError,
     TransientError,
+    UnauthorizedError,
 )
 from asyncpod.kube.client import KubeClient, RetryPolicy
 from asyncpod.kube.watch import ADDED, BOOKMARK, DELETED, MODIFIED, list_objects, watch_stream
@@ -186,6 +188,7 @@ class PodInformer:
         backoff: RetryPolicy | None = None,
         buffer: int = 32,
         page_size: int = 500,
+        auth_retry_window: float = 60.0,
     ) -> None:
         self._client = client
         self.namespace = namespace
@@ -196,6 +199,7 @@ class PodInformer:
         self._backoff = backoff or RetryPolicy(backoff_base=0.2, backoff_cap=10.0)
         self._buffer = buffer
         self._page_size = page_size
+        self._auth_retry_window = auth_retry_window
         self._cache: dict[str, dict[str, Any]] = {}
         self._subscribers: dict[str, set[PodSubscription]] = {}
         self._synced = asyncio.Event()
@@ -274,6 +278,7 @@ class PodInformer:
         """LIST+WATCH until cancelled; reconnect on anything transient."""
         failures = 0
         need_list = True
+        denied_since: float | None = None
         try:
             while True:
                 try:
@@ -297,10 +302,26 @@ class PodInformer:
                         self._path, error, delay,
                     )  # fmt: skip
                     await asyncio.sleep(delay)
+                except (ForbiddenError, UnauthorizedError) as error:
+                    # Before the first sync a 401/403 is a missing permission: say so at
+                    # once. After it, the permission was there; an API server that has
+                    # just restarted answers 403 until its RBAC caches sync, so retry
+                    # for a while before believing it.
+                    denied_since = denied_since or time.monotonic()
+                    if not self._synced.is_set() or (
+                        time.monotonic() - denied_since > self._auth_retry_window
+                    ):
+                        self._fail_all(error)
+                        return
+                    failures += 1
+                    self._reconnects += 1
+                    await asyncio.sleep(self._backoff.delay(min(failures - 1, 10)))
+                    continue
                 except AsyncpodError as error:
-                    # 401/403/400 and the like: retrying cannot help. Say why and stop.
+                    # 400/404 and the like: retrying cannot help. Say why and stop.
                     self._fail_all(error)
                     return
+                denied_since = None
         finally:
             self._stopped = True
             if self._failure is None:

@@ -647,7 +647,7 @@ def events_from_list(event_list_body: Mapping[str, Any]) -> tuple[PodEvent, ...]
     ``series`` (``count``, ``lastObservedTime``) and ``reportingComponent`` that
     recent components fill instead (and events.k8s.io/v1's ``note`` and
     ``deprecated*`` names). Ordered by first occurrence, then last; events without
-    any time come first, in list order.
+    any time come first, in list order. Times compare at whole seconds (see below).
     """
     events: list[PodEvent] = []
     for item in event_list_body.get("items") or ():
@@ -678,8 +678,16 @@ def events_from_list(event_list_body: Mapping[str, Any]) -> tuple[PodEvent, ...]
                 source=source or item.get("reportingComponent") or item.get("reportingController"),
             )
         )
-    events.sort(key=lambda e: (e.first_seen or _EPOCH, e.last_seen or _EPOCH))
+    # Whole seconds only: the scheduler writes microsecond eventTimes, kubelets whole
+    # seconds, so finer keys would put a kubelet event before the Scheduled event of
+    # the same second. Python's sort is stable: ties keep the API server's list order,
+    # which is creation order.
+    events.sort(key=lambda e: (_whole_second(e.first_seen), _whole_second(e.last_seen)))
     return tuple(events)
+
+
+def _whole_second(moment: datetime | None) -> datetime:
+    return (moment or _EPOCH).replace(microsecond=0)
 
 
 # --------------------------------------------------------------------------------------

@@ -99,15 +99,30 @@ class AdminClient:
             return payload.decode()
         return json.loads(payload) if payload else None
 
-    def create_namespace(self, name: str, *, timeout: float = 60.0) -> None:
-        """Create ``name`` and wait for its default ServiceAccount.
+    def create_namespace(self, name: str, *, timeout: float = 60.0, grace: float = 5.0) -> None:
+        """Create ``name`` and make sure its default ServiceAccount exists.
 
         The ServiceAccount admission plugin rejects pods in a namespace until the
-        controller-manager has created that account.
+        controller-manager has created that account. Right after the API server was
+        restarted (or etcd compacted) the controller relists with a backoff and can
+        lag by tens of seconds; after ``grace`` seconds we create the account
+        ourselves, exactly as the controller would (its later attempt gets 409).
         """
         namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
         self.request("POST", "/api/v1/namespaces", namespace)
-        self.wait_for(f"/api/v1/namespaces/{name}/serviceaccounts/default", timeout=timeout)
+        path = f"/api/v1/namespaces/{name}/serviceaccounts"
+        try:
+            self.wait_for(f"{path}/default", timeout=grace)
+            return
+        except AdminRequestError as error:
+            if error.status != 404:
+                raise
+        try:
+            self.request("POST", path, {"metadata": {"name": "default"}})
+        except AdminRequestError as error:
+            if error.status != 409:
+                raise
+        self.wait_for(f"{path}/default", timeout=timeout)
 
     def delete_namespace(self, name: str) -> None:
         try:

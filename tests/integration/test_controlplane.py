@@ -230,7 +230,7 @@ def test_delete_honours_the_grace_period(kube_cluster: TestCluster, namespace: s
     started = time.monotonic()
     for name in ("stubborn", "polite"):
         kube_cluster.admin.request(
-            "DELETE", f"/api/v1/namespaces/{namespace}/pods/{name}", {"gracePeriodSeconds": 3}
+            "DELETE", f"/api/v1/namespaces/{namespace}/pods/{name}", {"gracePeriodSeconds": 4}
         )
 
     def gone_after(name: str) -> float:
@@ -243,8 +243,10 @@ def test_delete_honours_the_grace_period(kube_cluster: TestCluster, namespace: s
             assert time.monotonic() - started < 20, f"{name} was never removed"
             time.sleep(0.05)
 
-    assert gone_after("polite") < 2.0  # exits on SIGTERM
-    assert gone_after("stubborn") >= 2.5  # waits out the 3 s grace period
+    assert gone_after("polite") < 2.5  # exits on SIGTERM
+    # Waits out the 4 s grace period; deletionTimestamp has whole seconds, so kwok may
+    # act up to a second early.
+    assert gone_after("stubborn") >= 2.9
 
 
 def test_pods_log_serves_the_file_and_follows_appended_lines(

@@ -774,25 +774,10 @@ def test_events_say_where_the_pod_went_and_what_failed() -> None:
     assert started.last_seen - started.first_seen >= timedelta(seconds=1)  # setup, then migrate
 
 
-_MIXED_PRECISION = pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG lifecycle.events_from_list: sorts by time as written, but the scheduler's "
-        "eventTime has microseconds and kwok's/kubelets' firstTimestamp whole seconds, so "
-        "a kubelet Event in the same second as Scheduled sorts before it "
-        "(Scheduled 12:51:21.836532 > Started 12:51:21)"
-    ),
-)
-
-
-@pytest.mark.parametrize(
-    "scenario",
-    [
-        pytest.param(s, marks=_MIXED_PRECISION) if len(EXPECTED_EVENTS[s]) > 1 else s
-        for s in WITH_EVENTS
-    ],
-)
+@pytest.mark.parametrize("scenario", WITH_EVENTS)
 def test_events_from_list_is_oldest_first(scenario: str) -> None:
+    # The scheduler's eventTime has microseconds, kubelets' firstTimestamp whole
+    # seconds: a kubelet event in the same second as Scheduled must still come after it.
     events = events_from_list(event_list(scenario))
     assert [e.reason for e in events] == creation_order(scenario)
 

@@ -57,6 +57,7 @@ async def test_a_thousand_pods_at_200_in_flight_share_one_watch_and_never_poll(
             peak_in_flight = max(peak_in_flight, launcher.statistics().in_flight)
         stats = launcher.statistics()
         (informer,) = cluster.statistics().informers
+        client = cluster.client.statistics()
     elapsed = time.monotonic() - started
     delta = control_plane.request_counts() - before
 
@@ -79,7 +80,8 @@ async def test_a_thousand_pods_at_200_in_flight_share_one_watch_and_never_poll(
     assert delta.get("POST", "pods") == count
     # Ours, plus kwok's final deletion with grace period 0 (the "kubelet" side).
     assert count <= delta.get("DELETE", "pods") <= 2 * count
-    assert delta.get("LIST", "events") == 143  # events only for the failed pods
+    # Events are fetched only for the failed pods (a retried 429/5xx counts twice).
+    assert 143 <= delta.get("LIST", "events") <= 143 + client.retries
     ours = {k: v for k, v in delta.counts.items() if k[1] in ("pods", "events") and v}
     print(f"\n1000 pods at 200 in flight: {elapsed:.1f}s; API server requests: {ours}")
 
