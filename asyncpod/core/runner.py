@@ -35,7 +35,13 @@ import anyio
 
 from asyncpod.core import lifecycle
 from asyncpod.core.informer import PodInformer, PodSubscription
-from asyncpod.errors import AsyncpodError, ConflictError, NotFoundError
+from asyncpod.errors import (
+    AsyncpodError,
+    ConflictError,
+    ForbiddenError,
+    NotFoundError,
+    TransientError,
+)
 from asyncpod.kube.logs import LogFollower, LogLine
 from asyncpod.kube.watch import DELETED
 from asyncpod.results import Outcome, PodResult, Reason
@@ -75,7 +81,9 @@ class RunOptions:
     not fix itself). ``deadline``: the whole run, from creation. A timed-out pod is
     deleted (unless cleanup is KEEP) and its result says which limit passed.
     ``log_drain_timeout`` bounds how long cleanup waits for open log readers to
-    read what the containers wrote before the pod is deleted.
+    read what the containers wrote before the pod is deleted. ``delete_retry_window``
+    is how long a failing delete is retried (API server down or restarting) before
+    the error is reported.
     """
 
     schedule_timeout: float | None = 300.0
@@ -86,6 +94,7 @@ class RunOptions:
     delete_grace_period: int | None = None
     collect_events: bool = True
     log_drain_timeout: float = 30.0
+    delete_retry_window: float = 60.0
 
     def __post_init__(self) -> None:
         for name in ("schedule_timeout", "startup_timeout", "image_pull_timeout", "deadline"):
@@ -528,16 +537,27 @@ class PodRun:
             body["gracePeriodSeconds"] = self.options.delete_grace_period
         if self.uid:
             body["preconditions"] = {"uid": self.uid}  # never delete a namesake
-        try:
-            await self._client.request(
-                "DELETE",
-                f"/api/v1/namespaces/{self.namespace}/pods/{self.name}",
-                json=body,
-                pod=self.ref,
-            )
-            self._deleted_by_us = True
-        except (NotFoundError, ConflictError):
-            pass  # already gone, or a namesake with another uid: not ours to delete
+        # A pod we fail to delete is a leak, so keep trying for a while when the API
+        # server is unreachable or restarting (it answers 403 until RBAC has synced).
+        deadline = time.monotonic() + self.options.delete_retry_window
+        attempt = 0
+        while True:
+            try:
+                await self._client.request(
+                    "DELETE",
+                    f"/api/v1/namespaces/{self.namespace}/pods/{self.name}",
+                    json=body,
+                    pod=self.ref,
+                )
+                self._deleted_by_us = True
+                return
+            except (NotFoundError, ConflictError):
+                return  # already gone, or a namesake with another uid: not ours
+            except (TransientError, ForbiddenError):
+                if time.monotonic() >= deadline:
+                    raise
+                await asyncio.sleep(min(0.5 * 2**attempt, 5.0))
+                attempt += 1
 
     # ------------------------------------------------------------------ logs
     async def _logs(
