@@ -184,6 +184,30 @@ def test_ctrl_c_cancels_the_runs_in_flight_deletes_their_pods_and_summarises(
     assert "--run-id int-1 --resume" in process.stderr
 
 
+def test_ctrl_c_during_the_create_burst_leaves_no_pod_behind(
+    cli: Cli, simulated: LocalControlPlane, kube_cluster: TestCluster, namespace: str
+) -> None:
+    # Cancelled while creates are on the wire: a pod may be created after its run
+    # gave up on the request. None may survive the batch.
+    jobs = write_jsonl(
+        cli.workdir / "burst.jsonl",
+        [{"image": "busybox", "annotations": {f"{SIM}duration": "60s"}} for _ in range(40)],
+    )
+    selector = f"{RUN_ID_LABEL}=burst-1"
+    process = cli.start(
+        "batch", str(jobs), *cli.cluster_args, "--run-id", "burst-1",
+        "--max-in-flight", "40", "--qps", "0", "--progress", "none",
+    )  # fmt: skip
+    wait_until(lambda: "pods from" in process.stderr, timeout=30, what="the batch to start")
+    time.sleep(0.1)
+    process.popen.send_signal(signal.SIGINT)
+
+    assert process.wait(60) == 130
+    assert "interrupted:" in process.stdout
+    time.sleep(1)  # a create still in the API server's hands would show up by now
+    wait_until(lambda: not pods(kube_cluster, namespace, selector), timeout=15, what="cleanup")
+
+
 def test_resume_after_sigkill_reattaches_and_creates_no_pod_twice(
     cli: Cli, simulated: LocalControlPlane, kube_cluster: TestCluster, namespace: str
 ) -> None:
