@@ -109,6 +109,11 @@ class Binaries:
         missing = [str(p) for p in paths.values() if not os.access(p, os.X_OK)]
         if missing:
             raise BuildError(f"not executable or missing: {', '.join(missing)}")
+        return cls.from_paths(paths, kubernetes_version=kubernetes_version)
+
+    @classmethod
+    def from_paths(cls, paths: dict[str, Path], *, kubernetes_version: str) -> Binaries:
+        """From a map of binary name (``kube-apiserver``, ...) to path."""
         return cls(
             etcd=paths["etcd"],
             kube_apiserver=paths["kube-apiserver"],
@@ -241,14 +246,7 @@ def ensure_binaries(*, progress: Progress | None = None) -> Binaries:
                     _build(component, moddir, version, target, say)
         for binary in component.binaries:
             paths[binary] = target / binary
-    return Binaries(
-        etcd=paths["etcd"],
-        kube_apiserver=paths["kube-apiserver"],
-        kube_controller_manager=paths["kube-controller-manager"],
-        kube_scheduler=paths["kube-scheduler"],
-        kwok=paths["kwok"],
-        kubernetes_version=kube_version,
-    )
+    return Binaries.from_paths(paths, kubernetes_version=kube_version)
 
 
 def main() -> None:
