@@ -16,7 +16,7 @@ install: $(BIN)/.installed
 # Builds etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok from the
 # Go module proxy the first time (several minutes); returns in well under a second after.
 binaries: install
-	$(BIN)/python -m asyncpod.testing.binaries
+	$(BIN)/python -m asyncpod.testing
 
 lint: install
 	$(BIN)/ruff check asyncpod tests benchmarks

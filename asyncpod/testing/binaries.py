@@ -250,11 +250,8 @@ def ensure_binaries(*, progress: Progress | None = None) -> Binaries:
 
 
 def main() -> None:
-    """``python -m asyncpod.testing.binaries``: build what is missing, print the paths."""
+    """``python -m asyncpod.testing``: build what is missing, print the paths."""
     binaries = ensure_binaries()
     for field in ("etcd", "kube_apiserver", "kube_controller_manager", "kube_scheduler", "kwok"):
         sys.stdout.write(f"{field}: {getattr(binaries, field)}\n")
 
-
-if __name__ == "__main__":
-    main()

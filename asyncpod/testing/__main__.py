@@ -1,0 +1,12 @@
+"""``python -m asyncpod.testing``: build the control-plane binaries that are missing.
+
+Prints where each binary is. (A ``__main__`` of the package, rather than ``python -m
+asyncpod.testing.binaries``, because the package imports that module itself.)
+"""
+
+from __future__ import annotations
+
+from asyncpod.testing.binaries import main
+
+if __name__ == "__main__":
+    main()
