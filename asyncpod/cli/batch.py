@@ -16,8 +16,9 @@ for the others, gets 409 for pods that still exist and reattaches to them: no ta
 runs twice. Tasks recorded as cancelled or error are tried again.
 
 Ctrl-C (or SIGTERM) cancels the runs in flight, which deletes their pods (unless
-``--cleanup keep``); the summary is printed and the exit code is 130 (143). A second
-Ctrl-C only warns; a third quits at once.
+``--cleanup keep``), then deletes any pod of the run whose create was still on the
+wire when its run was cancelled; the summary is printed and the exit code is 130
+(143). A second Ctrl-C only warns; a third quits at once.
 
 Exit codes: 0 every task succeeded; 1 some task did not (or the batch stopped on an
 error); 2 usage or input-file errors (nothing was created); 130/143 interrupted.
