@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from asyncpod.testing import LocalControlPlane
 from asyncpod.testing.pytest_plugin import TestCluster
 from tests.cli.helpers import Cli
 
@@ -20,9 +19,3 @@ def cli(kube_cluster: TestCluster, namespace: str, tmp_path: Path) -> Iterator[C
         if process.popen.poll() is None:
             process.popen.kill()
             process.popen.wait(10)
-
-
-@pytest.fixture
-def simulated(control_plane: LocalControlPlane) -> LocalControlPlane:
-    """Tests that need kwok to play outcomes from annotations (skipped on other clusters)."""
-    return control_plane

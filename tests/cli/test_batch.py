@@ -37,8 +37,9 @@ def write_jsonl(path: Path, specs: list[dict[str, Any]]) -> Path:
     return path
 
 
+@pytest.mark.simulated
 def test_batch_template_runs_every_row_and_records_each_result(
-    cli: Cli, simulated: LocalControlPlane, kube_cluster: TestCluster, namespace: str
+    cli: Cli, kube_cluster: TestCluster, namespace: str
 ) -> None:
     jobs = cli.workdir / "jobs.yaml"
     jobs.write_text(
@@ -102,9 +103,8 @@ def test_batch_template_runs_every_row_and_records_each_result(
     wait_until(lambda: not pods(kube_cluster, namespace), timeout=15, what="cleanup")
 
 
-def test_batch_of_successes_exits_0(
-    cli: Cli, simulated: LocalControlPlane, kube_cluster: TestCluster, namespace: str
-) -> None:
+@pytest.mark.simulated
+def test_batch_of_successes_exits_0(cli: Cli, kube_cluster: TestCluster, namespace: str) -> None:
     jobs = write_jsonl(
         cli.workdir / "ok.jsonl",
         [{"image": "busybox", "annotations": {f"{SIM}duration": "200ms"}} for _ in range(5)],
@@ -119,7 +119,7 @@ def test_batch_of_successes_exits_0(
 
 
 def test_bad_input_names_each_line_and_creates_nothing(
-    cli: Cli, simulated: LocalControlPlane, kube_cluster: TestCluster, namespace: str
+    cli: Cli, control_plane: LocalControlPlane, kube_cluster: TestCluster, namespace: str
 ) -> None:
     jobs = cli.workdir / "bad.yaml"
     jobs.write_text(
@@ -134,7 +134,7 @@ def test_bad_input_names_each_line_and_creates_nothing(
             """
         )
     )
-    before = pods_created(simulated)
+    before = pods_created(control_plane)
 
     process = cli.run("batch", str(jobs), *cli.cluster_args, "--run-id", "bad-1")
 
@@ -145,11 +145,12 @@ def test_bad_input_names_each_line_and_creates_nothing(
     assert "2 problems; nothing was created" in process.stderr
     assert not (cli.workdir / "bad-1.results.jsonl").exists()
     assert pods(kube_cluster, namespace) == []
-    assert pods_created(simulated) == before
+    assert pods_created(control_plane) == before
 
 
+@pytest.mark.simulated
 def test_ctrl_c_cancels_the_runs_in_flight_deletes_their_pods_and_summarises(
-    cli: Cli, simulated: LocalControlPlane, kube_cluster: TestCluster, namespace: str
+    cli: Cli, kube_cluster: TestCluster, namespace: str
 ) -> None:
     jobs = write_jsonl(
         cli.workdir / "long.jsonl",
@@ -184,8 +185,9 @@ def test_ctrl_c_cancels_the_runs_in_flight_deletes_their_pods_and_summarises(
     assert "--run-id int-1 --resume" in process.stderr
 
 
+@pytest.mark.simulated
 def test_ctrl_c_during_the_create_burst_leaves_no_pod_behind(
-    cli: Cli, simulated: LocalControlPlane, kube_cluster: TestCluster, namespace: str
+    cli: Cli, kube_cluster: TestCluster, namespace: str
 ) -> None:
     # Cancelled while creates are on the wire: a pod may be created after its run
     # gave up on the request. None may survive the batch.
@@ -208,8 +210,9 @@ def test_ctrl_c_during_the_create_burst_leaves_no_pod_behind(
     wait_until(lambda: not pods(kube_cluster, namespace, selector), timeout=15, what="cleanup")
 
 
+@pytest.mark.simulated
 def test_resume_after_sigkill_reattaches_and_creates_no_pod_twice(
-    cli: Cli, simulated: LocalControlPlane, kube_cluster: TestCluster, namespace: str
+    cli: Cli, control_plane: LocalControlPlane, kube_cluster: TestCluster, namespace: str
 ) -> None:
     tasks = 12
     jobs = write_jsonl(
@@ -222,7 +225,7 @@ def test_resume_after_sigkill_reattaches_and_creates_no_pod_twice(
         "batch", str(jobs), *cli.cluster_args, "--run-id", "kill-1",
         "--results", str(results), "--max-in-flight", "4", "--progress", "none",
     ]  # fmt: skip
-    created_before = pods_created(simulated)
+    created_before = pods_created(control_plane)
 
     first = cli.start(*args)
     # Kill in the middle of the second wave: 4 results recorded, 4 pods mid-run.
@@ -252,7 +255,7 @@ def test_resume_after_sigkill_reattaches_and_creates_no_pod_twice(
     assert summary[0].startswith(f"asyncpod batch: {tasks}/{tasks} finished · run kill-1")
     assert f"reattached: {alive} pods of an earlier attempt" in summary
     # The API server created exactly one pod per task over both attempts.
-    assert pods_created(simulated) - created_before == tasks
+    assert pods_created(control_plane) - created_before == tasks
     wait_until(lambda: not pods(kube_cluster, namespace, selector), timeout=15, what="cleanup")
 
 

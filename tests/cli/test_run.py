@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import pytest
 
-from asyncpod.testing import ContainerLog, LocalControlPlane
+from asyncpod.testing import ContainerLog
 from asyncpod.testing.pytest_plugin import TestCluster
 from tests.cli.helpers import Cli, pods, wait_until
 
@@ -26,9 +26,9 @@ def no_pods_left(kube_cluster: TestCluster, namespace: str) -> None:
     wait_until(lambda: not pods(kube_cluster, namespace), timeout=15, what="the pod to go")
 
 
+@pytest.mark.simulated
 def test_run_streams_the_logs_and_exits_0(
     cli: Cli,
-    simulated: LocalControlPlane,
     kube_cluster: TestCluster,
     namespace: str,
     container_logs: Callable[..., dict[str, ContainerLog]],
@@ -47,8 +47,9 @@ def test_run_streams_the_logs_and_exits_0(
     no_pods_left(kube_cluster, namespace)
 
 
+@pytest.mark.simulated
 def test_run_exit_code_mirrors_the_container(
-    cli: Cli, simulated: LocalControlPlane, kube_cluster: TestCluster, namespace: str
+    cli: Cli, kube_cluster: TestCluster, namespace: str
 ) -> None:
     process = cli.run(
         "run", "busybox:1.36", *cli.cluster_args,
@@ -61,8 +62,9 @@ def test_run_exit_code_mirrors_the_container(
     no_pods_left(kube_cluster, namespace)
 
 
+@pytest.mark.simulated
 def test_run_without_an_exit_code_fails_with_1_and_says_why(
-    cli: Cli, simulated: LocalControlPlane, kube_cluster: TestCluster, namespace: str
+    cli: Cli, kube_cluster: TestCluster, namespace: str
 ) -> None:
     process = cli.run(
         "run", "registry.invalid/nope:1", *cli.cluster_args,
@@ -90,8 +92,9 @@ def test_run_usage_errors_exit_2_and_create_nothing(
     assert pods(kube_cluster, namespace) == []
 
 
+@pytest.mark.simulated
 def test_run_ctrl_c_deletes_the_pod_and_exits_130(
-    cli: Cli, simulated: LocalControlPlane, kube_cluster: TestCluster, namespace: str
+    cli: Cli, kube_cluster: TestCluster, namespace: str
 ) -> None:
     process = cli.start(
         "run", "busybox:1.36", *cli.cluster_args, "--name", "long-run",
