@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import enum
 import logging
+import secrets
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
@@ -54,7 +55,11 @@ from asyncpod.spec import (
 if TYPE_CHECKING:
     from asyncpod.kube.client import KubeClient
 
-__all__ = ["Cleanup", "PodRun", "RunOptions"]
+__all__ = ["CREATE_ATTEMPT_ANNOTATION", "Cleanup", "PodRun", "RunOptions"]
+
+#: A random token per create attempt: proof that a pod found after a cut-off POST is
+#: the one this run made (and so may be deleted).
+CREATE_ATTEMPT_ANNOTATION = "asyncpod.dev/create-attempt"
 
 logger = logging.getLogger("asyncpod.runner")
 
@@ -165,6 +170,8 @@ class PodRun:
         self._readers_idle = asyncio.Event()
         self._readers_idle.set()
         self._winding_down = False
+        self._post_sent = False
+        self._create_attempt = ""
 
     def __repr__(self) -> str:
         state = self._changes[-1].state.value if self._changes else "new"
@@ -280,29 +287,44 @@ class PodRun:
         if self.spec is None:  # attach to an existing pod
             await self._attach_existing()
             return
-        manifest = self.spec.validate().to_manifest(
-            namespace=self.namespace, name=self.name, labels=self._extra_labels
-        )
-        if self.name is not None:
-            self._subscription = self._informer.subscribe(self.name)
-        try:
-            created = await self._client.request(
-                "POST",
-                f"/api/v1/namespaces/{self.namespace}/pods",
-                json=manifest,
-                pod=f"{self.namespace}/{self.name or manifest['metadata'].get('generateName')}",
+        # We always choose the name ourselves (not generateName): a run cancelled while
+        # its POST is on the wire can then still find, and delete, the pod it made.
+        generated = self.name is None
+        for _attempt in range(3):
+            if generated:
+                self.name = f"asyncpod-{secrets.token_hex(5)}"
+            self._create_attempt = secrets.token_hex(8)
+            manifest = self.spec.validate().to_manifest(
+                namespace=self.namespace, name=self.name, labels=self._extra_labels
             )
-        except ConflictError:
-            if self.name is None:
-                raise
-            created = await self._reattach_after_conflict()
+            manifest["metadata"]["annotations"][CREATE_ATTEMPT_ANNOTATION] = self._create_attempt
+            assert self.name is not None
+            if self._subscription is not None:
+                self._subscription.close()
+            self._subscription = self._informer.subscribe(self.name)
+            self._post_sent = True
+            try:
+                created = await self._client.request(
+                    "POST",
+                    f"/api/v1/namespaces/{self.namespace}/pods",
+                    json=manifest,
+                    pod=self.ref,
+                )
+                break
+            except ConflictError:
+                if generated:
+                    continue  # a namesake of a random name: draw another
+                created = await self._reattach_after_conflict()
+                break
+        else:
+            raise ConflictError(
+                f"no free pod name after 3 tries in {self.namespace}",
+                status=409,
+                reason="AlreadyExists",
+            )
         self.name = created["metadata"]["name"]
         self.uid = created["metadata"]["uid"]
-        if self._subscription is None:
-            assert self.name is not None
-            self._subscription = self._informer.subscribe(self.name, uid=self.uid)
-        else:
-            self._subscription.pin(str(self.uid))
+        self._subscription.pin(str(self.uid))
         self._observe(created)
         self._created.set()
 
@@ -495,6 +517,8 @@ class PodRun:
                     outcome=Outcome.CANCELLED, reason=Reason.CANCELLED,
                     message="cancelled before the pod was created", task_key=self.task_key,
                 )  # fmt: skip
+        if self.uid is None and self._post_sent:
+            await self._find_pod_of_cut_create()
         if self.uid is None:
             return  # nothing was created
         result = self._result
@@ -502,11 +526,32 @@ class PodRun:
             with contextlib.suppress(AsyncpodError):
                 result = self._result = await self._with_events(result)
         if self._should_delete(result):
-            if self._readers:
+            if self._readers and not cancelled:
                 # Let log readers drain what the containers wrote before the pod goes.
                 with anyio.move_on_after(self.options.log_drain_timeout):
                     await self._readers_idle.wait()
             await self._delete()
+
+    async def _find_pod_of_cut_create(self) -> None:
+        """The POST was cut off (cancelled): did the server create the pod anyway?
+
+        Ours only if it carries this attempt's create-attempt token. The server may finish the
+        create a moment after we gave up on it, so look a few times.
+        """
+        path = f"/api/v1/namespaces/{self.namespace}/pods/{self.name}"
+        for attempt in range(4):
+            try:
+                pod: dict[str, Any] = await self._client.request("GET", path, pod=self.ref)
+            except NotFoundError:
+                await asyncio.sleep(0.25 * (attempt + 1))
+                continue
+            except AsyncpodError:
+                return
+            annotations = pod.get("metadata", {}).get("annotations") or {}
+            if annotations.get(CREATE_ATTEMPT_ANNOTATION) == self._create_attempt:
+                self.uid = pod["metadata"]["uid"]
+                self._latest = self._latest or pod
+            return
 
     def _should_delete(self, result: PodResult | None) -> bool:
         policy = self.options.cleanup

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncGenerator
 from pathlib import Path
@@ -152,3 +153,27 @@ async def test_stopping_the_iteration_cancels_runs_in_flight(
     while pods_of_run(kube_cluster, namespace, "stop-early"):
         assert time.monotonic() < deadline
         await asyncio.sleep(0.1)
+
+
+async def test_cancelling_during_the_create_burst_leaves_no_pod(
+    sa_kubeconfig: Path, kube_cluster: TestCluster, namespace: str
+) -> None:
+    """Runs cancelled while their POST is on the wire still find and delete their pod."""
+    async with asyncpod.connect(sa_kubeconfig, namespace=namespace, qps=None) as cluster:
+        launcher = Launcher(cluster, max_in_flight=100, run_id="burst")
+        specs = [PodSpec("busybox:1.36", annotations=outcome(duration="1h")) for _ in range(100)]
+
+        async def consume() -> None:
+            async for _ in launcher.as_completed(specs):
+                pass
+
+        task = asyncio.ensure_future(consume())
+        await asyncio.sleep(0.3)  # mid-burst: some POSTs answered, some in flight
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        assert launcher.statistics().submitted > 0
+    deadline = time.monotonic() + 30
+    while left := pods_of_run(kube_cluster, namespace, "burst"):
+        assert time.monotonic() < deadline, f"{len(left)} pods leaked"
+        await asyncio.sleep(0.2)
