@@ -31,6 +31,11 @@ test: lint binaries
 unit: install
 	$(BIN)/pytest tests/unit
 
+# The README's main command: 200 pods on a local control plane with kwok-simulated
+# nodes (built and started on first use), or on $(KUBECONFIG) if set (it asks first).
+demo: install
+	$(BIN)/asyncpod demo
+
 cluster-up: binaries
 	$(BIN)/asyncpod cluster up
 
