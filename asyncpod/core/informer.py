@@ -328,8 +328,14 @@ class PodInformer:
                 self._fail_all(ClosedError(f"informer for {self.namespace} stopped"))
 
     async def _relist(self) -> None:
+        # Not behind the client's rate limiter: every run waits on this informer, so
+        # its LIST and WATCH must not queue behind a burst of thousands of creates.
         items, version = await list_objects(
-            self._client, self._path, label_selector=self.label_selector, limit=self._page_size
+            self._client,
+            self._path,
+            label_selector=self.label_selector,
+            limit=self._page_size,
+            rate_limited=False,
         )
         self._lists += 1
         fresh = {_name(pod): pod for pod in items}
@@ -361,6 +367,7 @@ class PodInformer:
             label_selector=self.label_selector,
             timeout_seconds=self._watch_timeout,
             inactivity_timeout=self._inactivity_timeout,
+            rate_limited=False,
         )
         async with contextlib.aclosing(stream) as events:
             async for event_type, obj in events:

@@ -495,6 +495,7 @@ class KubeClient:
         pod: str | None = None,
         timeout: float | _Default | None = DEFAULT,
         content_type: str | None = None,
+        rate_limited: bool = True,
     ) -> Any:
         """Send one request and return its decoded body.
 
@@ -506,6 +507,10 @@ class KubeClient:
         Retries follow the client's :class:`RetryPolicy` (see the module docstring). A
         POST that comes back 409 AlreadyExists after *your own* retry of a create whose
         first answer was lost means that first attempt succeeded: reattach.
+
+        ``rate_limited=False`` skips the client-side limiter (never the server's 429s):
+        for the few requests that must not queue behind a burst, such as the shared
+        informer's LIST, which every run waits on.
         """
         method = method.upper()
         self._check_path(path)
@@ -524,7 +529,7 @@ class KubeClient:
         attempt = 0
         refreshed = False
         while True:
-            await self._before_attempt()
+            await self._before_attempt(rate_limited=rate_limited)
             error: AsyncpodError
             try:
                 async with self._requests:
@@ -583,6 +588,7 @@ class KubeClient:
         params: Mapping[str, Any] | None = None,
         pod: str | None = None,
         read_timeout: float | None = None,
+        rate_limited: bool = True,
     ) -> AsyncIterator[aiohttp.ClientResponse]:
         """Open a long-lived response (watch, followed log) and yield it, status checked.
 
@@ -592,13 +598,19 @@ class KubeClient:
         caller reads ``response.content`` raw; errors while reading are the caller's
         to translate (:func:`translate_transport_error`). ``read_timeout`` fails a
         read after that many seconds without data (aiohttp's ``sock_read``), which
-        also bounds the wait for the response headers.
+        also bounds the wait for the response headers. ``rate_limited`` as for
+        :meth:`request`.
         """
         method = method.upper()
         self._check_path(path)
         async with self._streams:
             response = await self._open_stream(
-                method, path, params=params, pod=pod, read_timeout=read_timeout
+                method,
+                path,
+                params=params,
+                pod=pod,
+                read_timeout=read_timeout,
+                rate_limited=rate_limited,
             )
             try:
                 yield response
@@ -616,6 +628,7 @@ class KubeClient:
         params: Mapping[str, Any] | None,
         pod: str | None,
         read_timeout: float | None,
+        rate_limited: bool,
     ) -> aiohttp.ClientResponse:
         client_timeout = aiohttp.ClientTimeout(
             total=None, connect=self._connect_timeout, sock_read=read_timeout
@@ -624,7 +637,7 @@ class KubeClient:
         attempt = 0
         refreshed = False
         while True:
-            await self._before_attempt()
+            await self._before_attempt(rate_limited=rate_limited)
             headers: dict[str, str] = {}
             auth = await self._authorization()
             if auth is not None:
@@ -683,10 +696,10 @@ class KubeClient:
         if not path.startswith("/"):
             raise ValueError(f"API paths start with '/', got {path!r}")
 
-    async def _before_attempt(self) -> None:
+    async def _before_attempt(self, *, rate_limited: bool) -> None:
         if self._closed:
             raise ClosedError(f"{self!r} is closed")
-        if self._limiter is not None:
+        if self._limiter is not None and rate_limited:
             await self._limiter.acquire()
 
     async def _authorization(self) -> str | None:

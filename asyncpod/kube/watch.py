@@ -61,6 +61,7 @@ async def list_objects(
     limit: int = 500,
     resource_version: str | None = None,
     max_restarts: int = 3,
+    rate_limited: bool = True,
 ) -> tuple[list[dict[str, Any]], str]:
     """LIST ``path`` page by page; return ``(items, resourceVersion)``.
 
@@ -87,6 +88,7 @@ async def list_objects(
                         # token carries the snapshot after that.
                         "resourceVersion": resource_version if token is None else None,
                     },
+                    rate_limited=rate_limited,
                 )
                 if not isinstance(page, dict):
                     raise ApiConnectionError(f"GET {path}: a list answer was not a JSON object")
@@ -111,6 +113,7 @@ async def watch_stream(
     timeout_seconds: int | None = None,
     inactivity_timeout: float | None = 70.0,
     allow_bookmarks: bool = True,
+    rate_limited: bool = True,
 ) -> AsyncGenerator[tuple[str, dict[str, Any]], None]:
     """WATCH ``path`` from ``resource_version``; yield ``(event type, object)``.
 
@@ -129,7 +132,9 @@ async def watch_stream(
         "fieldSelector": field_selector,
         "timeoutSeconds": timeout_seconds,
     }
-    async with client.stream("GET", path, params=params, read_timeout=inactivity_timeout) as resp:
+    async with client.stream(
+        "GET", path, params=params, read_timeout=inactivity_timeout, rate_limited=rate_limited
+    ) as resp:
         splitter = LineSplitter()
         chunks = resp.content.iter_any()
         while True:

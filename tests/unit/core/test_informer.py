@@ -90,7 +90,10 @@ class FakeList:
         *,
         label_selector: str | None = None,
         limit: int = 500,
+        rate_limited: bool = True,
     ) -> tuple[list[dict[str, Any]], str]:
+        # The informer's LIST must never queue behind the client's rate limiter.
+        assert rate_limited is False
         self.calls.append((client, path, label_selector, limit))
         items, version = self.pages.pop(0)
         return [copy.deepcopy(item) for item in items], version

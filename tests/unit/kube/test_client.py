@@ -322,6 +322,20 @@ async def test_rate_limiter_off_does_not_wait(api: FakeApiServer, client: KubeCl
     assert client.statistics().rate_limiter_waits == 0
 
 
+async def test_unlimited_requests_do_not_queue_behind_a_burst(api: FakeApiServer) -> None:
+    api.on("GET", PODS, reply({}))
+    async with KubeClient(ClusterConfig(api.url), qps=2, burst=1, retry=FAST_RETRY) as client:
+        burst = asyncio.gather(*(client.request("GET", PODS) for _ in range(4)))
+        await asyncio.sleep(0.05)  # the burst now waits ~1.5 s in the limiter
+        started = time.monotonic()
+        await client.request("GET", PODS, rate_limited=False)  # e.g. the informer's LIST
+        jumped_the_queue = time.monotonic() - started
+        await burst
+
+    assert jumped_the_queue < 0.3
+    assert client.statistics().rate_limiter_waits == 3
+
+
 def test_token_bucket_reservations_are_spaced_by_qps() -> None:
     bucket = TokenBucket(qps=10, burst=3)
     now = time.monotonic()
