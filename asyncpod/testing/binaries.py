@@ -254,4 +254,3 @@ def main() -> None:
     binaries = ensure_binaries()
     for field in ("etcd", "kube_apiserver", "kube_controller_manager", "kube_scheduler", "kwok"):
         sys.stdout.write(f"{field}: {getattr(binaries, field)}\n")
-
