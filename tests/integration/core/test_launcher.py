@@ -74,9 +74,11 @@ async def test_a_thousand_pods_at_200_in_flight_share_one_watch_and_never_poll(
     # saturated API server may force-close slow watchers ("Forcing pods watcher close
     # due to unresponsiveness", kwok's and the scheduler's too); ours then resumes from
     # its last resourceVersion, without a relist.
+    # How often depends on load (a 1,000-pod burst in the benchmarks saw 17 cuts), so
+    # the bound is loose; what matters is that it is nowhere near one per pod.
     assert informer.lists == 1
-    assert informer.watches_opened <= 10
-    assert delta.get("WATCH", "pods") <= 30  # every component's watches, cluster-wide
+    assert informer.watches_opened <= 25
+    assert delta.get("WATCH", "pods") <= 60  # every component's watches, cluster-wide
     assert delta.get("GET", "pods") == 0  # no per-pod polling, by anyone
     assert delta.get("POST", "pods") == count
     # Ours, plus kwok's final deletion with grace period 0 (the "kubelet" side).
