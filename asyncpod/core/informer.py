@@ -33,7 +33,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any
 
 from asyncpod.errors import (
     AsyncpodError,
@@ -49,9 +49,6 @@ from asyncpod.kube.watch import ADDED, BOOKMARK, DELETED, MODIFIED, list_objects
 __all__ = ["InformerStatistics", "PodChange", "PodInformer", "PodSubscription"]
 
 logger = logging.getLogger("asyncpod.informer")
-
-# Synthetic event types delivered after a relist (the real ones are ADDED/MODIFIED/DELETED).
-RELISTED: Final = "RELISTED"
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,7 +206,6 @@ class PodInformer:
         self._stopped = False
         self._lists = self._watches = self._events = self._bookmarks = 0
         self._gone = self._stalls = self._reconnects = 0
-        self._last_activity = time.monotonic()
 
     # ------------------------------------------------------------------ public
     def __repr__(self) -> str:
@@ -371,7 +367,6 @@ class PodInformer:
         )
         async with contextlib.aclosing(stream) as events:
             async for event_type, obj in events:
-                self._last_activity = time.monotonic()
                 version = _rv(obj)
                 if event_type == BOOKMARK:
                     self._bookmarks += 1

@@ -160,7 +160,6 @@ class PodRun:
         self._error: BaseException | None = None
         self._scope: anyio.CancelScope | None = None
         self._cancel_requested = False
-        self._deleted_by_us = False
         self._subscription: PodSubscription | None = None
         self._latest: dict[str, Any] | None = None
         self._changes: list[lifecycle.StateChange] = []
@@ -294,7 +293,7 @@ class PodRun:
             if generated:
                 self.name = f"asyncpod-{secrets.token_hex(5)}"
             self._create_attempt = secrets.token_hex(8)
-            manifest = self.spec.validate().to_manifest(
+            manifest = self.spec.to_manifest(  # validated by Cluster.start
                 namespace=self.namespace, name=self.name, labels=self._extra_labels
             )
             manifest["metadata"]["annotations"][CREATE_ATTEMPT_ANNOTATION] = self._create_attempt
@@ -594,7 +593,6 @@ class PodRun:
                     json=body,
                     pod=self.ref,
                 )
-                self._deleted_by_us = True
                 return
             except (NotFoundError, ConflictError):
                 return  # already gone, or a namesake with another uid: not ours

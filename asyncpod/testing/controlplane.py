@@ -18,7 +18,6 @@ the library under test would hide that library's bugs.
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import os
 import shutil
@@ -29,7 +28,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -565,16 +564,3 @@ def _is_our_process(pid: int, binary: str) -> bool:
     if stat.rpartition(")")[2].split()[0] == "Z":
         return False
     return cmdline.split(b"\0", 1)[0].decode(errors="replace") == binary
-
-
-@contextlib.contextmanager
-def local_control_plane(**options: Any) -> Iterator[LocalControlPlane]:
-    """``with local_control_plane(nodes=3) as cp:`` - a convenience wrapper."""
-    plane = LocalControlPlane(**options)
-    with plane:
-        yield plane
-
-
-def environment_for(plane: LocalControlPlane) -> dict[str, str]:
-    """Environment variables that point kubectl and asyncpod at ``plane``."""
-    return {**os.environ, "KUBECONFIG": str(plane.kubeconfig)}
