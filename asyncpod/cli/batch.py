@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import dataclasses
 import re
 import secrets
@@ -73,17 +72,16 @@ from asyncpod.cli.summary import format_seconds, render, summarize
 from asyncpod.core.cluster import Cluster, connect
 from asyncpod.core.runner import Cleanup, RunOptions
 from asyncpod.core.scheduler import Launcher
-from asyncpod.errors import AsyncpodError, ConflictError, NotFoundError, UsageError
+from asyncpod.errors import AsyncpodError, UsageError
 from asyncpod.kube.watch import list_objects
 from asyncpod.results import Outcome, PodResult, Reason
-from asyncpod.spec import RUN_ID_LABEL, TASK_KEY_ANNOTATION
+from asyncpod.spec import RUN_ID_LABEL
 
 __all__ = ["BatchConfig", "add_parser", "execute", "handle", "new_run_id", "print_problems"]
 
 ProgressMode = Literal["auto", "bar", "lines", "none"]
 
 MAX_PROBLEMS_SHOWN = 50
-SWEEP_SETTLE = 0.5
 """Seconds to wait, after stopping early, before looking for pods left behind."""
 FAIL_FAST_AFTER = 10
 """Stop when this many first results (or all, if fewer) are all create failures."""
@@ -350,7 +348,6 @@ class _Session:
         self.launcher: Launcher | None = None
         self.interrupted = Interrupted()
         self.started = time.monotonic()
-        self.swept = 0
         done = config.recorded.done_keys() & _keys(config.batch)
         self.skip = frozenset(done)
         self.to_run = len(config.batch) - len(done)
@@ -419,48 +416,13 @@ class _Session:
                         writer.write(result)
                         self._record(result)
                         self._fail_fast()
-            except BaseException:
-                # Stopped early (Ctrl-C, fail-fast): the launcher cancelled the runs in
-                # flight and they deleted their pods, except a run cancelled while its
-                # create was on the wire: the pod may exist with no uid known to it.
-                if config.options.cleanup is not Cleanup.KEEP:
-                    self.swept = await self._sweep(cluster)
-                raise
             finally:
+                # Stopped early (Ctrl-C, fail-fast): the launcher has cancelled the runs
+                # in flight, and each deleted its pod (a run cut off mid-create finds
+                # its pod by its create-attempt annotation: asyncpod.core.runner).
                 ticker.cancel()
                 await asyncio.gather(ticker, return_exceptions=True)
                 self._refresh()
-
-    async def _sweep(self, cluster: Cluster) -> int:
-        """Delete this run's pods of unfinished tasks that survived the cancellation.
-
-        Only pods labelled with our run id whose task has no result yet (neither in this
-        invocation nor recorded before) are touched, each with a uid precondition, so a
-        pod kept on purpose (``delete-on-success``) stays. Best effort: returns the count.
-        """
-        await asyncio.sleep(SWEEP_SETTLE)  # let creates that raced the cancellation land
-        path = f"/api/v1/namespaces/{cluster.namespace}/pods"
-        deleted = 0
-        with contextlib.suppress(AsyncpodError):
-            items, _ = await list_objects(
-                cluster.client, path, label_selector=f"{RUN_ID_LABEL}={self.config.run_id}"
-            )
-            for pod in items:
-                metadata = pod.get("metadata") or {}
-                key = (metadata.get("annotations") or {}).get(TASK_KEY_ANNOTATION)
-                if metadata.get("deletionTimestamp") or key in self.results or key in self.skip:
-                    continue
-                with contextlib.suppress(NotFoundError, ConflictError):
-                    await cluster.client.request(
-                        "DELETE",
-                        f"{path}/{metadata['name']}",
-                        json={
-                            "propagationPolicy": "Background",
-                            "preconditions": {"uid": metadata["uid"]},
-                        },
-                    )
-                    deleted += 1
-        return deleted
 
     async def _pods_of_run(self, cluster: Cluster) -> int:
         """Count this run's pods that exist; also proves the cluster answers (and lets us list)."""
@@ -555,8 +517,6 @@ class _Session:
                 f"{in_flight} runs in flight cancelled (pods {deleted}); "
                 f"{summary.unfinished} tasks not finished"
             )
-        if self.swept:
-            extra["cleanup"] = f"deleted {self.swept} pods whose creation was cut short"
         if self.results or config.recorded.lines:
             extra["results"] = str(config.results_path)
         summary = dataclasses.replace(summary, extra=extra)
