@@ -1,0 +1,122 @@
+"""The contenders: one module each, the same pods, each run alone in its own process.
+
+Every module has ``async def run(cfg, times) -> dict``: it runs the workload of
+:class:`benchmarks.workload.ChildConfig`, fills in the :class:`PodTimes` it is given
+(so a run cut short by the time cap still reports what it had done) and returns extra
+facts for the results file. :data:`CONTENDERS` lists them in the order they run and
+says what each needs; :func:`unavailable` tells why one cannot run here.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from benchmarks.workload import ChildConfig, PodTimes
+
+__all__ = ["CONTENDERS", "Contender", "load", "unavailable"]
+
+RunFunction = Callable[[ChildConfig, list[PodTimes]], Awaitable[dict[str, Any]]]
+
+#: The Role's rules beyond asyncpod's minimal Role that a contender needs to behave as
+#: it does in production: Airflow's trigger watches the pod's events while it starts
+#: (it falls back to polling them every 30 s when the watch is forbidden).
+EVENTS_WATCH = ({"apiGroups": [""], "resources": ["events"], "verbs": ["list", "watch"]},)
+
+
+@dataclass(frozen=True)
+class Contender:
+    name: str
+    module: str
+    summary: str
+    requires: tuple[str, ...] = ()
+    """Modules that must be importable; otherwise the contender is "not available"."""
+    extra_rules: tuple[dict[str, Any], ...] = field(default=())
+    preload: tuple[str, ...] = ()
+    """Imported before the memory baseline, so RSS growth is the work's, not the imports'."""
+
+
+CONTENDERS: tuple[Contender, ...] = (
+    Contender(
+        "raw",
+        "benchmarks.contenders.raw",
+        "aiohttp, one watch for all pods, POST + DELETE per pod, no library logic",
+        preload=("aiohttp", "orjson", "yaml"),
+    ),
+    Contender(
+        "asyncpod",
+        "benchmarks.contenders.asyncpod_launcher",
+        "asyncpod Launcher.as_completed, max_in_flight=N, qps=None",
+        preload=("asyncpod",),
+    ),
+    Contender(
+        "asyncpod-trigger",
+        "benchmarks.contenders.asyncpod_trigger",
+        "asyncpod's AsyncpodPodTrigger, N on one loop",
+        requires=("asyncpod.airflow.triggers", "airflow"),
+        preload=("asyncpod.airflow.triggers", "aiohttp", "yaml"),
+    ),
+    Contender(
+        "airflow-trigger",
+        "benchmarks.contenders.airflow_trigger",
+        "Airflow's KubernetesPodTrigger (cncf provider), N on one loop",
+        requires=("airflow.providers.cncf.kubernetes.triggers.pod",),
+        extra_rules=EVENTS_WATCH,
+        preload=("airflow.providers.cncf.kubernetes.triggers.pod", "aiohttp", "yaml"),
+    ),
+    Contender(
+        "kubernetes-asyncio",
+        "benchmarks.contenders.kubernetes_asyncio_watch",
+        "kubernetes_asyncio: create, one Watch per pod, delete",
+        requires=("kubernetes_asyncio",),
+        preload=(
+            "kubernetes_asyncio.client",
+            "kubernetes_asyncio.config",
+            "kubernetes_asyncio.watch",
+        ),
+    ),
+    Contender(
+        "kr8s",
+        "benchmarks.contenders.kr8s_wait",
+        "kr8s: create, Pod.wait() per pod, delete",
+        requires=("kr8s",),
+        preload=("kr8s.asyncio", "kr8s.asyncio.objects"),
+    ),
+)
+BY_NAME = {c.name: c for c in CONTENDERS}
+
+
+def unavailable(contender: Contender) -> str | None:
+    """Why ``contender`` cannot run in this environment, or ``None`` if it can.
+
+    Each required module is imported in a throwaway interpreter, so that the runner
+    neither pays for (Airflow's import takes ~190 MiB) nor keeps what it checked.
+    """
+    for module in contender.requires:
+        probe = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import importlib, sys; importlib.import_module(sys.argv[1])",
+                module,
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+            env={**os.environ, "AIRFLOW_HOME": tempfile.gettempdir() + "/asyncpod-bench-airflow"},
+        )
+        if probe.returncode != 0:
+            last = (probe.stderr.strip().splitlines() or ["?"])[-1]
+            return f"not available: import {module} failed ({last})"
+    return None
+
+
+def load(name: str) -> RunFunction:
+    run: RunFunction = importlib.import_module(BY_NAME[name].module).run
+    return run

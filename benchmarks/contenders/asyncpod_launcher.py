@@ -1,0 +1,44 @@
+"""asyncpod's launcher: every pod through one ``Launcher``, all in flight at once.
+
+``asyncpod.connect(kubeconfig, qps=None)`` (no client-side rate limit, like every
+peer), then ``Launcher(cluster, max_in_flight=N).as_completed(specs)``: the way a
+batch is meant to be run. All pods of the namespace are followed by the session's one
+shared watch. The awaiting code learns of a pod's end when ``as_completed`` yields its
+result, which is after asyncpod has deleted the pod, so ``seen`` and ``done`` are the
+same moment here (for the peers ``seen`` comes before their delete).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from typing import Any
+
+from benchmarks.workload import ChildConfig, PodTimes
+
+__all__ = ["run"]
+
+
+async def run(cfg: ChildConfig, times: list[PodTimes]) -> dict[str, Any]:
+    import asyncpod
+    from asyncpod import Launcher, PodSpec
+
+    by_key = {t.name: t for t in times}
+    # Named like every other contender's pods, so the runner's watch can match them.
+    specs = (PodSpec(**cfg.pod["spec"], name=t.name, task_key=t.name) for t in times)
+    extra: dict[str, Any] = {}
+    async with asyncpod.connect(cfg.kubeconfig, namespace=cfg.namespace, qps=None) as cluster:
+        launcher = Launcher(cluster, max_in_flight=cfg.max_in_flight or cfg.pods, run_id="bench")
+        async for result in launcher.as_completed(specs):
+            now = time.time()
+            t = by_key[result.task_key or ""]
+            t.seen = t.done = now
+            t.phase = result.phase
+            if result.outcome.value != "succeeded":
+                t.error = f"{result.outcome.value}: {result.reason} {result.message or ''}"[:200]
+        stats = cluster.statistics()
+        extra["informers"] = [asdict(i) for i in stats.informers]
+        extra["client_requests_sent"] = dict(stats.client.requests_sent)
+        extra["client_retries"] = stats.client.retries
+        extra["client_throttled_429"] = stats.client.throttled
+    return extra

@@ -1,0 +1,34 @@
+"""asyncpod's own Airflow trigger, ``asyncpod.airflow.triggers.AsyncpodPodTrigger``, N on one loop.
+
+Run as the triggerer runs triggers (:mod:`benchmarks.contenders._triggers`): every
+instance in this process shares asyncpod's one session and one watch per namespace.
+Built with the pod's name, namespace and uid (Airflow reattaches by name and can pick
+the wrong pod; asyncpod's trigger stores the uid), the contender's kubeconfig file and
+``get_logs=False``. Listed as "not available" while ``asyncpod.airflow.triggers`` is
+absent from this checkout.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from benchmarks.contenders._triggers import run_triggers
+from benchmarks.workload import ChildConfig, PodTimes
+
+__all__ = ["run"]
+
+
+async def run(cfg: ChildConfig, times: list[PodTimes]) -> dict[str, Any]:
+    from asyncpod.airflow.triggers import AsyncpodPodTrigger  # type: ignore[import-not-found,import-untyped,unused-ignore]
+
+    def make(t: PodTimes, created: dict[str, Any]) -> Any:
+        return AsyncpodPodTrigger(
+            pod_name=t.name,
+            pod_namespace=cfg.namespace,
+            pod_uid=created["metadata"]["uid"],
+            config_file=cfg.kubeconfig,
+            cluster_context=None,
+            get_logs=False,
+        )
+
+    return await run_triggers(cfg, times, make)

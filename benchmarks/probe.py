@@ -1,0 +1,110 @@
+"""Measuring a process from inside: loop stalls, CPU seconds, resident memory, tasks.
+
+Why: every contender runs alone in its own process (:mod:`benchmarks.child`), so its
+CPU, peak memory and event-loop stalls are its own; these are the instruments it
+carries. The loop probe is a task that sleeps 10 ms again and again and records how
+late it wakes: a loop busy parsing or handshaking cannot wake it on time, so its
+oversleep is how late *any* callback on that loop would have run then. On a shared
+machine the oversleep also holds the time the process waited for a CPU; the same probe
+over an idle half second first gives that baseline.
+
+Memory: peak is ``VmHWM`` (not ``ru_maxrss``, which on Linux survives fork + exec and
+so starts at the parent's size); growth is the largest current RSS seen minus the RSS
+before the work began.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import resource
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from benchmarks.stats import nearest_rank
+
+__all__ = ["LoopProbe", "cpu_seconds", "current_rss_kib", "peak_rss_kib"]
+
+
+def peak_rss_kib() -> int:
+    """This process's peak resident set (``VmHWM``)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def current_rss_kib() -> int:
+    """This process's resident set now."""
+    pages = int(Path("/proc/self/statm").read_bytes().split()[1])
+    return pages * (os.sysconf("SC_PAGESIZE") // 1024)
+
+
+def cpu_seconds() -> float:
+    """User + system CPU seconds of this process so far."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+@dataclass
+class Sample:
+    """One point of the time series (seconds since the probe's reset)."""
+
+    at: float
+    rss_kib: int
+    tasks: int
+
+
+@dataclass
+class LoopProbe:
+    """Run :meth:`run` in a task; :meth:`reset` starts a new window; :meth:`summary` reads it.
+
+    Every ``sample_every`` seconds it also records the current RSS and the number of
+    asyncio tasks, for the time series of the scale benchmark.
+    """
+
+    interval: float = 0.010
+    sample_every: float = 1.0
+    lags: list[float] = field(default_factory=list)
+    worst: float = 0.0
+    worst_at: float = 0.0
+    rss_max_kib: int = 0
+    series: list[Sample] = field(default_factory=list)
+    _window_start: float = field(default_factory=time.monotonic)
+
+    def reset(self) -> None:
+        self.lags.clear()
+        self.worst = 0.0
+        self.worst_at = 0.0
+        self.rss_max_kib = current_rss_kib()
+        self.series.clear()
+        self._window_start = time.monotonic()
+
+    async def run(self) -> None:
+        clock = time.monotonic
+        next_sample = clock()
+        while True:
+            before = clock()
+            await asyncio.sleep(self.interval)
+            now = clock()
+            lag = max(0.0, now - before - self.interval)
+            self.lags.append(lag)
+            if lag > self.worst:
+                self.worst, self.worst_at = lag, time.time()
+            if now >= next_sample:
+                next_sample = now + self.sample_every
+                rss = current_rss_kib()
+                self.rss_max_kib = max(self.rss_max_kib, rss)
+                self.series.append(Sample(now - self._window_start, rss, len(asyncio.all_tasks())))
+
+    def summary(self) -> dict[str, float]:
+        if not self.lags:
+            return {"samples": 0, "max_ms": 0.0, "p99_ms": 0.0, "p50_ms": 0.0, "over_100ms": 0}
+        return {
+            "samples": len(self.lags),
+            "max_ms": max(self.lags) * 1000,
+            "p99_ms": (nearest_rank(self.lags, 0.99) or 0.0) * 1000,
+            "p50_ms": (nearest_rank(self.lags, 0.50) or 0.0) * 1000,
+            "over_100ms": sum(1 for lag in self.lags if lag > 0.1),
+        }

@@ -1,0 +1,153 @@
+"""The benchmark harness's pure parts: percentiles, latencies, ratios, summaries, tables.
+
+Benchmarks never decide the suite's pass/fail; these tests only pin the arithmetic and
+the rendering that the README's figures come from.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from benchmarks.report import detail_table, fmt, headline_table, workloads
+from benchmarks.stats import latencies, nearest_rank, per_pod, ratio, summarize_latencies
+from benchmarks.summary import summarize
+
+
+def test_nearest_rank_reports_a_measured_value() -> None:
+    values = [5.0, 1.0, 4.0, 2.0, 3.0]
+    assert nearest_rank(values, 0.5) == 3.0
+    assert nearest_rank(values, 1.0) == 5.0
+    assert nearest_rank(values, 0.01) == 1.0
+    # p99 of 100 values is the 99th smallest, not an interpolation
+    assert nearest_rank([float(i) for i in range(1, 101)], 0.99) == 99.0
+    assert nearest_rank([], 0.5) is None
+
+
+def test_nearest_rank_rejects_a_quantile_outside_0_1() -> None:
+    with pytest.raises(ValueError, match="q must be"):
+        nearest_rank([1.0], 0.0)
+    with pytest.raises(ValueError, match="q must be"):
+        nearest_rank([1.0], 1.5)
+
+
+def test_latencies_pair_by_pod_name_and_skip_missing_ends() -> None:
+    starts = {"a": 10.0, "b": 20.0}
+    ends = [("a", 10.25), ("b", None), ("c", 30.0)]
+    assert latencies(starts, ends) == [0.25]
+
+
+def test_latency_summary() -> None:
+    summary = summarize_latencies([0.1, 0.2, 0.3])
+    assert summary.as_dict() == {"n": 3, "p50": 0.2, "p99": 0.3, "max": 0.3}
+    assert summarize_latencies([]).as_dict() == {"n": 0, "p50": None, "p99": None, "max": None}
+
+
+def test_per_pod_and_ratio_refuse_what_cannot_be_formed() -> None:
+    assert per_pod(500.0, 200) == 2.5
+    assert per_pod(None, 200) is None
+    assert per_pod(10.0, 0) is None
+    assert ratio(3.0, 2.0) == 1.5
+    assert ratio(3.0, 0.0) is None
+    assert ratio(None, 2.0) is None
+
+
+def _report(status: str = "ok") -> dict[str, Any]:
+    return {
+        "status": status,
+        "started": 1000.0,
+        "ended": 1010.0,
+        "cpu_s": 2.0,
+        "rss_before_kib": 100 * 1024,
+        "rss_max_kib": 130 * 1024,
+        "rss_peak_kib": 140 * 1024,
+        "loop_lag": {"max_ms": 42.0, "p99_ms": 5.0},
+        "idle_loop_lag": {"max_ms": 1.0},
+        "pods": [
+            {"name": "p0", "created": 1000.5, "seen": 1004.1, "done": 1004.2, "error": None},
+            {"name": "p1", "created": 1000.6, "seen": 1008.0, "done": 1008.5, "error": None},
+            {"name": "p2", "created": None, "seen": None, "done": None, "error": "create: 500"},
+        ],
+    }
+
+
+def test_summary_of_a_finished_run() -> None:
+    s = summarize(_report(), pods=3, terminal_at={"p0": 1004.0, "p1": 1007.9}, audit_total=9)
+    assert s["completed"] == 2
+    assert s["errors"] == 1
+    assert s["first_errors"] == ["create: 500"]
+    assert s["wall_s"] == pytest.approx(8.5)  # to the last result in hand
+    assert s["pods_per_s"] == pytest.approx(2 / 8.5)
+    assert s["notify_s"]["n"] == 2
+    assert s["notify_s"]["max"] == pytest.approx(0.1)
+    assert s["result_s"]["max"] == pytest.approx(0.6)
+    assert s["requests_per_pod"] == 3.0
+    assert s["cpu_ms_per_pod"] == pytest.approx(2000 / 3)
+    assert s["rss_growth_mib"] == 30.0
+
+
+def test_a_capped_run_is_timed_to_where_it_stopped() -> None:
+    s = summarize(_report("capped"), pods=3, terminal_at={}, audit_total=None)
+    assert s["status"] == "capped"
+    assert s["wall_s"] == 10.0
+    assert s["requests_per_pod"] is None
+
+
+def _run(contender: str, pods_per_s: float, requests: float, cpu: float) -> dict[str, Any]:
+    return {
+        "contender": contender,
+        "pods": 1000,
+        "duration": 60.0,
+        "requests": {"by_verb": {"POST pods": 1000, "DELETE pods": 1000}},
+        "loadavg_before": [1.0, 1.0, 1.0],
+        "loadavg_after": [2.0, 1.0, 1.0],
+        "summary": {
+            "status": "ok",
+            "errors": 0,
+            "completed": 1000,
+            "wall_s": 80.0,
+            "pods_per_s": pods_per_s,
+            "requests_per_pod": requests,
+            "cpu_s": cpu,
+            "cpu_ms_per_pod": cpu,
+            "rss_peak_mib": 100.0,
+            "rss_growth_mib": 12.5,
+            "loop_stall_max_ms": 30.0,
+            "loop_stall_p99_ms": 3.0,
+            "notify_s": {"p50": 0.004, "p99": 0.05, "max": 0.07},
+            "result_s": {"p50": 0.01, "p99": 0.09, "max": 0.1},
+        },
+    }
+
+
+def test_headline_gives_ratios_to_the_raw_reference() -> None:
+    runs = [
+        _run("raw", 10.0, 2.0, 0.5),
+        _run("asyncpod", 9.0, 2.5, 1.0),
+        {"contender": "asyncpod-trigger", "pods": 1000, "duration": 60.0,
+         "summary": {"status": "not available: no module"}},
+    ]  # fmt: skip
+    table = headline_table(runs)
+    row = next(line for line in table.splitlines() if "| asyncpod |" in line)
+    assert "9.0 (0.90\N{MULTIPLICATION SIGN})" in row
+    assert "2.50 (1.25\N{MULTIPLICATION SIGN})" in row
+    assert "1.00 (2.00\N{MULTIPLICATION SIGN})" in row
+    assert "| 50 |" in row  # notify p99 in ms
+    assert "not available: no module" in table
+
+
+def test_detail_table_has_one_row_per_contender_of_the_workload() -> None:
+    runs = [_run("raw", 10.0, 2.0, 0.5), _run("kr8s", 5.0, 3.0, 4.0)]
+    runs.append({**_run("kr8s", 5.0, 3.0, 4.0), "pods": 200})
+    table = detail_table(runs, 60.0, 1000)
+    assert len(table.strip().splitlines()) == 2 + 2
+    assert "POST pods 1,000, DELETE pods 1,000" in table
+    assert "4 / 50 / 70" in table
+    assert workloads(runs) == [(60.0, 200), (60.0, 1000)]
+
+
+def test_fmt() -> None:
+    assert fmt(None) == "-"
+    assert fmt(12345.678) == "12,345.7"
+    assert fmt(2.5, 2) == "2.50"
