@@ -35,7 +35,8 @@ async def measure(cfg: ChildConfig) -> dict[str, Any]:
     for module in BY_NAME[cfg.contender].preload:
         importlib.import_module(module)
     run = load(cfg.contender)
-    times = [PodTimes(name) for name in pod_names(cfg.pods)]
+    # The stream mode's input is generated lazily by the contender: no record per spec.
+    times = [] if cfg.stream_specs else [PodTimes(name) for name in pod_names(cfg.pods)]
     probe = LoopProbe()
     status, failure, extra = "ok", None, {}
     async with anyio.create_task_group() as tg:

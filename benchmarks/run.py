@@ -28,7 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -128,8 +128,13 @@ async def run_one(
     cap: float,
     workdir: Path,
     audit_path: Path,
+    overrides: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """One contender through one workload; its row of the results file."""
+    """One contender through one workload; its row of the results file.
+
+    ``overrides``: further :class:`ChildConfig` fields (the launcher's ``max_in_flight``,
+    the stream mode's settings).
+    """
     entry = BY_NAME[contender]
     namespace = f"b-{contender}-{pods}-{duration:g}s-{secrets.token_hex(2)}".replace(".", "-")
     kubeconfig = await prepare_namespace(plane, namespace, workdir, entry.extra_rules)
@@ -140,6 +145,7 @@ async def run_one(
         cfg = ChildConfig(
             contender=contender, kubeconfig=str(kubeconfig), namespace=namespace, pods=pods,
             duration=duration, cap_seconds=cap, pod=pod_description(duration),
+            **(overrides or {}),
         )  # fmt: skip
         config_path = workdir / f"{namespace}.config.json"
         out_path = workdir / f"{namespace}.out.json"
@@ -186,9 +192,13 @@ async def run_one(
     }
     if out_path.exists():
         report = json.loads(out_path.read_text())
+        # The stream mode is asked for a million pods and stops early: per pod means per
+        # pod it ran.
+        ran = report["extra"].get("results", pods) if cfg.stream_specs else pods
         row["summary"] = summarize(
-            report, pods=pods, terminal_at=observer.terminal, audit_total=requests["total"]
+            report, pods=ran, terminal_at=observer.terminal, audit_total=requests["total"]
         )
+        row["series"] = report["series"]
         row["failure"] = report["failure"]
         row["extra"] = report["extra"]
         row["loop_lag"] = report["loop_lag"]

@@ -14,6 +14,7 @@ from typing import Any
 
 __all__ = [
     "LatencySummary",
+    "flatness",
     "latencies",
     "nearest_rank",
     "per_pod",
@@ -80,3 +81,30 @@ def ratio(value: float | None, reference: float | None) -> float | None:
     if value is None or reference is None or reference == 0:
         return None
     return value / reference
+
+
+def flatness(points: Sequence[tuple[float, float]], *, ramp_up: float = 10.0) -> dict[str, Any]:
+    """Does a sampled quantity stay flat? Means of the first and last thirds, range, slope.
+
+    Samples before ``ramp_up`` seconds are left out (the launcher filling its slots).
+    ``slope_per_min`` is the least-squares slope in units per minute; ``None`` values
+    when fewer than three samples remain.
+    """
+    kept = [(t, v) for t, v in points if t >= ramp_up]
+    if len(kept) < 3:
+        return {"n": len(kept), "first": None, "last": None, "min": None, "max": None,
+                "slope_per_min": None}  # fmt: skip
+    third = max(1, len(kept) // 3)
+    values = [v for _, v in kept]
+    mean_t = sum(t for t, _ in kept) / len(kept)
+    mean_v = sum(values) / len(values)
+    var_t = sum((t - mean_t) ** 2 for t, _ in kept)
+    cov = sum((t - mean_t) * (v - mean_v) for t, v in kept)
+    return {
+        "n": len(kept),
+        "first": sum(values[:third]) / third,
+        "last": sum(values[-third:]) / third,
+        "min": min(values),
+        "max": max(values),
+        "slope_per_min": cov / var_t * 60 if var_t else None,
+    }

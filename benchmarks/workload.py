@@ -49,6 +49,12 @@ class ChildConfig:
     """From :func:`pod_description`: ``spec`` (PodSpec kwargs) and ``manifest``."""
     max_in_flight: int | None = None
     """asyncpod's launcher only: defaults to ``pods`` (everything in flight at once)."""
+    stream_specs: int | None = None
+    """The stream mode of :mod:`benchmarks.scale`: a lazily generated input this long..."""
+    stop_after_seconds: float | None = None
+    """...of which the contender stops taking results after this long..."""
+    stop_after_pods: int | None = None
+    """...or after this many results, whichever comes first."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

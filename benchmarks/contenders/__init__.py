@@ -20,7 +20,7 @@ from typing import Any
 
 from benchmarks.workload import ChildConfig, PodTimes
 
-__all__ = ["CONTENDERS", "Contender", "load", "unavailable"]
+__all__ = ["BY_NAME", "CONTENDERS", "STREAM", "Contender", "load", "unavailable"]
 
 RunFunction = Callable[[ChildConfig, list[PodTimes]], Awaitable[dict[str, Any]]]
 
@@ -89,7 +89,14 @@ CONTENDERS: tuple[Contender, ...] = (
         preload=("kr8s.asyncio", "kr8s.asyncio.objects"),
     ),
 )
-BY_NAME = {c.name: c for c in CONTENDERS}
+#: Not a contender of ``python -m benchmarks run``: the stream mode of benchmarks.scale.
+STREAM = Contender(
+    "asyncpod-stream",
+    "benchmarks.contenders.asyncpod_stream",
+    "asyncpod Launcher fed a lazily generated input, stopped after a while",
+    preload=("asyncpod",),
+)
+BY_NAME = {c.name: c for c in (*CONTENDERS, STREAM)}
 
 
 def unavailable(contender: Contender) -> str | None:

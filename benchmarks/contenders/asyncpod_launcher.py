@@ -32,9 +32,12 @@ async def run(cfg: ChildConfig, times: list[PodTimes]) -> dict[str, Any]:
         async for result in launcher.as_completed(specs):
             now = time.time()
             t = by_key[result.task_key or ""]
+            if t.done is not None:
+                t.error = "a second result for the same task key"
+                continue
             t.seen = t.done = now
             t.phase = result.phase
-            if result.outcome.value != "succeeded":
+            if result.outcome.value != "succeeded" or result.exit_code != 0:
                 t.error = f"{result.outcome.value}: {result.reason} {result.message or ''}"[:200]
         stats = cluster.statistics()
         extra["informers"] = [asdict(i) for i in stats.informers]

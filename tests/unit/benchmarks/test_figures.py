@@ -151,3 +151,16 @@ def test_fmt() -> None:
     assert fmt(None) == "-"
     assert fmt(12345.678) == "12,345.7"
     assert fmt(2.5, 2) == "2.50"
+
+
+def test_flatness_of_a_flat_and_of_a_growing_series() -> None:
+    from benchmarks.stats import flatness
+
+    flat = flatness([(float(t), 100.0 + (t % 2)) for t in range(70)])
+    assert flat["n"] == 60  # the first 10 s are ramp-up
+    assert flat["first"] == pytest.approx(flat["last"], abs=1)
+    assert abs(flat["slope_per_min"]) < 0.5
+    growing = flatness([(float(t), 2.0 * t) for t in range(70)])
+    assert growing["slope_per_min"] == pytest.approx(120.0)
+    assert growing["last"] > growing["first"]
+    assert flatness([(11.0, 1.0)])["slope_per_min"] is None
