@@ -36,7 +36,7 @@ def report(path: Path, *, readme: bool, plots: bool) -> int:
         from benchmarks.plots import render
 
         names = [p.relative_to(README.parent).as_posix()
-                 for p in render(document, path.parent, path.stem)]  # fmt: skip
+                 for p in render(document, path.resolve().parent, path.stem)]  # fmt: skip
     section = document_section(document, plots=names)
     print(section)
     if readme:

@@ -81,9 +81,16 @@ def headline_table(runs: Sequence[Mapping[str, Any]]) -> str:
 
 
 def _verbs(requests: Mapping[str, Any] | None) -> str:
+    """``VERB resource count, ...``; requests to paths (API discovery, /version) summed."""
     if not requests:
         return "-"
-    return ", ".join(f"{k} {v:,}" for k, v in requests.get("by_verb", {}).items()) or "0"
+    counts: dict[str, int] = {}
+    for key, value in requests.get("by_verb", {}).items():
+        verb, _, resource = key.partition(" ")
+        if resource.startswith("/"):
+            key = f"{verb} discovery"
+        counts[key] = counts.get(key, 0) + value
+    return ", ".join(f"{k} {v:,}" for k, v in counts.items()) or "0"
 
 
 def detail_table(runs: Sequence[Mapping[str, Any]], duration: float, pods: int) -> str:

@@ -167,7 +167,10 @@ async def run_one(
                 killed = True
                 child.kill()
                 await child.wait()
-        all_gone = await observer.wait_gone(timeout=120)
+        # A contender that finished deleted its pods (some may still be terminating); one
+        # that failed left them for the namespace's deletion below.
+        finished = out_path.exists() and json.loads(out_path.read_text())["status"] == "ok"
+        all_gone = await observer.wait_gone(timeout=120 if finished else 10)
     finally:
         watching.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):

@@ -119,8 +119,7 @@ def unavailable(contender: Contender) -> str | None:
             env={**os.environ, "AIRFLOW_HOME": tempfile.gettempdir() + "/asyncpod-bench-airflow"},
         )
         if probe.returncode != 0:
-            last = (probe.stderr.strip().splitlines() or ["?"])[-1]
-            return f"not available: import {module} failed ({last})"
+            return f"not available ({module} cannot be imported)"
     return None
 
 

@@ -50,7 +50,6 @@ class RawPods:
             connector=aiohttp.TCPConnector(limit=pool, ssl=endpoint.ssl_context),
             headers={"Authorization": f"Bearer {endpoint.token}"},
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=30),
-            json_serialize=lambda obj: orjson.dumps(obj).decode(),
         )
         self.sent: dict[str, int] = {}
 
@@ -62,7 +61,9 @@ class RawPods:
 
     async def create(self, manifest: dict[str, Any]) -> dict[str, Any]:
         self._count("POST")
-        async with self.session.post(self.url, data=orjson.dumps(manifest)) as response:
+        async with self.session.post(
+            self.url, data=orjson.dumps(manifest), headers={"Content-Type": "application/json"}
+        ) as response:
             body = await response.read()
             if response.status != 201:
                 raise RuntimeError(f"POST {response.status}: {body[:200]!r}")
@@ -76,13 +77,13 @@ class RawPods:
             if response.status not in (200, 202, 404):
                 raise RuntimeError(f"DELETE {response.status}: {body[:200]!r}")
 
-    def watch(self, session: aiohttp.ClientSession | None = None) -> Any:
-        """The namespace's pod watch from now on (a streaming response context)."""
+    def watch(self, session: aiohttp.ClientSession, version: str | None = None) -> Any:
+        """The namespace's pod watch (a streaming response context): from ``version``, or now."""
         self._count("WATCH")
-        return (session or self.session).get(
-            self.url,
-            params={"watch": "1", "allowWatchBookmarks": "true", "timeoutSeconds": "3600"},
-        )
+        params = {"watch": "1", "allowWatchBookmarks": "true", "timeoutSeconds": "3600"}
+        if version:
+            params["resourceVersion"] = version
+        return session.get(self.url, params=params)
 
     def stream_session(self) -> aiohttp.ClientSession:
         """A session of its own for one long-lived stream, so it never waits for the pool."""

@@ -14,6 +14,7 @@ from typing import Any
 
 import anyio
 import orjson
+from anyio.abc import TaskGroup
 
 from benchmarks.contenders._rawhttp import Endpoint, RawPods
 from benchmarks.workload import ChildConfig, PodTimes, pod_manifest
@@ -50,13 +51,17 @@ async def run(cfg: ChildConfig, times: list[PodTimes]) -> dict[str, Any]:
             t.error = f"delete: {error}"
         finished(t)
 
-    try:
-        async with pods.stream_session() as stream, pods.watch(stream) as response:
-            if response.status != 200:
-                raise RuntimeError(f"WATCH {response.status}: {await response.text()}")
-            async with anyio.create_task_group() as tg:
-
-                async def follow() -> None:
+    async def follow(tg: TaskGroup, ready: anyio.Event) -> None:
+        # The one thing a raw client cannot skip: the API server cuts a watch whose reader
+        # falls behind ("watcher close due to unresponsiveness"), so reopen it from the
+        # last resourceVersion seen. A 410 (history gone) ends the run with an error.
+        version: str | None = None
+        async with pods.stream_session() as stream:
+            while True:
+                async with pods.watch(stream, version) as response:
+                    if response.status != 200:
+                        raise RuntimeError(f"WATCH {response.status}: {await response.text()}")
+                    ready.set()
                     async for line in response.content:
                         if not line.strip():
                             continue
@@ -64,19 +69,25 @@ async def run(cfg: ChildConfig, times: list[PodTimes]) -> dict[str, Any]:
                         if event["type"] == "ERROR":
                             raise RuntimeError(f"watch error: {event['object']}")
                         pod = event["object"]
+                        version = pod["metadata"]["resourceVersion"]
+                        if event["type"] == "BOOKMARK":
+                            continue
                         t = by_name.get(pod["metadata"]["name"])
                         phase = (pod.get("status") or {}).get("phase")
                         if t is not None and t.seen is None and phase in TERMINAL:
                             t.seen = time.time()
                             t.phase = phase
                             tg.start_soon(delete, t)
-                    raise RuntimeError("the watch ended before every pod had finished")
 
-                tg.start_soon(follow)
-                for t in times:
-                    tg.start_soon(create, t)
-                await all_done.wait()
-                tg.cancel_scope.cancel()
+    try:
+        async with anyio.create_task_group() as tg:
+            ready = anyio.Event()
+            tg.start_soon(follow, tg, ready)
+            await ready.wait()
+            for t in times:
+                tg.start_soon(create, t)
+            await all_done.wait()
+            tg.cancel_scope.cancel()
     finally:
         await pods.aclose()
     return {"client_requests_sent": dict(pods.sent)}

@@ -143,6 +143,8 @@ def test_detail_table_has_one_row_per_contender_of_the_workload() -> None:
     table = detail_table(runs, 60.0, 1000)
     assert len(table.strip().splitlines()) == 2 + 2
     assert "POST pods 1,000, DELETE pods 1,000" in table
+    runs[0]["requests"]["by_verb"] = {"GET /api/v1": 1, "GET /apis/": 2, "GET pods": 3}
+    assert "GET discovery 3, GET pods 3" in detail_table(runs, 60.0, 1000)
     assert "4 / 50 / 70" in table
     assert workloads(runs) == [(60.0, 200), (60.0, 1000)]
 
