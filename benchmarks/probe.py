@@ -16,15 +16,17 @@ before the work began.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import resource
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchmarks.stats import nearest_rank
 
-__all__ = ["LoopProbe", "cpu_seconds", "current_rss_kib", "peak_rss_kib"]
+__all__ = ["LoopProbe", "Sampler", "cpu_seconds", "current_rss_kib", "peak_rss_kib"]
 
 
 def peak_rss_kib() -> int:
@@ -48,20 +50,12 @@ def cpu_seconds() -> float:
 
 
 @dataclass
-class Sample:
-    """One point of the time series (seconds since the probe's reset)."""
-
-    at: float
-    rss_kib: int
-    tasks: int
-
-
-@dataclass
 class LoopProbe:
     """Run :meth:`run` in a task; :meth:`reset` starts a new window; :meth:`summary` reads it.
 
-    Every ``sample_every`` seconds it also records the current RSS and the number of
-    asyncio tasks, for the time series of the scale benchmark.
+    Every ``sample_every`` seconds it also records the current RSS (its maximum is the
+    growth's end point). ``last_wake`` (monotonic) tells :class:`Sampler` whether the
+    loop is alive.
     """
 
     interval: float = 0.010
@@ -70,16 +64,13 @@ class LoopProbe:
     worst: float = 0.0
     worst_at: float = 0.0
     rss_max_kib: int = 0
-    series: list[Sample] = field(default_factory=list)
-    _window_start: float = field(default_factory=time.monotonic)
+    last_wake: float = field(default_factory=time.monotonic)
 
     def reset(self) -> None:
         self.lags.clear()
         self.worst = 0.0
         self.worst_at = 0.0
         self.rss_max_kib = current_rss_kib()
-        self.series.clear()
-        self._window_start = time.monotonic()
 
     async def run(self) -> None:
         clock = time.monotonic
@@ -87,16 +78,14 @@ class LoopProbe:
         while True:
             before = clock()
             await asyncio.sleep(self.interval)
-            now = clock()
+            now = self.last_wake = clock()
             lag = max(0.0, now - before - self.interval)
             self.lags.append(lag)
             if lag > self.worst:
                 self.worst, self.worst_at = lag, time.time()
             if now >= next_sample:
                 next_sample = now + self.sample_every
-                rss = current_rss_kib()
-                self.rss_max_kib = max(self.rss_max_kib, rss)
-                self.series.append(Sample(now - self._window_start, rss, len(asyncio.all_tasks())))
+                self.rss_max_kib = max(self.rss_max_kib, current_rss_kib())
 
     def summary(self) -> dict[str, float]:
         if not self.lags:
@@ -108,3 +97,49 @@ class LoopProbe:
             "p50_ms": (nearest_rank(self.lags, 0.50) or 0.0) * 1000,
             "over_100ms": sum(1 for lag in self.lags if lag > 0.1),
         }
+
+
+class Sampler:
+    """A thread that appends one JSON line per ``every`` seconds to ``path``.
+
+    Each line: seconds since start, current RSS (KiB), ``len(asyncio.all_tasks(loop))``,
+    CPU seconds, and how long ago the loop probe last woke. A thread, not a task, so that
+    it keeps sampling while the event loop is blocked (the age then grows), and a file
+    line by line, so that a process killed after the time cap still leaves its series.
+    """
+
+    def __init__(
+        self, path: Path, loop: asyncio.AbstractEventLoop, probe: LoopProbe, every: float = 1.0
+    ) -> None:
+        self.path, self.loop, self.probe, self.every = path, loop, probe, every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sampler", daemon=True)
+        self._started = time.monotonic()
+
+    def __enter__(self) -> Sampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _tasks(self) -> int:
+        try:
+            return len(asyncio.all_tasks(self.loop))
+        except RuntimeError:  # the set changed size too often while being copied
+            return -1
+
+    def _run(self) -> None:
+        with self.path.open("a") as out:
+            while not self._stop.wait(self.every):
+                now = time.monotonic()
+                sample = {
+                    "at": round(now - self._started, 3),
+                    "rss_kib": current_rss_kib(),
+                    "tasks": self._tasks(),
+                    "cpu_s": round(cpu_seconds(), 3),
+                    "loop_silent_s": round(now - self.probe.last_wake, 3),
+                }
+                out.write(json.dumps(sample) + "\n")
+                out.flush()

@@ -129,6 +129,7 @@ async def run_one(
     workdir: Path,
     audit_path: Path,
     overrides: Mapping[str, Any] | None = None,
+    kill_grace: float = KILL_GRACE,
 ) -> dict[str, Any]:
     """One contender through one workload; its row of the results file.
 
@@ -149,6 +150,7 @@ async def run_one(
         )  # fmt: skip
         config_path = workdir / f"{namespace}.config.json"
         out_path = workdir / f"{namespace}.out.json"
+        series_path = workdir / f"{namespace}.series.jsonl"
         config_path.write_text(json.dumps(cfg.to_json()))
         audit = AuditLog(audit_path)
         load_before = os.getloadavg()
@@ -159,10 +161,11 @@ async def run_one(
         with stderr_path.open("wb") as stderr:
             child = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "benchmarks.child", str(config_path), str(out_path),
+                str(series_path),
                 stdout=stderr, stderr=stderr, cwd=REPO, env=env,
             )  # fmt: skip
             try:
-                await asyncio.wait_for(child.wait(), cap + KILL_GRACE)
+                await asyncio.wait_for(child.wait(), cap + kill_grace)
             except asyncio.TimeoutError:
                 killed = True
                 child.kill()
@@ -201,7 +204,6 @@ async def run_one(
         row["summary"] = summarize(
             report, pods=ran, terminal_at=observer.terminal, audit_total=requests["total"]
         )
-        row["series"] = report["series"]
         row["failure"] = report["failure"]
         row["extra"] = report["extra"]
         row["loop_lag"] = report["loop_lag"]
@@ -215,6 +217,8 @@ async def run_one(
             "requests": requests["total"],
             "requests_per_pod": requests["total"] / pods,
         }
+    with contextlib.suppress(OSError):
+        row["series"] = [json.loads(line) for line in series_path.read_text().splitlines()]
     await asyncio.to_thread(plane.delete_namespace, namespace)
     return row
 

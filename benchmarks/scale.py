@@ -73,8 +73,8 @@ async def run_all(plane: Any, args: argparse.Namespace, workdir: Path) -> dict[s
         )
         row = await run_one(
             plane, contender="asyncpod-stream", pods=args.stream_specs,
-            duration=args.stream_duration, cap=args.stream_seconds + 300, workdir=workdir,
-            audit_path=audit,
+            duration=args.stream_duration, cap=args.stream_seconds + 60, workdir=workdir,
+            audit_path=audit, kill_grace=30,
             overrides={
                 "max_in_flight": args.stream_in_flight, "stream_specs": args.stream_specs,
                 "stop_after_seconds": args.stream_seconds, "stop_after_pods": args.stream_pods,
@@ -82,7 +82,10 @@ async def run_all(plane: Any, args: argparse.Namespace, workdir: Path) -> dict[s
         )  # fmt: skip
         row["flatness"] = {
             "rss_kib": flatness([(p["at"], p["rss_kib"]) for p in row.get("series", [])]),
-            "tasks": flatness([(p["at"], p["tasks"]) for p in row.get("series", [])]),
+            # -1: the sampler could not copy the task set (it changed under it too often)
+            "tasks": flatness(
+                [(p["at"], p["tasks"]) for p in row.get("series", []) if p["tasks"] >= 0]
+            ),
         }
         out["stream"] = row
     return out
@@ -124,16 +127,18 @@ def stream_table(row: Mapping[str, Any]) -> str:
         return fmt(None if kib is None else kib / 1024)
 
     left = "none" if row.get("all_pods_gone") else "some (see the JSON)"
-    facts = (
-        f"Input {extra.get('input_length', 0):,} specs, generated lazily: "
-        f"{extra.get('specs_generated', 0):,} generated, {extra.get('results', 0):,} results "
-        f"({extra.get('outcomes')}) in {fmt(extra.get('ran_s'))} s. Stopping (``break``) "
-        f"took {fmt(extra.get('stop_s'), 2)} s, closing the session "
-        f"{fmt(extra.get('close_s'), 2)} s; pods left afterwards: {left}. "
-        f"API requests/pod {fmt(s.get('requests_per_pod'), 2)}, client CPU ms/pod "
-        f"{fmt(s.get('cpu_ms_per_pod'), 2)}, longest loop stall "
-        f"{fmt(s.get('loop_stall_max_ms'), 0)} ms.\n"
-    )
+    facts = "No results: the process did not finish (see the status below).\n"
+    if extra:
+        facts = (
+            f"Input {extra.get('input_length', 0):,} specs, generated lazily: "
+            f"{extra.get('specs_generated', 0):,} generated, {extra.get('results', 0):,} results "
+            f"({extra.get('outcomes')}) in {fmt(extra.get('ran_s'))} s. Stopping (``break``) "
+            f"took {fmt(extra.get('stop_s'), 2)} s, closing the session "
+            f"{fmt(extra.get('close_s'), 2)} s; pods left afterwards: {left}. "
+            f"API requests/pod {fmt(s.get('requests_per_pod'), 2)}, client CPU ms/pod "
+            f"{fmt(s.get('cpu_ms_per_pod'), 2)}, longest loop stall "
+            f"{fmt(s.get('loop_stall_max_ms'), 0)} ms.\n"
+        )
     header = (
         "| sampled every 1 s | first third (mean) | last third (mean) | min | max "
         "| slope per minute |\n|---|--:|--:|--:|--:|--:|"
@@ -147,7 +152,14 @@ def stream_table(row: Mapping[str, Any]) -> str:
         f"| {fmt(f_tasks['min'], 0)} | {fmt(f_tasks['max'], 0)} "
         f"| {fmt(f_tasks['slope_per_min'])} |"
     )
-    note = f"\n({f_rss['n']} samples after 10 s of ramp-up.)"
+    series = row.get("series") or [{}]
+    last = series[-1]
+    note = (
+        f"\nStatus: {s.get('status')}. {f_rss['n']} samples after 10 s of ramp-up; the last, "
+        f"at {fmt(last.get('at'))} s: RSS {mib(last.get('rss_kib'))} MiB, "
+        f"{fmt(last.get('tasks'), 0)} tasks, CPU {fmt(last.get('cpu_s'))} s, event loop silent "
+        f"for {fmt(last.get('loop_silent_s'))} s."
+    )
     return "\n".join([facts, header, rss, tasks, note]) + "\n"
 
 
