@@ -313,6 +313,7 @@ def main(args: argparse.Namespace, argv: Sequence[str]) -> int:
     out = args.out or RESULTS / f"{today}-contenders{suffix}.json"
     workdir = Path(tempfile.mkdtemp(prefix="asyncpod-bench-"))
     began = time.time()
+    taken_on = machine()  # the commit measured is the one checked out when the run began
     try:
         plane = bench_control_plane(max(args.pods), workdir)
         log(f"starting the local control plane ({plane.nodes} kwok nodes) ...")
@@ -326,7 +327,7 @@ def main(args: argparse.Namespace, argv: Sequence[str]) -> int:
         "command": command,
         "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
         "total_seconds": round(time.time() - began, 1),
-        "machine": machine(),
+        "machine": taken_on,
         "settings": {
             "contenders": args.contenders,
             "pods": args.pods,

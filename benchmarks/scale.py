@@ -188,6 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     workdir = Path(tempfile.mkdtemp(prefix="asyncpod-scale-"))
     began = time.time()
+    taken_on = machine()  # the commit measured is the one checked out when the run began
     try:
         plane = bench_control_plane(in_flight, workdir)
         log(f"starting the local control plane ({plane.nodes} kwok nodes) ...")
@@ -202,7 +203,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "command": command,
         "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
         "total_seconds": round(time.time() - began, 1),
-        "machine": machine(),
+        "machine": taken_on,
         "settings": vars(args),
         **result,
     }
