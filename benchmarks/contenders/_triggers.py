@@ -4,9 +4,10 @@ Why: Airflow's triggerer runs every trigger it hosts as one asyncio task on one 
 one process (see AIRFLOW.md). For each pod this does what the deferrable operator and
 the triggerer do together: the operator creates the pod on a worker and defers (here: a
 plain POST, :mod:`benchmarks.contenders._rawhttp`, the same for both trigger
-contenders), the triggerer runs the trigger until its first event, and the resumed
-task deletes the pod (``on_finish_action="delete_pod"``; here: a plain DELETE). So
-what differs between the two trigger contenders is the trigger alone.
+contenders), the triggerer runs the trigger until its first event, and the pod is deleted
+(``on_finish_action="delete_pod"``): by the resumed task for Airflow's trigger (here: a
+plain DELETE), by asyncpod's trigger itself before it yields its event. So what
+differs between the two trigger contenders is the trigger alone.
 
 Not modelled: the triggerer's DB heartbeat, its per-trigger log handlers, the
 worker's own GETs and log fetches after resuming.
@@ -30,8 +31,13 @@ TriggerFactory = Callable[[PodTimes, dict[str, Any]], Any]
 
 
 async def run_triggers(
-    cfg: ChildConfig, times: list[PodTimes], make_trigger: TriggerFactory
+    cfg: ChildConfig,
+    times: list[PodTimes],
+    make_trigger: TriggerFactory,
+    *,
+    operator_deletes: bool = True,
 ) -> dict[str, Any]:
+    """Create, trigger, delete each pod; ``operator_deletes=False``: the trigger deletes it."""
     operator = RawPods(Endpoint.from_kubeconfig(cfg.kubeconfig), cfg.namespace)
     statuses: dict[str, int] = {}
 
@@ -58,6 +64,11 @@ async def run_triggers(
                 t.error = f"trigger event {status}: {payload}"[:200]
         except Exception as error:  # noqa: BLE001 - recorded per pod, reported
             t.error = f"trigger: {type(error).__name__}: {error}"[:200]
+        if not operator_deletes:
+            # The trigger applied on_finish_action before its event: the pod is deleted.
+            if t.error is None:
+                t.done = t.seen
+            return
         try:
             await operator.delete(t.name)
             if t.error is None:

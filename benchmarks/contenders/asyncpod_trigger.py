@@ -3,8 +3,10 @@
 Run as the triggerer runs triggers (:mod:`benchmarks.contenders._triggers`): every
 instance in this process shares asyncpod's one session and one watch per namespace.
 Built with the pod's name, namespace and uid (Airflow reattaches by name and can pick
-the wrong pod; asyncpod's trigger stores the uid), the contender's kubeconfig file and
-``get_logs=False``. Listed as "not available" while ``asyncpod.airflow.triggers`` is
+the wrong pod; asyncpod's trigger stores the uid), the contender's kubeconfig file,
+``base_container_name="main"`` and ``get_logs=False``. It deletes its pod itself
+(``on_finish_action="delete_pod"``) before it yields its event, so the "operator" side
+sends no DELETE here. Listed as "not available" while ``asyncpod.airflow.triggers`` is
 absent from this checkout.
 """
 
@@ -28,7 +30,9 @@ async def run(cfg: ChildConfig, times: list[PodTimes]) -> dict[str, Any]:
             pod_uid=created["metadata"]["uid"],
             config_file=cfg.kubeconfig,
             cluster_context=None,
+            base_container_name="main",
             get_logs=False,
         )
 
-    return await run_triggers(cfg, times, make)
+    # It applies on_finish_action ("delete_pod") itself before yielding its event.
+    return await run_triggers(cfg, times, make, operator_deletes=False)
