@@ -1,13 +1,13 @@
 """N Airflow triggers on one event loop, as a triggerer runs them.
 
 Why: Airflow's triggerer runs every trigger it hosts as one asyncio task on one loop in
-one process (see AIRFLOW.md). For each pod this does what the deferrable operator and
-the triggerer do together: the operator creates the pod on a worker and defers (here: a
-plain POST, :mod:`benchmarks.contenders._rawhttp`, the same for both trigger
-contenders), the triggerer runs the trigger until its first event, and the pod is deleted
-(``on_finish_action="delete_pod"``): by the resumed task for Airflow's trigger (here: a
-plain DELETE), by asyncpod's trigger itself before it yields its event. So what
-differs between the two trigger contenders is the trigger alone.
+one process (Airflow 3.3's ``TriggerRunner``). For each pod this does what the
+deferrable operator and the triggerer do together: the operator creates the pod on a
+worker and defers (here: a plain POST, :mod:`benchmarks.contenders._rawhttp`, the same
+for both trigger contenders), the triggerer runs the trigger until its first event,
+and the pod is deleted (``on_finish_action="delete_pod"``): by the resumed task for
+Airflow's trigger (here: a plain DELETE), by asyncpod's trigger itself before it yields
+its event. So what differs between the two trigger contenders is the trigger alone.
 
 Not modelled: the triggerer's DB heartbeat, its per-trigger log handlers, the
 worker's own GETs and log fetches after resuming.
