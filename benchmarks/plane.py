@@ -99,7 +99,7 @@ def bench_control_plane(pods_in_flight: int, workdir: Path) -> LocalControlPlane
             "--audit-log-format=json",
             "--audit-log-mode=batch",
             "--audit-log-batch-max-wait=1s",
-            "--audit-log-maxsize=0",
+            "--audit-log-maxsize=1000000",  # MB: never rotate (0 means 100 MB)
         ),
         ready_timeout=120.0,
     )
