@@ -14,8 +14,6 @@ import pytest
 
 from asyncpod.errors import SpecError, UsageError
 from asyncpod.spec import (
-    _CONTAINER_FIELDS,
-    _POD_KEYS,
     DEFAULT_CONTAINER_ANNOTATION,
     MANAGED_BY_LABEL,
     MANAGED_BY_VALUE,
@@ -29,10 +27,12 @@ from asyncpod.spec import (
     Resources,
     Toleration,
     VolumeMount,
-    _parse_quantity,
     deterministic_pod_name,
     task_key_hash,
 )
+from asyncpod.spec._container import CONTAINER_FIELDS
+from asyncpod.spec._pod import POD_KEYS
+from asyncpod.spec._quantity import parse_quantity
 
 LABEL_RE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 
@@ -813,8 +813,8 @@ def test_container_spec_on_its_own() -> None:
         ("2n", Decimal("0.000000002")),
     ],
 )
-def test_parse_quantity(text: str, value: Decimal) -> None:
-    assert _parse_quantity(text) == value
+def testparse_quantity(text: str, value: Decimal) -> None:
+    assert parse_quantity(text) == value
 
 
 @pytest.mark.parametrize(
@@ -822,7 +822,7 @@ def test_parse_quantity(text: str, value: Decimal) -> None:
 )
 def test_parse_quantity_rejects(text: str) -> None:
     with pytest.raises(ValueError, match="not a Kubernetes quantity"):
-        _parse_quantity(text)
+        parse_quantity(text)
 
 
 @pytest.mark.parametrize(
@@ -989,8 +989,8 @@ def test_to_dict_is_compact() -> None:
 
 
 def test_dict_vocabulary_matches_the_fields() -> None:
-    assert set(_POD_KEYS) == {f.name for f in dataclasses.fields(PodSpec)}
-    assert {"name", "image", *_CONTAINER_FIELDS} == {
+    assert set(POD_KEYS) == {f.name for f in dataclasses.fields(PodSpec)}
+    assert {"name", "image", *CONTAINER_FIELDS} == {
         f.name for f in dataclasses.fields(ContainerSpec)
     }
 
