@@ -14,7 +14,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from asyncpod.errors import SpecError
 from asyncpod.spec._coerce import (
@@ -41,17 +41,11 @@ from asyncpod.spec._values import (
     env_to_dict,
 )
 
-if TYPE_CHECKING:
-    from asyncpod.spec._pod import PodSpec
-
 __all__ = [
     "CONTAINER_FIELDS",
     "DEFAULT_CONTAINER_NAME",
     "ContainerSpec",
     "coerce_containers",
-    "container_fields_to_dict",
-    "container_kwargs",
-    "container_manifest",
 ]
 
 DEFAULT_CONTAINER_NAME: Final = "main"
@@ -72,36 +66,13 @@ CONTAINER_FIELDS: Final = (
 )
 
 
-def container_kwargs(data: Mapping[str, Any], prefix: str) -> dict[str, Any]:
-    """Normalise the container fields shared by ContainerSpec and PodSpec's main container."""
-
-    def at(name: str) -> str:
-        return f"{prefix}{name}"
-
-    return {
-        "command": str_tuple(
-            data.get("command"), at("command"), hint="; for a shell line use ['sh', '-c', '...']"
-        ),
-        "args": str_tuple(data.get("args"), at("args")),
-        "env": coerce_env(data.get("env"), at("env")),
-        "env_from": coerce_env_from(data.get("env_from"), at("env_from")),
-        "resources": coerce_resources(data.get("resources"), at("resources")),
-        "volume_mounts": coerce_mounts(data.get("volume_mounts"), at("volume_mounts")),
-        "security_context": raw_map(data.get("security_context"), at("security_context")),
-        "working_dir": opt_str(data.get("working_dir"), at("working_dir")),
-        "image_pull_policy": opt_str(data.get("image_pull_policy"), at("image_pull_policy")),
-        "termination_message_policy": opt_str(
-            data.get("termination_message_policy"), at("termination_message_policy")
-        ),
-    }
-
-
 @dataclass(frozen=True, slots=True, init=False)
 class ContainerSpec:
-    """An init container or a sidecar (the main container lives in :class:`PodSpec`).
+    """One container: the pod's main container, an init container or a sidecar.
 
     ``env`` takes a ``{"NAME": "value"}`` mapping or a sequence of :class:`EnvVar`;
     ``resources`` a :class:`Resources` or ``{"requests": {...}, "limits": {...}}``.
+    ``image`` may be ``None`` only where a pod template supplies it.
     """
 
     name: str
@@ -133,24 +104,27 @@ class ContainerSpec:
         image_pull_policy: str | None = None,
         termination_message_policy: str | None = None,
     ) -> None:
-        normalised = container_kwargs(
-            {
-                "command": command,
-                "args": args,
-                "env": env,
-                "env_from": env_from,
-                "resources": resources,
-                "volume_mounts": volume_mounts,
-                "security_context": security_context,
-                "working_dir": working_dir,
-                "image_pull_policy": image_pull_policy,
-                "termination_message_policy": termination_message_policy,
-            },
-            "",
-        )
-        object.__setattr__(self, "name", need_str(name, "name"))
-        object.__setattr__(self, "image", opt_str(image, "image"))
-        for key, value in normalised.items():
+        # Field paths have no prefix: inside a pod, the caller re-roots them
+        # (sidecars[0].env[1]), and the main container's fields sit at the top of the spec.
+        values = {
+            "command": str_tuple(
+                command, "command", hint="; for a shell line use ['sh', '-c', '...']"
+            ),
+            "args": str_tuple(args, "args"),
+            "env": coerce_env(env, "env"),
+            "env_from": coerce_env_from(env_from, "env_from"),
+            "resources": coerce_resources(resources, "resources"),
+            "volume_mounts": coerce_mounts(volume_mounts, "volume_mounts"),
+            "security_context": raw_map(security_context, "security_context"),
+            "working_dir": opt_str(working_dir, "working_dir"),
+            "image_pull_policy": opt_str(image_pull_policy, "image_pull_policy"),
+            "termination_message_policy": opt_str(
+                termination_message_policy, "termination_message_policy"
+            ),
+            "name": need_str(name, "name"),
+            "image": opt_str(image, "image"),
+        }
+        for key, value in values.items():
             object.__setattr__(self, key, value)
 
     @classmethod
@@ -159,23 +133,63 @@ class ContainerSpec:
         with at_line(line):
             data = need_mapping(data, "container")
             check_keys(data, ("name", "image", *CONTAINER_FIELDS), "")
-            return cls(
-                need_str(data.get("name"), "name"),
-                data.get("image"),
-                **container_kwargs(data, ""),
-            )
+            fields = {key: data[key] for key in CONTAINER_FIELDS if key in data}
+            return cls(need_str(data.get("name"), "name"), data.get("image"), **fields)
 
     def to_dict(self) -> dict[str, Any]:
-        """The snake_case dict form: ``ContainerSpec.from_dict(c.to_dict()) == c``."""
+        """The snake_case dict form: ``ContainerSpec.from_dict(c.to_dict()) == c``.
+
+        Fields left at their defaults are omitted.
+        """
         out: dict[str, Any] = {"name": self.name}
         if self.image is not None:
             out["image"] = self.image
-        out.update(container_fields_to_dict(self))
+        if self.command:
+            out["command"] = list(self.command)
+        if self.args:
+            out["args"] = list(self.args)
+        if self.env:
+            out["env"] = env_to_dict(self.env)
+        if self.env_from:
+            out["env_from"] = [source.to_dict() for source in self.env_from]
+        if self.resources:
+            out["resources"] = self.resources.to_dict()
+        if self.volume_mounts:
+            out["volume_mounts"] = [mount.to_dict() for mount in self.volume_mounts]
+        if self.security_context is not None:
+            out["security_context"] = copy.deepcopy(dict(self.security_context))
+        for name in ("working_dir", "image_pull_policy", "termination_message_policy"):
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = value
         return out
 
     def to_manifest(self) -> dict[str, Any]:
         """The v1 ``Container`` JSON object (only the fields that are set)."""
-        return container_manifest(self)
+        out: dict[str, Any] = {"name": self.name}
+        if self.image is not None:
+            out["image"] = self.image
+        if self.command:
+            out["command"] = list(self.command)
+        if self.args:
+            out["args"] = list(self.args)
+        if self.working_dir is not None:
+            out["workingDir"] = self.working_dir
+        if self.env:
+            out["env"] = [var.to_manifest() for var in self.env]
+        if self.env_from:
+            out["envFrom"] = [source.to_manifest() for source in self.env_from]
+        if self.resources:
+            out["resources"] = self.resources.to_manifest()
+        if self.volume_mounts:
+            out["volumeMounts"] = [mount.to_manifest() for mount in self.volume_mounts]
+        if self.security_context is not None:
+            out["securityContext"] = copy.deepcopy(dict(self.security_context))
+        if self.image_pull_policy is not None:
+            out["imagePullPolicy"] = self.image_pull_policy
+        if self.termination_message_policy is not None:
+            out["terminationMessagePolicy"] = self.termination_message_policy
+        return out
 
     def validate(self) -> ContainerSpec:
         """Raise :class:`SpecError` for the first problem; return ``self`` if none."""
@@ -240,56 +254,6 @@ class ContainerSpec:
             yield SpecError(
                 f"{prefix}working_dir", f"must be an absolute path, got {self.working_dir!r}"
             )
-
-
-def container_fields_to_dict(c: ContainerSpec | PodSpec) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    if c.command:
-        out["command"] = list(c.command)
-    if c.args:
-        out["args"] = list(c.args)
-    if c.env:
-        out["env"] = env_to_dict(c.env)
-    if c.env_from:
-        out["env_from"] = [source.to_dict() for source in c.env_from]
-    if c.resources:
-        out["resources"] = c.resources.to_dict()
-    if c.volume_mounts:
-        out["volume_mounts"] = [mount.to_dict() for mount in c.volume_mounts]
-    if c.security_context is not None:
-        out["security_context"] = copy.deepcopy(dict(c.security_context))
-    for name in ("working_dir", "image_pull_policy", "termination_message_policy"):
-        value = getattr(c, name)
-        if value is not None:
-            out[name] = value
-    return out
-
-
-def container_manifest(c: ContainerSpec) -> dict[str, Any]:
-    out: dict[str, Any] = {"name": c.name}
-    if c.image is not None:
-        out["image"] = c.image
-    if c.command:
-        out["command"] = list(c.command)
-    if c.args:
-        out["args"] = list(c.args)
-    if c.working_dir is not None:
-        out["workingDir"] = c.working_dir
-    if c.env:
-        out["env"] = [var.to_manifest() for var in c.env]
-    if c.env_from:
-        out["envFrom"] = [source.to_manifest() for source in c.env_from]
-    if c.resources:
-        out["resources"] = c.resources.to_manifest()
-    if c.volume_mounts:
-        out["volumeMounts"] = [mount.to_manifest() for mount in c.volume_mounts]
-    if c.security_context is not None:
-        out["securityContext"] = copy.deepcopy(dict(c.security_context))
-    if c.image_pull_policy is not None:
-        out["imagePullPolicy"] = c.image_pull_policy
-    if c.termination_message_policy is not None:
-        out["terminationMessagePolicy"] = c.termination_message_policy
-    return out
 
 
 def coerce_containers(value: object, path: str) -> tuple[ContainerSpec, ...]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import FrozenInstanceError, dataclass
 from typing import Any, Final
 
 from asyncpod.errors import SpecError
@@ -40,9 +40,6 @@ from asyncpod.spec._container import (
     DEFAULT_CONTAINER_NAME,
     ContainerSpec,
     coerce_containers,
-    container_fields_to_dict,
-    container_kwargs,
-    container_manifest,
 )
 from asyncpod.spec._identity import (
     DEFAULT_CONTAINER_ANNOTATION,
@@ -73,11 +70,11 @@ _DEFAULT_GENERATE_NAME: Final = "asyncpod-"
 _AFFINITY_KEYS: Final = ("nodeAffinity", "podAffinity", "podAntiAffinity")
 _ANNOTATIONS_MAX_BYTES: Final = 256 * 1024
 
-_POD_ONLY_FIELDS: Final = (
-    "image",
+# The batch-file keys that describe the main container; the rest describe the pod.
+_MAIN_CONTAINER_KEYS: Final = ("image", "container_name", *CONTAINER_FIELDS)
+_POD_FIELDS: Final = (
     "name",
     "task_key",
-    "container_name",
     "labels",
     "annotations",
     "node_selector",
@@ -95,18 +92,38 @@ _POD_ONLY_FIELDS: Final = (
     "priority_class_name",
     "template",
 )
-POD_KEYS: Final = tuple(sorted({*_POD_ONLY_FIELDS, *CONTAINER_FIELDS}))
+#: The keys of :meth:`PodSpec.from_dict` (the batch-file vocabulary).
+POD_KEYS: Final = tuple(sorted({*_POD_FIELDS, *_MAIN_CONTAINER_KEYS}))
 
 
-@dataclass(frozen=True, slots=True, init=False)
+class _Default:
+    """The default of the main container's keywords: "not given" (see ``PodSpec``)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<default>"
+
+
+# Typed Any so that the signature shows each keyword's real type.
+_DEFAULT: Any = _Default()
+
+
+@dataclass(frozen=True, slots=True, init=False, match_args=False)
 class PodSpec:
     """One pod to run: a main container, optional init containers and sidecars.
 
-    The container fields (``command``, ``env``, ``resources``, ...) describe the main
-    container, named :attr:`container_name` (``"main"``). Sidecars run next to it and
-    are rendered as native sidecars (init containers with ``restartPolicy: Always``,
-    Kubernetes >= 1.29) so the pod completes when the main container does; set
-    ``native_sidecars=False`` on older clusters to render them as ordinary containers.
+    The main container is :attr:`main_container`, a :class:`ContainerSpec` named
+    :attr:`container_name` (``"main"``). For convenience its fields are also keywords
+    of the constructor and read-only attributes of the spec (``image``, ``command``,
+    ``env``, ``resources``, ...), the form batch files use. Given both
+    ``main_container`` and some of those keywords, the keywords override the
+    container's fields (so ``dataclasses.replace(spec, image=...)`` works).
+
+    Sidecars run next to the main container and are rendered as native sidecars (init
+    containers with ``restartPolicy: Always``, Kubernetes >= 1.29) so the pod
+    completes when the main container does; set ``native_sidecars=False`` on older
+    clusters to render them as ordinary containers.
 
     ``template`` is a raw v1 Pod manifest (camelCase) for fields this class does not
     model; the typed fields are merged over it, containers by name.
@@ -116,20 +133,9 @@ class PodSpec:
     name (:func:`deterministic_pod_name`) so that a retried create reattaches.
     """
 
-    image: str | None
-    command: tuple[str, ...]
-    args: tuple[str, ...]
+    main_container: ContainerSpec
     name: str | None
     task_key: str | None
-    container_name: str
-    env: tuple[EnvVar, ...]
-    env_from: tuple[EnvFrom, ...]
-    resources: Resources
-    volume_mounts: tuple[VolumeMount, ...]
-    security_context: Mapping[str, Any] | None
-    working_dir: str | None
-    image_pull_policy: str | None
-    termination_message_policy: str | None
     labels: Mapping[str, str]
     annotations: Mapping[str, str]
     node_selector: Mapping[str, str]
@@ -147,23 +153,27 @@ class PodSpec:
     priority_class_name: str | None
     template: Mapping[str, Any] | None
 
+    # Positional patterns match the constructor's order, as they did when the main
+    # container's fields were the dataclass's own.
+    __match_args__ = ("image", "command", "args", "name", "task_key", "container_name")
+
     def __init__(
         self,
-        image: str | None = None,
-        command: Iterable[str] = (),
+        image: str | None = _DEFAULT,
+        command: Iterable[str] = _DEFAULT,
         *,
-        args: Iterable[str] = (),
+        args: Iterable[str] = _DEFAULT,
         name: str | None = None,
         task_key: str | None = None,
-        container_name: str = DEFAULT_CONTAINER_NAME,
-        env: Mapping[str, str] | Iterable[EnvVar] | None = None,
-        env_from: Iterable[EnvFrom] = (),
-        resources: Resources | Mapping[str, Mapping[str, str | int | float]] | None = None,
-        volume_mounts: Iterable[VolumeMount] = (),
-        security_context: Mapping[str, Any] | None = None,
-        working_dir: str | None = None,
-        image_pull_policy: str | None = None,
-        termination_message_policy: str | None = None,
+        container_name: str = _DEFAULT,
+        env: Mapping[str, str] | Iterable[EnvVar] | None = _DEFAULT,
+        env_from: Iterable[EnvFrom] = _DEFAULT,
+        resources: Resources | Mapping[str, Mapping[str, str | int | float]] | None = _DEFAULT,
+        volume_mounts: Iterable[VolumeMount] = _DEFAULT,
+        security_context: Mapping[str, Any] | None = _DEFAULT,
+        working_dir: str | None = _DEFAULT,
+        image_pull_policy: str | None = _DEFAULT,
+        termination_message_policy: str | None = _DEFAULT,
         labels: Mapping[str, str] | None = None,
         annotations: Mapping[str, str] | None = None,
         node_selector: Mapping[str, str] | None = None,
@@ -180,48 +190,111 @@ class PodSpec:
         termination_grace_period_seconds: int | None = None,
         priority_class_name: str | None = None,
         template: Mapping[str, Any] | None = None,
+        main_container: ContainerSpec | None = None,
     ) -> None:
-        values: dict[str, Any] = container_kwargs(
-            {
-                "command": command,
-                "args": args,
-                "env": env,
-                "env_from": env_from,
-                "resources": resources,
-                "volume_mounts": volume_mounts,
-                "security_context": security_context,
-                "working_dir": working_dir,
-                "image_pull_policy": image_pull_policy,
-                "termination_message_policy": termination_message_policy,
-            },
-            "",
-        )
-        values.update(
-            image=opt_str(image, "image"),
-            name=opt_str(name, "name"),
-            task_key=opt_str(task_key, "task_key"),
-            container_name=need_str(container_name, "container_name"),
-            labels=str_map(labels, "labels"),
-            annotations=str_map(annotations, "annotations"),
-            node_selector=str_map(node_selector, "node_selector"),
-            tolerations=coerce_tolerations(tolerations, "tolerations"),
-            affinity=raw_map(affinity, "affinity"),
-            volumes=raw_maps(volumes, "volumes"),
-            service_account=opt_str(service_account, "service_account"),
-            image_pull_secrets=str_tuple(image_pull_secrets, "image_pull_secrets"),
-            init_containers=coerce_containers(init_containers, "init_containers"),
-            sidecars=coerce_containers(sidecars, "sidecars"),
-            native_sidecars=need_bool(native_sidecars, "native_sidecars"),
-            pod_security_context=raw_map(pod_security_context, "pod_security_context"),
-            active_deadline_seconds=opt_int(active_deadline_seconds, "active_deadline_seconds"),
-            termination_grace_period_seconds=opt_int(
+        given = {
+            key: value
+            for key, value in (
+                ("command", command),
+                ("args", args),
+                ("env", env),
+                ("env_from", env_from),
+                ("resources", resources),
+                ("volume_mounts", volume_mounts),
+                ("security_context", security_context),
+                ("working_dir", working_dir),
+                ("image_pull_policy", image_pull_policy),
+                ("termination_message_policy", termination_message_policy),
+            )
+            if value is not _DEFAULT
+        }
+        values: dict[str, Any] = {
+            "main_container": _main_container(main_container, container_name, image, given),
+            "name": opt_str(name, "name"),
+            "task_key": opt_str(task_key, "task_key"),
+            "labels": str_map(labels, "labels"),
+            "annotations": str_map(annotations, "annotations"),
+            "node_selector": str_map(node_selector, "node_selector"),
+            "tolerations": coerce_tolerations(tolerations, "tolerations"),
+            "affinity": raw_map(affinity, "affinity"),
+            "volumes": raw_maps(volumes, "volumes"),
+            "service_account": opt_str(service_account, "service_account"),
+            "image_pull_secrets": str_tuple(image_pull_secrets, "image_pull_secrets"),
+            "init_containers": coerce_containers(init_containers, "init_containers"),
+            "sidecars": coerce_containers(sidecars, "sidecars"),
+            "native_sidecars": need_bool(native_sidecars, "native_sidecars"),
+            "pod_security_context": raw_map(pod_security_context, "pod_security_context"),
+            "active_deadline_seconds": opt_int(active_deadline_seconds, "active_deadline_seconds"),
+            "termination_grace_period_seconds": opt_int(
                 termination_grace_period_seconds, "termination_grace_period_seconds"
             ),
-            priority_class_name=opt_str(priority_class_name, "priority_class_name"),
-            template=raw_map(template, "template"),
-        )
+            "priority_class_name": opt_str(priority_class_name, "priority_class_name"),
+            "template": raw_map(template, "template"),
+        }
         for key, value in values.items():
             object.__setattr__(self, key, value)
+
+    # -- the main container's fields, read-only -------------------------------------
+
+    @property
+    def image(self) -> str | None:
+        """The main container's image (``None`` when the template supplies it)."""
+        return self.main_container.image
+
+    @property
+    def container_name(self) -> str:
+        """The main container's name (``"main"`` unless set)."""
+        return self.main_container.name
+
+    @property
+    def command(self) -> tuple[str, ...]:
+        """The main container's command (the image's entrypoint when empty)."""
+        return self.main_container.command
+
+    @property
+    def args(self) -> tuple[str, ...]:
+        """The main container's args."""
+        return self.main_container.args
+
+    @property
+    def env(self) -> tuple[EnvVar, ...]:
+        """The main container's environment variables."""
+        return self.main_container.env
+
+    @property
+    def env_from(self) -> tuple[EnvFrom, ...]:
+        """The Secrets and ConfigMaps imported into the main container's environment."""
+        return self.main_container.env_from
+
+    @property
+    def resources(self) -> Resources:
+        """The main container's requests and limits."""
+        return self.main_container.resources
+
+    @property
+    def volume_mounts(self) -> tuple[VolumeMount, ...]:
+        """The main container's volume mounts."""
+        return self.main_container.volume_mounts
+
+    @property
+    def security_context(self) -> Mapping[str, Any] | None:
+        """The main container's security context (Kubernetes JSON form)."""
+        return self.main_container.security_context
+
+    @property
+    def working_dir(self) -> str | None:
+        """The main container's working directory."""
+        return self.main_container.working_dir
+
+    @property
+    def image_pull_policy(self) -> str | None:
+        """The main container's image pull policy."""
+        return self.main_container.image_pull_policy
+
+    @property
+    def termination_message_policy(self) -> str | None:
+        """The main container's termination message policy."""
+        return self.main_container.termination_message_policy
 
     # -- the dict form --------------------------------------------------------------
 
@@ -241,16 +314,21 @@ class PodSpec:
     def to_dict(self) -> dict[str, Any]:
         """The snake_case, JSON-ready dict form (defaults omitted).
 
-        ``PodSpec.from_dict(spec.to_dict()) == spec``.
+        ``PodSpec.from_dict(spec.to_dict()) == spec``. The main container's fields sit
+        at the top, as in a batch file.
         """
+        main = self.main_container.to_dict()
         out: dict[str, Any] = {}
-        for name in ("image", "name", "task_key"):
+        if "image" in main:
+            out["image"] = main.pop("image")
+        for name in ("name", "task_key"):
             value = getattr(self, name)
             if value is not None:
                 out[name] = value
-        if self.container_name != DEFAULT_CONTAINER_NAME:
-            out["container_name"] = self.container_name
-        out.update(container_fields_to_dict(self))
+        container_name = main.pop("name")
+        if container_name != DEFAULT_CONTAINER_NAME:
+            out["container_name"] = container_name
+        out.update(main)
         for name in ("labels", "annotations", "node_selector"):
             mapping = getattr(self, name)
             if mapping:
@@ -267,11 +345,7 @@ class PodSpec:
             out["sidecars"] = [c.to_dict() for c in self.sidecars]
         if not self.native_sidecars:
             out["native_sidecars"] = False
-        for name in (
-            "affinity",
-            "pod_security_context",
-            "template",
-        ):
+        for name in ("affinity", "pod_security_context", "template"):
             value = getattr(self, name)
             if value is not None:
                 out[name] = copy.deepcopy(dict(value))
@@ -285,26 +359,6 @@ class PodSpec:
             if value is not None:
                 out[name] = value
         return out
-
-    # -- views ----------------------------------------------------------------------
-
-    @property
-    def main_container(self) -> ContainerSpec:
-        """The main container as a :class:`ContainerSpec`."""
-        return ContainerSpec(
-            self.container_name,
-            self.image,
-            command=self.command,
-            args=self.args,
-            env=self.env,
-            env_from=self.env_from,
-            resources=self.resources,
-            volume_mounts=self.volume_mounts,
-            security_context=self.security_context,
-            working_dir=self.working_dir,
-            image_pull_policy=self.image_pull_policy,
-            termination_message_policy=self.termination_message_policy,
-        )
 
     # -- validation -----------------------------------------------------------------
 
@@ -519,9 +573,9 @@ class PodSpec:
 
     def _pod_body(self) -> dict[str, Any]:
         """The Pod ``spec`` object, merged over the template's when there is one."""
-        containers = [container_manifest(self.main_container)]
-        init_containers = [container_manifest(c) for c in self.init_containers]
-        sidecars = [container_manifest(c) for c in self.sidecars]
+        containers = [self.main_container.to_manifest()]
+        init_containers = [c.to_manifest() for c in self.init_containers]
+        sidecars = [c.to_manifest() for c in self.sidecars]
         if self.native_sidecars:
             for sidecar in sidecars:
                 sidecar["restartPolicy"] = "Always"
@@ -588,3 +642,37 @@ def _map_problems(
             problem = label_value_problem(value)
         if problem:
             yield SpecError(key_path(path, key), problem)
+
+
+def _refuse_assignment(self: PodSpec, name: str, *value: object) -> None:
+    raise FrozenInstanceError(f"cannot assign to field {name!r}")
+
+
+# A slotted frozen dataclass refuses assignment to its fields only: on Python 3.11 its
+# generated __setattr__ fails with a TypeError for any other name (it calls super() on
+# the class that slots=True replaced), and the main container's attributes are
+# properties. Every assignment is refused the same way, as before.
+PodSpec.__setattr__ = _refuse_assignment  # type: ignore[method-assign,assignment]
+PodSpec.__delattr__ = _refuse_assignment  # type: ignore[method-assign,assignment]
+
+
+def _main_container(
+    base: ContainerSpec | None, name: object, image: object, fields: dict[str, Any]
+) -> ContainerSpec:
+    """The main container: ``base`` (if any) with the keywords given over it."""
+    if base is not None and not isinstance(base, ContainerSpec):
+        raise SpecError("main_container", f"must be a ContainerSpec, got {type(base).__name__}")
+    if name is _DEFAULT:
+        container_name = DEFAULT_CONTAINER_NAME if base is None else base.name
+    else:
+        container_name = need_str(name, "container_name")
+    if image is _DEFAULT:
+        container_image = None if base is None else base.image
+    else:
+        container_image = opt_str(image, "image")
+    if base is None:
+        return ContainerSpec(container_name, container_image, **fields)
+    if not fields and (container_name, container_image) == (base.name, base.image):
+        return base
+    inherited = {key: getattr(base, key) for key in CONTAINER_FIELDS}
+    return ContainerSpec(container_name, container_image, **(inherited | fields))
