@@ -8,7 +8,7 @@
 
 One cluster session multiplexes every run over shared watch streams (one per
 namespace), follows logs with async readers, and bounds concurrency with a
-:class:`Launcher`. See the README for the design and the CLI.
+:class:`Launcher`. See docs/architecture.md for the design, the README for the CLI.
 """
 
 from __future__ import annotations
