@@ -73,7 +73,7 @@ from asyncpod.core.cluster import Cluster, connect
 from asyncpod.core.runner import Cleanup, RunOptions
 from asyncpod.core.scheduler import Launcher
 from asyncpod.errors import AsyncpodError, UsageError
-from asyncpod.kube.watch import list_objects
+from asyncpod.kube.pods import Pods
 from asyncpod.results import Outcome, PodResult, Reason
 from asyncpod.spec import RUN_ID_LABEL
 
@@ -426,12 +426,10 @@ class _Session:
 
     async def _pods_of_run(self, cluster: Cluster) -> int:
         """Count this run's pods that exist; also proves the cluster answers (and lets us list)."""
-        items, _ = await list_objects(
-            cluster.client,
-            f"/api/v1/namespaces/{cluster.namespace}/pods",
-            label_selector=f"{RUN_ID_LABEL}={self.config.run_id}",
+        listed = await Pods(cluster.client).list(
+            cluster.namespace, label_selector=f"{RUN_ID_LABEL}={self.config.run_id}"
         )
-        return len(items)
+        return len(listed.items)
 
     def _announce(self, cluster: Cluster, alive: int) -> None:
         config = self.config
