@@ -8,7 +8,8 @@ reverse; import-linter enforces it).
 (budgets, rate limit, retries, error mapping); ``watch`` and ``logs`` are the raw
 streaming primitives built on ``KubeClient.stream``; ``pods`` is the typed pods API
 (create, get, delete with a uid precondition, list, watch, events of a uid), so no
-code outside this package spells a REST path.
+code outside this package spells a REST path; ``settings`` is the one value holding
+every client-side knob (rate, budgets, timeouts, retries, the watch's patience).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from asyncpod.kube.config import (
 )
 from asyncpod.kube.logs import LogFollower, LogFollowerStatistics, LogLine
 from asyncpod.kube.pods import PodList, Pods, pod_path
+from asyncpod.kube.settings import Settings
 from asyncpod.kube.watch import list_objects, watch_stream
 
 __all__ = [
@@ -38,6 +40,7 @@ __all__ = [
     "PodList",
     "Pods",
     "RetryPolicy",
+    "Settings",
     "StaticToken",
     "TokenBucket",
     "build_ssl_context",

@@ -41,7 +41,7 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from asyncpod.errors import InvalidRequestError, TransientError
+from asyncpod.errors import InvalidRequestError, TransientError, UsageError
 from asyncpod.kube._lines import LineSplitter
 from asyncpod.kube.client import KubeClient, RetryPolicy, translate_transport_error
 from asyncpod.kube.pods import pod_path
@@ -142,7 +142,7 @@ class LogFollower:
 
     def __aiter__(self) -> AsyncGenerator[LogLine, None]:
         if self._iterating:
-            raise RuntimeError(f"{self!r} is already being iterated")
+            raise UsageError(f"{self!r} is already being iterated; make one follower per reader")
         return self._follow()
 
     async def _follow(self) -> AsyncGenerator[LogLine, None]:
