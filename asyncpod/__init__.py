@@ -41,6 +41,7 @@ from asyncpod.errors import (
     UsageError,
 )
 from asyncpod.kube.logs import LogLine
+from asyncpod.kube.settings import RetryPolicy, Settings
 from asyncpod.results import ContainerKind, ContainerResult, Outcome, PodEvent, PodResult, Reason
 from asyncpod.spec import (
     ContainerSpec,
@@ -90,9 +91,11 @@ __all__ = [
     "PodState",
     "Reason",
     "Resources",
+    "RetryPolicy",
     "RunOptions",
     "RunTimeoutError",
     "ServerError",
+    "Settings",
     "SpecError",
     "StateChange",
     "Toleration",

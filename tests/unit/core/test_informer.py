@@ -350,8 +350,7 @@ async def test_relist_diff_deleted_modified_added_and_unchanged(lists: FakeList)
     subscriptions = {"init-second-fails": informer.subscribe("init-second-fails")}
     await informer._relist()
     subscriptions |= {
-        name: informer.subscribe(name)
-        for name in ("success", "exit-3-message", "sidecar-0-main-2")
+        name: informer.subscribe(name) for name in ("success", "exit-3-message", "sidecar-0-main-2")
     }
     for subscription in subscriptions.values():
         drain(subscription)  # the cached versions delivered on subscribe
