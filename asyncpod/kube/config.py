@@ -128,7 +128,11 @@ class _ConfigurationCredentials:
         self._configuration = configuration
 
     async def authorization(self) -> str | None:
-        value = await self._configuration.get_api_key_with_prefix("BearerToken")
+        try:
+            value = await self._configuration.get_api_key_with_prefix("BearerToken")
+        except Exception as exc:  # noqa: BLE001 - see _config_error
+            # The refresh hook re-reads a token file, which may have gone away.
+            raise _config_error("refreshing the bearer token failed", exc, frozenset()) from None
         if not value:
             return None
         value = str(value)
@@ -373,7 +377,10 @@ async def load_kubeconfig(
     else:
         raw = list(path)
     # File reads and YAML parsing are blocking; keep them off the event loop.
-    merged = await asyncio.to_thread(_read_and_merge, raw)
+    try:
+        merged = await asyncio.to_thread(_read_and_merge, raw)
+    except OSError as exc:  # e.g. a directory on the way that we may not enter
+        raise ConfigError(f"kubeconfig cannot be read: {_os_reason(exc)}") from None
     selected = _select_context(merged, context)
     label = f"kubeconfig {merged.describe()}, context {selected.name!r}"
     secrets = merged.secrets()

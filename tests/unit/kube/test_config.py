@@ -546,3 +546,26 @@ async def test_load_config_outside_a_pod_names_both_ways(
     with pytest.raises(ConfigError, match="no kubeconfig found") as caught:
         await load_config()
     assert "inside a pod" in str(caught.value)
+
+
+async def test_a_token_refresh_that_fails_is_a_config_error() -> None:
+    class Broken:
+        def __init__(self) -> None:
+            self.api_key = {"BearerToken": "x"}
+            self.refresh_api_key_hook = None
+
+        async def get_api_key_with_prefix(self, name: str) -> str:
+            raise FileNotFoundError(2, "No such file", "/var/run/secrets/token")
+
+    config = ClusterConfig.from_configuration(_configuration(Broken()))
+    assert config.credentials is not None
+
+    with pytest.raises(ConfigError, match="refreshing the bearer token failed"):
+        await config.credentials.authorization()
+
+
+def _configuration(stub: Any) -> Any:
+    stub.host = "http://127.0.0.1:1"
+    stub.ssl_ca_cert = stub.cert_file = stub.key_file = stub.tls_server_name = stub.proxy = None
+    stub.verify_ssl = True
+    return stub
