@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import re
 import secrets
@@ -62,6 +63,9 @@ from asyncpod.cli._common import (
     Interrupted,
     add_cluster_options,
     add_timeout_options,
+    add_verbose_option,
+    describe_error,
+    library_voice,
     run_interruptible,
     run_options,
     signal_exit_code,
@@ -72,10 +76,10 @@ from asyncpod.cli.summary import format_seconds, render, summarize
 from asyncpod.core.cluster import Cluster, connect
 from asyncpod.core.runner import Cleanup, RunOptions
 from asyncpod.core.scheduler import Launcher
-from asyncpod.errors import AsyncpodError, UsageError
+from asyncpod.errors import AsyncpodError, ConflictError, UsageError
 from asyncpod.kube.pods import Pods
 from asyncpod.results import Outcome, PodResult, Reason
-from asyncpod.spec import RUN_ID_LABEL
+from asyncpod.spec import RUN_ID_LABEL, deterministic_pod_name
 
 __all__ = ["BatchConfig", "add_parser", "execute", "handle", "new_run_id", "print_problems"]
 
@@ -158,6 +162,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--progress-interval", type=float, default=10.0, metavar="SECONDS",
         help="seconds between progress lines when not a bar (default 10)",
     )  # fmt: skip
+    add_verbose_option(output, help_prefix="report more on stderr; ")
     parser.set_defaults(handler=handle)
 
 
@@ -206,6 +211,8 @@ class BatchConfig:
     resume_command: str | None = None
     all_finished_is_success: bool = False
     """Exit 0 once every task has a result, whatever the outcomes (the demo's failures)."""
+    verbose: int = 0
+    """1: the library's info messages on stderr; 2: its debug log too."""
 
 
 def print_problems(error: BatchFileError, *, command: str = "asyncpod batch") -> None:
@@ -277,6 +284,7 @@ def _config_from_args(args: argparse.Namespace, batch: Batch) -> BatchConfig:
         progress=args.progress,
         progress_interval=args.progress_interval,
         resume_command=_resume_command(args, run_id, results_path),
+        verbose=args.verbose,
     )
 
 
@@ -337,7 +345,8 @@ class _Counts:
 
 def execute(config: BatchConfig) -> int:
     """Run the batch described by ``config``; the exit code."""
-    return asyncio.run(_Session(config).main())
+    with library_voice(config.title, verbose=config.verbose):
+        return asyncio.run(_Session(config).main())
 
 
 class _Session:
@@ -377,7 +386,7 @@ class _Session:
                 ),
             )
         except UsageError as error:
-            failure, code = str(error), EXIT_USAGE
+            failure, code = describe_error(error), EXIT_USAGE
         except _FailFastError as error:
             failure, code = str(error), EXIT_FAILED
         except (AsyncpodError, OSError) as error:
@@ -398,6 +407,7 @@ class _Session:
             burst=config.burst or max(1, int(2 * (config.qps or 50))),
         ) as cluster:
             alive = await self._pods_of_run(cluster)
+            await self._preflight(cluster)
             self._announce(cluster, alive)
             launcher = self.launcher = Launcher(
                 cluster,
@@ -430,6 +440,26 @@ class _Session:
             cluster.namespace, label_selector=f"{RUN_ID_LABEL}={self.config.run_id}"
         )
         return len(listed.items)
+
+    async def _preflight(self, cluster: Cluster) -> None:
+        """A server-side dry run of the first pod to run, before any pod is created.
+
+        A namespace that does not exist, a missing permission or a pod the cluster's
+        admission refuses fail here as a usage error (exit 2, nothing created), not
+        as thousands of identical create failures. One request; nothing is stored.
+        """
+        entry = next((e for e in self.config.batch.entries if e.task_key not in self.skip), None)
+        if entry is None:
+            return
+        run_id = self.config.run_id
+        manifest = entry.spec.to_manifest(
+            namespace=cluster.namespace,
+            name=entry.spec.name or deterministic_pod_name(run_id, entry.task_key),
+            labels={RUN_ID_LABEL: run_id},
+        )
+        # A 409 (the pod is alive from an earlier attempt) proves as much as a 201.
+        with contextlib.suppress(ConflictError):
+            await Pods(cluster.client).create(cluster.namespace, manifest, dry_run=True)
 
     def _announce(self, cluster: Cluster, alive: int) -> None:
         config = self.config

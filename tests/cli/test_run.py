@@ -111,3 +111,19 @@ def test_run_ctrl_c_deletes_the_pod_and_exits_130(
     assert process.wait(30) == 130
     assert f"interrupted; pod {namespace}/long-run deleted" in process.stderr
     no_pods_left(kube_cluster, namespace)
+
+
+def test_run_in_a_namespace_that_does_not_exist_exits_2(
+    cli: Cli, kube_cluster: TestCluster
+) -> None:
+    process = cli.run(
+        "run", "busybox:1.36", "--kubeconfig", str(kube_cluster.kubeconfig),
+        "--namespace", "no-such-namespace", "--", "true",
+    )  # fmt: skip
+
+    assert process.popen.returncode == 2, process.stderr
+    assert process.stderr.startswith(
+        "asyncpod run: namespace 'no-such-namespace' does not exist on this cluster"
+    )
+    assert all(line.startswith("asyncpod run: ") for line in process.stderr.splitlines())
+    assert process.stdout == ""
