@@ -23,8 +23,9 @@ def test_a_library_warning_record_is_one_line_in_the_commands_voice() -> None:
 
 def test_an_exception_record_shows_no_traceback() -> None:
     out = io.StringIO()
+    pod: dict[str, str] = {}
     try:
-        {}["metadata"]
+        pod["metadata"]
     except KeyError:
         with library_voice("asyncpod batch", stream=out):
             logging.getLogger("asyncpod.launcher").exception("run of task %s failed", "t1")
