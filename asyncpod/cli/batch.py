@@ -20,6 +20,10 @@ Ctrl-C (or SIGTERM) cancels the runs in flight, which deletes their pods (unless
 wire when its run was cancelled; the summary is printed and the exit code is 130
 (143). A second Ctrl-C only warns; a third quits at once.
 
+Before the first create, one server-side dry run of the first pod to run checks the
+namespace, the permission to create pods and admission: a batch that cannot create
+anything says so once and exits 2, instead of recording thousands of create failures.
+
 Exit codes: 0 every task succeeded; 1 some task did not (or the batch stopped on an
 error); 2 usage or input-file errors (nothing was created); 130/143 interrupted.
 
