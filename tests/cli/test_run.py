@@ -127,3 +127,20 @@ def test_run_in_a_namespace_that_does_not_exist_exits_2(
     )
     assert all(line.startswith("asyncpod run: ") for line in process.stderr.splitlines())
     assert process.stdout == ""
+
+
+@pytest.mark.simulated
+def test_run_verbose_speaks_only_in_its_own_voice(
+    cli: Cli, kube_cluster: TestCluster, namespace: str
+) -> None:
+    process = cli.run(
+        "run", "busybox:1.36", *cli.cluster_args, "-vv", "--no-logs",
+        "-a", f"{SIM}duration=300ms", "--", "true",
+    )  # fmt: skip
+
+    assert process.popen.returncode == 0, process.stderr
+    lines = process.stderr.splitlines()
+    assert any(" succeeded" in line for line in lines), lines  # the state changes
+    # The library's records (if any) are in the command's voice too; nothing raw.
+    assert all(line.startswith("asyncpod run: ") for line in lines), lines
+    no_pods_left(kube_cluster, namespace)
