@@ -146,7 +146,7 @@ class PodRun:
         self.task_key = spec.task_key if spec is not None else None
         self.reattached = False
         self._extra_labels = extra_labels or {}
-        self._on_done = on_done
+        self._done_callbacks: list[Callable[[PodRun], None]] = [on_done] if on_done else []
         self._main = spec.container_name if spec is not None else None
         self._created = asyncio.Event()
         self._finished = asyncio.Event()
@@ -178,6 +178,20 @@ class PodRun:
 
     def done(self) -> bool:
         return self._finished.is_set()
+
+    def add_done_callback(self, callback: Callable[[PodRun], None]) -> None:
+        """Call ``callback(run)`` once the run has ended (at once if it has)."""
+        if self.done():
+            callback(self)
+        else:
+            self._done_callbacks.append(callback)
+
+    @property
+    def outcome(self) -> Outcome | None:
+        """How the run ended: its result's outcome, ERROR if it raised, None until then."""
+        if self._result is not None:
+            return self._result.outcome
+        return Outcome.ERROR if self._error is not None else None
 
     @property
     def ref(self) -> str:
@@ -290,8 +304,8 @@ class PodRun:
             self._finished.set()
             self._settled.set()
             self._changed.set()
-            if self._on_done is not None:
-                self._on_done(self)
+            for callback in self._done_callbacks:
+                callback(self)
 
     async def _create_or_attach(self) -> None:
         if self.spec is None:  # attach to an existing pod
