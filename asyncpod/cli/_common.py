@@ -25,7 +25,7 @@ import os
 import signal
 import sys
 import warnings
-from collections.abc import Coroutine, Iterable, Iterator
+from collections.abc import Callable, Coroutine, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, TextIO, TypeVar
 
@@ -143,6 +143,8 @@ class Interrupted:
 
     signum: int | None = None
     count: int = 0
+    in_flight: int | None = None
+    """What the command had in flight when the first signal came (set by its callback)."""
 
 
 async def run_interruptible(
@@ -150,6 +152,7 @@ async def run_interruptible(
     *,
     interrupted: Interrupted,
     repeat_hint: str,
+    on_interrupt: Callable[[], None] | None = None,
 ) -> T | None:
     """Run ``work`` in a task that the first SIGINT/SIGTERM cancels.
 
@@ -157,6 +160,9 @@ async def run_interruptible(
     a cancelled launcher cancels every run in flight. A second signal does not cancel
     again (that could interrupt the deletions); it prints ``repeat_hint``. A third one
     exits at once, leaving whatever is left behind.
+
+    ``on_interrupt`` runs at the first signal, before the cancellation: the moment to
+    note what was in flight (afterwards the cancelled runs have ended).
 
     Returns the work's result, or ``None`` if it was cancelled before it returned.
     ``interrupted.signum`` says whether a signal arrived (``work`` may catch the
@@ -169,6 +175,8 @@ async def run_interruptible(
         interrupted.count += 1
         if interrupted.count == 1:
             interrupted.signum = signum
+            if on_interrupt is not None:
+                on_interrupt()
             task.cancel()
         elif interrupted.count == 2:
             sys.stderr.write(repeat_hint.rstrip("\n") + "\n")

@@ -388,6 +388,7 @@ class _Session:
                     f"{self.config.title}: deleting the pods in flight; Ctrl-C again to quit "
                     f"without them (label {RUN_ID_LABEL}={self.config.run_id})"
                 ),
+                on_interrupt=self._note_in_flight,
             )
         except UsageError as error:
             failure, code = describe_error(error), EXIT_USAGE
@@ -482,6 +483,10 @@ class _Session:
         elif alive:
             self._note(f"{alive} pods of run {config.run_id} already exist; reattaching to them")
 
+    def _note_in_flight(self) -> None:
+        launcher = self.launcher
+        self.interrupted.in_flight = launcher.statistics().in_flight if launcher else 0
+
     def _note(self, *lines: str) -> None:
         for line in lines:
             sys.stderr.write(line + "\n")
@@ -543,7 +548,8 @@ class _Session:
         if stats is not None and stats.reattached:
             extra["reattached"] = f"{stats.reattached} pods of an earlier attempt"
         if self.interrupted.signum is not None:
-            in_flight = stats.in_flight if stats is not None else 0
+            # As the signal found it: by now the cancelled runs have ended.
+            in_flight = self.interrupted.in_flight or 0
             deleted = "kept" if config.options.cleanup is Cleanup.KEEP else "deleted"
             extra["interrupted"] = (
                 f"{in_flight} runs in flight cancelled (pods {deleted}); "
