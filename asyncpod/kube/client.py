@@ -64,7 +64,7 @@ from asyncpod.errors import (
     api_error_from_status,
 )
 from asyncpod.kube.config import ClusterConfig, build_ssl_context, load_incluster, load_kubeconfig
-from asyncpod.kube.settings import RetryPolicy
+from asyncpod.kube.settings import RetryPolicy, Settings
 
 __all__ = [
     "DEFAULT",
@@ -83,6 +83,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger("asyncpod.kube")
+
+_DEFAULTS: Final = Settings()  # the one place the defaults live; the keywords mirror it
 
 IDEMPOTENT_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 _RETRYABLE_5XX: Final = frozenset({500, 502, 503, 504})
@@ -372,13 +374,13 @@ class KubeClient:
         config: ClusterConfig,
         *,
         ssl_context: ssl.SSLContext | None = None,
-        max_requests: int = 64,
-        max_streams: int = 400,
-        qps: float | None = 50.0,
-        burst: int = 100,
+        max_requests: int = _DEFAULTS.max_requests,
+        max_streams: int = _DEFAULTS.max_streams,
+        qps: float | None = _DEFAULTS.qps,
+        burst: int = _DEFAULTS.burst,
         retry: RetryPolicy | None = None,
-        timeout: float | None = 60.0,
-        connect_timeout: float = 10.0,
+        timeout: float | None = _DEFAULTS.request_timeout,
+        connect_timeout: float = _DEFAULTS.connect_timeout,
         user_agent: str = "asyncpod",
         trust_env: bool = False,
     ) -> None:
@@ -395,7 +397,7 @@ class KubeClient:
         self._requests = _Budget(max_requests)
         self._streams = _Budget(max_streams)
         self._limiter = TokenBucket(qps, burst) if qps is not None else None
-        self._retry = retry or RetryPolicy()
+        self._retry = retry or _DEFAULTS.retry
         self._timeout = timeout
         self._connect_timeout = connect_timeout
         if ssl_context is None and config.uses_tls:
