@@ -71,8 +71,10 @@ def event_order_key(event: Mapping[str, Any]) -> tuple[str, str]:
     whole seconds, and finer keys would put a kubelet event before the ``Scheduled``
     event of the same second. Events without any time sort first. Pure.
     """
-    metadata = event.get("metadata") or {}
-    series = event.get("series") or {}
+    metadata = event.get("metadata")
+    metadata = metadata if isinstance(metadata, dict) else {}
+    series = event.get("series")
+    series = series if isinstance(series, dict) else {}
     first = (
         event.get("firstTimestamp")
         or event.get("deprecatedFirstTimestamp")
