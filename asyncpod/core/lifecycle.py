@@ -28,6 +28,7 @@ from datetime import datetime, timedelta, timezone
 from enum import Enum
 from typing import Any, Final
 
+from asyncpod.errors import OptionError
 from asyncpod.results import (
     ContainerKind,
     ContainerResult,
@@ -594,7 +595,7 @@ def build_result(
         elif main_result is not None and main_result.state == "terminated":
             outcome = Outcome.SUCCEEDED if main_result.exit_code == 0 else Outcome.FAILED
         else:
-            raise ValueError(
+            raise OptionError(
                 f"pod {metadata.get('namespace')}/{metadata.get('name')} has not finished"
                 f" (phase {phase}); pass outcome= to say what happened to it"
             )
