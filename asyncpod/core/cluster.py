@@ -34,7 +34,8 @@ from asyncpod.core.shielding import complete_despite_cancellation
 from asyncpod.errors import ClosedError
 from asyncpod.kube.client import ClientStatistics, KubeClient
 from asyncpod.kube.config import load_config
-from asyncpod.kube.settings import Settings
+from asyncpod.kube.pods import Pods
+from asyncpod.kube.settings import RetryPolicy, Settings
 from asyncpod.results import PodResult
 from asyncpod.spec import MANAGED_BY_LABEL, MANAGED_BY_VALUE, RUN_ID_LABEL, PodSpec
 
@@ -63,11 +64,13 @@ class Cluster:
         namespace: str = "default",
         options: RunOptions | None = None,
         inactivity_timeout: float = 70.0,
+        reconnect_backoff: RetryPolicy | None = None,
     ) -> None:
         self.client = client
         self.namespace = namespace
         self.options = options or RunOptions()
         self._inactivity_timeout = inactivity_timeout
+        self._reconnect_backoff = reconnect_backoff
         self._informers: dict[tuple[str, str | None], PodInformer] = {}
         self._runs: set[PodRun] = set()
         self._started = 0
@@ -174,6 +177,7 @@ class Cluster:
                 key[0],
                 label_selector=selector,
                 inactivity_timeout=self._inactivity_timeout,
+                backoff=self._reconnect_backoff,
             )
             self._informers[key] = informer
             group.start_soon(informer.run)
@@ -253,8 +257,7 @@ class Cluster:
         informer = self.informer(ns, selector=MANAGED_SELECTOR)
         await informer.wait_synced()
         if informer.get(name) is None:
-            path = f"/api/v1/namespaces/{ns}/pods/{name}"
-            pod: dict[str, Any] = await self.client.request("GET", path, pod=f"{ns}/{name}")
+            pod = await Pods(self.client).get(ns, name)
             labels = (pod.get("metadata") or {}).get("labels") or {}
             if labels.get(MANAGED_BY_LABEL) != MANAGED_BY_VALUE:
                 informer = self.informer(ns, selector=None)
@@ -343,6 +346,7 @@ async def connect(
             namespace=ns,
             options=options,
             inactivity_timeout=settings.inactivity_timeout,
+            reconnect_backoff=settings.reconnect_backoff,
         )
         async with cluster:
             yield cluster
