@@ -16,6 +16,10 @@ or directly::
     with LocalControlPlane(nodes=3) as plane:
         print(plane.kubeconfig)
 
+For real containers, ``LocalControlPlane(real_nodes=1)`` adds a kubelet + containerd
+node (root; ``make real-node`` installs what it needs); pods reach it with
+``nodeSelector: REAL_NODE_SELECTOR`` and ``tolerations: REAL_NODE_TOLERATIONS``.
+
 Set ``ASYNCPOD_TEST_KUBECONFIG`` to run the same tests against another cluster.
 """
 
@@ -29,9 +33,16 @@ from asyncpod.testing.controlplane import (
     RequestCounts,
     parse_request_counts,
 )
+from asyncpod.testing.realnode import (
+    REAL_NODE_SELECTOR,
+    REAL_NODE_TOLERATIONS,
+    real_node_unavailable,
+)
 from asyncpod.testing.simulate import ContainerLog, cri_line, logs_object, outcome, register_logs
 
 __all__ = [
+    "REAL_NODE_SELECTOR",
+    "REAL_NODE_TOLERATIONS",
     "AdminClient",
     "AdminRequestError",
     "Binaries",
@@ -45,5 +56,6 @@ __all__ = [
     "logs_object",
     "outcome",
     "parse_request_counts",
+    "real_node_unavailable",
     "register_logs",
 ]

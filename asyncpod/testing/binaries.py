@@ -283,8 +283,39 @@ def _ensure_component(component: Component, say: Progress) -> Path:
     return target
 
 
-def main() -> None:
-    """``python -m asyncpod.testing``: build what is missing, print the paths."""
+def main(argv: list[str] | None = None) -> int:
+    """``python -m asyncpod.testing [--real-node]``: build what is missing, print the paths.
+
+    ``--real-node`` also installs the Debian packages a real node needs (as root, with
+    apt-get, only those missing) and builds the kubelet.
+    """
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m asyncpod.testing")
+    parser.add_argument(
+        "--real-node",
+        action="store_true",
+        help="also set up the real node: Debian packages (root) and the kubelet",
+    )
+    args = parser.parse_args(argv)
     binaries = ensure_binaries()
     for field in ("etcd", "kube_apiserver", "kube_controller_manager", "kube_scheduler", "kwok"):
         sys.stdout.write(f"{field}: {getattr(binaries, field)}\n")
+    if not args.real_node:
+        return 0
+    from asyncpod.testing import realnode
+
+    try:
+        installed = realnode.install_debian_packages()
+    except realnode.RealNodeSetupError as error:
+        sys.stderr.write(f"real node: {error}\n")
+        return 1
+    if installed:
+        sys.stdout.write(f"installed: {' '.join(installed)}\n")
+    sys.stdout.write(f"kubelet: {ensure_kubelet()}\n")
+    reason = realnode.real_node_unavailable()
+    if reason is not None:
+        sys.stderr.write(f"real node cannot run here: {reason}\n")
+        return 1
+    sys.stdout.write("real node: ready (LocalControlPlane(real_nodes=1), cluster up --real-node)\n")
+    return 0

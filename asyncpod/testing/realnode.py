@@ -52,6 +52,7 @@ __all__ = [
     "REAL_NODE_TAINT",
     "REAL_NODE_TOLERATIONS",
     "NodeLayout",
+    "RealNodeSetupError",
     "cleanup",
     "cni_config",
     "containerd_config",
@@ -97,15 +98,46 @@ def real_node_unavailable() -> str | None:
         return f"no cgroup filesystem with a memory controller under {CGROUP_ROOT}"
     if (CGROUP_ROOT / "cgroup.controllers").is_file():
         return "cgroup v2 hosts are not wired up yet (this harness was built on cgroup v1)"
-    missing = sorted({pkg for tool, pkg in _TOOLS.items() if shutil.which(tool) is None})
-    if not (CNI_BIN_DIR / "bridge").is_file():
-        missing.append("containernetworking-plugins")
+    missing = missing_debian_packages()
     if missing:
-        return (
-            f"missing Debian packages: {' '.join(sorted(set(missing)))}"
-            " (run `make real-node` as root)"
-        )
+        return f"missing Debian packages: {' '.join(missing)} (run `make real-node` as root)"
     return None
+
+
+class RealNodeSetupError(RuntimeError):
+    """The real node's Debian packages could not be installed; says what to do instead."""
+
+
+def missing_debian_packages() -> list[str]:
+    missing = {pkg for tool, pkg in _TOOLS.items() if shutil.which(tool) is None}
+    if not (CNI_BIN_DIR / "bridge").is_file():
+        missing.add("containernetworking-plugins")
+    return sorted(missing)
+
+
+def install_debian_packages() -> list[str]:
+    """``apt-get install`` what the real node misses (root only); return what it installed.
+
+    Installing ``containerd`` does not start Debian's system service where services
+    cannot start (containers, policy-rc.d); the real node never uses it either way.
+    """
+    missing = missing_debian_packages()
+    if not missing:
+        return []
+    if os.geteuid() != 0:
+        names = " ".join(missing)
+        raise RealNodeSetupError(f"needs root to install {names}: sudo apt-get install {names}")
+    apt = shutil.which("apt-get")
+    if apt is None:
+        raise RealNodeSetupError(f"no apt-get here; install these yourself: {' '.join(missing)}")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for command in ([apt, "update", "-qq"], [apt, "install", "-y", "-qq", *missing]):
+        result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise RealNodeSetupError(
+                f"`{' '.join(command)}` failed ({result.returncode}):\n{result.stderr[-2000:]}"
+            )
+    return missing
 
 
 def busybox_binary() -> Path:
