@@ -152,6 +152,9 @@ class LocalControlPlane:
     )
     ready_timeout: float = 60.0
     real_nodes: int = 0
+    # False: the real nodes take any pod (``asyncpod cluster up --real-node``, where
+    # they are the only nodes); True: only pods tolerating REAL_NODE_TAINT (tests).
+    real_node_taint: bool = True
 
     def __post_init__(self) -> None:
         self._real_nodes: list[realnode.NodeLayout] = []
@@ -517,6 +520,7 @@ class LocalControlPlane:
                 token=token,
                 subnet=realnode.pick_subnet(routes),
                 kubelet_port=free_port(),
+                tainted=self.real_node_taint,
             )
             self._real_nodes.append(layout)
             kubeconfig = self._kubeconfig_text(self._pki.nodes[name], f"system:node:{name}")

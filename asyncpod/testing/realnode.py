@@ -156,6 +156,7 @@ class NodeLayout:
     token: str  # 8 hex chars: names the cgroup root, the bridge and the CNI network
     subnet: str  # a private /24 for pod IPs
     kubelet_port: int
+    tainted: bool = True  # only pods that tolerate REAL_NODE_TAINT land here
 
     @property
     def socket(self) -> Path:
@@ -200,6 +201,7 @@ class NodeLayout:
             "token": self.token,
             "subnet": self.subnet,
             "kubelet_port": self.kubelet_port,
+            "tainted": self.tainted,
         }
 
     @classmethod
@@ -210,6 +212,7 @@ class NodeLayout:
             token=data["token"],
             subnet=data["subnet"],
             kubelet_port=int(data["kubelet_port"]),
+            tainted=bool(data.get("tainted", True)),
         )
 
 
@@ -305,7 +308,7 @@ def kubelet_config(layout: NodeLayout, ca_cert: Path) -> dict[str, Any]:
         "makeIPTablesUtilChains": False,
         "podLogsDir": str(layout.directory / "pod-logs"),
         "volumePluginDir": str(layout.directory / "volume-plugins"),
-        "registerWithTaints": [dict(REAL_NODE_TAINT)],
+        "registerWithTaints": [dict(REAL_NODE_TAINT)] if layout.tainted else [],
         # Imported images must never be garbage-collected (nothing could pull them back)
         # and a busy shared disk must not evict test pods.
         "imageGCHighThresholdPercent": 100,
