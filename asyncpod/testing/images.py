@@ -95,11 +95,18 @@ def layer_tar(busybox_bytes: bytes, applets: Sequence[str]) -> bytes:
     return buffer.getvalue()
 
 
-def _image_config(layer_digest: str, cmd: Sequence[str]) -> bytes:
+def _image_config(layer_digest: str, cmd: Sequence[str], name: str) -> bytes:
+    # The name as a label gives each tag its own image ID: the kubelet reports a
+    # container's image by ID, and tags sharing one would all read "busybox:1.35".
     config = {
         "architecture": "amd64",
         "os": "linux",
-        "config": {"Env": [_DEFAULT_PATH], "Cmd": list(cmd), "WorkingDir": "/"},
+        "config": {
+            "Env": [_DEFAULT_PATH],
+            "Cmd": list(cmd),
+            "WorkingDir": "/",
+            "Labels": {"org.opencontainers.image.ref.name": name},
+        },
         "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
         "history": [{"created_by": "asyncpod.testing.images (Debian busybox-static)"}],
     }
@@ -119,22 +126,25 @@ def build_busybox_archive(busybox: Path, target: Path) -> list[ImageArchive]:
     target.mkdir(parents=True, exist_ok=True)
     layer = layer_tar(busybox.read_bytes(), busybox_applets(busybox))
     layer_digest = _sha256(layer)
+    layer_name = f"{layer_digest.removeprefix('sha256:')}/layer.tar"
     archives = []
     for stem, names, cmd in (
         ("busybox", BUSYBOX_TAGS, ["sh"]),
         ("pause", (PAUSE_IMAGE,), ["sleep", "infinity"]),
     ):
-        config = _image_config(layer_digest, cmd)
-        config_name = f"{hashlib.sha256(config).hexdigest()}.json"
-        layer_name = f"{layer_digest.removeprefix('sha256:')}/layer.tar"
-        manifest = [{"Config": config_name, "RepoTags": list(names), "Layers": [layer_name]}]
+        files: dict[str, bytes] = {layer_name: layer}
+        manifest = []
+        for image_name in names:
+            config = _image_config(layer_digest, cmd, image_name)
+            config_name = f"{hashlib.sha256(config).hexdigest()}.json"
+            files[config_name] = config
+            manifest.append(
+                {"Config": config_name, "RepoTags": [image_name], "Layers": [layer_name]}
+            )
+        files["manifest.json"] = json.dumps(manifest).encode()
         path = target / f"{stem}.tar"
         with tarfile.open(path, mode="w", format=tarfile.PAX_FORMAT) as tar:
-            for name, data in (
-                (config_name, config),
-                (layer_name, layer),
-                ("manifest.json", json.dumps(manifest).encode()),
-            ):
+            for name, data in files.items():
                 info = tarfile.TarInfo(name)
                 info.size, info.mode, info.mtime = len(data), 0o644, _MTIME
                 tar.addfile(info, io.BytesIO(data))

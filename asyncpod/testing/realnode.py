@@ -218,7 +218,13 @@ class NodeLayout:
 
 # ----------------------------------------------------------------- config (pure)
 def containerd_config(layout: NodeLayout, pause_image: str) -> str:
-    """containerd 1.6 config: every path under the node's directory, CRI on runc."""
+    """containerd 1.6 config: every path under the node's directory, CRI on runc.
+
+    ``restrict_oom_score_adj``: the kubelet asks for negative OOM scores (-998 for the
+    sandbox), which needs CAP_SYS_RESOURCE; where root lacks it (these VMs) runc would
+    fail every sandbox with "can't get final child's PID from pipe: EOF". Restricted,
+    containerd never asks for less than its own score.
+    """
     d = layout.directory
     cri = 'plugins."io.containerd.grpc.v1.cri"'
     disabled = ", ".join(
@@ -244,6 +250,7 @@ disabled_plugins = [{disabled}]
 [{cri}]
   sandbox_image = "{pause_image}"
   netns_mounts_under_state_dir = true
+  restrict_oom_score_adj = true
   stream_server_address = "127.0.0.1"
   stream_server_port = "0"
   [{cri}.containerd]
@@ -324,6 +331,7 @@ def kubelet_config(layout: NodeLayout, ca_cert: Path) -> dict[str, Any]:
         "serializeImagePulls": False,
         "resolvConf": "/etc/resolv.conf",
         "shutdownGracePeriod": "0s",
+        "oomScoreAdj": 0,  # -999 by default: needs CAP_SYS_RESOURCE (see containerd_config)
         "logging": {"format": "text"},
     }
 
@@ -388,7 +396,7 @@ def _image_archives(cache: Path) -> list[Path]:
     """The busybox and pause archives, built once per busybox binary into ``cache``."""
     busybox = busybox_binary()
     stat = busybox.stat()
-    target = cache / f"images-busybox-{stat.st_size}-{int(stat.st_mtime)}"
+    target = cache / f"images-v2-busybox-{stat.st_size}-{int(stat.st_mtime)}"
     if not (target / "pause.tar").is_file():
         staging = cache / f".{target.name}.{os.getpid()}"
         shutil.rmtree(staging, ignore_errors=True)
@@ -504,7 +512,10 @@ def cleanup(layout: NodeLayout, *, deadline_seconds: float = 15.0) -> list[str]:
     for point in sorted(_mounts_under(layout.directory), key=len, reverse=True):
         with contextlib.suppress(OSError):
             _unmount(point)
-            removed.append(f"unmounted {point}")
+            # The kubelet bind-mounts its root dir onto itself (to make it rshared) and
+            # leaves that mount when it stops: expected, not a rescue.
+            if point != str(layout.kubelet_root):
+                removed.append(f"unmounted {point}")
     for hierarchy in _hierarchies():
         root = hierarchy / layout.cgroup_name.lstrip("/")
         if not root.is_dir():
@@ -513,8 +524,9 @@ def cleanup(layout: NodeLayout, *, deadline_seconds: float = 15.0) -> list[str]:
             with contextlib.suppress(OSError):
                 Path(directory).rmdir()
     if Path(f"/sys/class/net/{layout.bridge}").exists():
+        # The bridge plugin creates the bridge with the first pod and never deletes it:
+        # removing it is part of every stop, not a rescue.
         subprocess.run(["ip", "link", "delete", layout.bridge], check=False, capture_output=True)
-        removed.append(f"deleted bridge {layout.bridge}")
     _remove_symlinks_into(_VAR_LOG_CONTAINERS, layout.directory)
     if _CNI_RESULTS.is_dir():
         for entry in _CNI_RESULTS.glob(f"{layout.network}-*"):
