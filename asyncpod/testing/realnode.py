@@ -15,7 +15,8 @@ containerd's root, state, socket and runc root, the kubelet's root and pod logs,
 CNI config and IP allocations. What must live elsewhere is named after a per-node token
 and removed by :func:`cleanup`: the cgroup root ``/asyncpod-TOKEN`` in each cgroup v1
 hierarchy, the bridge ``apbrTOKEN`` (a private /24 that routes nowhere: no gateway route
-in pods, no masquerading), the kubelet's symlinks in /var/log/containers, and the shim
+in pods, no masquerading; its .1 is the node IP, where the kubelet listens, because a
+kubelet refuses 127.0.0.1), the kubelet's symlinks in /var/log/containers, and the shim
 sockets containerd 1.6 always puts in /run/containerd/s (they go when the shims exit).
 
 No registry: containerd runs with an HTTP(S) proxy that refuses every connection, so a
@@ -31,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import ipaddress
 import json
 import os
 import random
@@ -191,6 +193,15 @@ class NodeLayout:
         return f"apbr{self.token}"  # 12 chars; Linux allows 15
 
     @property
+    def node_ip(self) -> str:
+        """The bridge's own address (.1 of the subnet): the kubelet listens there.
+
+        Not 127.0.0.1: the kubelet refuses a loopback node IP, and the API server
+        reaches a node's kubelet (pods/log, exec) only through the node's addresses.
+        """
+        return str(next(ipaddress.ip_network(self.subnet).hosts()))
+
+    @property
     def network(self) -> str:
         return f"asyncpod-{self.token}"
 
@@ -294,7 +305,7 @@ def kubelet_config(layout: NodeLayout, ca_cert: Path) -> dict[str, Any]:
     return {
         "apiVersion": "kubelet.config.k8s.io/v1beta1",
         "kind": "KubeletConfiguration",
-        "address": "127.0.0.1",
+        "address": layout.node_ip,
         "port": layout.kubelet_port,
         "readOnlyPort": 0,
         "healthzPort": 0,
@@ -345,7 +356,7 @@ def kubelet_argv(kubelet: Path, layout: NodeLayout) -> list[str]:
         f"--root-dir={layout.kubelet_root}",
         f"--cert-dir={layout.directory / 'kubelet-pki'}",
         f"--hostname-override={layout.name}",
-        "--node-ip=127.0.0.1",
+        f"--node-ip={layout.node_ip}",
         f"--node-labels={labels},asyncpod.dev/node-token={layout.token}",
         "--v=2",
     ]
@@ -389,7 +400,19 @@ def prepare(layout: NodeLayout, ca_cert: Path, kubeconfig_text: str, cache: Path
     layout.kubeconfig.write_text(kubeconfig_text)
     layout.kubeconfig.chmod(0o600)
     _make_cgroup_root(layout.cgroup_name)
+    _make_bridge(layout)
     return _image_archives(cache)
+
+
+def _make_bridge(layout: NodeLayout) -> None:
+    """Create the pod bridge with the node IP up front (the bridge plugin adopts it)."""
+    prefix = ipaddress.ip_network(layout.subnet).prefixlen
+    for command in (
+        ["ip", "link", "add", layout.bridge, "type", "bridge"],
+        ["ip", "addr", "add", f"{layout.node_ip}/{prefix}", "dev", layout.bridge],
+        ["ip", "link", "set", layout.bridge, "up"],
+    ):
+        subprocess.run(command, check=True, capture_output=True, timeout=30)
 
 
 def _image_archives(cache: Path) -> list[Path]:
@@ -524,8 +547,8 @@ def cleanup(layout: NodeLayout, *, deadline_seconds: float = 15.0) -> list[str]:
             with contextlib.suppress(OSError):
                 Path(directory).rmdir()
     if Path(f"/sys/class/net/{layout.bridge}").exists():
-        # The bridge plugin creates the bridge with the first pod and never deletes it:
-        # removing it is part of every stop, not a rescue.
+        # We create the bridge before the kubelet starts and the bridge plugin never
+        # deletes it: removing it is part of every stop, not a rescue.
         subprocess.run(["ip", "link", "delete", layout.bridge], check=False, capture_output=True)
     _remove_symlinks_into(_VAR_LOG_CONTAINERS, layout.directory)
     if _CNI_RESULTS.is_dir():

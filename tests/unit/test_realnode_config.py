@@ -53,9 +53,11 @@ def test_cni_bridge_is_private_and_routes_nowhere() -> None:
     assert subnet.is_private
 
 
-def test_kubelet_is_loopback_only_tainted_and_on_cgroup_v1() -> None:
+def test_kubelet_listens_on_the_private_bridge_tainted_and_on_cgroup_v1() -> None:
     config = kubelet_config(LAYOUT, Path("/ca.crt"))
-    assert config["address"] == "127.0.0.1"
+    # Not loopback (the kubelet refuses a loopback node IP): the bridge's .1.
+    assert config["address"] == LAYOUT.node_ip == "10.244.7.1"
+    assert f"--node-ip={LAYOUT.node_ip}" in kubelet_argv(Path("/bin/kubelet"), LAYOUT)
     assert config["port"] == LAYOUT.kubelet_port
     assert config["readOnlyPort"] == 0
     assert config["failCgroupV1"] is False
