@@ -160,6 +160,8 @@ class LocalControlPlane:
         self._real_nodes: list[realnode.NodeLayout] = []
         # What realnode.cleanup had to remove at the last stop (empty after a clean one).
         self.real_node_rescues: list[str] = []
+        # What even the clean-up could not remove (processes, mounts, cgroups, bridge).
+        self.real_node_leftovers: list[str] = []
         self._owns_workdir = self.workdir is None
         self._processes: dict[str, _Process] = {}
         self._ports: dict[str, int] = {}
@@ -573,6 +575,7 @@ class LocalControlPlane:
                     process.stop()
         for layout in self._real_nodes:
             self.real_node_rescues += realnode.cleanup(layout)
+            self.real_node_leftovers += realnode.leftovers(layout)
         self._real_nodes = []
 
     def _wait(self, what: str, process: str, probe: Any) -> None:

@@ -128,6 +128,8 @@ def kube_cluster(request: pytest.FixtureRequest) -> Iterator[TestCluster]:
     with plane:
         assert plane.admin is not None
         yield TestCluster(kubeconfig=plane.kubeconfig, admin=plane.admin, local=plane)
+    if plane.real_node_leftovers:
+        raise RuntimeError(f"the real node left things behind: {plane.real_node_leftovers}")
 
 
 @pytest.fixture(scope="session")

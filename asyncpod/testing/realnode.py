@@ -430,12 +430,17 @@ def _image_archives(cache: Path) -> list[Path]:
     return [target / "busybox.tar", target / "pause.tar"]
 
 
-def _hierarchies() -> list[Path]:
-    """The cgroup v1 hierarchies mounted under /sys/fs/cgroup (not the unified one)."""
+def _hierarchies(*, unified: bool = False) -> list[Path]:
+    """The cgroup v1 hierarchies under /sys/fs/cgroup; with ``unified``, the hybrid v2 too.
+
+    runc also creates each container's cgroup in the hybrid ``unified`` hierarchy, so
+    clean-up looks there; the kubelet's root is only needed in the v1 ones.
+    """
+    types = ("cgroup", "cgroup2") if unified else ("cgroup",)
     found = []
     for line in Path("/proc/mounts").read_text().splitlines():
         fields = line.split()
-        if len(fields) > 2 and fields[2] == "cgroup" and fields[1].startswith(str(CGROUP_ROOT)):
+        if len(fields) > 2 and fields[2] in types and fields[1].startswith(str(CGROUP_ROOT)):
             found.append(Path(fields[1]))
     return sorted(set(found))
 
@@ -463,7 +468,7 @@ def import_images(ctr: str, socket: Path, archives: list[Path]) -> None:
 # ---------------------------------------------------------------- clean-up (I/O)
 def _cgroup_pids(name: str) -> set[int]:
     pids: set[int] = set()
-    for hierarchy in _hierarchies():
+    for hierarchy in _hierarchies(unified=True):
         root = hierarchy / name.lstrip("/")
         if not root.is_dir():
             continue
@@ -539,7 +544,7 @@ def cleanup(layout: NodeLayout, *, deadline_seconds: float = 15.0) -> list[str]:
             # leaves that mount when it stops: expected, not a rescue.
             if point != str(layout.kubelet_root):
                 removed.append(f"unmounted {point}")
-    for hierarchy in _hierarchies():
+    for hierarchy in _hierarchies(unified=True):
         root = hierarchy / layout.cgroup_name.lstrip("/")
         if not root.is_dir():
             continue
@@ -568,7 +573,7 @@ def leftovers(layout: NodeLayout) -> list[str]:
     found += [f"mount {m}" for m in _mounts_under(layout.directory)]
     found += [
         f"cgroup {h / layout.cgroup_name.lstrip('/')}"
-        for h in _hierarchies()
+        for h in _hierarchies(unified=True)
         if (h / layout.cgroup_name.lstrip("/")).exists()
     ]
     if Path(f"/sys/class/net/{layout.bridge}").exists():
