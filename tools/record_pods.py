@@ -275,13 +275,18 @@ def scenarios() -> list[Scenario]:
 TRAP = "trap 'exit 0' TERM"  # PID 1 ignores SIGTERM unless it has a handler
 
 
+# A fully qualified local name: for a short one the kubelet would write the default
+# registry's host name into every status, and none goes into this repository.
+REAL_IMAGE = "localhost/busybox:1.36"
+
+
 def real_manifest(
     name: str,
     containers: dict[str, str],
     *,
     init_containers: dict[str, str] | None = None,
     native_sidecars: dict[str, str] | None = None,
-    image: str = IMAGE,
+    image: str = REAL_IMAGE,
     memory_limit: str | None = None,
 ) -> dict[str, Any]:
     """A pod for the real node: each container runs ``sh -c SCRIPT``."""
@@ -350,7 +355,9 @@ def real_scenarios() -> list[Scenario]:
         ),
         Scenario(
             "image-pull-failure",
-            real_manifest("image-pull-failure", {"main": "true"}, image="busybox:0.0-no-such-tag"),
+            real_manifest(
+                "image-pull-failure", {"main": "true"}, image="localhost/busybox:0.0-no-such-tag"
+            ),
             waiting_for("ImagePullBackOff"),
             events=True,
         ),

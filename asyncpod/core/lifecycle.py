@@ -167,6 +167,22 @@ def main_finished(pod: Pod, *, main_container: str | None = None) -> bool:
     return False
 
 
+def ended_by_deletion(previous: PodState | None, pod: Pod) -> bool:
+    """True when a pod already seen TERMINATING now has a terminal phase.
+
+    A real kubelet answers a DELETE by stopping the containers (SIGTERM, SIGKILL after
+    the grace period) and then sets the phase from their exit codes: a process that
+    exits 0 on SIGTERM turns a deleted pod "Succeeded", one killed by the signal
+    "Failed" (tests/unit/pods/recorded/real/deleted-while-running.json; kwok goes
+    straight to DELETED instead). Such a pod did not finish by itself: a runner that
+    saw the deletion first should report it as deleted (or cancelled, if it deleted
+    the pod itself), keeping the containers' exit codes in the result.
+    """
+    return previous is PodState.TERMINATING and (
+        (pod.get("status") or _EMPTY).get("phase") in _TERMINAL_PHASES
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class StateChange:
     """Something observable happened to a pod between two versions of it.

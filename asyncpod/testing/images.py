@@ -37,7 +37,14 @@ __all__ = [
 # The names tests and the demo use. Tags (not :latest) resolve to IfNotPresent, so
 # the kubelet takes the imported image and never tries a registry; ``busybox:latest``
 # is imported too for specs that say it (they then need imagePullPolicy: IfNotPresent).
-BUSYBOX_TAGS: tuple[str, ...] = ("busybox:1.36", "busybox:1.35", "busybox:latest")
+# ``localhost/busybox:1.36`` is for recordings: the kubelet reports a short name with
+# the default registry's host prepended, and no such host name goes into this repository.
+BUSYBOX_TAGS: tuple[str, ...] = (
+    "busybox:1.36",
+    "busybox:1.35",
+    "busybox:latest",
+    "localhost/busybox:1.36",
+)
 # The sandbox ("pause") image containerd starts first in every pod: busybox sleeping.
 # containerd stops sandboxes with SIGKILL, so a sleeping shell is enough here.
 PAUSE_IMAGE = "localhost/asyncpod/pause:1"

@@ -419,7 +419,7 @@ def _image_archives(cache: Path) -> list[Path]:
     """The busybox and pause archives, built once per busybox binary into ``cache``."""
     busybox = busybox_binary()
     stat = busybox.stat()
-    target = cache / f"images-v2-busybox-{stat.st_size}-{int(stat.st_mtime)}"
+    target = cache / f"images-v3-busybox-{stat.st_size}-{int(stat.st_mtime)}"
     if not (target / "pause.tar").is_file():
         staging = cache / f".{target.name}.{os.getpid()}"
         shutil.rmtree(staging, ignore_errors=True)
