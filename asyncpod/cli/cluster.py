@@ -94,10 +94,11 @@ def ensure_local_cluster(state_dir: Path, *, nodes: int = 3, real_node: bool = F
         nodes=nodes, workdir=state_dir, real_nodes=1 if real_node else 0, real_node_taint=False
     )
     plane.start()
+    real_names = plane.real_node_names
     plane.detach()
     what = f"{nodes} kwok nodes; {SIMULATED_NOTE}"
     if real_node:
-        what = f"{nodes} kwok nodes + {', '.join(plane.real_node_names)}; {REAL_NOTE}"
+        what = f"{nodes} kwok nodes + real node {', '.join(real_names)}; {REAL_NOTE}"
     sys.stderr.write(
         f"local control plane up in {plane.startup_seconds:.1f}s at {plane.server} ({what})\n"
     )
