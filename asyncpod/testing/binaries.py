@@ -92,9 +92,11 @@ COMPONENTS: tuple[Component, ...] = (
 
 # Only for the optional real node (``LocalControlPlane(real_nodes=1)``): a module of its
 # own, so that it has its own cache entry and the kube binaries' key does not change.
-# Built with CGO_ENABLED=0 like the others: upstream leaves cgo on for the kubelet, but
-# on Linux nothing it runs here needs cgo, and a cgo build would share no compiled
-# package with the kube binaries' build cache (CGO_ENABLED changes the std library).
+# Built with CGO_ENABLED=0 like the others. Upstream leaves cgo on for the kubelet (it is
+# not in KUBE_STATIC_BINARIES, hack/lib/golang.sh of k8s.io/kubernetes v1.34.4), but the
+# static build runs the real node's pods here (tests/integration/core/test_real_node.py),
+# and a cgo build would share no compiled package with the kube binaries' build cache
+# (CGO_ENABLED changes the standard library, so every package above it).
 KUBELET = Component(
     "kubelet",
     "k8s.io/kubernetes",

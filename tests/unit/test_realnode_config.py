@@ -8,7 +8,9 @@ import random
 import tarfile
 from pathlib import Path
 
-from asyncpod.testing import REAL_NODE_SELECTOR, REAL_NODE_TOLERATIONS
+import pytest
+
+from asyncpod.testing import REAL_NODE_SELECTOR, REAL_NODE_TOLERATIONS, realnode
 from asyncpod.testing.images import layer_tar
 from asyncpod.testing.realnode import (
     REAL_NODE_TAINT,
@@ -112,3 +114,36 @@ def test_busybox_layer_has_the_binary_and_applet_links() -> None:
     assert members["tmp"].mode == 0o1777
     assert {m.mtime for m in members.values()} == {0}  # reproducible
     assert data == layer_tar(b"\x7fELF fake", ["/bin/sh", "/usr/bin/env", "/bin/busybox"])
+
+
+def test_real_node_is_refused_without_root(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("os.geteuid", lambda: 1000)
+    assert realnode.real_node_unavailable() == "a real node (kubelet + containerd) needs root"
+
+
+def test_real_node_is_refused_without_cgroups(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr("os.geteuid", lambda: 0)
+    monkeypatch.setattr(realnode, "CGROUP_ROOT", tmp_path)
+    reason = realnode.real_node_unavailable()
+    assert reason is not None
+    assert "no cgroup filesystem" in reason
+    (tmp_path / "cgroup.controllers").write_text("memory pids\n")
+    reason = realnode.real_node_unavailable()
+    assert reason is not None
+    assert "cgroup v2" in reason
+
+
+def test_real_node_names_the_missing_packages(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("os.geteuid", lambda: 0)
+    monkeypatch.setattr("shutil.which", lambda name: None)
+    monkeypatch.setattr(realnode, "CNI_BIN_DIR", Path("/nonexistent"))
+    monkeypatch.setattr(realnode, "CGROUP_ROOT", Path("/sys/fs/cgroup"))
+    if not Path("/sys/fs/cgroup/memory/cgroup.procs").is_file():
+        pytest.skip("this host has no cgroup v1 memory controller")
+    reason = realnode.real_node_unavailable()
+    assert reason == (
+        "missing Debian packages: busybox-static containerd containernetworking-plugins runc"
+        " (run `make real-node` as root)"
+    )
