@@ -28,6 +28,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import subprocess
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +36,8 @@ from pathlib import Path
 import pytest
 
 from asyncpod.testing.admin import AdminClient
-from asyncpod.testing.controlplane import LocalControlPlane
+from asyncpod.testing.binaries import BuildError
+from asyncpod.testing.controlplane import ControlPlaneError, LocalControlPlane
 from asyncpod.testing.realnode import (
     REAL_NODE_SELECTOR,
     REAL_NODE_TOLERATIONS,
@@ -89,6 +91,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 _WANTS_REAL_NODE = pytest.StashKey[bool]()
+_REAL_NODE_ERROR = pytest.StashKey[str]()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -121,10 +124,16 @@ def kube_cluster(request: pytest.FixtureRequest) -> Iterator[TestCluster]:
         return
     # One control plane per session; it gets the real node only when a selected test
     # needs it, so a kwok-only run starts nothing more.
-    plane = LocalControlPlane(
-        nodes=int(os.environ.get("ASYNCPOD_TEST_NODES", "3")),
-        real_nodes=1 if request.config.stash.get(_WANTS_REAL_NODE, False) else 0,
-    )
+    nodes = int(os.environ.get("ASYNCPOD_TEST_NODES", "3"))
+    plane = LocalControlPlane(nodes=nodes, real_nodes=0)
+    if request.config.stash.get(_WANTS_REAL_NODE, False):
+        plane = LocalControlPlane(nodes=nodes, real_nodes=1)
+        try:
+            plane.start()
+        except (ControlPlaneError, BuildError, OSError, subprocess.SubprocessError) as error:
+            # The kwok tests still run; every real_node test fails with this reason.
+            request.config.stash[_REAL_NODE_ERROR] = str(error)
+            plane = LocalControlPlane(nodes=nodes, real_nodes=0)
     with plane:
         assert plane.admin is not None
         yield TestCluster(kubeconfig=plane.kubeconfig, admin=plane.admin, local=plane)
@@ -140,8 +149,11 @@ def control_plane(kube_cluster: TestCluster) -> LocalControlPlane:
 
 
 @pytest.fixture(scope="session")
-def real_node(kube_cluster: TestCluster) -> RealNode:
+def real_node(kube_cluster: TestCluster, request: pytest.FixtureRequest) -> RealNode:
     """The real node of the session's control plane (tests marked ``real_node`` only)."""
+    error = request.config.stash.get(_REAL_NODE_ERROR, None)
+    if error is not None:
+        pytest.fail(f"the real node did not start: {error}", pytrace=False)
     local = kube_cluster.local
     if local is None or not local.real_node_names:
         pytest.skip("no real node in this session (mark the test `real_node`)")
