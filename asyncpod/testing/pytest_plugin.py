@@ -32,18 +32,17 @@ import subprocess
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from asyncpod.testing.admin import AdminClient
-from asyncpod.testing.binaries import BuildError
-from asyncpod.testing.controlplane import ControlPlaneError, LocalControlPlane
-from asyncpod.testing.realnode import (
-    REAL_NODE_SELECTOR,
-    REAL_NODE_TOLERATIONS,
-    real_node_unavailable,
-)
-from asyncpod.testing.simulate import ContainerLog, register_logs
+# pytest loads this module in every run of every project that installed asyncpod: it
+# imports nothing heavy at module level. The control plane (its PKI needs
+# `cryptography`) and the admin client are imported inside the fixtures that use them.
+if TYPE_CHECKING:
+    from asyncpod.testing.admin import AdminClient
+    from asyncpod.testing.controlplane import LocalControlPlane
+    from asyncpod.testing.simulate import ContainerLog
 
 __all__ = ["RealNode", "TestCluster"]
 
@@ -95,6 +94,8 @@ _REAL_NODE_ERROR = pytest.StashKey[str]()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    from asyncpod.testing.realnode import real_node_unavailable
+
     real = [item for item in items if item.get_closest_marker("real_node") is not None]
     reason = (
         f"needs the local control plane's real node; {KUBECONFIG_ENV} points at another cluster"
@@ -117,6 +118,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture(scope="session")
 def kube_cluster(request: pytest.FixtureRequest) -> Iterator[TestCluster]:
+    from asyncpod.testing.admin import AdminClient
+    from asyncpod.testing.binaries import BuildError
+    from asyncpod.testing.controlplane import ControlPlaneError, LocalControlPlane
+
     external = os.environ.get(KUBECONFIG_ENV)
     if external:
         path = Path(external)
@@ -151,6 +156,8 @@ def control_plane(kube_cluster: TestCluster) -> LocalControlPlane:
 @pytest.fixture(scope="session")
 def real_node(kube_cluster: TestCluster, request: pytest.FixtureRequest) -> RealNode:
     """The real node of the session's control plane (tests marked ``real_node`` only)."""
+    from asyncpod.testing.realnode import REAL_NODE_SELECTOR, REAL_NODE_TOLERATIONS
+
     error = request.config.stash.get(_REAL_NODE_ERROR, None)
     if error is not None:
         pytest.fail(f"the real node did not start: {error}", pytrace=False)
@@ -183,6 +190,8 @@ def container_logs(
     the files (with ``follow=true``, appended lines arrive). Local control plane only:
     kwok must be able to read the files.
     """
+    from asyncpod.testing.simulate import ContainerLog, register_logs
+
     if kube_cluster.local is None:
         pytest.skip("simulated container logs need the local control plane")
 
