@@ -168,8 +168,10 @@ def main_finished(pod: Pod, *, main_container: str | None = None) -> bool:
     return False
 
 
-def ended_by_deletion(previous: PodState | None, pod: Pod) -> bool:
-    """True when a pod already seen TERMINATING now has a terminal phase.
+def ended_by_deletion(
+    previous: PodState | None, pod: Pod, *, main_container: str | None = None
+) -> bool:
+    """True when a pod already seen TERMINATING has now ended (phase or main container).
 
     A real kubelet answers a DELETE by stopping the containers (SIGTERM, SIGKILL after
     the grace period) and then sets the phase from their exit codes: a process that
@@ -179,9 +181,9 @@ def ended_by_deletion(previous: PodState | None, pod: Pod) -> bool:
     saw the deletion first should report it as deleted (or cancelled, if it deleted
     the pod itself), keeping the containers' exit codes in the result.
     """
-    return previous is PodState.TERMINATING and (
-        (pod.get("status") or _EMPTY).get("phase") in _TERMINAL_PHASES
-    )
+    if previous is not PodState.TERMINATING:
+        return False
+    return is_terminal(pod) or main_finished(pod, main_container=main_container)
 
 
 @dataclass(frozen=True, slots=True)
