@@ -560,7 +560,45 @@ def cleanup(layout: NodeLayout, *, deadline_seconds: float = 15.0) -> list[str]:
         for entry in _CNI_RESULTS.glob(f"{layout.network}-*"):
             with contextlib.suppress(OSError):
                 entry.unlink()
+    _tidy_host()
     return removed
+
+
+# Host paths the kubelet, containerd and CNI create whatever their configuration says
+# (empty once a node is gone, except the kubelet's device-plugin socket, left stale).
+# (/usr/libexec/kubernetes/kubelet-plugins/volume/exec is not ours: every
+# kube-controller-manager, kwok-only planes included, creates and watches it.)
+_HOST_DIRS = (
+    "/var/lib/kubelet/device-plugins",
+    "/var/lib/kubelet",
+    "/run/containerd/s",
+    "/run/containerd/fifo",
+    "/run/containerd",
+    "/var/lib/cni/results",
+    "/var/lib/cni",
+    "/var/log/containers",
+)
+_RUNTIME_COMMANDS = ("kubelet", "containerd", "containerd-shim", "containerd-shim-runc-v2")
+
+
+def _tidy_host() -> None:
+    """Remove those host paths when no kubelet or containerd runs here any more.
+
+    Only empty directories go (and the stale socket): another node, a system
+    containerd or anything else that still uses one keeps it.
+    """
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if (entry / "comm").read_text().strip() in _RUNTIME_COMMANDS:
+                    return
+    socket = Path("/var/lib/kubelet/device-plugins/kubelet.sock")
+    with contextlib.suppress(OSError):
+        if socket.is_socket():
+            socket.unlink()
+    for directory in _HOST_DIRS:
+        with contextlib.suppress(OSError):
+            Path(directory).rmdir()
 
 
 def leftovers(layout: NodeLayout) -> list[str]:
