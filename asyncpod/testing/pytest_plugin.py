@@ -28,7 +28,6 @@ from __future__ import annotations
 import os
 import re
 import secrets
-import subprocess
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,6 +120,7 @@ def kube_cluster(request: pytest.FixtureRequest) -> Iterator[TestCluster]:
     from asyncpod.testing.admin import AdminClient
     from asyncpod.testing.binaries import BuildError
     from asyncpod.testing.controlplane import ControlPlaneError, LocalControlPlane
+    from asyncpod.testing.realnode import RealNodeSetupError
 
     external = os.environ.get(KUBECONFIG_ENV)
     if external:
@@ -135,7 +135,7 @@ def kube_cluster(request: pytest.FixtureRequest) -> Iterator[TestCluster]:
         plane = LocalControlPlane(nodes=nodes, real_nodes=1)
         try:
             plane.start()
-        except (ControlPlaneError, BuildError, OSError, subprocess.SubprocessError) as error:
+        except (ControlPlaneError, BuildError, RealNodeSetupError, OSError) as error:
             # The kwok tests still run; every real_node test fails with this reason.
             request.config.stash[_REAL_NODE_ERROR] = str(error)
             plane = LocalControlPlane(nodes=nodes, real_nodes=0)

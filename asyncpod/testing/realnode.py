@@ -40,7 +40,7 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -107,7 +107,7 @@ def real_node_unavailable() -> str | None:
 
 
 class RealNodeSetupError(RuntimeError):
-    """The real node's Debian packages could not be installed; says what to do instead."""
+    """Setting the real node up failed (packages, bridge, images); says what and why."""
 
 
 def missing_debian_packages() -> list[str]:
@@ -390,7 +390,7 @@ def pick_subnet(routes_text: str, rng: random.Random | None = None) -> str:
 
 # ------------------------------------------------------------ start-up steps (I/O)
 def prepare(layout: NodeLayout, ca_cert: Path, kubeconfig_text: str, cache: Path) -> list[Path]:
-    """Write configs, create the cgroup root; return the image archives to import."""
+    """Write configs, create the cgroup root and the bridge; return the image archives."""
     d = layout.directory
     for sub in ("net.d", "cni-ipam", "pod-logs", "kubelet", "kubelet-pki", "volume-plugins"):
         (d / sub).mkdir(parents=True, exist_ok=True)
@@ -412,7 +412,20 @@ def _make_bridge(layout: NodeLayout) -> None:
         ["ip", "addr", "add", f"{layout.node_ip}/{prefix}", "dev", layout.bridge],
         ["ip", "link", "set", layout.bridge, "up"],
     ):
-        subprocess.run(command, check=True, capture_output=True, timeout=30)
+        _run(command)
+
+
+def _run(command: list[str], *, timeout: float = 60) -> None:
+    """Run a set-up command; a failure says which command and what it printed."""
+    try:
+        subprocess.run(command, check=True, capture_output=True, text=True, timeout=timeout)
+    except subprocess.CalledProcessError as error:
+        output = (error.stderr or error.stdout or "").strip()[-2000:]
+        raise RealNodeSetupError(
+            f"`{' '.join(command)}` failed ({error.returncode}): {output}"
+        ) from None
+    except subprocess.TimeoutExpired as error:
+        raise RealNodeSetupError(f"`{' '.join(command)}` took over {timeout:g}s") from error
 
 
 def _image_archives(cache: Path) -> list[Path]:
@@ -457,10 +470,8 @@ def _make_cgroup_root(name: str) -> None:
 
 def import_images(ctr: str, socket: Path, archives: list[Path]) -> None:
     for archive in archives:
-        subprocess.run(
+        _run(
             [ctr, f"--address={socket}", "--namespace=k8s.io", "images", "import", str(archive)],
-            check=True,
-            capture_output=True,
             timeout=120,
         )
 
@@ -492,7 +503,7 @@ def _processes_mentioning(text: str) -> list[int]:
     return found
 
 
-def _kill_all(pids: Iterator[int] | list[int] | set[int]) -> None:
+def _kill_all(pids: Iterable[int]) -> None:
     for pid in pids:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGKILL)
