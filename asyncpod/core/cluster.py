@@ -200,14 +200,20 @@ class Cluster:
         uid: str | None = None,
         namespace: str | None = None,
         options: RunOptions | None = None,
+        managed: bool = False,
     ) -> PodRun:
-        """Follow an existing pod by name; with ``uid``, only if it is still that pod."""
+        """Follow an existing pod by name; with ``uid``, only if it is still that pod.
+
+        ``managed=True`` says the pod carries asyncpod's managed-by label (it was made
+        by ``start``, perhaps in another process): it is then followed by the same
+        watch as the runs ``start`` makes, and found in that watch's cache without a GET.
+        """
         self._require_open()
         ns = namespace or self.namespace
         run = PodRun(
             client=self.client,
             # An arbitrary pod may lack our label: watch the namespace unfiltered.
-            informer=self.informer(ns, selector=None),
+            informer=self.informer(ns, selector=MANAGED_SELECTOR if managed else None),
             namespace=ns,
             spec=None,
             options=options or self.options,

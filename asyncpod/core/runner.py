@@ -28,7 +28,7 @@ import enum
 import logging
 import secrets
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -242,15 +242,21 @@ class PodRun:
             await self._changed.wait()
 
     def logs(
-        self, *, containers: tuple[str, ...] | None = None, follow: bool = True
+        self,
+        *,
+        containers: tuple[str, ...] | None = None,
+        follow: bool = True,
+        since: Mapping[str, str] | None = None,
     ) -> AsyncGenerator[LogLine, None]:
         """Every line of every container (init containers first), each tagged.
 
         Follows each container until it has terminated and its log is drained;
-        resumes cut streams with ``sinceTime`` and drops replayed lines. Iterate it
-        with ``contextlib.aclosing`` if you may stop early.
+        resumes cut streams with ``sinceTime`` and drops replayed lines. ``since`` maps
+        a container to a timestamp to start from (a reader resuming in another process;
+        lines at that very timestamp are delivered again, the caller drops the ones it
+        had). Iterate it with ``contextlib.aclosing`` if you may stop early.
         """
-        return self._logs(containers, follow=follow)
+        return self._logs(containers, follow=follow, since=since or {})
 
     # ------------------------------------------------------------------ the driver
     async def _drive(self) -> None:
@@ -357,8 +363,15 @@ class PodRun:
 
     async def _attach_existing(self) -> None:
         assert self.name is not None
-        path = f"/api/v1/namespaces/{self.namespace}/pods/{self.name}"
-        pod: dict[str, Any] = await self._client.request("GET", path, pod=self.ref)
+        # The shared watch usually knows the pod already: thousands of attaches (a
+        # triggerer restarting) then cost no GET. A miss (a pod newer than the cache,
+        # another incarnation of the name) is settled by the API server.
+        await self._informer.wait_synced()
+        pod = self._informer.get(self.name)
+        if pod is None or (self.uid is not None and pod["metadata"]["uid"] != self.uid):
+            path = f"/api/v1/namespaces/{self.namespace}/pods/{self.name}"
+            pod = await self._client.request("GET", path, pod=self.ref)
+            assert pod is not None
         uid = pod["metadata"]["uid"]
         if self.uid is not None and uid != self.uid:
             raise NotFoundError(
@@ -604,12 +617,12 @@ class PodRun:
 
     # ------------------------------------------------------------------ logs
     async def _logs(
-        self, containers: tuple[str, ...] | None, *, follow: bool
+        self, containers: tuple[str, ...] | None, *, follow: bool, since: Mapping[str, str]
     ) -> AsyncGenerator[LogLine, None]:
         self._readers += 1
         self._readers_idle.clear()
         try:
-            async for line in self._read_logs(containers, follow=follow):
+            async for line in self._read_logs(containers, follow=follow, since=since):
                 yield line
         finally:
             self._readers -= 1
@@ -617,7 +630,7 @@ class PodRun:
                 self._readers_idle.set()
 
     async def _read_logs(
-        self, containers: tuple[str, ...] | None, *, follow: bool
+        self, containers: tuple[str, ...] | None, *, follow: bool, since: Mapping[str, str]
     ) -> AsyncIterator[LogLine]:
         await self.created()
         pod = self._latest or {}
@@ -635,9 +648,12 @@ class PodRun:
         async def pump() -> None:
             try:
                 for name in inits:  # init containers run one after another
-                    await self._pump_container(name, queue, follow=follow)
+                    await self._pump_container(name, queue, follow=follow, since=since.get(name))
                 await asyncio.gather(
-                    *(self._pump_container(name, queue, follow=follow) for name in mains)
+                    *(
+                        self._pump_container(name, queue, follow=follow, since=since.get(name))
+                        for name in mains
+                    )
                 )
                 await queue.put(None)
             except asyncio.CancelledError:
@@ -665,6 +681,7 @@ class PodRun:
         queue: asyncio.Queue[LogLine | BaseException | None],
         *,
         follow: bool,
+        since: str | None = None,
     ) -> None:
         # Open the log only once the container has started (or the pod is over), so
         # thousands of followers do not hammer the API server with "waiting to start".
@@ -681,7 +698,7 @@ class PodRun:
 
         follower = LogFollower(
             self._client, self.namespace, str(self.name),
-            container=container, container_finished=finished,
+            container=container, container_finished=finished, since_time=since,
         )  # fmt: skip
         try:
             async for line in follower:
