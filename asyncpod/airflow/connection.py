@@ -120,9 +120,9 @@ def target_from_extras(
     chosen = [
         name
         for name, on in (
-            ("in_cluster", in_cluster),
-            ("kube_config_path", path),
-            ("kube_config", inline),
+            ("in_cluster", bool(in_cluster)),
+            ("kube_config_path", bool(path)),
+            ("kube_config", inline is not None),
         )
         if on
     ]

@@ -1,0 +1,450 @@
+"""The deferrable pod trigger: follows one pod through the triggerer's shared session.
+
+Why it exists: the reference trigger GETs its pod every few seconds with a new API
+client per call and stores the kubeconfig in the trigger row. This one holds a small
+reference (how to reach the cluster: a connection id or a kubeconfig path and context;
+the pod's namespace, name and uid; options) and follows its pod through the session
+every trigger of the process shares (:mod:`asyncpod.airflow.sessions`): one watch per
+(cluster, namespace), the pod found in that watch's cache, no polling.
+
+Lifecycle, as Airflow 3.3 drives it:
+
+* ``run()`` attaches by uid, streams the requested containers' logs into the task log
+  (resuming after a triggerer restart without repeating or losing a line,
+  :mod:`asyncpod.airflow.logresume`), waits for the outcome, applies
+  ``on_finish_action``, yields exactly one :class:`TriggerEvent` and returns.
+* ``cleanup()`` (always; alone on triggerer shutdown or reassignment) deletes nothing.
+* ``on_kill()`` (a user's clear / mark, 3.3+) deletes this trigger's own pod - by uid,
+  so never a namesake - after checking that the task instance really left this try
+  (it is no longer deferred, or a newer try already has its pod).
+
+The event payload is plain JSON (:func:`event_payload`, pure) that
+``KubernetesPodOperator.execute_complete`` turns into success, skip or failure.
+
+What it deliberately does not do: create pods (the operator does, on the worker) or
+keep any credential in ``serialize()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import anyio
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from asyncpod.airflow.connection import KubeTarget, load_target
+from asyncpod.airflow.logresume import ResumeFilter, ResumeStore, default_state_dir
+from asyncpod.airflow.sessions import shared_cluster
+from asyncpod.core.cluster import MANAGED_SELECTOR, Cluster
+from asyncpod.core.runner import Cleanup, PodRun, RunOptions
+from asyncpod.errors import AsyncpodError, ConflictError, NotFoundError
+from asyncpod.results import Outcome, PodResult
+
+__all__ = [
+    "FINISH_ACTIONS",
+    "KILL_ACTIONS",
+    "XCOM_LIMIT",
+    "AsyncpodPodTrigger",
+    "event_payload",
+    "should_delete",
+]
+
+FINISH_ACTIONS = ("delete_pod", "delete_succeeded_pod", "delete_active_pod", "keep_pod")
+KILL_ACTIONS = ("delete_pod", "keep_pod")
+#: The kubelet keeps at most this many bytes of a container's termination message.
+XCOM_LIMIT = 4096
+#: Labels the operator puts on its pods, so on_kill can tell a newer try's pod.
+TI_LABEL = "asyncpod.dev/airflow-ti"
+TRY_LABEL = "asyncpod.dev/airflow-try"
+
+_CLASSPATH = "asyncpod.airflow.triggers.AsyncpodPodTrigger"
+
+
+def should_delete(action: str, outcome: str) -> bool:
+    """``on_finish_action`` applied to a run's outcome (pure)."""
+    if action == "delete_pod":
+        return True
+    if action == "delete_succeeded_pod":
+        return outcome == Outcome.SUCCEEDED.value
+    if action == "delete_active_pod":
+        # Only a pod that is still running (timed out, say) goes; finished pods stay.
+        return outcome in (Outcome.TIMED_OUT.value, Outcome.CANCELLED.value)
+    return False
+
+
+def _xcom(result: PodResult) -> tuple[Any, str | None]:
+    """The base container's termination message as an XCom value, or an error."""
+    text = result.main.message if result.main is not None else None
+    text = text if text is not None else result.termination_message
+    if not text:
+        return None, (
+            "do_xcom_push is set but the base container wrote no /airflow/xcom/return.json "
+            "(its termination message is empty)"
+        )
+    size = len(text.encode())
+    try:
+        return json.loads(text), None
+    except ValueError:
+        if size >= XCOM_LIMIT:
+            return None, (
+                f"the XCom value in /airflow/xcom/return.json is too large: the kubelet keeps "
+                f"at most {XCOM_LIMIT} bytes of a termination message (and 12 KiB per pod). "
+                "Write large results to object storage and return their address instead"
+            )
+        return None, f"/airflow/xcom/return.json does not hold JSON: {text[:200]!r}"
+
+
+def event_payload(
+    result: PodResult,
+    *,
+    do_xcom_push: bool = False,
+    skip_on_exit_code: Iterable[int] = (),
+    deleted: bool = False,
+) -> dict[str, Any]:
+    """The JSON the trigger fires for ``result`` (pure; read by execute_complete)."""
+    exit_code = result.exit_code
+    payload: dict[str, Any] = {
+        "pod_name": result.name,
+        "pod_namespace": result.namespace,
+        "pod_uid": result.uid,
+        "outcome": result.outcome.value,
+        "reason": result.reason,
+        "message": result.message,
+        "exit_code": exit_code,
+        "pod_deleted": deleted,
+        "events": [
+            f"{e.type} {e.reason}: {e.message}" + (f" (x{e.count})" if e.count > 1 else "")
+            for e in result.events
+        ],
+    }
+    if result.ok:
+        payload["status"] = "success"
+        if do_xcom_push:
+            value, error = _xcom(result)
+            if error is not None:
+                payload.update(status="failed", reason="XComError", message=error)
+            else:
+                payload["xcom"] = value
+    elif exit_code is not None and exit_code in set(skip_on_exit_code):
+        payload["status"] = "skipped"
+    elif result.outcome is Outcome.TIMED_OUT:
+        payload["status"] = "timeout"
+    else:
+        payload["status"] = "failed"
+    return payload
+
+
+class AsyncpodPodTrigger(BaseTrigger):
+    """Follows one pod to its end; fires one event. Usable without an Airflow DB when
+    ``config_file`` is given and ``kubernetes_conn_id`` is None (benchmarks)."""
+
+    def __init__(
+        self,
+        *,
+        pod_name: str,
+        pod_namespace: str,
+        pod_uid: str | None = None,
+        kubernetes_conn_id: str | None = None,
+        config_file: str | None = None,
+        cluster_context: str | None = None,
+        in_cluster: bool | None = None,
+        base_container_name: str = "base",
+        get_logs: bool = True,
+        container_logs: list[str] | bool = True,
+        init_container_logs: list[str] | bool = False,
+        container_name_log_prefix_enabled: bool = True,
+        startup_timeout: float | None = 120,
+        schedule_timeout: float | None = None,
+        deadline: float | None = None,
+        on_finish_action: str = "delete_pod",
+        on_kill_action: str = "delete_pod",
+        termination_grace_period: int | None = None,
+        do_xcom_push: bool = False,
+        skip_on_exit_code: list[int] | None = None,
+        log_events_on_failure: bool = True,
+        log_state_dir: str | None = None,
+    ) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        if on_finish_action not in FINISH_ACTIONS:
+            raise ValueError(f"on_finish_action must be one of {FINISH_ACTIONS}")
+        if on_kill_action not in KILL_ACTIONS:
+            raise ValueError(f"on_kill_action must be one of {KILL_ACTIONS}")
+        self.pod_name = pod_name
+        self.pod_namespace = pod_namespace
+        self.pod_uid = pod_uid
+        self.kubernetes_conn_id = kubernetes_conn_id
+        self.config_file = config_file
+        self.cluster_context = cluster_context
+        self.in_cluster = in_cluster
+        self.base_container_name = base_container_name
+        self.get_logs = get_logs
+        self.container_logs = container_logs
+        self.init_container_logs = init_container_logs
+        self.container_name_log_prefix_enabled = container_name_log_prefix_enabled
+        self.startup_timeout = startup_timeout
+        self.schedule_timeout = schedule_timeout
+        self.deadline = deadline
+        self.on_finish_action = on_finish_action
+        self.on_kill_action = on_kill_action
+        self.termination_grace_period = termination_grace_period
+        self.do_xcom_push = do_xcom_push
+        self.skip_on_exit_code = list(skip_on_exit_code or [])
+        self.log_events_on_failure = log_events_on_failure
+        self.log_state_dir = log_state_dir
+        self._fired = False
+        self._target: KubeTarget | None = None
+        self._logs_done = asyncio.Event()
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return _CLASSPATH, {
+            "pod_name": self.pod_name,
+            "pod_namespace": self.pod_namespace,
+            "pod_uid": self.pod_uid,
+            "kubernetes_conn_id": self.kubernetes_conn_id,
+            "config_file": self.config_file,
+            "cluster_context": self.cluster_context,
+            "in_cluster": self.in_cluster,
+            "base_container_name": self.base_container_name,
+            "get_logs": self.get_logs,
+            "container_logs": self.container_logs,
+            "init_container_logs": self.init_container_logs,
+            "container_name_log_prefix_enabled": self.container_name_log_prefix_enabled,
+            "startup_timeout": self.startup_timeout,
+            "schedule_timeout": self.schedule_timeout,
+            "deadline": self.deadline,
+            "on_finish_action": self.on_finish_action,
+            "on_kill_action": self.on_kill_action,
+            "termination_grace_period": self.termination_grace_period,
+            "do_xcom_push": self.do_xcom_push,
+            "skip_on_exit_code": self.skip_on_exit_code,
+            "log_events_on_failure": self.log_events_on_failure,
+            "log_state_dir": self.log_state_dir,
+        }
+
+    # ------------------------------------------------------------------ run
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        # Everything, the shared session included, is released before the yield:
+        # dag.test() closes the loop right after the first event, and a triggerer may
+        # never resume the generator.
+        payload = await self._follow()
+        self._fired = True
+        yield TriggerEvent(payload)  # type: ignore[no-untyped-call]
+
+    async def _session_target(self) -> KubeTarget:
+        if self._target is None:
+            self._target = await load_target(
+                self.kubernetes_conn_id,
+                in_cluster=self.in_cluster,
+                config_file=self.config_file,
+                cluster_context=self.cluster_context,
+            )
+        return self._target
+
+    def _options(self) -> RunOptions:
+        schedule = self.schedule_timeout or self.startup_timeout
+        return RunOptions(
+            schedule_timeout=schedule,
+            startup_timeout=self.startup_timeout,
+            image_pull_timeout=self.startup_timeout,
+            deadline=self.deadline,
+            cleanup=Cleanup.KEEP,  # deleting is this trigger's decision, never the session's
+            collect_events=True,
+        )
+
+    async def _follow(self) -> dict[str, Any]:
+        try:
+            target = await self._session_target()
+            async with shared_cluster(target, self.pod_namespace) as cluster:
+                try:
+                    run = await cluster.attach(
+                        self.pod_name,
+                        uid=self.pod_uid,
+                        namespace=self.pod_namespace,
+                        options=self._options(),
+                        managed=True,
+                    )
+                except NotFoundError as error:
+                    return self._error_payload("PodNotFound", str(error))
+                try:
+                    result = await self._wait(run)
+                finally:
+                    with anyio.CancelScope(shield=True):
+                        await run.cancel()  # stop following (KEEP: the pod stays)
+                deleted = False
+                if should_delete(self.on_finish_action, result.outcome.value):
+                    deleted = await self._delete(cluster)
+        except AsyncpodError as error:
+            return self._error_payload(type(error).__name__, str(error))
+        payload = event_payload(
+            result,
+            do_xcom_push=self.do_xcom_push,
+            skip_on_exit_code=self.skip_on_exit_code,
+            deleted=deleted,
+        )
+        if payload["status"] not in ("success", "skipped"):
+            self._log_failure(payload)
+        return payload
+
+    def _error_payload(self, reason: str, message: str) -> dict[str, Any]:
+        self.log.error("pod %s/%s: %s", self.pod_namespace, self.pod_name, message)
+        return {
+            "status": "error",
+            "pod_name": self.pod_name,
+            "pod_namespace": self.pod_namespace,
+            "pod_uid": self.pod_uid,
+            "outcome": Outcome.ERROR.value,
+            "reason": reason,
+            "message": message,
+            "exit_code": None,
+            "events": [],
+            "pod_deleted": False,
+        }
+
+    def _log_failure(self, payload: Mapping[str, Any]) -> None:
+        self.log.error(
+            "pod %s/%s %s: reason %s, exit code %s, message %s",
+            self.pod_namespace, self.pod_name, payload["outcome"],
+            payload["reason"], payload["exit_code"], payload["message"],
+        )  # fmt: skip
+        if self.log_events_on_failure:
+            for line in payload["events"]:
+                self.log.error("pod event: %s", line)
+
+    async def _wait(self, run: PodRun) -> PodResult:
+        containers = self._log_containers(run)
+        if not containers:
+            async for _ in run.states():
+                pass
+            return await run.result()
+        store = ResumeStore(Path(self.log_state_dir or default_state_dir()), str(run.uid))
+        filt = ResumeFilter(store.load())
+        self._logs_done = asyncio.Event()
+        try:
+            async with anyio.create_task_group() as group:
+                group.start_soon(self._stream_logs, run, containers, filt, store)
+                async for _ in run.states():
+                    pass
+                # The containers are done; give the readers a moment to drain.
+                with anyio.move_on_after(30):
+                    await self._logs_done.wait()
+                group.cancel_scope.cancel()
+        finally:
+            store.save(filt.points)
+        result = await run.result()
+        store.remove()
+        return result
+
+    def _log_containers(self, run: PodRun) -> tuple[str, ...]:
+        if not self.get_logs:
+            return ()
+        spec = (run.pod or {}).get("spec", {})
+        inits = [c["name"] for c in spec.get("initContainers") or ()]
+        mains = [c["name"] for c in spec.get("containers") or ()]
+        chosen = _choose(inits, self.init_container_logs, default=[])
+        chosen += _choose(mains, self.container_logs, default=[self.base_container_name])
+        return tuple(chosen)
+
+    async def _stream_logs(
+        self,
+        run: PodRun,
+        containers: tuple[str, ...],
+        filt: ResumeFilter,
+        store: ResumeStore,
+    ) -> None:
+        try:
+            stream = run.logs(containers=containers, since=filt.since())
+            async with contextlib.aclosing(stream):
+                async for line in stream:
+                    if not filt.accept(line):
+                        continue
+                    if self.container_name_log_prefix_enabled:
+                        self.log.info("[%s] %s", line.container, line.text)
+                    else:
+                        self.log.info("%s", line.text)
+                    store.changed(filt.points)
+        except AsyncpodError as error:
+            self.log.warning("reading the logs of %s stopped: %s", run.ref, error)
+        finally:
+            self._logs_done.set()
+
+    async def _delete(self, cluster: Cluster) -> bool:
+        body: dict[str, Any] = {"propagationPolicy": "Background"}
+        if self.pod_uid:
+            body["preconditions"] = {"uid": self.pod_uid}
+        if self.termination_grace_period is not None:
+            body["gracePeriodSeconds"] = self.termination_grace_period
+        try:
+            await cluster.client.request(
+                "DELETE",
+                f"/api/v1/namespaces/{self.pod_namespace}/pods/{self.pod_name}",
+                json=body,
+                pod=f"{self.pod_namespace}/{self.pod_name}",
+            )
+        except (NotFoundError, ConflictError):
+            return False  # gone already, or a namesake with another uid: not ours
+        self.log.info("deleted pod %s/%s", self.pod_namespace, self.pod_name)
+        return True
+
+    # ------------------------------------------------------------------ endings
+    async def cleanup(self) -> None:
+        """Triggerer shutdown, reassignment, or the end of a run: never deletes the pod."""
+
+    async def on_kill(self) -> None:
+        """A user cleared or marked the task (Airflow 3.3+): delete this try's pod."""
+        if self._fired or self.on_kill_action == "keep_pod":
+            return
+        try:
+            if not await self._left_this_try():
+                self.log.info("task instance is still deferred on this try; pod kept")
+                return
+            target = await self._session_target()
+            async with shared_cluster(target, self.pod_namespace) as cluster:
+                await self._delete(cluster)
+        except Exception as error:  # noqa: BLE001 - on_kill must not fail the triggerer
+            self.log.warning("could not delete pod %s: %s", self.pod_name, error)
+
+    async def _left_this_try(self) -> bool:
+        ti = self.task_instance
+        if ti is None:
+            return False
+        from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+
+        states = await asyncio.to_thread(
+            RuntimeTaskInstance.get_task_states,
+            dag_id=ti.dag_id,
+            task_ids=[ti.task_id],
+            run_ids=[ti.run_id],
+            map_index=ti.map_index,
+        )
+        key = f"{ti.task_id}_{ti.map_index}" if ti.map_index >= 0 else ti.task_id
+        state = states.get(ti.run_id, {}).get(key)
+        if state != "deferred":
+            return True
+        # Deferred again: a newer try may already have deferred with its own pod.
+        target = await self._session_target()
+        async with shared_cluster(target, self.pod_namespace) as cluster:
+            informer = cluster.informer(self.pod_namespace, selector=MANAGED_SELECTOR)
+            await informer.wait_synced()
+            ours = informer.get(self.pod_name)
+            if ours is None:
+                return False
+            labels = ours["metadata"].get("labels") or {}
+            ti_key, our_try = labels.get(TI_LABEL), int(labels.get(TRY_LABEL, "0"))
+            for pod in informer.pods():
+                other = pod["metadata"].get("labels") or {}
+                if other.get(TI_LABEL) == ti_key and int(other.get(TRY_LABEL, "0")) > our_try:
+                    return True
+        return False
+
+
+def _choose(names: list[str], wanted: list[str] | bool, *, default: list[str]) -> list[str]:
+    if wanted is True:
+        return names
+    if not wanted:
+        return [n for n in default if n in names]
+    return [n for n in names if n in set(wanted)]

@@ -1,0 +1,237 @@
+"""The operator's parameters (names, parse-time errors, manifest) and the trigger's
+serialize()/constructor round trip. Pure: no cluster, no Airflow database."""
+
+from __future__ import annotations
+
+import datetime
+import inspect
+import json
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes.client import models as k8s
+
+from asyncpod.airflow import AsyncpodPodTrigger, KubernetesPodOperator
+from asyncpod.airflow.operators import NO_EFFECT, UNSUPPORTED, pod_name_for
+from asyncpod.airflow.podbuild import XCOM_PATH
+from asyncpod.airflow.provider import get_provider_info
+from asyncpod.errors import UsageError
+
+REFERENCE = pytest.importorskip("airflow.providers.cncf.kubernetes.operators.pod")
+
+
+def make(**kwargs: Any) -> KubernetesPodOperator:
+    return KubernetesPodOperator(task_id="t", **kwargs)
+
+
+def test_every_reference_parameter_is_accepted_by_name() -> None:
+    ours = inspect.signature(KubernetesPodOperator.__init__).parameters
+    theirs = inspect.signature(REFERENCE.KubernetesPodOperator.__init__).parameters
+    missing = [name for name in theirs if name not in ours]
+    assert missing == []
+
+
+def test_template_fields_are_the_reference_ones() -> None:
+    assert tuple(KubernetesPodOperator.template_fields) == tuple(
+        REFERENCE.KubernetesPodOperator.template_fields
+    )
+
+
+def test_deferrable_is_on_by_default() -> None:
+    assert make(image="busybox").deferrable is True
+
+
+@pytest.mark.parametrize("param", sorted(UNSUPPORTED))
+def test_unsupported_parameter_fails_at_parse_time_naming_it(param: str) -> None:
+    with pytest.raises(UsageError, match=repr(param)):
+        make(image="busybox", **{param: object()})
+
+
+def test_reattach_on_restart_false_is_refused() -> None:
+    with pytest.raises(UsageError, match="reattach_on_restart"):
+        make(image="busybox", reattach_on_restart=False)
+
+
+@pytest.mark.parametrize("param", NO_EFFECT)
+def test_polling_knobs_are_accepted(param: str) -> None:
+    assert make(image="busybox", **{param: 7}) is not None
+
+
+def test_bad_actions_are_refused() -> None:
+    with pytest.raises(UsageError, match="on_finish_action"):
+        make(image="x", on_finish_action="explode")
+    with pytest.raises(UsageError, match="on_kill_action"):
+        make(image="x", on_kill_action="explode")
+
+
+def test_is_delete_operator_pod_maps_to_on_finish_action() -> None:
+    assert make(image="x", is_delete_operator_pod=False).on_finish_action == "keep_pod"
+
+
+def test_hello_pod_dag_parses_with_both_imports() -> None:
+    from airflow.sdk import DAG
+
+    for operator in (KubernetesPodOperator, REFERENCE.KubernetesPodOperator):
+        with DAG("hello", schedule=None, start_date=datetime.datetime(2024, 1, 1)) as dag:
+            run_pod = operator(
+                namespace="default", image="python:3.9-slim", cmds=["python", "-c"],
+                arguments=['print("Hello from KubernetesPodOperator")'],
+                labels={"app": "airflow"}, name="hello-pod", task_id="run_hello_pod",
+                get_logs=True, dag=dag,
+            )  # fmt: skip
+        assert dag.get_task("run_hello_pod") is run_pod
+
+
+def test_manifest_from_kubernetes_models_and_secrets() -> None:
+    from airflow.providers.cncf.kubernetes.secret import Secret
+
+    op = make(
+        image="busybox",
+        cmds=["sh", "-c"],
+        arguments=["echo hi"],
+        env_vars=[k8s.V1EnvVar(name="A", value="1")],
+        secrets=[Secret("env", "PASSWORD", "db", "pw"), Secret("volume", "/etc/s", "certs")],
+        configmaps=["cm1"],
+        container_resources=k8s.V1ResourceRequirements(limits={"memory": "1Gi"}),
+        tolerations=[k8s.V1Toleration(key="k", operator="Exists")],
+        node_selector={"disk": "ssd"},
+        image_pull_secrets="reg1,reg2",
+        labels={"team": "x"},
+        do_xcom_push=True,
+        active_deadline_seconds=60,
+        termination_grace_period=5,
+    )
+    pod = op.build_manifest(extra_labels={"extra": "1"})
+    (base,) = pod["spec"]["containers"]
+    assert base["name"] == "base"
+    assert base["env"] == [
+        {"name": "A", "value": "1"},
+        {"name": "PASSWORD", "valueFrom": {"secretKeyRef": {"name": "db", "key": "pw"}}},
+    ]
+    assert base["envFrom"] == [{"configMapRef": {"name": "cm1"}}]
+    assert base["resources"] == {"limits": {"memory": "1Gi"}}
+    assert base["volumeMounts"][0]["mountPath"] == "/etc/s"
+    assert base["terminationMessagePath"] == XCOM_PATH
+    assert pod["spec"]["volumes"][0]["secret"] == {"secretName": "certs"}
+    assert pod["spec"]["tolerations"] == [{"key": "k", "operator": "Exists"}]
+    assert pod["spec"]["imagePullSecrets"] == [{"name": "reg1"}, {"name": "reg2"}]
+    assert pod["spec"]["activeDeadlineSeconds"] == 60
+    assert pod["spec"]["terminationGracePeriodSeconds"] == 5
+    assert pod["metadata"]["labels"] == {"team": "x", "extra": "1"}
+    assert "sidecar" not in json.dumps(pod)
+
+
+def test_template_file_then_full_pod_spec_then_parameters(tmp_path: Path) -> None:
+    template = tmp_path / "pod.yaml"
+    template.write_text(
+        "spec:\n  containers:\n  - name: base\n    image: from-template\n    workingDir: /w\n"
+        "  - name: helper\n    image: helper\n  priorityClassName: low\n",
+        encoding="utf-8",
+    )
+    full = k8s.V1Pod(spec=k8s.V1PodSpec(containers=[], priority_class_name="high"))
+    pod = make(
+        image="from-param", pod_template_file=str(template), full_pod_spec=full
+    ).build_manifest()
+    names = [c["name"] for c in pod["spec"]["containers"]]
+    assert (
+        names == ["base", "helper"] or pod["spec"]["containers"] == []
+    )  # full spec replaces lists
+    pod = make(image="from-param", pod_template_file=str(template)).build_manifest()
+    base = pod["spec"]["containers"][0]
+    assert (base["image"], base["workingDir"]) == ("from-param", "/w")
+    assert pod["spec"]["priorityClassName"] == "low"
+
+
+def test_pod_names_are_per_try_deterministic_and_valid() -> None:
+    common = {"dag_id": "d", "task_id": "t", "run_id": "manual__2024", "map_index": -1}
+    first = pod_name_for("Hello_Pod", try_number=1, **common)
+    assert first == pod_name_for("Hello_Pod", try_number=1, **common)
+    assert first != pod_name_for("Hello_Pod", try_number=2, **common)
+    assert first != pod_name_for("Hello_Pod", try_number=1, **{**common, "map_index": 0})
+    long = pod_name_for("x" * 200, try_number=12, **common)
+    assert len(long) <= 63 and long.endswith("-12")
+    assert first.startswith("hello-pod-")
+    assert pod_name_for("exact", try_number=3, random_suffix=False, **common) == "exact"
+
+
+TRIGGER_VALUES: dict[str, Any] = {
+    "pod_name": "p-1",
+    "pod_namespace": "ns",
+    "pod_uid": "0f1e",
+    "kubernetes_conn_id": "my_k8s",
+    "config_file": "/kube/config",
+    "cluster_context": "ctx",
+    "in_cluster": False,
+    "base_container_name": "main",
+    "get_logs": False,
+    "container_logs": ["a", "b"],
+    "init_container_logs": True,
+    "container_name_log_prefix_enabled": False,
+    "startup_timeout": 33,
+    "schedule_timeout": 44,
+    "deadline": 55,
+    "on_finish_action": "keep_pod",
+    "on_kill_action": "keep_pod",
+    "termination_grace_period": 7,
+    "do_xcom_push": True,
+    "skip_on_exit_code": [3, 4],
+    "log_events_on_failure": False,
+    "log_state_dir": "/state",
+}
+
+
+def test_trigger_round_trips_every_parameter() -> None:
+    classpath, kwargs = AsyncpodPodTrigger(**TRIGGER_VALUES).serialize()
+    assert classpath == "asyncpod.airflow.triggers.AsyncpodPodTrigger"
+    assert kwargs == TRIGGER_VALUES
+    assert set(kwargs) == set(inspect.signature(AsyncpodPodTrigger.__init__).parameters) - {"self"}
+    again = AsyncpodPodTrigger(**kwargs).serialize()
+    assert again == (classpath, kwargs)
+
+
+def test_operator_parameters_reach_the_trigger() -> None:
+    op = make(
+        image="x", kubernetes_conn_id="c", config_file="/f", cluster_context="k", in_cluster=False,
+        base_container_name="main", get_logs=True, container_logs="main", init_container_logs=True,
+        startup_timeout_seconds=9, schedule_timeout_seconds=8, on_finish_action="keep_pod",
+        on_kill_action="keep_pod", termination_grace_period=3, do_xcom_push=True,
+        skip_on_exit_code=[5, 2], log_events_on_failure=True,
+        container_name_log_prefix_enabled=False,
+    )  # fmt: skip
+    _, kwargs = op.build_trigger(namespace="ns", pod_name="p", pod_uid="u").serialize()
+    assert kwargs | {"log_state_dir": None, "deadline": None} == {
+        "pod_name": "p", "pod_namespace": "ns", "pod_uid": "u", "kubernetes_conn_id": "c",
+        "config_file": "/f", "cluster_context": "k", "in_cluster": False,
+        "base_container_name": "main", "get_logs": True, "container_logs": ["main"],
+        "init_container_logs": True, "container_name_log_prefix_enabled": False,
+        "startup_timeout": 9, "schedule_timeout": 8, "deadline": None,
+        "on_finish_action": "keep_pod", "on_kill_action": "keep_pod",
+        "termination_grace_period": 3, "do_xcom_push": True, "skip_on_exit_code": [2, 5],
+        "log_events_on_failure": True, "log_state_dir": None,
+    }  # fmt: skip
+
+
+def test_no_secret_reaches_a_serialized_trigger() -> None:
+    from airflow.providers.cncf.kubernetes.secret import Secret
+
+    op = make(
+        image="x",
+        env_vars={"API_TOKEN": "tok-VALUE-123"},
+        secrets=[Secret("env", "PW", "db-secret", "password")],
+        kubernetes_conn_id="conn-with-inline-kubeconfig",
+    )
+    _, kwargs = op.build_trigger(namespace="ns", pod_name="p", pod_uid="u").serialize()
+    text = json.dumps(kwargs)
+    assert "tok-VALUE-123" not in text and "db-secret" not in text
+    assert set(kwargs) == set(TRIGGER_VALUES)  # a reference and options, nothing else
+
+
+def test_provider_is_registered_under_the_distribution_name() -> None:
+    info = get_provider_info()
+    assert info["package-name"] == "asyncpod"
+    (ep,) = [
+        e for e in entry_points(group="apache_airflow_provider") if e.value.startswith("asyncpod")
+    ]
+    assert ep.load() is get_provider_info
