@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kubernetes.client import models as k8s
+from kubernetes.client import models as k8s  # type: ignore[import-untyped]
 
 from asyncpod.airflow import AsyncpodPodTrigger, KubernetesPodOperator
 from asyncpod.airflow.operators import NO_EFFECT, UNSUPPORTED, pod_name_for
@@ -92,7 +92,7 @@ def test_manifest_from_kubernetes_models_and_secrets() -> None:
         cmds=["sh", "-c"],
         arguments=["echo hi"],
         env_vars=[k8s.V1EnvVar(name="A", value="1")],
-        secrets=[Secret("env", "PASSWORD", "db", "pw"), Secret("volume", "/etc/s", "certs")],
+        secrets=[Secret("env", "PASSWORD", "db", "pw"), Secret("volume", "/etc/s", "certs")],  # type: ignore[no-untyped-call]
         configmaps=["cm1"],
         container_resources=k8s.V1ResourceRequirements(limits={"memory": "1Gi"}),
         tolerations=[k8s.V1Toleration(key="k", operator="Exists")],
@@ -145,13 +145,19 @@ def test_template_file_then_full_pod_spec_then_parameters(tmp_path: Path) -> Non
 
 
 def test_pod_names_are_per_try_deterministic_and_valid() -> None:
-    common = {"dag_id": "d", "task_id": "t", "run_id": "manual__2024", "map_index": -1}
+    common: dict[str, Any] = {
+        "dag_id": "d",
+        "task_id": "t",
+        "run_id": "manual__2024",
+        "map_index": -1,
+    }
     first = pod_name_for("Hello_Pod", try_number=1, **common)
     assert first == pod_name_for("Hello_Pod", try_number=1, **common)
     assert first != pod_name_for("Hello_Pod", try_number=2, **common)
     assert first != pod_name_for("Hello_Pod", try_number=1, **{**common, "map_index": 0})
     long = pod_name_for("x" * 200, try_number=12, **common)
-    assert len(long) <= 63 and long.endswith("-12")
+    assert len(long) <= 63
+    assert long.endswith("-12")
     assert first.startswith("hello-pod-")
     assert pod_name_for("exact", try_number=3, random_suffix=False, **common) == "exact"
 
@@ -219,12 +225,13 @@ def test_no_secret_reaches_a_serialized_trigger() -> None:
     op = make(
         image="x",
         env_vars={"API_TOKEN": "tok-VALUE-123"},
-        secrets=[Secret("env", "PW", "db-secret", "password")],
+        secrets=[Secret("env", "PW", "db-secret", "password")],  # type: ignore[no-untyped-call]
         kubernetes_conn_id="conn-with-inline-kubeconfig",
     )
     _, kwargs = op.build_trigger(namespace="ns", pod_name="p", pod_uid="u").serialize()
     text = json.dumps(kwargs)
-    assert "tok-VALUE-123" not in text and "db-secret" not in text
+    assert "tok-VALUE-123" not in text
+    assert "db-secret" not in text
     assert set(kwargs) == set(TRIGGER_VALUES)  # a reference and options, nothing else
 
 
