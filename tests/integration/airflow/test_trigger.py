@@ -226,7 +226,9 @@ async def test_200_triggers_on_one_loop_share_one_watch_and_never_get_a_pod(
     assert [p["status"] for p in payloads] == ["success"] * count
     assert {p["pod_uid"] for p in payloads} == set(uids.values())
     assert spent.get("GET", "pods") == 0  # attached from the watch's cache, followed by it
-    assert spent.get("LIST", "pods") <= 2  # one informer (plus a relist, at most)
-    assert spent.get("WATCH", "pods") <= 3  # one watch per namespace (plus reconnects)
+    # The metrics are cluster-wide: the namespace controller cleaning up earlier tests
+    # lists pods too. A watch (or a LIST) per trigger would be 200 of each.
+    assert spent.get("LIST", "pods") <= 5
+    assert spent.get("WATCH", "pods") <= 5
     assert all(p["pod_deleted"] for p in payloads)  # on_finish_action (kwok DELETEs too)
     assert session_statistics().sessions == 0
