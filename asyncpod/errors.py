@@ -13,6 +13,7 @@ The tree::
     ├── UsageError                 you asked for something invalid; fix, don't retry
     │   ├── SpecError              a spec or batch file failed validation (names the field)
     │   ├── ConfigError            kubeconfig / context / credentials unusable
+    │   ├── OptionError            a run option or launcher parameter out of range
     │   ├── InvalidRequestError    400 / 422; lists the server's causes       [ApiError]
     │   ├── UnauthorizedError      401                                        [ApiError]
     │   └── ForbiddenError         403; names the missing verb and resource   [ApiError]
@@ -55,6 +56,7 @@ __all__ = [
     "GoneError",
     "InvalidRequestError",
     "NotFoundError",
+    "OptionError",
     "PodFailedError",
     "RunTimeoutError",
     "ServerError",
@@ -97,6 +99,10 @@ class SpecError(UsageError, ValueError):
 
 class ConfigError(UsageError):
     """The cluster configuration (kubeconfig, context, token, exec plugin) is unusable."""
+
+
+class OptionError(UsageError, ValueError):
+    """A run option or launcher parameter that cannot be honoured (names the field)."""
 
 
 class ApiError(AsyncpodError):

@@ -266,7 +266,6 @@ class AsyncpodPodTrigger(BaseTrigger):
                         uid=self.pod_uid,
                         namespace=self.pod_namespace,
                         options=self._options(),
-                        managed=True,
                     )
                 except NotFoundError as error:
                     return self._error_payload("PodNotFound", str(error))

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import warnings
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -30,6 +31,7 @@ import anyio.abc
 
 from asyncpod.core.informer import InformerStatistics, PodInformer
 from asyncpod.core.runner import PodRun, RunOptions
+from asyncpod.core.shielding import complete_despite_cancellation
 from asyncpod.errors import ClosedError
 from asyncpod.kube.client import ClientStatistics, KubeClient
 from asyncpod.results import PodResult
@@ -38,6 +40,8 @@ from asyncpod.spec import MANAGED_BY_LABEL, MANAGED_BY_VALUE, RUN_ID_LABEL, PodS
 __all__ = ["Cluster", "ClusterStatistics", "connect"]
 
 MANAGED_SELECTOR = f"{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"
+
+logger = logging.getLogger("asyncpod.cluster")
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,21 +89,28 @@ class Cluster:
         # The task group lives in a supervisor task of its own, so the session may be
         # entered and exited from different tasks (pytest-asyncio fixtures, Airflow
         # triggers), which an anyio task group entered by the caller would forbid.
+        # The supervisor is not fire-and-forget: aclose() ends it and waits for it.
         ready = asyncio.Event()
         self._supervisor = asyncio.ensure_future(self._supervise(ready))
-        waiter = asyncio.ensure_future(ready.wait())
-        await asyncio.wait({waiter, self._supervisor}, return_when=asyncio.FIRST_COMPLETED)
-        waiter.cancel()
+        try:
+            await ready.wait()
+        except BaseException:
+            self._supervisor.cancel()
+            raise
         if self._supervisor.done():
             self._supervisor.result()  # raises what went wrong
         return self
 
     async def _supervise(self, ready: asyncio.Event) -> None:
-        async with anyio.create_task_group() as group:
-            self._group = group
+        try:
+            async with anyio.create_task_group() as group:
+                self._group = group
+                ready.set()
+                await self._stopping.wait()
+                group.cancel_scope.cancel()
+        finally:
+            self._group = None  # no run may be started in a task group that is gone
             ready.set()
-            await self._stopping.wait()
-            group.cancel_scope.cancel()
 
     async def __aexit__(
         self,
@@ -110,20 +121,33 @@ class Cluster:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Cancel every run (pods deleted), stop the informers, close the connections."""
+        """Cancel every run (pods deleted), stop the informers, close the connections.
+
+        Bounded: each run's cleanup retries only within its windows. It completes even
+        if the calling task is cancelled (again) meanwhile, and then re-raises that.
+        """
         if self._closed:
             return
         self._closed = True
+        await complete_despite_cancellation(self._close())
+
+    async def _close(self) -> None:
         try:
-            with anyio.CancelScope(shield=True):
-                # Runs first (each deletes its pod), then the informers.
-                await asyncio.gather(*(run.cancel() for run in list(self._runs)))
-                self._stopping.set()
-                if self._supervisor is not None:
+            # Cancelling the task group cancels the launchers' pipelines, the runs (each
+            # deletes its pod in its own `finally`) and the informers, all at once.
+            self._stopping.set()
+            if self._supervisor is not None:
+                try:
                     await self._supervisor
+                except Exception:
+                    logger.exception("a background task of %r failed", self)
         finally:
             self._group = None
             await self.client.aclose()
+
+    def _start_soon(self, function: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Run ``function`` in the session's task group (cancelled when it closes)."""
+        self._require_open().start_soon(function)
 
     def __del__(self, _warn: Any = warnings.warn) -> None:
         if not getattr(self, "_closed", True) and getattr(self, "_group", None) is not None:
@@ -200,20 +224,26 @@ class Cluster:
         uid: str | None = None,
         namespace: str | None = None,
         options: RunOptions | None = None,
-        managed: bool = False,
     ) -> PodRun:
         """Follow an existing pod by name; with ``uid``, only if it is still that pod.
 
-        ``managed=True`` says the pod carries asyncpod's managed-by label (it was made
-        by ``start``, perhaps in another process): it is then followed by the same
-        watch as the runs ``start`` makes, and found in that watch's cache without a GET.
+        A pod asyncpod made is followed on the namespace's shared watch (no GET when
+        that watch already knows it); a pod made by somebody else, without our label,
+        on an unfiltered watch of the namespace.
         """
         self._require_open()
         ns = namespace or self.namespace
+        informer = self.informer(ns, selector=MANAGED_SELECTOR)
+        await informer.wait_synced()
+        if informer.get(name) is None:
+            path = f"/api/v1/namespaces/{ns}/pods/{name}"
+            pod: dict[str, Any] = await self.client.request("GET", path, pod=f"{ns}/{name}")
+            labels = (pod.get("metadata") or {}).get("labels") or {}
+            if labels.get(MANAGED_BY_LABEL) != MANAGED_BY_VALUE:
+                informer = self.informer(ns, selector=None)
         run = PodRun(
             client=self.client,
-            # An arbitrary pod may lack our label: watch the namespace unfiltered.
-            informer=self.informer(ns, selector=MANAGED_SELECTOR if managed else None),
+            informer=informer,
             namespace=ns,
             spec=None,
             options=options or self.options,

@@ -2,8 +2,10 @@
 
 Why: following 1,000 pods with 1,000 GET loops (what Airflow's trigger does) costs
 ~500 requests a second and a blocked event loop; one watch costs one long request.
-This informer keeps the latest version of every matching pod in a dict and hands each
-change to the subscribers of that pod, in order, without ever blocking the stream:
+This informer keeps the latest version of every matching pod that somebody follows or
+that is still running (a finished pod nobody waits for is dropped, so memory follows
+what runs, not the namespace's history) and hands each change to the subscribers of
+that pod, in order, without ever blocking the stream:
 each subscription has a small buffer and, when it is full, the newest state replaces
 the last buffered one ("latest state wins" - a slow consumer skips intermediate
 states, never the final one).
@@ -163,6 +165,10 @@ def _name(pod: dict[str, Any]) -> str:
     return str(pod.get("metadata", {}).get("name", ""))
 
 
+def _finished(pod: dict[str, Any]) -> bool:
+    return (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+
+
 def _rv(pod: dict[str, Any]) -> str:
     return str(pod.get("metadata", {}).get("resourceVersion", ""))
 
@@ -249,7 +255,11 @@ class PodInformer:
             raise self._failure
 
     def get(self, name: str) -> dict[str, Any] | None:
-        """The latest cached version of pod ``name`` (None if unknown or deleted)."""
+        """The latest cached version of pod ``name`` (None if unknown or deleted).
+
+        The cache holds the pods somebody subscribed to and the pods still running;
+        a finished pod nobody follows is not kept.
+        """
         return self._cache.get(name)
 
     def pods(self) -> list[dict[str, Any]]:
@@ -317,6 +327,16 @@ class PodInformer:
                     # 400/404 and the like: retrying cannot help. Say why and stop.
                     self._fail_all(error)
                     return
+                except Exception as error:
+                    # A bug of ours: fail the runs that wait on this watch (they end with
+                    # this error and delete their pods) instead of the whole session.
+                    logger.exception("%s: informer failed unexpectedly", self._path)
+                    failure = AsyncpodError(
+                        f"the watch of {self._path} failed: {type(error).__name__}: {error}"
+                    )
+                    failure.__cause__ = error
+                    self._fail_all(failure)
+                    return
                 denied_since = None
         finally:
             self._stopped = True
@@ -345,7 +365,7 @@ class PodInformer:
                 self._deliver(PodChange(DELETED, old, synthetic=True))
         for name, pod in fresh.items():
             previous = self._cache.get(name)
-            self._cache[name] = pod
+            self._keep(name, pod)
             if previous is None:
                 self._deliver(PodChange(ADDED, pod, synthetic=not first))
             elif _rv(previous) != _rv(pod):
@@ -378,10 +398,22 @@ class PodInformer:
                 if event_type == DELETED:
                     self._cache.pop(name, None)
                 else:
-                    self._cache[name] = obj
+                    self._keep(name, obj)
                 if version:
                     self._resource_version = version
                 self._deliver(PodChange(event_type, obj))
+
+    def _keep(self, name: str, pod: dict[str, Any]) -> None:
+        """Cache what a subscriber may need: pods somebody follows, and live pods.
+
+        A finished pod that nobody follows is dropped (memory follows what runs, not
+        the namespace's history); a live one is kept so that attaching to it needs no
+        GET. The dicts are the decoded events themselves, shared, never copied.
+        """
+        if name in self._subscribers or not _finished(pod):
+            self._cache[name] = pod
+        else:
+            self._cache.pop(name, None)
 
     # ------------------------------------------------------------------ fan-out
     def _deliver(self, event: PodChange) -> None:
@@ -403,3 +435,6 @@ class PodInformer:
             subscribers.discard(subscription)
             if not subscribers:
                 del self._subscribers[subscription.name]
+                cached = self._cache.get(subscription.name)
+                if cached is not None and _finished(cached):
+                    del self._cache[subscription.name]

@@ -49,6 +49,7 @@ __all__ = [
     "events_from_list",
     "is_fatal_wait",
     "is_terminal",
+    "main_container_name",
     "main_finished",
     "parse_time",
     "pod_reason",
@@ -159,7 +160,7 @@ def is_terminal(pod: Pod) -> bool:
 
 def main_finished(pod: Pod, *, main_container: str | None = None) -> bool:
     """True once the main container has terminated, whatever the pod phase says."""
-    name = _main_name(pod, main_container)
+    name = main_container_name(pod, main_container)
     for status in (pod.get("status") or _EMPTY).get("containerStatuses") or ():
         if status.get("name") == name:
             return "terminated" in (status.get("state") or _EMPTY)
@@ -334,7 +335,7 @@ def pod_reason(pod: Pod, *, main_container: str | None = None) -> tuple[str | No
     """
     status = pod.get("status") or _EMPTY
     phase = status.get("phase")
-    main = _main_name(pod, main_container)
+    main = main_container_name(pod, main_container)
     if phase not in _TERMINAL_PHASES:
         blocked = blocking_reason(pod)
         if blocked is not None:
@@ -409,12 +410,25 @@ def _last_termination(item: Mapping[str, Any]) -> Mapping[str, Any] | None:
 # --------------------------------------------------------------------------------------
 
 
-def _main_name(pod: Pod, main_container: str | None) -> str:
+def main_container_name(pod: Pod, main_container: str | None = None) -> str:
+    """The pod's main container: the one given, else the one the pod names.
+
+    The one rule, used by results, the runner and reattach: an explicit name wins;
+    then the ``kubectl.kubernetes.io/default-container`` annotation (asyncpod sets
+    it); then asyncpod's default name if the pod has such a container; then the
+    first container (a pod made by somebody else, e.g. Airflow's ``base``).
+    """
     if main_container is not None:
         return main_container
     annotations = (pod.get("metadata") or _EMPTY).get("annotations") or _EMPTY
     name = annotations.get(DEFAULT_CONTAINER_ANNOTATION)
-    return name if isinstance(name, str) and name else DEFAULT_CONTAINER_NAME
+    if isinstance(name, str) and name:
+        return name
+    containers = (pod.get("spec") or _EMPTY).get("containers") or ()
+    names = [c.get("name") for c in containers]
+    if not names or DEFAULT_CONTAINER_NAME in names:
+        return DEFAULT_CONTAINER_NAME
+    return str(names[0])
 
 
 def _statuses_in_order(
@@ -473,7 +487,7 @@ def container_results(
     }
     return tuple(
         _container_result(name, kind, item, images.get(name))
-        for name, kind, item in _statuses_in_order(pod, _main_name(pod, main_container))
+        for name, kind, item in _statuses_in_order(pod, main_container_name(pod, main_container))
     )
 
 
@@ -567,7 +581,7 @@ def build_result(
     status = pod.get("status") or _EMPTY
     spec = pod.get("spec") or _EMPTY
     phase = status.get("phase")
-    main = _main_name(pod, main_container)
+    main = main_container_name(pod, main_container)
     containers = container_results(pod, main_container=main)
     main_result = next((c for c in containers if c.kind is ContainerKind.MAIN), None)
 

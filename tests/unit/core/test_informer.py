@@ -346,10 +346,11 @@ async def test_relist_diff_deleted_modified_added_and_unchanged(lists: FakeList)
     lists.pages.append(([success[3], gone, unchanged], "400"))
     lists.pages.append(([success[4], unchanged, fresh, oom[0]], "450"))
     informer = make_informer()
+    # Followed before the first list: a finished pod is cached only while followed.
+    subscriptions = {"init-second-fails": informer.subscribe("init-second-fails")}
     await informer._relist()
-    subscriptions = {
-        name: informer.subscribe(name)
-        for name in ("success", "exit-3-message", "init-second-fails", "sidecar-0-main-2")
+    subscriptions |= {
+        name: informer.subscribe(name) for name in ("success", "exit-3-message", "sidecar-0-main-2")
     }
     for subscription in subscriptions.values():
         drain(subscription)  # the cached versions delivered on subscribe
@@ -471,3 +472,28 @@ async def test_statistics_and_repr_count_lists_pods_subscribers_and_coalescing(
     )
     slow.close()
     assert informer.statistics().subscribers == 2
+
+
+async def test_cache_keeps_followed_and_live_pods_and_drops_finished_ones_nobody_follows(
+    lists: FakeList,
+) -> None:
+    running = versions("exit-3-message")[3]
+    finished = versions("success")[-1]
+    assert finished["status"]["phase"] == "Succeeded"
+    lists.pages.append(([running, finished], "500"))
+    informer = make_informer()
+    await informer._relist()
+    # A live pod is kept (attaching to it needs no GET); a finished one nobody waits
+    # for is not (memory follows what runs, not the namespace's history).
+    assert informer.get("exit-3-message") == running
+    assert informer.get("success") is None
+
+    # A followed pod stays cached once finished, until its last follower leaves.
+    followed = informer.subscribe("exit-3-message")
+    done = versions("exit-3-message")[-1]
+    assert done["status"]["phase"] == "Failed"
+    informer._keep("exit-3-message", done)
+    assert informer.get("exit-3-message") == done
+    followed.close()
+    assert informer.get("exit-3-message") is None
+    assert informer.statistics().cached_pods == 0
