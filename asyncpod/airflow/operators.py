@@ -13,6 +13,9 @@ triggerer and never polls.
 * ``do_xcom_push`` needs no sidecar and no ``pods/exec``: the base container's
   ``terminationMessagePath`` is ``/airflow/xcom/return.json``, the file the image
   already writes, and the kubelet hands it over in the pod's status (4096 bytes max).
+* A new try deletes the live pods of earlier tries of the same task instance (unless
+  ``on_kill_action="keep_pod"``): a clear that reached no running trigger (or an
+  Airflow without the triggerer-side ``on_kill``) leaks no pod.
 * A parameter asyncpod cannot honour raises :class:`~asyncpod.UsageError` when the DAG
   is parsed, naming it (:data:`UNSUPPORTED`); parameters that only tune polling are
   accepted and have no effect (:data:`NO_EFFECT`), since nothing polls.
@@ -46,7 +49,7 @@ from asyncpod.core.runner import Cleanup, RunOptions
 from asyncpod.errors import UsageError
 from asyncpod.spec import PodSpec
 
-__all__ = ["NO_EFFECT", "UNSUPPORTED", "KubernetesPodOperator", "pod_name_for"]
+__all__ = ["NO_EFFECT", "UNSUPPORTED", "KubernetesPodOperator", "earlier_tries", "pod_name_for"]
 
 #: Parameters that cannot be honoured, and why; any value but the default fails at parse time.
 UNSUPPORTED: Mapping[str, str] = {
@@ -363,7 +366,9 @@ class KubernetesPodOperator(BaseOperator):
             task_key=task_key,
             template=self.build_manifest(extra_labels=labels),
         )
-        namespace, uid, reattached = asyncio.run(self._create(spec, pod_name))
+        namespace, uid, reattached = asyncio.run(
+            self._create(spec, pod_name, ti_label=labels[TI_LABEL], try_number=try_number)
+        )
         self._pod_ref = (namespace, pod_name, uid)
         self.log.info(
             "%s pod %s/%s (uid %s)",
@@ -377,7 +382,9 @@ class KubernetesPodOperator(BaseOperator):
         event = asyncio.run(_first_event(trigger))
         return self.execute_complete(context, event)
 
-    async def _create(self, spec: PodSpec, pod_name: str) -> tuple[str, str, bool]:
+    async def _create(
+        self, spec: PodSpec, pod_name: str, *, ti_label: str, try_number: int
+    ) -> tuple[str, str, bool]:
         target = await load_target(
             self.kubernetes_conn_id,
             in_cluster=self.in_cluster,
@@ -395,7 +402,31 @@ class KubernetesPodOperator(BaseOperator):
             )
             await run.created()
             assert run.uid is not None
+            if self.on_kill_action == "delete_pod":
+                await self._delete_earlier_tries(cluster, namespace, ti_label, try_number)
             return namespace, run.uid, run.reattached
+
+    async def _delete_earlier_tries(
+        self, cluster: Cluster, namespace: str, ti_label: str, try_number: int
+    ) -> None:
+        """A new try means the earlier ones are over for good: delete their pods.
+
+        ``on_kill`` in the triggerer covers a clear while a trigger runs (3.3+); this
+        covers the rest: a clear before the triggerer picked the trigger up, and
+        Airflow versions without a triggerer-side ``on_kill``. One LIST per try.
+        """
+        listing = await cluster.client.request(
+            "GET",
+            f"/api/v1/namespaces/{namespace}/pods",
+            params={"labelSelector": f"{TI_LABEL}={ti_label}"},
+        )
+        for pod in earlier_tries(listing.get("items") or (), try_number):
+            metadata = pod["metadata"]
+            trigger = self.build_trigger(
+                namespace=namespace, pod_name=metadata["name"], pod_uid=metadata["uid"]
+            )
+            if await trigger._delete(cluster):
+                self.log.info("deleted pod %s of an earlier try", metadata["name"])
 
     def execute_complete(self, context: Any, event: Mapping[str, Any]) -> Any:
         """Turn the trigger's event into the task's result, skip or failure."""
@@ -441,6 +472,21 @@ async def _delete(trigger: AsyncpodPodTrigger) -> None:
     target = await trigger._session_target()
     async with shared_cluster(target, trigger.pod_namespace) as cluster:
         await trigger._delete(cluster)
+
+
+def earlier_tries(pods: Iterable[Mapping[str, Any]], try_number: int) -> list[Mapping[str, Any]]:
+    """The live pods of tries before ``try_number`` (pure)."""
+    found = []
+    for pod in pods:
+        metadata = pod.get("metadata") or {}
+        labels = metadata.get("labels") or {}
+        try:
+            their_try = int(labels.get(TRY_LABEL, ""))
+        except ValueError:
+            continue
+        if their_try < try_number and not metadata.get("deletionTimestamp"):
+            found.append(pod)
+    return found
 
 
 def _exit_codes(value: int | Container[int] | None) -> set[int]:

@@ -385,7 +385,9 @@ class AsyncpodPodTrigger(BaseTrigger):
                 pod=f"{self.pod_namespace}/{self.pod_name}",
             )
         except (NotFoundError, ConflictError):
-            return False  # gone already, or a namesake with another uid: not ours
+            # Gone already, or a namesake with another uid: not ours.
+            self.log.info("pod %s/%s is already gone", self.pod_namespace, self.pod_name)
+            return False
         self.log.info("deleted pod %s/%s", self.pod_namespace, self.pod_name)
         return True
 
@@ -399,8 +401,9 @@ class AsyncpodPodTrigger(BaseTrigger):
             return
         try:
             if not await self._left_this_try():
-                self.log.info("task instance is still deferred on this try; pod kept")
+                self.log.info("on_kill: the task instance is still deferred on this try; pod kept")
                 return
+            self.log.info("on_kill: the task instance left this try; deleting its pod")
             target = await self._session_target()
             async with shared_cluster(target, self.pod_namespace) as cluster:
                 await self._delete(cluster)

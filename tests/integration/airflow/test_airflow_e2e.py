@@ -140,6 +140,11 @@ def test_clearing_a_deferred_task_deletes_its_pod_and_the_next_try_runs_its_own(
 ) -> None:
     run_id = airflow.trigger("ap_clear", "clear-1")
     airflow.wait_task_state("ap_clear", run_id, "long", "deferred")
+    # Clear once the triggerer runs the trigger, so the user-action path (on_kill) is taken.
+    airflow.wait(
+        "the first try's trigger to start",
+        lambda: "starting" in airflow.task_log("ap_clear", run_id, "long", attempt=1),
+    )
     (first,) = [
         p
         for p in pods(kube_cluster, airflow.namespace, f"{TRY_LABEL}=1")
@@ -156,9 +161,16 @@ def test_clearing_a_deferred_task_deletes_its_pod_and_the_next_try_runs_its_own(
         ]
 
     airflow.wait("the first try's pod to be deleted", first_gone, limit=90)
+    name = first["metadata"]["name"]
     second_log = airflow.task_log("ap_clear", run_id, "long", attempt=2)
     assert "created pod" in second_log
-    assert first["metadata"]["name"] not in second_log  # its own pod, not the first one
+    assert f"created pod {airflow.namespace}/{name} " not in second_log  # its own pod
+    # Deleted by the first try's on_kill, or by the second try's sweep of earlier tries.
+    logs = airflow.task_log("ap_clear", run_id, "long")
+    assert (
+        f"deleted pod {airflow.namespace}/{name}" in logs
+        or f"deleted pod {name} of an earlier try" in logs
+    )
 
 
 def test_sigterm_and_restart_of_the_triggerer_while_pods_run(

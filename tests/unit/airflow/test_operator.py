@@ -14,9 +14,10 @@ import pytest
 from kubernetes.client import models as k8s  # type: ignore[import-untyped]
 
 from asyncpod.airflow import AsyncpodPodTrigger, KubernetesPodOperator
-from asyncpod.airflow.operators import NO_EFFECT, UNSUPPORTED, pod_name_for
+from asyncpod.airflow.operators import NO_EFFECT, UNSUPPORTED, earlier_tries, pod_name_for
 from asyncpod.airflow.podbuild import XCOM_PATH
 from asyncpod.airflow.provider import get_provider_info
+from asyncpod.airflow.triggers import TRY_LABEL
 from asyncpod.errors import UsageError
 
 REFERENCE = pytest.importorskip("airflow.providers.cncf.kubernetes.operators.pod")
@@ -242,3 +243,23 @@ def test_provider_is_registered_under_the_distribution_name() -> None:
         e for e in entry_points(group="apache_airflow_provider") if e.value.startswith("asyncpod")
     ]
     assert ep.load() is get_provider_info
+
+
+def test_earlier_tries_are_the_live_pods_of_lower_try_numbers() -> None:
+    def pod(name: str, try_label: str | None, *, deleting: bool = False) -> dict[str, Any]:
+        labels = {TRY_LABEL: try_label} if try_label is not None else {}
+        metadata: dict[str, Any] = {"name": name, "labels": labels}
+        if deleting:
+            metadata["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+        return {"metadata": metadata}
+
+    pods = [
+        pod("a", "1"),
+        pod("b", "2"),
+        pod("c", "3"),
+        pod("d", "1", deleting=True),
+        pod("e", None),
+        pod("f", "x"),
+    ]
+    assert [p["metadata"]["name"] for p in earlier_tries(pods, 3)] == ["a", "b"]
+    assert earlier_tries(pods, 1) == []
