@@ -205,3 +205,61 @@ def test_sigterm_and_restart_of_the_triggerer_while_pods_run(
         if "steady-" in p["metadata"]["name"] and live(p)
     }
     assert after == set()  # each deleted once it finished, none created twice
+
+
+DAG_TEST_SCRIPT = """
+import datetime
+from airflow.sdk import DAG
+from asyncpod.airflow import KubernetesPodOperator
+from asyncpod.testing import outcome
+
+with DAG("ap_dagtest", schedule=None, start_date=datetime.datetime(2024, 1, 1)) as dag:
+    first = KubernetesPodOperator(
+        task_id="first", image="busybox:1.36", do_xcom_push=True, get_logs=False,
+        annotations=outcome(duration=0.5, message='{"n": 1}'),
+    )
+    second = KubernetesPodOperator(
+        task_id="second", image="busybox:1.36", get_logs=False,
+        annotations=outcome(duration=0.5),
+    )
+    first >> second
+
+if __name__ == "__main__":
+    run = dag.test()
+    print("DAGTEST-STATE", run.state)
+    for ti in run.get_task_instances():
+        print("DAGTEST-TASK", ti.task_id, ti.state)
+"""
+
+
+def test_dag_test_runs_each_trigger_on_its_own_loop(
+    kube_cluster: TestCluster, tmp_path: Path
+) -> None:
+    import subprocess
+
+    home = tmp_path / "home"
+    home.mkdir()
+    namespace = f"airflow-dagtest-{secrets.token_hex(3)}"
+    kube_cluster.admin.create_namespace(namespace)
+    try:
+        deployment = AirflowDeployment(
+            home=home, kubeconfig=kube_cluster.kubeconfig, namespace=namespace
+        )
+        deployment.migrate()
+        (home / "dags").mkdir()
+        script = home / "dags" / "dagtest.py"  # dag.test() wants the DAG in the bundle
+        script.write_text(DAG_TEST_SCRIPT, encoding="utf-8")
+        result = subprocess.run(
+            [str(deployment.bin / "python"), str(script)],
+            env=deployment.env(), capture_output=True, timeout=240, check=False,
+        )  # fmt: skip
+        out = result.stdout.decode(errors="replace")
+        assert "DAGTEST-STATE success" in out, (
+            out[-3000:],
+            result.stderr.decode(errors="replace")[-3000:],
+        )
+        assert "DAGTEST-TASK first success" in out
+        assert "DAGTEST-TASK second success" in out
+        assert [p for p in pods(kube_cluster, namespace) if live(p)] == []
+    finally:
+        kube_cluster.admin.delete_namespace(namespace)
