@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import anyio
+import pytest
 
 import asyncpod
 from asyncpod.testing.admin import AdminRequestError
 from asyncpod.testing.pytest_plugin import TestCluster
+from asyncpod.testing.rbac import service_account_kubeconfig
 
 KEEP = asyncpod.RunOptions(cleanup=asyncpod.Cleanup.KEEP, collect_events=False)
 
@@ -57,3 +60,14 @@ async def wait_until(condition: Callable[[], bool], *, limit: float = 30.0) -> N
     with anyio.fail_after(limit):
         while not condition():  # noqa: ASYNC110 - nothing to wait on but the observation
             await anyio.sleep(0.05)
+
+
+@pytest.fixture
+def sa_kubeconfig(kube_cluster: TestCluster, namespace: str, tmp_path: Path) -> Path:
+    """A ServiceAccount bound to exactly the README's minimal Role (no pods/exec)."""
+    return service_account_kubeconfig(
+        kube_cluster.admin,
+        kube_cluster.kubeconfig,
+        namespace=namespace,
+        out=tmp_path / "sa.kubeconfig",
+    )

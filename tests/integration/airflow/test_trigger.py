@@ -30,7 +30,7 @@ TRIGGER_LOGGER = "asyncpod.airflow.triggers.AsyncpodPodTrigger"
 
 
 def trigger_for(
-    kube_cluster: TestCluster, namespace: str, name: str, uid: str, tmp_path: Path, **kw: Any
+    kubeconfig: Path, namespace: str, name: str, uid: str, tmp_path: Path, **kw: Any
 ) -> AsyncpodPodTrigger:
     options: dict[str, Any] = {"get_logs": False, "startup_timeout": 60}
     options.update(kw)
@@ -38,7 +38,7 @@ def trigger_for(
         pod_name=name,
         pod_namespace=namespace,
         pod_uid=uid,
-        config_file=str(kube_cluster.kubeconfig),
+        config_file=str(kubeconfig),
         log_state_dir=str(tmp_path / "state"),
         **options,
     )
@@ -52,11 +52,11 @@ async def fire(trigger: AsyncpodPodTrigger) -> dict[str, Any]:
 
 
 async def test_success_fires_once_and_deletes_the_pod(
-    kube_cluster: TestCluster, namespace: str, tmp_path: Path
+    kube_cluster: TestCluster, sa_kubeconfig: Path, namespace: str, tmp_path: Path
 ) -> None:
     uids = await make_pods(kube_cluster, namespace, {"ok": outcome(duration=0.5)})
     payload = await asyncio.wait_for(
-        fire(trigger_for(kube_cluster, namespace, "ok", uids["ok"], tmp_path)), 60
+        fire(trigger_for(sa_kubeconfig, namespace, "ok", uids["ok"], tmp_path)), 60
     )
     assert payload["status"] == "success"
     assert payload["exit_code"] == 0
@@ -67,13 +67,13 @@ async def test_success_fires_once_and_deletes_the_pod(
 
 
 async def test_failure_carries_exit_code_message_and_events_and_keeps_per_policy(
-    kube_cluster: TestCluster, namespace: str, tmp_path: Path
+    kube_cluster: TestCluster, sa_kubeconfig: Path, namespace: str, tmp_path: Path
 ) -> None:
     uids = await make_pods(
         kube_cluster, namespace, {"bad": outcome(duration=0.3, exit_code=3, message="boom")}
     )
     trigger = trigger_for(
-        kube_cluster,
+        sa_kubeconfig,
         namespace,
         "bad",
         uids["bad"],
@@ -88,16 +88,18 @@ async def test_failure_carries_exit_code_message_and_events_and_keeps_per_policy
     assert pod_alive(kube_cluster, namespace, "bad")  # failed pods stay with this policy
 
 
-async def test_skip_on_exit_code(kube_cluster: TestCluster, namespace: str, tmp_path: Path) -> None:
+async def test_skip_on_exit_code(
+    kube_cluster: TestCluster, sa_kubeconfig: Path, namespace: str, tmp_path: Path
+) -> None:
     uids = await make_pods(kube_cluster, namespace, {"skip": outcome(duration=0.3, exit_code=99)})
     trigger = trigger_for(
-        kube_cluster, namespace, "skip", uids["skip"], tmp_path, skip_on_exit_code=[99]
+        sa_kubeconfig, namespace, "skip", uids["skip"], tmp_path, skip_on_exit_code=[99]
     )
     assert (await asyncio.wait_for(fire(trigger), 60))["status"] == "skipped"
 
 
 async def test_xcom_from_the_termination_message_and_the_size_limit(
-    kube_cluster: TestCluster, namespace: str, tmp_path: Path
+    kube_cluster: TestCluster, sa_kubeconfig: Path, namespace: str, tmp_path: Path
 ) -> None:
     too_big = "x" * XCOM_LIMIT  # what a truncated, no longer valid JSON value looks like
     uids = await make_pods(
@@ -109,9 +111,9 @@ async def test_xcom_from_the_termination_message_and_the_size_limit(
         },
     )
     small = trigger_for(
-        kube_cluster, namespace, "small", uids["small"], tmp_path, do_xcom_push=True
+        sa_kubeconfig, namespace, "small", uids["small"], tmp_path, do_xcom_push=True
     )
-    big = trigger_for(kube_cluster, namespace, "big", uids["big"], tmp_path, do_xcom_push=True)
+    big = trigger_for(sa_kubeconfig, namespace, "big", uids["big"], tmp_path, do_xcom_push=True)
     first, second = await asyncio.wait_for(asyncio.gather(fire(small), fire(big)), 60)
     assert first["status"] == "success"
     assert first["xcom"] == {"rows": 3, "ok": True}
@@ -119,10 +121,12 @@ async def test_xcom_from_the_termination_message_and_the_size_limit(
     assert "4096 bytes" in second["message"]
 
 
-async def test_startup_timeout(kube_cluster: TestCluster, namespace: str, tmp_path: Path) -> None:
+async def test_startup_timeout(
+    kube_cluster: TestCluster, sa_kubeconfig: Path, namespace: str, tmp_path: Path
+) -> None:
     uids = await make_pods(kube_cluster, namespace, {"stuck": outcome(image_pull_fails=True)})
     trigger = trigger_for(
-        kube_cluster, namespace, "stuck", uids["stuck"], tmp_path, startup_timeout=2
+        sa_kubeconfig, namespace, "stuck", uids["stuck"], tmp_path, startup_timeout=2
     )
     payload = await asyncio.wait_for(fire(trigger), 60)
     assert payload["status"] in ("failed", "timeout")
@@ -131,10 +135,10 @@ async def test_startup_timeout(kube_cluster: TestCluster, namespace: str, tmp_pa
 
 
 async def test_a_replaced_pod_is_not_followed(
-    kube_cluster: TestCluster, namespace: str, tmp_path: Path
+    kube_cluster: TestCluster, sa_kubeconfig: Path, namespace: str, tmp_path: Path
 ) -> None:
     uids = await make_pods(kube_cluster, namespace, {"same": outcome(duration=30)})
-    trigger = trigger_for(kube_cluster, namespace, "same", "00000000-not-the-uid", tmp_path)
+    trigger = trigger_for(sa_kubeconfig, namespace, "same", "00000000-not-the-uid", tmp_path)
     payload = await asyncio.wait_for(fire(trigger), 60)
     assert payload["status"] == "error"
     assert payload["reason"] == "PodNotFound"
@@ -144,6 +148,7 @@ async def test_a_replaced_pod_is_not_followed(
 
 async def test_logs_exactly_once_across_a_triggerer_restart(
     kube_cluster: TestCluster,
+    sa_kubeconfig: Path,
     namespace: str,
     tmp_path: Path,
     container_logs: Callable[..., dict[str, Any]],
@@ -162,7 +167,7 @@ async def test_logs_exactly_once_across_a_triggerer_restart(
                 seen.append(row.split("[base] ", 1)[1].split("  ", 1)[0].strip())
         return seen
 
-    first = trigger_for(kube_cluster, namespace, "chatty", uids["chatty"], tmp_path, get_logs=True)
+    first = trigger_for(sa_kubeconfig, namespace, "chatty", uids["chatty"], tmp_path, get_logs=True)
     task = asyncio.ensure_future(fire(first))
     await wait_until(lambda: len(logged()) >= 3)
     task.cancel()  # the triggerer stops: cleanup only, the pod stays
@@ -171,19 +176,21 @@ async def test_logs_exactly_once_across_a_triggerer_restart(
     await first.cleanup()
     assert pod_alive(kube_cluster, namespace, "chatty")
     logs["base"].write(["three", "two"])  # "two" again, later: a new line, not a replay
-    second = trigger_for(kube_cluster, namespace, "chatty", uids["chatty"], tmp_path, get_logs=True)
+    second = trigger_for(
+        sa_kubeconfig, namespace, "chatty", uids["chatty"], tmp_path, get_logs=True
+    )
     payload = await asyncio.wait_for(fire(second), 60)
     assert payload["status"] == "success"
     assert logged() == ["one", "two", "two", "three", "two"]
 
 
 async def test_sessions_are_shared_per_loop_and_closed_by_the_last_user(
-    kube_cluster: TestCluster, namespace: str, tmp_path: Path
+    kube_cluster: TestCluster, sa_kubeconfig: Path, namespace: str, tmp_path: Path
 ) -> None:
     uids = await make_pods(
         kube_cluster, namespace, {f"s{i}": outcome(duration=2) for i in range(3)}
     )
-    triggers = [trigger_for(kube_cluster, namespace, n, u, tmp_path) for n, u in uids.items()]
+    triggers = [trigger_for(sa_kubeconfig, namespace, n, u, tmp_path) for n, u in uids.items()]
     tasks = [asyncio.ensure_future(fire(t)) for t in triggers]
     await wait_until(lambda: session_statistics().users >= 3)
     assert session_statistics().sessions == 1
@@ -199,7 +206,7 @@ async def test_sessions_are_shared_per_loop_and_closed_by_the_last_user(
 
     def run_in_new_loops() -> None:
         for name, uid in more.items():
-            trigger = trigger_for(kube_cluster, namespace, name, uid, tmp_path)
+            trigger = trigger_for(sa_kubeconfig, namespace, name, uid, tmp_path)
 
             async def once(t: AsyncpodPodTrigger = trigger) -> None:
                 event = await anext(t.run())
@@ -214,16 +221,20 @@ async def test_sessions_are_shared_per_loop_and_closed_by_the_last_user(
 
 
 async def test_200_triggers_on_one_loop_share_one_watch_and_never_get_a_pod(
-    kube_cluster: TestCluster, control_plane: LocalControlPlane, namespace: str, tmp_path: Path
+    kube_cluster: TestCluster,
+    sa_kubeconfig: Path,
+    control_plane: LocalControlPlane,
+    namespace: str,
+    tmp_path: Path,
 ) -> None:
     count = 200
     uids = await make_pods(
         kube_cluster, namespace, {f"many-{i}": outcome(duration=4) for i in range(count)}
     )
-    triggers = [trigger_for(kube_cluster, namespace, n, u, tmp_path) for n, u in uids.items()]
+    triggers = [trigger_for(sa_kubeconfig, namespace, n, u, tmp_path) for n, u in uids.items()]
     before = control_plane.request_counts()
     # Join the triggers' shared session (same cluster identity) to read its own counters.
-    async with shared_cluster(KubeTarget(config_file=str(kube_cluster.kubeconfig)), namespace) as c:
+    async with shared_cluster(KubeTarget(config_file=str(sa_kubeconfig)), namespace) as c:
         payloads = await asyncio.wait_for(asyncio.gather(*(fire(t) for t in triggers)), 240)
         stats = c.statistics()
     spent = control_plane.request_counts() - before
