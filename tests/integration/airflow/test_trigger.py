@@ -243,6 +243,9 @@ async def test_200_triggers_on_one_loop_share_one_watch_and_never_get_a_pod(
     assert all(p["pod_deleted"] for p in payloads)  # on_finish_action
     assert spent.get("GET", "pods") == 0  # cluster-wide: attached from the watch's cache
     (informer,) = stats.informers  # one watch for the namespace, whatever the count
+    print(
+        f"{count} triggers: server pod GET={spent.get('GET', 'pods'):g}; session lists={informer.lists} watches={informer.watches_opened} reconnects={informer.reconnects} requests={dict(stats.client.requests_sent)}"
+    )
     assert informer.lists == 1
     assert informer.watches_opened <= 1 + informer.reconnects
     # Every GET the session sent was its LIST or a WATCH: no per-pod request at all.
