@@ -1,10 +1,10 @@
 """Follow N pods to completion: asyncpod vs the Airflow trigger pattern vs a watch per pod.
 
-Why: DESIGN.md claims that one shared watch beats per-pod polling and per-pod watches
-on API requests, client CPU, memory, loop stalls and notification latency. This
-measures all of them side by side, in one invocation, against one real local control
-plane (etcd + kube-apiserver + scheduler + controller-manager + kwok nodes on
-loopback) that it starts itself::
+Why: the design (docs/architecture.md) claims that one shared watch beats per-pod
+polling and per-pod watches on API requests, client CPU, memory, loop stalls and
+notification latency. This measures all of them side by side, in one invocation,
+against one real local control plane (etcd + kube-apiserver + scheduler +
+controller-manager + kwok nodes on loopback) that it starts itself::
 
     python -m benchmarks.follow_pods                  # N=200 and N=1000
     python -m benchmarks.follow_pods --pods 200       # one size

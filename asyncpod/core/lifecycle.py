@@ -8,7 +8,7 @@ and the logic is unit-tested from JSON fixtures without an event loop.
 
 Inputs are raw pod dicts exactly as orjson decodes them from the API (camelCase keys,
 RFC 3339 strings). No typed Kubernetes models anywhere: building a ``V1Pod`` costs
-~80x the decode (see DESIGN.md), and :func:`pod_state`, :func:`is_terminal` and
+~100x the decode (docs/architecture.md, "Facts"), and :func:`pod_state`, :func:`is_terminal` and
 :func:`transition` run once per watch event across thousands of pods. Those three
 stay cheap: a few dict lookups and a loop over the container statuses, no copies, no
 time parsing.
@@ -28,6 +28,7 @@ from datetime import datetime, timedelta, timezone
 from enum import Enum
 from typing import Any, Final
 
+from asyncpod.errors import OptionError
 from asyncpod.results import (
     ContainerKind,
     ContainerResult,
@@ -594,7 +595,7 @@ def build_result(
         elif main_result is not None and main_result.state == "terminated":
             outcome = Outcome.SUCCEEDED if main_result.exit_code == 0 else Outcome.FAILED
         else:
-            raise ValueError(
+            raise OptionError(
                 f"pod {metadata.get('namespace')}/{metadata.get('name')} has not finished"
                 f" (phase {phase}); pass outcome= to say what happened to it"
             )

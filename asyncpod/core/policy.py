@@ -119,20 +119,27 @@ def clock_from_pod(pod: dict[str, Any], *, now: float, wall_now: datetime) -> Ru
             return None
         return now - max((wall_now - moment).total_seconds(), 0.0)
 
+    def parse(value: object) -> datetime | None:
+        # A malformed server timestamp counts as unknown (then: now), never as an error.
+        try:
+            return lifecycle.parse_time(value) if isinstance(value, str) else None
+        except ValueError:
+            return None
+
     metadata = pod.get("metadata") or {}
     status = pod.get("status") or {}
-    created = at(lifecycle.parse_time(metadata.get("creationTimestamp"))) or now
+    created = at(parse(metadata.get("creationTimestamp"))) or now
     scheduled = None
     for condition in status.get("conditions") or ():
         if condition.get("type") == "PodScheduled" and condition.get("status") == "True":
-            scheduled = at(lifecycle.parse_time(condition.get("lastTransitionTime"))) or now
+            scheduled = at(parse(condition.get("lastTransitionTime"))) or now
     started = None
     # Bound but still pulling images or running init containers (SCHEDULED) is not
     # started: the startup and image-pull limits must still apply after a reattach.
     waiting = (lifecycle.PodState.PENDING, lifecycle.PodState.SCHEDULED)
     if lifecycle.pod_state(pod) not in waiting or _any_started(status):
         starts = [
-            lifecycle.parse_time(((item.get("state") or {}).get("running") or {}).get("startedAt"))
+            parse(((item.get("state") or {}).get("running") or {}).get("startedAt"))
             for item in status.get("containerStatuses") or ()
         ]
         known = [s for s in starts if s is not None]

@@ -61,6 +61,7 @@ from asyncpod.core.policy import (
 from asyncpod.core.shielding import complete_despite_cancellation
 from asyncpod.errors import (
     AsyncpodError,
+    ClosedError,
     ConflictError,
     ForbiddenError,
     NotFoundError,
@@ -146,7 +147,7 @@ class PodRun:
         self.task_key = spec.task_key if spec is not None else None
         self.reattached = False
         self._extra_labels = extra_labels or {}
-        self._on_done = on_done
+        self._done_callbacks: list[Callable[[PodRun], None]] = [on_done] if on_done else []
         self._main = spec.container_name if spec is not None else None
         self._created = asyncio.Event()
         self._finished = asyncio.Event()
@@ -166,6 +167,9 @@ class PodRun:
         self._winding_down = False
         self._post_sent = False
         self._create_attempt = ""
+        # Transport failures the client had seen when this run began: more since then
+        # means the API server was unreachable during the run (see _denied_by_restart).
+        self._connection_errors_at_start = client.statistics().connection_errors
 
     def __repr__(self) -> str:
         state = self._changes[-1].state.value if self._changes else "new"
@@ -178,6 +182,20 @@ class PodRun:
 
     def done(self) -> bool:
         return self._finished.is_set()
+
+    def add_done_callback(self, callback: Callable[[PodRun], None]) -> None:
+        """Call ``callback(run)`` once the run has ended (at once if it has)."""
+        if self.done():
+            callback(self)
+        else:
+            self._done_callbacks.append(callback)
+
+    @property
+    def outcome(self) -> Outcome | None:
+        """How the run ended: its result's outcome, ERROR if it raised, None until then."""
+        if self._result is not None:
+            return self._result.outcome
+        return Outcome.ERROR if self._error is not None else None
 
     @property
     def ref(self) -> str:
@@ -267,6 +285,11 @@ class PodRun:
                 try:
                     await self._create_or_attach()
                     self._result = await self._follow()
+                except ClosedError:
+                    # The session is closing: its informer stopped a moment before the
+                    # session's cancellation reached this run. The run is cancelled with
+                    # it (the wind-up below builds that result and deletes the pod).
+                    pass
                 except AsyncpodError as error:
                     self._error = error
                 except Exception as error:  # a bug of ours must not take the session down
@@ -296,8 +319,8 @@ class PodRun:
             self._finished.set()
             self._settled.set()
             self._changed.set()
-            if self._on_done is not None:
-                self._on_done(self)
+            for callback in self._done_callbacks:
+                callback(self)
 
     async def _create_or_attach(self) -> None:
         if self.spec is None:  # attach to an existing pod
@@ -350,7 +373,6 @@ class PodRun:
         """The created (or adopted) pod; None when a random name was taken."""
         path = f"/api/v1/namespaces/{self.namespace}/pods"
         failures = 0
-        outage = False
         while True:
             self._post_sent = True
             try:
@@ -377,18 +399,23 @@ class PodRun:
                 )
                 return self._after_conflict(verdict, existing, conflict)
             except (TransientError, ForbiddenError, UnauthorizedError) as error:
-                # 401/403 is a missing permission, unless it comes right after the
-                # server was unreachable: a restarted API server denies until its
-                # authorizer has synced. Connection errors and 5xx: ride it out.
-                if isinstance(error, TransientError):
-                    outage = True
-                elif not outage:
-                    raise
+                if not isinstance(error, TransientError) and not self._denied_by_restart():
+                    raise  # a missing permission: say so at once
                 if time.monotonic() >= deadline:
                     raise
                 failures += 1
                 logger.info("create of %s: %s; retrying", self.ref, error)
                 await anyio.sleep(_backoff(failures))
+
+    def _denied_by_restart(self) -> bool:
+        """Whether a 401/403 may be a restarted API server rather than a missing right.
+
+        A kube-apiserver that has just restarted denies requests until its authorizer
+        has synced RBAC (seen here: 403 with "clusterrole ... not found" for a few
+        seconds). So a denial after the client met connection failures during this
+        run is retried within the window; one without is a missing permission.
+        """
+        return self._client.statistics().connection_errors > self._connection_errors_at_start
 
     def _after_conflict(
         self, verdict: ConflictVerdict, existing: dict[str, Any], conflict: ConflictError
@@ -426,7 +453,9 @@ class PodRun:
                 return pod
             except NotFoundError:
                 return None
-            except TransientError:
+            except (TransientError, ForbiddenError, UnauthorizedError) as error:
+                if not isinstance(error, TransientError) and not self._denied_by_restart():
+                    raise
                 if time.monotonic() >= deadline:
                     raise
                 failures += 1

@@ -118,11 +118,14 @@ class Launcher:
             raise
         self._submitted += 1
         self._in_flight += 1
+        run.add_done_callback(self._run_ended)
         return run
 
-    def _finished(self, result: PodResult) -> None:
+    def _run_ended(self, run: PodRun) -> None:
         self._in_flight -= 1
-        self._outcomes[result.outcome.value] += 1
+        self._outcomes[(run.outcome or Outcome.ERROR).value] += 1
+        if run.reattached:
+            self._reattached += 1
         self._slots.release()
 
     # ------------------------------------------------------------------ many
@@ -185,23 +188,23 @@ class Launcher:
                 await pipeline.stop()
 
     async def _run_one(self, index: int, spec: PodSpec) -> PodResult:
-        """One spec to its result; never raises but for cancellation."""
+        """One spec to its result; never raises but for cancellation.
+
+        The books (in flight, outcomes, the slot) are kept by the run's own end
+        (:meth:`_run_ended`), so a cancelled run releases its slot too.
+        """
         key = spec.task_key or str(index)
         run: PodRun | None = None
         try:
             run = await self.submit(spec, task_key=key)
-            result = await run.result()
+            return await run.result()
         except AsyncpodError as error:
             result = _error_result(self.namespace, spec, index, error, name=_name(run))
         except Exception as error:  # a bug of ours: one error result, not a stuck batch
             logger.exception("run of task %s failed unexpectedly", key)
             result = _error_result(self.namespace, spec, index, error, name=_name(run))
-        if run is None:
+        if run is None:  # never started: no run to keep the books
             self._outcomes[Outcome.ERROR.value] += 1
-            return result
-        if run.reattached:
-            self._reattached += 1
-        self._finished(result)
         return result
 
 

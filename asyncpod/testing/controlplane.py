@@ -119,6 +119,15 @@ class _Process:
                 self.popen.wait(5)
         self.popen = None
 
+    def kill(self) -> None:
+        """SIGKILL: a crash, with no graceful shutdown of open connections."""
+        if self.popen is None:
+            return
+        if self.popen.poll() is None:
+            self.popen.kill()
+            self.popen.wait(5)
+        self.popen = None
+
     def tail(self, lines: int = 30) -> str:
         try:
             text = self.log.read_text(errors="replace").splitlines()
@@ -278,6 +287,10 @@ class LocalControlPlane:
     def stop_apiserver(self) -> None:
         """Stop kube-apiserver (SIGTERM); etcd keeps the data."""
         self._processes["kube-apiserver"].stop()
+
+    def kill_apiserver(self) -> None:
+        """SIGKILL kube-apiserver (a crash: answers in flight are lost); etcd keeps the data."""
+        self._processes["kube-apiserver"].kill()
 
     def start_apiserver(self) -> None:
         """Start kube-apiserver again on the same port and wait for /readyz."""

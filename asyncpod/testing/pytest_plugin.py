@@ -25,12 +25,17 @@ import secrets
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from asyncpod.testing.admin import AdminClient
-from asyncpod.testing.controlplane import LocalControlPlane
-from asyncpod.testing.simulate import ContainerLog, register_logs
+# pytest loads this module in every run of every project that installed asyncpod: it
+# imports nothing heavy at module level. The control plane (its PKI needs
+# `cryptography`) and the admin client are imported inside the fixtures that use them.
+if TYPE_CHECKING:
+    from asyncpod.testing.admin import AdminClient
+    from asyncpod.testing.controlplane import LocalControlPlane
+    from asyncpod.testing.simulate import ContainerLog
 
 __all__ = ["TestCluster"]
 
@@ -76,6 +81,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture(scope="session")
 def kube_cluster() -> Iterator[TestCluster]:
+    from asyncpod.testing.admin import AdminClient
+    from asyncpod.testing.controlplane import LocalControlPlane
+
     external = os.environ.get(KUBECONFIG_ENV)
     if external:
         path = Path(external)
@@ -113,6 +121,8 @@ def container_logs(
     the files (with ``follow=true``, appended lines arrive). Local control plane only:
     kwok must be able to read the files.
     """
+    from asyncpod.testing.simulate import ContainerLog, register_logs
+
     if kube_cluster.local is None:
         pytest.skip("simulated container logs need the local control plane")
 

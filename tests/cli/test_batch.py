@@ -149,8 +149,9 @@ def test_bad_input_names_each_line_and_creates_nothing(
 
 
 @pytest.mark.simulated
-def test_ctrl_c_cancels_the_runs_in_flight_deletes_their_pods_and_summarises(
-    cli: Cli, kube_cluster: TestCluster, namespace: str
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_ctrl_c_or_sigterm_cancels_the_runs_in_flight_deletes_their_pods_and_summarises(
+    cli: Cli, kube_cluster: TestCluster, namespace: str, signum: signal.Signals, code: int
 ) -> None:
     jobs = write_jsonl(
         cli.workdir / "long.jsonl",
@@ -171,9 +172,9 @@ def test_ctrl_c_cancels_the_runs_in_flight_deletes_their_pods_and_summarises(
         return running == 10
 
     wait_until(ten_running, timeout=30, what="10 pods running")
-    process.popen.send_signal(signal.SIGINT)
+    process.popen.send_signal(signum)
 
-    assert process.wait(60) == 130
+    assert process.wait(60) == code
     wait_until(lambda: not pods(kube_cluster, namespace, selector), timeout=15, what="cleanup")
     summary = [" ".join(line.split()) for line in process.stdout.splitlines()]
     assert summary[0].startswith("asyncpod batch: 0/30 finished · run int-1")

@@ -93,8 +93,9 @@ def test_run_usage_errors_exit_2_and_create_nothing(
 
 
 @pytest.mark.simulated
-def test_run_ctrl_c_deletes_the_pod_and_exits_130(
-    cli: Cli, kube_cluster: TestCluster, namespace: str
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_run_ctrl_c_or_sigterm_deletes_the_pod_and_exits_128_plus_the_signal(
+    cli: Cli, kube_cluster: TestCluster, namespace: str, signum: signal.Signals, code: int
 ) -> None:
     process = cli.start(
         "run", "busybox:1.36", *cli.cluster_args, "--name", "long-run",
@@ -106,8 +107,8 @@ def test_run_ctrl_c_deletes_the_pod_and_exits_130(
         return bool(found) and found[0]["status"].get("phase") == "Running"
 
     wait_until(running, timeout=30, what="the pod to run")
-    process.popen.send_signal(signal.SIGINT)
+    process.popen.send_signal(signum)
 
-    assert process.wait(30) == 130
+    assert process.wait(30) == code
     assert f"interrupted; pod {namespace}/long-run deleted" in process.stderr
     no_pods_left(kube_cluster, namespace)
