@@ -42,7 +42,7 @@ from asyncpod.airflow.logresume import ResumeFilter, ResumeStore, default_state_
 from asyncpod.airflow.sessions import shared_cluster
 from asyncpod.core.cluster import MANAGED_SELECTOR, Cluster
 from asyncpod.core.runner import Cleanup, PodRun, RunOptions
-from asyncpod.errors import AsyncpodError, ConflictError, NotFoundError
+from asyncpod.errors import AsyncpodError, ConflictError, NotFoundError, UsageError
 from asyncpod.results import Outcome, PodResult
 
 __all__ = [
@@ -171,9 +171,9 @@ class AsyncpodPodTrigger(BaseTrigger):
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         if on_finish_action not in FINISH_ACTIONS:
-            raise ValueError(f"on_finish_action must be one of {FINISH_ACTIONS}")
+            raise UsageError(f"on_finish_action must be one of {FINISH_ACTIONS}")
         if on_kill_action not in KILL_ACTIONS:
-            raise ValueError(f"on_kill_action must be one of {KILL_ACTIONS}")
+            raise UsageError(f"on_kill_action must be one of {KILL_ACTIONS}")
         self.pod_name = pod_name
         self.pod_namespace = pod_namespace
         self.pod_uid = pod_uid
