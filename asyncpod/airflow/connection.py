@@ -39,6 +39,7 @@ from asyncpod.kube.config import ClusterConfig, load_config, load_incluster, loa
 __all__ = [
     "DEFAULT_CONN_ID",
     "KubeTarget",
+    "load_cluster_config",
     "load_target",
     "open_client",
     "target_from_extras",
@@ -189,10 +190,15 @@ async def _connection_extras(conn_id: str) -> Mapping[str, Any]:
 
 async def open_client(target: KubeTarget, **client_options: Any) -> KubeClient:
     """Load the target's credentials and open an HTTP client (the caller closes it)."""
+    return await KubeClient.from_config(await load_cluster_config(target), **client_options)
+
+
+async def load_cluster_config(target: KubeTarget) -> ClusterConfig:
+    """The target's server, credentials and context namespace (no request is made)."""
     config = await _load(target)
     if not target.verify_ssl:
         config = dataclasses.replace(config, verify_tls=False)
-    return await KubeClient.from_config(config, **client_options)
+    return config
 
 
 async def _load(target: KubeTarget) -> ClusterConfig:

@@ -20,15 +20,17 @@ triggerer and never polls.
   is parsed, naming it (:data:`UNSUPPORTED`); parameters that only tune polling are
   accepted and have no effect (:data:`NO_EFFECT`), since nothing polls.
 
-What it deliberately does not do: start in the triggerer (``start_from_trigger``): the
-worker creates the pod, then frees its slot while the pod runs. Without
+Where it starts: on Airflow 3.3+, an unmapped deferrable task starts in the triggerer
+(``start_from_trigger``; :class:`~asyncpod.airflow.triggers.AsyncpodPodStartTrigger`
+creates the pod there) and no worker slot is held while the pod is created and runs,
+only for ``execute_complete``. Elsewhere (mapped tasks, Airflow < 3.3, ``dag.test()``,
+``start_from_trigger=False``) the worker creates the pod and defers. Without
 ``deferrable`` the worker runs the same trigger inline.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import re
 from collections.abc import Container, Iterable, Mapping, Sequence
 from typing import Any
@@ -36,12 +38,13 @@ from typing import Any
 from airflow.sdk import BaseOperator
 
 from asyncpod.airflow.connection import DEFAULT_CONN_ID, load_target, open_client
-from asyncpod.airflow.podbuild import build_manifest
+from asyncpod.airflow.podbuild import build_manifest, secret_to_json, to_api
+from asyncpod.airflow.tries import TryKey, pod_name_for
 from asyncpod.airflow.triggers import (
     FINISH_ACTIONS,
     KILL_ACTIONS,
-    TI_LABEL,
-    TRY_LABEL,
+    START_CLASSPATH,
+    START_TEMPLATE_FIELDS,
     AsyncpodPodTrigger,
 )
 from asyncpod.core.cluster import Cluster
@@ -49,7 +52,7 @@ from asyncpod.core.runner import Cleanup, RunOptions
 from asyncpod.errors import UsageError
 from asyncpod.spec import PodSpec
 
-__all__ = ["NO_EFFECT", "UNSUPPORTED", "KubernetesPodOperator", "earlier_tries", "pod_name_for"]
+__all__ = ["NO_EFFECT", "UNSUPPORTED", "KubernetesPodOperator", "supports_start_from_trigger"]
 
 #: Parameters that cannot be honoured, and why; any value but the default fails at parse time.
 UNSUPPORTED: Mapping[str, str] = {
@@ -68,26 +71,6 @@ NO_EFFECT = (
     "base_container_status_polling_interval",
     "log_events_on_startup",
 )
-
-_SUFFIX_CHARS = 8
-
-
-def pod_name_for(
-    base: str, *, dag_id: str, task_id: str, run_id: str, map_index: int, try_number: int,
-    random_suffix: bool = True,
-) -> str:  # fmt: skip
-    """The deterministic pod name of one try (a DNS-1123 label, at most 63 chars)."""
-    if not random_suffix:
-        return base
-    digest = hashlib.sha256(f"{dag_id}\0{task_id}\0{run_id}\0{map_index}".encode()).hexdigest()
-    slug = re.sub(r"[^a-z0-9-]+", "-", base.lower()).strip("-") or "pod"
-    tail = f"-{digest[:_SUFFIX_CHARS]}-{try_number}"
-    return slug[: 63 - len(tail)].rstrip("-") + tail
-
-
-def ti_key(dag_id: str, task_id: str, run_id: str, map_index: int) -> str:
-    """A label-safe key of a task instance, the same for all its tries."""
-    return hashlib.sha256(f"{dag_id}\0{task_id}\0{run_id}\0{map_index}".encode()).hexdigest()[:40]
 
 
 class KubernetesPodOperator(BaseOperator):
@@ -228,6 +211,7 @@ class KubernetesPodOperator(BaseOperator):
             raise UsageError("give pod_template_file or pod_template_dict, not both")
         if startup_timeout_seconds is not None and startup_timeout_seconds <= 0:
             raise UsageError("startup_timeout_seconds must be positive")
+        start_from_trigger = kwargs.pop("start_from_trigger", None)
         super().__init__(**kwargs)
         self.do_xcom_push = do_xcom_push  # BaseOperator's own attribute, same meaning
         self.kubernetes_conn_id = kubernetes_conn_id
@@ -303,6 +287,49 @@ class KubernetesPodOperator(BaseOperator):
         self.container_name_log_prefix_enabled = container_name_log_prefix_enabled
         self.log_formatter = log_formatter
         self._pod_ref: tuple[str, str, str] | None = None
+        self._setup_start_from_trigger(start_from_trigger)
+
+    def _setup_start_from_trigger(self, wanted: bool | None) -> None:
+        """Start in the triggerer where Airflow can (3.3+, deferrable, not mapped).
+
+        A mapped task never gets here at parse time (its operator is built on the
+        worker), so the class default - start on a worker - applies to it, as it must:
+        expand() values do not reach a trigger started from the scheduler.
+        """
+        if wanted is False or not self.deferrable:
+            return
+        if not supports_start_from_trigger():
+            if wanted:
+                raise UsageError("start_from_trigger=True needs Airflow 3.3 or later")
+            return
+        from airflow.triggers.base import StartTriggerArgs
+
+        self.start_from_trigger = True
+        self.start_trigger_args = StartTriggerArgs(
+            trigger_cls=START_CLASSPATH,
+            next_method="execute_complete",
+            trigger_kwargs=self.start_trigger_kwargs(),
+            next_kwargs=None,
+            timeout=None,
+        )
+
+    def start_trigger_kwargs(self) -> dict[str, Any]:
+        """What the start trigger is built from: the pod's parameters as JSON, templates
+        unrendered (the triggerer renders them), and the follow options."""
+        _, options = self.build_trigger(namespace="", pod_name="", pod_uid="").serialize()
+        for reference in ("pod_name", "pod_namespace", "pod_uid"):
+            options.pop(reference)
+        static = set(_MANIFEST_PARAMS) - set(START_TEMPLATE_FIELDS)
+        static -= {"base_container_name", "do_xcom_push", "secrets"}
+        pod_params = {key: to_api(getattr(self, key)) for key in sorted(static)}
+        pod_params["secrets"] = [secret_to_json(secret) for secret in self.secrets]
+        fields = {name: to_api(getattr(self, name)) for name in START_TEMPLATE_FIELDS}
+        return {
+            "pod_params": pod_params,
+            "random_name_suffix": self.random_name_suffix,
+            **fields,
+            **options,
+        }
 
     # ------------------------------------------------------------------ building
     def build_manifest(self, *, extra_labels: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -346,45 +373,31 @@ class KubernetesPodOperator(BaseOperator):
 
     # ------------------------------------------------------------------ running
     def execute(self, context: Any) -> Any:
-        ti = context["ti"]
-        map_index = getattr(ti, "map_index", -1)
-        map_index = -1 if map_index is None else int(map_index)
-        try_number = int(ti.try_number)
+        key = TryKey.of(context["ti"])
         pod_name = pod_name_for(
             self.name or self.task_id,
-            dag_id=ti.dag_id, task_id=ti.task_id, run_id=ti.run_id,
-            map_index=map_index, try_number=try_number,
+            dag_id=key.dag_id, task_id=key.task_id, run_id=key.run_id,
+            map_index=key.map_index, try_number=key.try_number,
             random_suffix=self.random_name_suffix or not self.name,
         )  # fmt: skip
-        labels = {
-            TI_LABEL: ti_key(ti.dag_id, ti.task_id, ti.run_id, map_index),
-            TRY_LABEL: str(try_number),
-        }
-        task_key = f"{ti.dag_id}/{ti.task_id}/{ti.run_id}/{map_index}/{try_number}"
         spec = PodSpec(
             container_name=self.base_container_name,
-            task_key=task_key,
-            template=self.build_manifest(extra_labels=labels),
+            task_key=key.task_key(),
+            template=self.build_manifest(extra_labels=key.labels()),
         )
-        namespace, uid, reattached = asyncio.run(
-            self._create(spec, pod_name, ti_label=labels[TI_LABEL], try_number=try_number)
-        )
+        namespace, uid, reattached = asyncio.run(self._create(spec, pod_name, key))
         self._pod_ref = (namespace, pod_name, uid)
         self.log.info(
             "%s pod %s/%s (uid %s)",
             "reattached to" if reattached else "created", namespace, pod_name, uid,
         )  # fmt: skip
-        ti.xcom_push(key="pod_name", value=pod_name)
-        ti.xcom_push(key="pod_namespace", value=namespace)
         trigger = self.build_trigger(namespace=namespace, pod_name=pod_name, pod_uid=uid)
         if self.deferrable:
             self.defer(trigger=trigger, method_name="execute_complete")
         event = asyncio.run(_first_event(trigger))
         return self.execute_complete(context, event)
 
-    async def _create(
-        self, spec: PodSpec, pod_name: str, *, ti_label: str, try_number: int
-    ) -> tuple[str, str, bool]:
+    async def _create(self, spec: PodSpec, pod_name: str, key: TryKey) -> tuple[str, str, bool]:
         target = await load_target(
             self.kubernetes_conn_id,
             in_cluster=self.in_cluster,
@@ -402,31 +415,9 @@ class KubernetesPodOperator(BaseOperator):
             )
             await run.created()
             assert run.uid is not None
-            if self.on_kill_action == "delete_pod":
-                await self._delete_earlier_tries(cluster, namespace, ti_label, try_number)
+            follower = self.build_trigger(namespace=namespace, pod_name=pod_name, pod_uid=run.uid)
+            await follower.delete_earlier_tries(cluster, namespace, key)
             return namespace, run.uid, run.reattached
-
-    async def _delete_earlier_tries(
-        self, cluster: Cluster, namespace: str, ti_label: str, try_number: int
-    ) -> None:
-        """A new try means the earlier ones are over for good: delete their pods.
-
-        ``on_kill`` in the triggerer covers a clear while a trigger runs (3.3+); this
-        covers the rest: a clear before the triggerer picked the trigger up, and
-        Airflow versions without a triggerer-side ``on_kill``. One LIST per try.
-        """
-        listing = await cluster.client.request(
-            "GET",
-            f"/api/v1/namespaces/{namespace}/pods",
-            params={"labelSelector": f"{TI_LABEL}={ti_label}"},
-        )
-        for pod in earlier_tries(listing.get("items") or (), try_number):
-            metadata = pod["metadata"]
-            trigger = self.build_trigger(
-                namespace=namespace, pod_name=metadata["name"], pod_uid=metadata["uid"]
-            )
-            if await trigger._delete(cluster):
-                self.log.info("deleted pod %s of an earlier try", metadata["name"])
 
     def execute_complete(self, context: Any, event: Mapping[str, Any]) -> Any:
         """Turn the trigger's event into the task's result, skip or failure."""
@@ -434,6 +425,9 @@ class KubernetesPodOperator(BaseOperator):
 
         status = event.get("status")
         ref = f"{event.get('pod_namespace')}/{event.get('pod_name')}"
+        ti = context["ti"]
+        ti.xcom_push(key="pod_name", value=event.get("pod_name"))
+        ti.xcom_push(key="pod_namespace", value=event.get("pod_namespace"))
         if status == "success":
             self.log.info("pod %s succeeded", ref)
             return event.get("xcom") if self.do_xcom_push else None
@@ -459,6 +453,18 @@ class KubernetesPodOperator(BaseOperator):
         asyncio.run(_delete(trigger))
 
 
+def supports_start_from_trigger() -> bool:
+    """Airflow 3.3+ starts deferrable tasks in the triggerer (3.1/3.2 ignore it)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        text = version("apache-airflow-core")
+    except PackageNotFoundError:
+        text = version("apache-airflow")
+    major, minor = (int(part) for part in re.findall(r"\d+", text)[:2])
+    return (major, minor) >= (3, 3)
+
+
 async def _first_event(trigger: AsyncpodPodTrigger) -> dict[str, Any]:
     async for event in trigger.run():
         payload: dict[str, Any] = event.payload
@@ -472,21 +478,6 @@ async def _delete(trigger: AsyncpodPodTrigger) -> None:
     target = await trigger._session_target()
     async with shared_cluster(target, trigger.pod_namespace) as cluster:
         await trigger._delete(cluster)
-
-
-def earlier_tries(pods: Iterable[Mapping[str, Any]], try_number: int) -> list[Mapping[str, Any]]:
-    """The live pods of tries before ``try_number`` (pure)."""
-    found = []
-    for pod in pods:
-        metadata = pod.get("metadata") or {}
-        labels = metadata.get("labels") or {}
-        try:
-            their_try = int(labels.get(TRY_LABEL, ""))
-        except ValueError:
-            continue
-        if their_try < try_number and not metadata.get("deletionTimestamp"):
-            found.append(pod)
-    return found
 
 
 def _exit_codes(value: int | Container[int] | None) -> set[int]:

@@ -27,7 +27,7 @@ import yaml
 
 from asyncpod.errors import UsageError
 
-__all__ = ["XCOM_PATH", "build_manifest", "merge", "to_api"]
+__all__ = ["XCOM_PATH", "build_manifest", "merge", "secret_to_json", "to_api"]
 
 #: Where the image writes its XCom value; the kubelet copies it into the termination message.
 XCOM_PATH = "/airflow/xcom/return.json"
@@ -91,6 +91,19 @@ def _template(file: str | None, data: Mapping[str, Any] | None) -> dict[str, Any
     return dict(to_api(data)) if data else {}
 
 
+def secret_to_json(secret: Any) -> dict[str, Any]:
+    """The provider's ``Secret`` (or its JSON form) as JSON, for a trigger's kwargs."""
+    if isinstance(secret, Mapping):
+        return dict(secret)
+    return {
+        "deploy_type": secret.deploy_type,
+        "deploy_target": secret.deploy_target,
+        "secret": secret.secret,
+        "key": getattr(secret, "key", None),
+        "items": to_api(getattr(secret, "items", None)),
+    }
+
+
 def _env(env_vars: Any, runtime_envs: Any, secrets: Iterable[Any]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     if isinstance(env_vars, Mapping):
@@ -124,6 +137,17 @@ def _secret_parts(
     return env_from, volumes, mounts
 
 
+class _SecretView:
+    """Attribute access over a secret's JSON form."""
+
+    def __init__(self, data: Mapping[str, Any]) -> None:
+        self.deploy_type = data.get("deploy_type")
+        self.deploy_target = data.get("deploy_target")
+        self.secret = data.get("secret")
+        self.key = data.get("key")
+        self.items = data.get("items")
+
+
 def _pull_secrets(value: Any) -> list[dict[str, Any]]:
     if isinstance(value, str):
         return [{"name": n.strip()} for n in value.split(",") if n.strip()]
@@ -135,7 +159,7 @@ def build_manifest(p: Mapping[str, Any], *, labels: Mapping[str, str]) -> dict[s
     base = _template(p.get("pod_template_file"), p.get("pod_template_dict"))
     if p.get("full_pod_spec") is not None:
         base = merge(base, to_api(p["full_pod_spec"]))
-    secrets = list(p.get("secrets") or ())
+    secrets = [_SecretView(secret_to_json(s)) for s in p.get("secrets") or ()]
     secret_env_from, secret_volumes, secret_mounts = _secret_parts(secrets)
     container: dict[str, Any] = {"name": p["base_container_name"]}
     if p.get("image"):

@@ -40,6 +40,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 from asyncpod.airflow.connection import KubeTarget, load_target
 from asyncpod.airflow.logresume import ResumeFilter, ResumeStore, default_state_dir
 from asyncpod.airflow.sessions import shared_cluster
+from asyncpod.airflow.tries import TI_LABEL, TRY_LABEL, TryKey, earlier_tries, pod_name_for
 from asyncpod.core.cluster import MANAGED_SELECTOR, Cluster
 from asyncpod.core.runner import Cleanup, PodRun, RunOptions
 from asyncpod.errors import AsyncpodError, ConflictError, NotFoundError, UsageError
@@ -48,7 +49,12 @@ from asyncpod.results import Outcome, PodResult
 __all__ = [
     "FINISH_ACTIONS",
     "KILL_ACTIONS",
+    "START_CLASSPATH",
+    "START_TEMPLATE_FIELDS",
+    "TI_LABEL",
+    "TRY_LABEL",
     "XCOM_LIMIT",
+    "AsyncpodPodStartTrigger",
     "AsyncpodPodTrigger",
     "event_payload",
     "should_delete",
@@ -58,11 +64,8 @@ FINISH_ACTIONS = ("delete_pod", "delete_succeeded_pod", "delete_active_pod", "ke
 KILL_ACTIONS = ("delete_pod", "keep_pod")
 #: The kubelet keeps at most this many bytes of a container's termination message.
 XCOM_LIMIT = 4096
-#: Labels the operator puts on its pods, so on_kill can tell a newer try's pod.
-TI_LABEL = "asyncpod.dev/airflow-ti"
-TRY_LABEL = "asyncpod.dev/airflow-try"
-
 _CLASSPATH = "asyncpod.airflow.triggers.AsyncpodPodTrigger"
+START_CLASSPATH = "asyncpod.airflow.triggers.AsyncpodPodStartTrigger"
 
 
 def should_delete(action: str, outcome: str) -> bool:
@@ -259,14 +262,10 @@ class AsyncpodPodTrigger(BaseTrigger):
     async def _follow(self) -> dict[str, Any]:
         try:
             target = await self._session_target()
-            async with shared_cluster(target, self.pod_namespace) as cluster:
+            namespace = await self._namespace(target)
+            async with shared_cluster(target, namespace) as cluster:
                 try:
-                    run = await cluster.attach(
-                        self.pod_name,
-                        uid=self.pod_uid,
-                        namespace=self.pod_namespace,
-                        options=self._options(),
-                    )
+                    run = await self._obtain(cluster)
                 except NotFoundError as error:
                     return self._error_payload("PodNotFound", str(error))
                 try:
@@ -288,6 +287,16 @@ class AsyncpodPodTrigger(BaseTrigger):
         if payload["status"] not in ("success", "skipped"):
             self._log_failure(payload)
         return payload
+
+    async def _namespace(self, target: KubeTarget) -> str:
+        """The pod's namespace (the session is shared per namespace)."""
+        return self.pod_namespace
+
+    async def _obtain(self, cluster: Cluster) -> PodRun:
+        """The run to follow: here, attach to the pod the worker made, by uid."""
+        return await cluster.attach(
+            self.pod_name, uid=self.pod_uid, namespace=self.pod_namespace, options=self._options()
+        )
 
     def _error_payload(self, reason: str, message: str) -> dict[str, Any]:
         self.log.error("pod %s/%s: %s", self.pod_namespace, self.pod_name, message)
@@ -391,6 +400,32 @@ class AsyncpodPodTrigger(BaseTrigger):
         self.log.info("deleted pod %s/%s", self.pod_namespace, self.pod_name)
         return True
 
+    async def delete_earlier_tries(self, cluster: Cluster, namespace: str, key: TryKey) -> None:
+        """A new try means the earlier ones are over for good: delete their live pods.
+
+        ``on_kill`` (3.3+) covers a clear while the trigger runs; this covers the rest:
+        a clear before a triggerer picked the trigger up, Airflow without the
+        triggerer-side ``on_kill``. One LIST per try. ``on_kill_action="keep_pod"``
+        keeps them.
+        """
+        if self.on_kill_action != "delete_pod":
+            return
+        listing = await cluster.client.request(
+            "GET",
+            f"/api/v1/namespaces/{namespace}/pods",
+            params={"labelSelector": f"{TI_LABEL}={key.ti_hash()}"},
+        )
+        for pod in earlier_tries(listing.get("items") or (), key.try_number):
+            metadata = pod["metadata"]
+            old = AsyncpodPodTrigger(
+                pod_name=metadata["name"],
+                pod_namespace=namespace,
+                pod_uid=metadata["uid"],
+                termination_grace_period=self.termination_grace_period,
+            )
+            if await old._delete(cluster):
+                self.log.info("deleted pod %s of an earlier try", metadata["name"])
+
     # ------------------------------------------------------------------ endings
     async def cleanup(self) -> None:
         """Triggerer shutdown, reassignment, or the end of a run: never deletes the pod."""
@@ -450,3 +485,131 @@ def _choose(names: list[str], wanted: list[str] | bool, *, default: list[str]) -
     if not wanted:
         return [n for n in default if n in names]
     return [n for n in names if n in set(wanted)]
+
+
+#: The operator's template fields the start trigger renders in the triggerer (by the
+#: same names, so Airflow's start_trigger_args rendering finds them).
+START_TEMPLATE_FIELDS = (
+    "image", "name", "hostname", "cmds", "annotations", "arguments", "env_vars", "labels",
+    "pod_template_file", "pod_template_dict", "namespace", "container_resources", "volumes",
+    "volume_mounts", "env_from", "configmaps", "node_selector",
+)  # fmt: skip
+
+
+class AsyncpodPodStartTrigger(AsyncpodPodTrigger):
+    """Creates the pod in the triggerer, then follows it (``start_from_trigger``, 3.3+).
+
+    Built by Airflow from the operator's static ``start_trigger_args``: the pod's
+    parameters as the DAG gives them (the template fields by their own names, rendered
+    by the triggerer; everything else in ``pod_params`` as JSON), no pod reference yet.
+    The try comes from the task instance the triggerer sets, so the pod's name is the
+    one the worker path would choose, and a triggerer restart reattaches (409, same
+    task key) instead of creating a second pod.
+    """
+
+    def __init__(
+        self,
+        *,
+        pod_params: dict[str, Any],
+        random_name_suffix: bool = True,
+        image: str | None = None,
+        name: str | None = None,
+        hostname: str | None = None,
+        cmds: list[str] | None = None,
+        annotations: dict[str, str] | None = None,
+        arguments: list[str] | None = None,
+        env_vars: Any = None,
+        labels: dict[str, str] | None = None,
+        pod_template_file: str | None = None,
+        pod_template_dict: dict[str, Any] | None = None,
+        namespace: str | None = None,
+        container_resources: Any = None,
+        volumes: list[Any] | None = None,
+        volume_mounts: list[Any] | None = None,
+        env_from: list[Any] | None = None,
+        configmaps: list[str] | None = None,
+        node_selector: dict[str, str] | None = None,
+        **options: Any,
+    ) -> None:
+        super().__init__(pod_name="", pod_namespace="", **options)  # known in run()
+        self.pod_params = pod_params
+        self.random_name_suffix = random_name_suffix
+        self.image = image
+        self.name = name
+        self.hostname = hostname
+        self.cmds = cmds
+        self.annotations = annotations
+        self.arguments = arguments
+        self.env_vars = env_vars
+        self.labels = labels
+        self.pod_template_file = pod_template_file
+        self.pod_template_dict = pod_template_dict
+        self.namespace = namespace
+        self.container_resources = container_resources
+        self.volumes = volumes
+        self.volume_mounts = volume_mounts
+        self.env_from = env_from
+        self.configmaps = configmaps
+        self.node_selector = node_selector
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        _, options = super().serialize()
+        for reference in ("pod_name", "pod_namespace", "pod_uid"):
+            options.pop(reference)
+        fields = {name: getattr(self, name) for name in START_TEMPLATE_FIELDS}
+        return START_CLASSPATH, {
+            "pod_params": self.pod_params,
+            "random_name_suffix": self.random_name_suffix,
+            **fields,
+            **options,
+        }
+
+    def _try(self) -> TryKey:
+        if self.task_instance is None:
+            raise UsageError(
+                "AsyncpodPodStartTrigger runs in a triggerer that sets its task instance "
+                "(start_from_trigger, Airflow 3.3+)"
+            )
+        return TryKey.of(self.task_instance)
+
+    async def _namespace(self, target: KubeTarget) -> str:
+        if not self.pod_namespace:
+            from asyncpod.airflow.connection import load_cluster_config
+
+            found = self.namespace or target.namespace
+            if not found:
+                found = (await load_cluster_config(target)).namespace
+            self.pod_namespace = found or "default"
+        return self.pod_namespace
+
+    async def _obtain(self, cluster: Cluster) -> PodRun:
+        from asyncpod.airflow.podbuild import build_manifest
+        from asyncpod.spec import PodSpec
+
+        key = self._try()
+        self.pod_name = pod_name_for(
+            self.name or key.task_id,
+            dag_id=key.dag_id, task_id=key.task_id, run_id=key.run_id,
+            map_index=key.map_index, try_number=key.try_number,
+            random_suffix=self.random_name_suffix or not self.name,
+        )  # fmt: skip
+        params = {**self.pod_params, **{f: getattr(self, f) for f in START_TEMPLATE_FIELDS}}
+        params["base_container_name"] = self.base_container_name
+        params["do_xcom_push"] = self.do_xcom_push
+        spec = PodSpec(
+            container_name=self.base_container_name,
+            task_key=key.task_key(),
+            template=build_manifest(params, labels=key.labels()),
+        )
+        run = await cluster.start(
+            spec, namespace=self.pod_namespace, name=self.pod_name, options=self._options()
+        )
+        await run.created()
+        self.pod_uid = run.uid
+        self.log.info(
+            "%s pod %s/%s (uid %s)",
+            "reattached to" if run.reattached else "created",
+            self.pod_namespace, self.pod_name, run.uid,
+        )  # fmt: skip
+        await self.delete_earlier_tries(cluster, self.pod_namespace, key)
+        return run

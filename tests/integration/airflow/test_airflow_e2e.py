@@ -16,8 +16,7 @@ from typing import Any
 
 import pytest
 
-from asyncpod.airflow.operators import pod_name_for
-from asyncpod.airflow.triggers import TRY_LABEL
+from asyncpod.airflow.tries import TRY_LABEL, pod_name_for
 from asyncpod.testing.pytest_plugin import TestCluster
 from asyncpod.testing.simulate import ContainerLog, register_logs
 

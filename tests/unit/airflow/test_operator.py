@@ -14,10 +14,11 @@ import pytest
 from kubernetes.client import models as k8s  # type: ignore[import-untyped]
 
 from asyncpod.airflow import AsyncpodPodTrigger, KubernetesPodOperator
-from asyncpod.airflow.operators import NO_EFFECT, UNSUPPORTED, earlier_tries, pod_name_for
+from asyncpod.airflow.operators import NO_EFFECT, UNSUPPORTED
 from asyncpod.airflow.podbuild import XCOM_PATH
 from asyncpod.airflow.provider import get_provider_info
-from asyncpod.airflow.triggers import TRY_LABEL
+from asyncpod.airflow.tries import TRY_LABEL, earlier_tries, pod_name_for
+from asyncpod.airflow.triggers import AsyncpodPodStartTrigger
 from asyncpod.errors import UsageError
 
 REFERENCE = pytest.importorskip("airflow.providers.cncf.kubernetes.operators.pod")
@@ -263,3 +264,53 @@ def test_earlier_tries_are_the_live_pods_of_lower_try_numbers() -> None:
     ]
     assert [p["metadata"]["name"] for p in earlier_tries(pods, 3)] == ["a", "b"]
     assert earlier_tries(pods, 1) == []
+
+
+def test_an_unmapped_deferrable_task_starts_in_the_triggerer_on_3_3() -> None:
+    from airflow.providers.cncf.kubernetes.secret import Secret
+
+    op = make(
+        image="busybox:{{ params.tag }}",
+        env_vars={"TOKEN": "plain-env-value"},
+        secrets=[Secret("env", "PW", "db-secret", "password")],  # type: ignore[no-untyped-call]
+        container_resources=k8s.V1ResourceRequirements(limits={"cpu": "1"}),
+        tolerations=[k8s.V1Toleration(key="k", operator="Exists")],
+        do_xcom_push=True,
+    )
+    assert op.start_from_trigger is True
+    args = op.start_trigger_args
+    assert args is not None
+    assert args.trigger_cls == "asyncpod.airflow.triggers.AsyncpodPodStartTrigger"
+    assert args.next_method == "execute_complete"
+    kwargs = args.trigger_kwargs or {}
+    assert kwargs["image"] == "busybox:{{ params.tag }}"  # rendered by the triggerer
+    assert kwargs["container_resources"] == {"limits": {"cpu": "1"}}
+    assert kwargs["pod_params"]["tolerations"] == [{"key": "k", "operator": "Exists"}]
+    assert kwargs["pod_params"]["secrets"][0]["secret"] == "db-secret"  # a name, not a value
+    json.dumps(kwargs)  # plain JSON: Airflow stores it in the serialized DAG
+    assert AsyncpodPodStartTrigger(**kwargs).serialize() == (args.trigger_cls, kwargs)
+
+
+def test_the_start_trigger_builds_the_same_pod_as_the_worker(tmp_path: Path) -> None:
+    from asyncpod.airflow.podbuild import build_manifest
+
+    op = make(
+        image="busybox", cmds=["sh"], labels={"a": "b"}, node_selector={"n": "1"},
+        volumes=[k8s.V1Volume(name="v", empty_dir=k8s.V1EmptyDirVolumeSource())],
+        init_containers=[k8s.V1Container(name="init", image="busybox")], do_xcom_push=True,
+    )  # fmt: skip
+    trigger = AsyncpodPodStartTrigger(**(op.start_trigger_args.trigger_kwargs or {}))  # type: ignore[union-attr]
+    params = {**trigger.pod_params, **{f: getattr(trigger, f) for f in (
+        "image", "name", "hostname", "cmds", "annotations", "arguments", "env_vars", "labels",
+        "pod_template_file", "pod_template_dict", "namespace", "container_resources", "volumes",
+        "volume_mounts", "env_from", "configmaps", "node_selector")}}  # fmt: skip
+    params.update(
+        base_container_name=trigger.base_container_name, do_xcom_push=trigger.do_xcom_push
+    )
+    assert build_manifest(params, labels={}) == op.build_manifest()
+
+
+def test_start_from_trigger_can_be_turned_off_and_needs_deferrable() -> None:
+    assert make(image="x", start_from_trigger=False).start_from_trigger is False
+    assert make(image="x", deferrable=False).start_from_trigger is False
+    assert KubernetesPodOperator.start_from_trigger is False  # mapped tasks: on a worker

@@ -96,3 +96,13 @@ with _dag("ap_restart"):
             annotations=outcome(duration=25),
             get_logs=False,
         )
+
+with _dag("ap_mapped"):
+    # Mapped: starts on a worker (expand() values never reach a trigger started by the
+    # scheduler), which creates the pod and defers.
+    KubernetesPodOperator.partial(
+        task_id="mapped",
+        image="busybox:1.36",
+        annotations=outcome(duration=0.5),
+        get_logs=False,
+    ).expand(arguments=[["first"], ["second"]])
