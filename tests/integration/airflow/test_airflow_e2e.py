@@ -7,6 +7,7 @@ Heavy (four Airflow processes plus workers): ``ASYNCPOD_SKIP_AIRFLOW_E2E=1`` ski
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -30,7 +31,16 @@ pytestmark = [
     ),
 ]
 
-DAGS = ["ap_hello", "ap_fail", "ap_timeout", "ap_xcom", "ap_logs", "ap_clear", "ap_restart"]
+DAGS = [
+    "ap_hello",
+    "ap_fail",
+    "ap_timeout",
+    "ap_xcom",
+    "ap_logs",
+    "ap_clear",
+    "ap_restart",
+    "ap_mapped",
+]
 
 
 @pytest.fixture(scope="module")
@@ -144,11 +154,15 @@ def test_clearing_a_deferred_task_deletes_its_pod_and_the_next_try_runs_its_own(
         "the first try's trigger to start",
         lambda: "starting" in airflow.task_log("ap_clear", run_id, "long", attempt=1),
     )
-    (first,) = [
-        p
-        for p in pods(kube_cluster, airflow.namespace, f"{TRY_LABEL}=1")
-        if "long-" in p["metadata"]["name"]
-    ]
+
+    def first_pods() -> list[dict[str, Any]]:
+        return [
+            p
+            for p in pods(kube_cluster, airflow.namespace, f"{TRY_LABEL}=1")
+            if "long-" in p["metadata"]["name"]
+        ]
+
+    (first,) = airflow.wait("the first try's pod", first_pods)
     airflow.clear("ap_clear", run_id, "long")
     assert airflow.wait_run("ap_clear", run_id) == "success"
 
@@ -196,14 +210,33 @@ def test_sigterm_and_restart_of_the_triggerer_while_pods_run(
     assert airflow.wait_run("ap_restart", run_id, limit=240) == "success"
     for task_id in tasks:
         log = airflow.task_log("ap_restart", run_id, task_id)
+        # Created once; after the restart the new trigger reattached to that same pod.
+        uids = set(re.findall(r"pod \S+ \(uid ([0-9a-f-]+)\)", log))
+        assert len(uids) == 1, uids
+        assert uids <= before
         assert log.count("created pod") == 1
-        assert "reattached" not in log
     after = {
         p["metadata"]["uid"]
         for p in pods(kube_cluster, airflow.namespace)
         if "steady-" in p["metadata"]["name"] and live(p)
     }
     assert after == set()  # each deleted once it finished, none created twice
+
+
+def test_a_mapped_task_creates_on_the_worker_and_defers(
+    airflow: AirflowDeployment, kube_cluster: TestCluster
+) -> None:
+    run_id = airflow.trigger("ap_mapped", "mapped-1")
+    assert airflow.wait_run("ap_mapped", run_id) == "success"
+    folder = airflow.home / "logs" / "dag_id=ap_mapped" / f"run_id={run_id}" / "task_id=mapped"
+    worker_logs = [p.read_text() for p in sorted(folder.rglob("attempt=1.log"))]
+    assert len(worker_logs) == 2
+    assert all("created pod" in log and "Pausing task as DEFERRED" in log for log in worker_logs)
+    assert not [
+        p
+        for p in pods(kube_cluster, airflow.namespace)
+        if live(p) and "mapped-" in p["metadata"]["name"]
+    ]
 
 
 DAG_TEST_SCRIPT = """
