@@ -11,13 +11,14 @@ import contextlib
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from asyncpod.airflow.connection import KubeTarget
 from asyncpod.airflow.sessions import session_statistics, shared_cluster
-from asyncpod.airflow.triggers import XCOM_LIMIT, AsyncpodPodTrigger
+from asyncpod.airflow.triggers import XCOM_LIMIT, AsyncpodPodStartTrigger, AsyncpodPodTrigger
 from asyncpod.testing import outcome
 from asyncpod.testing.controlplane import LocalControlPlane
 from asyncpod.testing.pytest_plugin import TestCluster
@@ -251,3 +252,50 @@ async def test_200_triggers_on_one_loop_share_one_watch_and_never_get_a_pod(
     # Every GET the session sent was its LIST or a WATCH: no per-pod request at all.
     assert stats.client.requests_sent.get("GET", 0) == informer.lists + informer.watches_opened
     assert session_statistics().sessions == 0
+
+
+def start_trigger(
+    kubeconfig: Path, namespace: str, tmp_path: Path, try_number: int, **kw: Any
+) -> AsyncpodPodStartTrigger:
+    """A start trigger as the triggerer builds it, with the task instance it sets."""
+    from asyncpod.airflow.operators import KubernetesPodOperator
+
+    op = KubernetesPodOperator(
+        task_id="started", image="busybox:1.36", namespace=namespace, config_file=str(kubeconfig),
+        kubernetes_conn_id=None, get_logs=False, **kw,
+    )  # fmt: skip
+    kwargs = dict((op.start_trigger_args.trigger_kwargs or {}) if op.start_trigger_args else {})
+    kwargs["log_state_dir"] = str(tmp_path / "state")
+    trigger = AsyncpodPodStartTrigger(**kwargs)
+    trigger.task_instance = SimpleNamespace(  # type: ignore[assignment]
+        dag_id="d", task_id="started", run_id="r1", map_index=-1, try_number=try_number
+    )
+    return trigger
+
+
+async def test_start_trigger_creates_once_per_try_and_a_new_try_replaces_the_old_pod(
+    kube_cluster: TestCluster, sa_kubeconfig: Path, namespace: str, tmp_path: Path
+) -> None:
+    slow = outcome(duration=30)
+    first = start_trigger(sa_kubeconfig, namespace, tmp_path, 1, annotations=slow)
+    task = asyncio.ensure_future(fire(first))
+    await wait_until(lambda: first.pod_uid is not None)
+    task.cancel()  # triggerer restart: the pod stays
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    assert pod_alive(kube_cluster, namespace, first.pod_name)
+    again = start_trigger(sa_kubeconfig, namespace, tmp_path, 1, annotations=slow)
+    task = asyncio.ensure_future(fire(again))
+    await wait_until(lambda: again.pod_uid is not None)
+    assert (again.pod_name, again.pod_uid) == (first.pod_name, first.pod_uid)  # reattached
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    # A new try: its own pod; the first try's pod goes.
+    second = start_trigger(sa_kubeconfig, namespace, tmp_path, 2, annotations=outcome(duration=0.5))
+    payload = await asyncio.wait_for(fire(second), 60)
+    assert payload["status"] == "success"
+    assert second.pod_name != first.pod_name
+    assert second.pod_name.endswith("-2")
+    assert not pod_alive(kube_cluster, namespace, first.pod_name)
+    assert not pod_alive(kube_cluster, namespace, second.pod_name)
