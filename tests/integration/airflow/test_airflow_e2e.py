@@ -193,12 +193,20 @@ def test_sigterm_and_restart_of_the_triggerer_while_pods_run(
     tasks = [f"steady_{i}" for i in range(3)]
     for task_id in tasks:
         airflow.wait_task_state("ap_restart", run_id, task_id, "deferred", limit=150)
-    before = {
-        p["metadata"]["uid"]
-        for p in pods(kube_cluster, airflow.namespace)
-        if "steady-" in p["metadata"]["name"]
-    }
-    assert len(before) == 3
+
+    def steady_uids() -> set[str]:
+        return {
+            p["metadata"]["uid"]
+            for p in pods(kube_cluster, airflow.namespace)
+            if "steady-" in p["metadata"]["name"]
+        }
+
+    # Started in the triggerer: the pods appear once the triggers have created them.
+    def three_pods() -> set[str] | None:
+        found = steady_uids()
+        return found if len(found) == 3 else None
+
+    before: set[str] = airflow.wait("the three pods", three_pods)
     airflow.stop("triggerer", sig=signal.SIGTERM, limit=60)
     still = {
         p["metadata"]["uid"]
