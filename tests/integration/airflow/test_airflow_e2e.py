@@ -187,10 +187,21 @@ def test_clearing_a_deferred_task_deletes_its_pod_and_the_next_try_runs_its_own(
 
 
 def test_sigterm_and_restart_of_the_triggerer_while_pods_run(
-    airflow: AirflowDeployment, kube_cluster: TestCluster
+    airflow: AirflowDeployment, kube_cluster: TestCluster, tmp_path: Path
 ) -> None:
-    run_id = airflow.trigger("ap_restart", "restart-1")
+    run_id = "restart-1"
     tasks = [f"steady_{i}" for i in range(3)]
+    files: dict[str, ContainerLog] = {}
+    for task_id in tasks:
+        pod = pod_name_for(
+            task_id, dag_id="ap_restart", task_id=task_id, run_id=run_id, map_index=-1, try_number=1
+        )
+        files[task_id] = ContainerLog(tmp_path / f"{task_id}.log")
+        files[task_id].write([f"{task_id} before {k}" for k in range(5)])
+        register_logs(
+            kube_cluster.admin.request, airflow.namespace, pod, {"base": files[task_id].path}
+        )
+    airflow.trigger("ap_restart", run_id)
     for task_id in tasks:
         airflow.wait_task_state("ap_restart", run_id, task_id, "deferred", limit=150)
 
@@ -207,7 +218,16 @@ def test_sigterm_and_restart_of_the_triggerer_while_pods_run(
         return found if len(found) == 3 else None
 
     before: set[str] = airflow.wait("the three pods", three_pods)
+
+    def first_lines_logged() -> bool:  # streamed into the task logs before the restart
+        return all(
+            f"[base] {t} before 4" in airflow.task_log("ap_restart", run_id, t) for t in tasks
+        )
+
+    airflow.wait("the first lines in the task logs", first_lines_logged)
     airflow.stop("triggerer", sig=signal.SIGTERM, limit=60)
+    for task_id in tasks:  # written while no triggerer runs
+        files[task_id].write([f"{task_id} during {k}" for k in range(5)])
     still = {
         p["metadata"]["uid"]
         for p in pods(kube_cluster, airflow.namespace)
@@ -223,6 +243,8 @@ def test_sigterm_and_restart_of_the_triggerer_while_pods_run(
         assert len(uids) == 1, uids
         assert uids <= before
         assert log.count("created pod") == 1
+        for line in files[task_id].lines_written:  # every pod log line exactly once
+            assert log.count(f"[base] {line}") == 1, (line, log[-2000:])
     after = {
         p["metadata"]["uid"]
         for p in pods(kube_cluster, airflow.namespace)

@@ -94,7 +94,7 @@ with _dag("ap_restart"):
             task_id=f"steady_{index}",
             image="busybox:1.36",
             annotations=outcome(duration=25),
-            get_logs=False,
+            get_logs=True,
         )
 
 with _dag("ap_mapped"):
