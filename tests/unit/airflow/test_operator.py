@@ -290,3 +290,26 @@ def test_start_from_trigger_can_be_turned_off_and_needs_deferrable() -> None:
     assert make(image="x", start_from_trigger=False).start_from_trigger is False
     assert make(image="x", deferrable=False).start_from_trigger is False
     assert KubernetesPodOperator.start_from_trigger is False  # mapped tasks: on a worker
+
+
+def test_the_integration_needs_neither_the_cncf_provider_nor_the_kubernetes_client() -> None:
+    import subprocess
+    import sys
+
+    # Make both unimportable (a None entry in sys.modules raises ImportError), then use
+    # the integration: parse a DAG, build a pod, serialize a trigger.
+    code = """
+import sys
+for name in ("kubernetes", "airflow.providers.cncf.kubernetes.operators",
+             "airflow.providers.cncf.kubernetes.hooks", "airflow.providers.cncf.kubernetes.utils"):
+    sys.modules[name] = None
+from asyncpod.airflow import KubernetesPodOperator
+op = KubernetesPodOperator(task_id="t", image="busybox", secrets=[])
+op.build_manifest()
+op.build_trigger(namespace="n", pod_name="p", pod_uid="u").serialize()
+print("OK")
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert out.stdout.strip().splitlines()[-1:] == ["OK"], out.stderr[-2000:]
