@@ -257,15 +257,21 @@ class PodRun:
             await self._changed.wait()
 
     def logs(
-        self, *, containers: tuple[str, ...] | None = None, follow: bool = True
+        self,
+        *,
+        containers: tuple[str, ...] | None = None,
+        follow: bool = True,
+        since: Mapping[str, str] | None = None,
     ) -> AsyncGenerator[LogLine, None]:
         """Every line of every container (init containers first), each tagged.
 
         Follows each container until it has terminated and its log is drained;
-        resumes cut streams with ``sinceTime`` and drops replayed lines. Iterate it
-        with ``contextlib.aclosing`` if you may stop early.
+        resumes cut streams with ``sinceTime`` and drops replayed lines. ``since`` maps
+        a container to a timestamp to start from (a reader resuming in another process;
+        lines at that very timestamp are delivered again, the caller drops the ones it
+        had). Iterate it with ``contextlib.aclosing`` if you may stop early.
         """
-        return self._logs(containers, follow=follow)
+        return self._logs(containers, follow=follow, since=since or {})
 
     # ------------------------------------------------------------------ the driver
     async def _drive(self) -> None:
@@ -627,12 +633,12 @@ class PodRun:
 
     # ------------------------------------------------------------------ logs
     async def _logs(
-        self, containers: tuple[str, ...] | None, *, follow: bool
+        self, containers: tuple[str, ...] | None, *, follow: bool, since: Mapping[str, str]
     ) -> AsyncGenerator[LogLine, None]:
         self._readers += 1
         self._readers_idle.clear()
         try:
-            async for line in self._read_logs(containers, follow=follow):
+            async for line in self._read_logs(containers, follow=follow, since=since):
                 yield line
         finally:
             self._readers -= 1
@@ -640,7 +646,7 @@ class PodRun:
                 self._readers_idle.set()
 
     async def _read_logs(
-        self, containers: tuple[str, ...] | None, *, follow: bool
+        self, containers: tuple[str, ...] | None, *, follow: bool, since: Mapping[str, str]
     ) -> AsyncIterator[LogLine]:
         await self.created()
         pod = self._latest or {}
@@ -658,9 +664,12 @@ class PodRun:
         async def pump() -> None:
             try:
                 for name in inits:  # init containers run one after another
-                    await self._pump_container(name, queue, follow=follow)
+                    await self._pump_container(name, queue, follow=follow, since=since.get(name))
                 await asyncio.gather(
-                    *(self._pump_container(name, queue, follow=follow) for name in mains)
+                    *(
+                        self._pump_container(name, queue, follow=follow, since=since.get(name))
+                        for name in mains
+                    )
                 )
                 await queue.put(None)
             except asyncio.CancelledError:
@@ -688,6 +697,7 @@ class PodRun:
         queue: asyncio.Queue[LogLine | BaseException | None],
         *,
         follow: bool,
+        since: str | None = None,
     ) -> None:
         # Open the log only once the container has started (or the pod is over), so
         # thousands of followers do not hammer the API server with "waiting to start".
@@ -704,7 +714,7 @@ class PodRun:
 
         follower = LogFollower(
             self._client, self.namespace, str(self.name),
-            container=container, container_finished=finished,
+            container=container, container_finished=finished, since_time=since,
         )  # fmt: skip
         try:
             async for line in follower:
