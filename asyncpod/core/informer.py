@@ -312,14 +312,13 @@ class PodInformer:
                     )  # fmt: skip
                     await asyncio.sleep(delay)
                 except (ForbiddenError, UnauthorizedError) as error:
-                    # Before the first sync a 401/403 is a missing permission: say so at
-                    # once. After it, the permission was there; an API server that has
-                    # just restarted answers 403 until its RBAC caches sync, so retry
-                    # for a while before believing it.
+                    # A 401/403 is a missing permission: say so at once. Unless the
+                    # permission was there (a LIST worked) or the server was unreachable
+                    # a moment ago: an API server that has just restarted answers 403
+                    # until its RBAC caches sync, so retry for a while before believing it.
                     denied_since = denied_since or time.monotonic()
-                    if not self._synced.is_set() or (
-                        time.monotonic() - denied_since > self._auth_retry_window
-                    ):
+                    restarted = self._synced.is_set() or self._reconnects > 0
+                    if not restarted or (time.monotonic() - denied_since > self._auth_retry_window):
                         self._fail_all(error)
                         return
                     failures += 1
