@@ -8,16 +8,14 @@
 
 One cluster session multiplexes every run over shared watch streams (one per
 namespace), follows logs with async readers, and bounds concurrency with a
-:class:`Launcher`. See the README for the design and the CLI.
+:class:`Launcher`. See docs/architecture.md for the design, the README for the CLI.
 """
 
 from __future__ import annotations
 
-from asyncpod.core.cluster import Cluster, ClusterStatistics, connect
-from asyncpod.core.informer import InformerStatistics, PodChange, PodInformer
-from asyncpod.core.lifecycle import PodState, StateChange
-from asyncpod.core.runner import Cleanup, PodRun, RunOptions
-from asyncpod.core.scheduler import Launcher, LauncherStatistics
+import importlib
+from typing import TYPE_CHECKING, Any, Final
+
 from asyncpod.errors import (
     ApiConnectionError,
     ApiError,
@@ -29,6 +27,7 @@ from asyncpod.errors import (
     ForbiddenError,
     GoneError,
     InvalidRequestError,
+    NamespaceNotFoundError,
     NotFoundError,
     PodFailedError,
     RunTimeoutError,
@@ -39,7 +38,6 @@ from asyncpod.errors import (
     UnauthorizedError,
     UsageError,
 )
-from asyncpod.kube.logs import LogLine
 from asyncpod.results import ContainerKind, ContainerResult, Outcome, PodEvent, PodResult, Reason
 from asyncpod.spec import (
     ContainerSpec,
@@ -50,6 +48,15 @@ from asyncpod.spec import (
     Toleration,
     VolumeMount,
 )
+
+if TYPE_CHECKING:
+    from asyncpod.core.cluster import Cluster, ClusterStatistics, connect
+    from asyncpod.core.informer import InformerStatistics, PodChange, PodInformer
+    from asyncpod.core.lifecycle import PodState, StateChange
+    from asyncpod.core.runner import Cleanup, PodRun, RunOptions
+    from asyncpod.core.scheduler import Launcher, LauncherStatistics
+    from asyncpod.kube.logs import LogLine
+    from asyncpod.kube.settings import RetryPolicy, Settings
 
 __version__ = "0.1.0.dev0"
 
@@ -76,6 +83,7 @@ __all__ = [
     "Launcher",
     "LauncherStatistics",
     "LogLine",
+    "NamespaceNotFoundError",
     "NotFoundError",
     "Outcome",
     "PodChange",
@@ -88,9 +96,11 @@ __all__ = [
     "PodState",
     "Reason",
     "Resources",
+    "RetryPolicy",
     "RunOptions",
     "RunTimeoutError",
     "ServerError",
+    "Settings",
     "SpecError",
     "StateChange",
     "Toleration",
@@ -102,3 +112,39 @@ __all__ = [
     "__version__",
     "connect",
 ]
+
+# The vocabulary above (errors, specs, results) is plain Python. The session, the runs
+# and the launcher pull in aiohttp and kubernetes_asyncio, so they are imported when
+# first used: a program that only builds specs, and every pytest run (which loads our
+# plugin through this package), stays light. See docs/architecture.md, "Imports".
+_LAZY: Final = {
+    "Cleanup": "asyncpod.core.runner",
+    "Cluster": "asyncpod.core.cluster",
+    "ClusterStatistics": "asyncpod.core.cluster",
+    "InformerStatistics": "asyncpod.core.informer",
+    "Launcher": "asyncpod.core.scheduler",
+    "LauncherStatistics": "asyncpod.core.scheduler",
+    "LogLine": "asyncpod.kube.logs",
+    "PodChange": "asyncpod.core.informer",
+    "PodInformer": "asyncpod.core.informer",
+    "PodRun": "asyncpod.core.runner",
+    "PodState": "asyncpod.core.lifecycle",
+    "RetryPolicy": "asyncpod.kube.settings",
+    "RunOptions": "asyncpod.core.runner",
+    "Settings": "asyncpod.kube.settings",
+    "StateChange": "asyncpod.core.lifecycle",
+    "connect": "asyncpod.core.cluster",
+}
+
+if not TYPE_CHECKING:  # type checkers see the imports above, and no catch-all
+
+    def __getattr__(name: str) -> Any:
+        module = _LAZY.get(name)
+        if module is None:
+            raise AttributeError(f"module 'asyncpod' has no attribute {name!r}")
+        value = getattr(importlib.import_module(module), name)
+        globals()[name] = value
+        return value
+
+    def __dir__() -> list[str]:
+        return sorted({*globals(), *_LAZY})

@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import warnings
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
-from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -30,14 +30,20 @@ import anyio.abc
 
 from asyncpod.core.informer import InformerStatistics, PodInformer
 from asyncpod.core.runner import PodRun, RunOptions
+from asyncpod.core.shielding import complete_despite_cancellation
 from asyncpod.errors import ClosedError
 from asyncpod.kube.client import ClientStatistics, KubeClient
+from asyncpod.kube.config import load_config
+from asyncpod.kube.pods import Pods
+from asyncpod.kube.settings import RetryPolicy, Settings
 from asyncpod.results import PodResult
 from asyncpod.spec import MANAGED_BY_LABEL, MANAGED_BY_VALUE, RUN_ID_LABEL, PodSpec
 
 __all__ = ["Cluster", "ClusterStatistics", "connect"]
 
 MANAGED_SELECTOR = f"{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"
+
+logger = logging.getLogger("asyncpod.cluster")
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,11 +64,13 @@ class Cluster:
         namespace: str = "default",
         options: RunOptions | None = None,
         inactivity_timeout: float = 70.0,
+        reconnect_backoff: RetryPolicy | None = None,
     ) -> None:
         self.client = client
         self.namespace = namespace
         self.options = options or RunOptions()
         self._inactivity_timeout = inactivity_timeout
+        self._reconnect_backoff = reconnect_backoff
         self._informers: dict[tuple[str, str | None], PodInformer] = {}
         self._runs: set[PodRun] = set()
         self._started = 0
@@ -85,21 +93,28 @@ class Cluster:
         # The task group lives in a supervisor task of its own, so the session may be
         # entered and exited from different tasks (pytest-asyncio fixtures, Airflow
         # triggers), which an anyio task group entered by the caller would forbid.
+        # The supervisor is not fire-and-forget: aclose() ends it and waits for it.
         ready = asyncio.Event()
         self._supervisor = asyncio.ensure_future(self._supervise(ready))
-        waiter = asyncio.ensure_future(ready.wait())
-        await asyncio.wait({waiter, self._supervisor}, return_when=asyncio.FIRST_COMPLETED)
-        waiter.cancel()
+        try:
+            await ready.wait()
+        except BaseException:
+            self._supervisor.cancel()
+            raise
         if self._supervisor.done():
             self._supervisor.result()  # raises what went wrong
         return self
 
     async def _supervise(self, ready: asyncio.Event) -> None:
-        async with anyio.create_task_group() as group:
-            self._group = group
+        try:
+            async with anyio.create_task_group() as group:
+                self._group = group
+                ready.set()
+                await self._stopping.wait()
+                group.cancel_scope.cancel()
+        finally:
+            self._group = None  # no run may be started in a task group that is gone
             ready.set()
-            await self._stopping.wait()
-            group.cancel_scope.cancel()
 
     async def __aexit__(
         self,
@@ -110,20 +125,33 @@ class Cluster:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Cancel every run (pods deleted), stop the informers, close the connections."""
+        """Cancel every run (pods deleted), stop the informers, close the connections.
+
+        Bounded: each run's cleanup retries only within its windows. It completes even
+        if the calling task is cancelled (again) meanwhile, and then re-raises that.
+        """
         if self._closed:
             return
         self._closed = True
+        await complete_despite_cancellation(self._close())
+
+    async def _close(self) -> None:
         try:
-            with anyio.CancelScope(shield=True):
-                # Runs first (each deletes its pod), then the informers.
-                await asyncio.gather(*(run.cancel() for run in list(self._runs)))
-                self._stopping.set()
-                if self._supervisor is not None:
+            # Cancelling the task group cancels the launchers' pipelines, the runs (each
+            # deletes its pod in its own `finally`) and the informers, all at once.
+            self._stopping.set()
+            if self._supervisor is not None:
+                try:
                     await self._supervisor
+                except Exception:
+                    logger.exception("a background task of %r failed", self)
         finally:
             self._group = None
             await self.client.aclose()
+
+    def _start_soon(self, function: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Run ``function`` in the session's task group (cancelled when it closes)."""
+        self._require_open().start_soon(function)
 
     def __del__(self, _warn: Any = warnings.warn) -> None:
         if not getattr(self, "_closed", True) and getattr(self, "_group", None) is not None:
@@ -149,6 +177,7 @@ class Cluster:
                 key[0],
                 label_selector=selector,
                 inactivity_timeout=self._inactivity_timeout,
+                backoff=self._reconnect_backoff,
             )
             self._informers[key] = informer
             group.start_soon(informer.run)
@@ -170,6 +199,21 @@ class Cluster:
         same run and task reattaches instead of failing. ``run_id`` labels the pod
         (``asyncpod.dev/run-id``) so a launcher can find its pods after a crash.
         """
+        run = self._new_run(spec, namespace=namespace, name=name, run_id=run_id, options=options)
+        self._launch(run)
+        return run
+
+    def _new_run(
+        self,
+        spec: PodSpec,
+        *,
+        namespace: str | None,
+        name: str | None,
+        run_id: str | None,
+        options: RunOptions | None,
+    ) -> PodRun:
+        """A run of this session, not yet driven: :meth:`start` drives it in the
+        session's task group; a launcher's worker drives it in its own task."""
         self._require_open()
         spec.validate()  # a bad spec raises here, before any request or task
         ns = namespace or self.namespace
@@ -185,7 +229,8 @@ class Cluster:
             extra_labels=labels,
             on_done=self._runs.discard,
         )
-        self._launch(run)
+        self._runs.add(run)
+        self._started += 1
         return run
 
     async def run(self, spec: PodSpec, **options: Any) -> PodResult:
@@ -201,13 +246,24 @@ class Cluster:
         namespace: str | None = None,
         options: RunOptions | None = None,
     ) -> PodRun:
-        """Follow an existing pod by name; with ``uid``, only if it is still that pod."""
+        """Follow an existing pod by name; with ``uid``, only if it is still that pod.
+
+        A pod asyncpod made is followed on the namespace's shared watch (no GET when
+        that watch already knows it); a pod made by somebody else, without our label,
+        on an unfiltered watch of the namespace.
+        """
         self._require_open()
         ns = namespace or self.namespace
+        informer = self.informer(ns, selector=MANAGED_SELECTOR)
+        await informer.wait_synced()
+        if informer.get(name) is None:
+            pod = await Pods(self.client).get(ns, name)
+            labels = (pod.get("metadata") or {}).get("labels") or {}
+            if labels.get(MANAGED_BY_LABEL) != MANAGED_BY_VALUE:
+                informer = self.informer(ns, selector=None)
         run = PodRun(
             client=self.client,
-            # An arbitrary pod may lack our label: watch the namespace unfiltered.
-            informer=self.informer(ns, selector=None),
+            informer=informer,
             namespace=ns,
             spec=None,
             options=options or self.options,
@@ -231,6 +287,16 @@ class Cluster:
         return self._group
 
 
+class _Unset:
+    """Sentinel type of :func:`connect`'s overrides: "take it from ``settings``"."""
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET: Any = _Unset()
+
+
 @contextlib.asynccontextmanager
 async def connect(
     kubeconfig: str | os.PathLike[str] | None = None,
@@ -239,34 +305,49 @@ async def connect(
     namespace: str | None = None,
     in_cluster: bool | None = None,
     options: RunOptions | None = None,
-    qps: float | None = 50.0,
-    burst: int = 100,
-    max_streams: int = 400,
-    inactivity_timeout: float = 70.0,
+    settings: Settings | None = None,
+    qps: float | None = UNSET,
+    burst: int = UNSET,
+    max_streams: int = UNSET,
+    inactivity_timeout: float = UNSET,
 ) -> AsyncIterator[Cluster]:
     """Open a :class:`Cluster` session; ``async with connect() as cluster: ...``.
 
-    Configuration: ``kubeconfig`` (else ``KUBECONFIG``, else ``~/.kube/config``) and its
+    Where: ``kubeconfig`` (else ``KUBECONFIG``, else ``~/.kube/config``) and its
     ``context``; ``in_cluster=True`` uses the pod's service account (``None`` picks it
-    automatically when running in a pod and no kubeconfig is given). ``namespace``
-    defaults to the context's namespace, else ``default``.
+    automatically when running in a pod and no kubeconfig exists; the rule is
+    :func:`asyncpod.kube.config.config_source`). ``namespace`` defaults to the
+    context's namespace, else ``default``.
+
+    How: ``settings`` (a :class:`~asyncpod.Settings`) holds every client-side knob:
+    rate limit, budgets, request timeouts, retries, the watch's inactivity timeout and
+    reconnect backoff. ``qps``, ``burst``, ``max_streams`` and ``inactivity_timeout``,
+    when given, override the fields of the same name. ``options`` are the default
+    :class:`RunOptions` of the session's runs.
     """
-    if in_cluster is None:
-        in_cluster = (
-            kubeconfig is None
-            and not os.environ.get("KUBECONFIG")
-            and not (Path.home() / ".kube" / "config").exists()
-            and bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
+    overrides = {
+        name: value
+        for name, value in (
+            ("qps", qps),
+            ("burst", burst),
+            ("max_streams", max_streams),
+            ("inactivity_timeout", inactivity_timeout),
         )
-    client_options: dict[str, Any] = {"qps": qps, "burst": burst, "max_streams": max_streams}
-    if in_cluster:
-        client = await KubeClient.from_incluster(**client_options)
-    else:
-        path = os.fspath(kubeconfig) if kubeconfig is not None else None
-        client = await KubeClient.from_kubeconfig(path, context=context, **client_options)
+        if value is not UNSET
+    }
+    settings = (settings or Settings()).replace(**overrides)
+    path = os.fspath(kubeconfig) if kubeconfig is not None else None
+    config = await load_config(path, context=context, in_cluster=in_cluster)
+    client = await KubeClient.from_config(config, **settings.client_options())
     ns = namespace or client.config.namespace or "default"
-    cluster = Cluster(client, namespace=ns, options=options, inactivity_timeout=inactivity_timeout)
     try:
+        cluster = Cluster(
+            client,
+            namespace=ns,
+            options=options,
+            inactivity_timeout=settings.inactivity_timeout,
+            reconnect_backoff=settings.reconnect_backoff,
+        )
         async with cluster:
             yield cluster
     finally:

@@ -2,8 +2,10 @@
 
 Why: following 1,000 pods with 1,000 GET loops (what Airflow's trigger does) costs
 ~500 requests a second and a blocked event loop; one watch costs one long request.
-This informer keeps the latest version of every matching pod in a dict and hands each
-change to the subscribers of that pod, in order, without ever blocking the stream:
+This informer keeps the latest version of every matching pod that somebody follows or
+that is still running (a finished pod nobody waits for is dropped, so memory follows
+what runs, not the namespace's history) and hands each change to the subscribers of
+that pod, in order, without ever blocking the stream:
 each subscription has a small buffer and, when it is full, the newest state replaces
 the last buffered one ("latest state wins" - a slow consumer skips intermediate
 states, never the final one).
@@ -35,6 +37,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+from asyncpod.core.flag import Flag
 from asyncpod.errors import (
     AsyncpodError,
     ClosedError,
@@ -44,7 +47,8 @@ from asyncpod.errors import (
     UnauthorizedError,
 )
 from asyncpod.kube.client import KubeClient, RetryPolicy
-from asyncpod.kube.watch import ADDED, BOOKMARK, DELETED, MODIFIED, list_objects, watch_stream
+from asyncpod.kube.pods import Pods, pod_path
+from asyncpod.kube.watch import ADDED, BOOKMARK, DELETED, MODIFIED
 
 __all__ = ["InformerStatistics", "PodChange", "PodInformer", "PodSubscription"]
 
@@ -95,7 +99,7 @@ class PodSubscription:
         self.uid = uid
         self._queue: deque[PodChange] = deque()
         self._buffer = max(1, buffer)
-        self._wakeup = asyncio.Event()
+        self._wakeup = Flag()
         self._error: BaseException | None = None
         self._closed = False
         self.latest: dict[str, Any] | None = None
@@ -163,6 +167,10 @@ def _name(pod: dict[str, Any]) -> str:
     return str(pod.get("metadata", {}).get("name", ""))
 
 
+def _finished(pod: dict[str, Any]) -> bool:
+    return (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+
+
 def _rv(pod: dict[str, Any]) -> str:
     return str(pod.get("metadata", {}).get("resourceVersion", ""))
 
@@ -188,9 +196,10 @@ class PodInformer:
         auth_retry_window: float = 60.0,
     ) -> None:
         self._client = client
+        self._pods = Pods(client)
         self.namespace = namespace
         self.label_selector = label_selector
-        self._path = f"/api/v1/namespaces/{namespace}/pods"
+        self._path = pod_path(namespace)  # for messages
         self._inactivity_timeout = inactivity_timeout
         self._watch_timeout = watch_timeout
         self._backoff = backoff or RetryPolicy(backoff_base=0.2, backoff_cap=10.0)
@@ -249,7 +258,11 @@ class PodInformer:
             raise self._failure
 
     def get(self, name: str) -> dict[str, Any] | None:
-        """The latest cached version of pod ``name`` (None if unknown or deleted)."""
+        """The latest cached version of pod ``name`` (None if unknown or deleted).
+
+        The cache holds the pods somebody subscribed to and the pods still running;
+        a finished pod nobody follows is not kept.
+        """
         return self._cache.get(name)
 
     def pods(self) -> list[dict[str, Any]]:
@@ -299,14 +312,13 @@ class PodInformer:
                     )  # fmt: skip
                     await asyncio.sleep(delay)
                 except (ForbiddenError, UnauthorizedError) as error:
-                    # Before the first sync a 401/403 is a missing permission: say so at
-                    # once. After it, the permission was there; an API server that has
-                    # just restarted answers 403 until its RBAC caches sync, so retry
-                    # for a while before believing it.
+                    # A 401/403 is a missing permission: say so at once. Unless the
+                    # permission was there (a LIST worked) or the server was unreachable
+                    # a moment ago: an API server that has just restarted answers 403
+                    # until its RBAC caches sync, so retry for a while before believing it.
                     denied_since = denied_since or time.monotonic()
-                    if not self._synced.is_set() or (
-                        time.monotonic() - denied_since > self._auth_retry_window
-                    ):
+                    restarted = self._synced.is_set() or self._reconnects > 0
+                    if not restarted or (time.monotonic() - denied_since > self._auth_retry_window):
                         self._fail_all(error)
                         return
                     failures += 1
@@ -317,6 +329,16 @@ class PodInformer:
                     # 400/404 and the like: retrying cannot help. Say why and stop.
                     self._fail_all(error)
                     return
+                except Exception as error:
+                    # A bug of ours: fail the runs that wait on this watch (they end with
+                    # this error and delete their pods) instead of the whole session.
+                    logger.exception("%s: informer failed unexpectedly", self._path)
+                    failure = AsyncpodError(
+                        f"the watch of {self._path} failed: {type(error).__name__}: {error}"
+                    )
+                    failure.__cause__ = error
+                    self._fail_all(failure)
+                    return
                 denied_since = None
         finally:
             self._stopped = True
@@ -326,13 +348,13 @@ class PodInformer:
     async def _relist(self) -> None:
         # Not behind the client's rate limiter: every run waits on this informer, so
         # its LIST and WATCH must not queue behind a burst of thousands of creates.
-        items, version = await list_objects(
-            self._client,
-            self._path,
+        listed = await self._pods.list(
+            self.namespace,
             label_selector=self.label_selector,
-            limit=self._page_size,
+            page_size=self._page_size,
             rate_limited=False,
         )
+        items, version = listed.items, listed.resource_version
         self._lists += 1
         fresh = {_name(pod): pod for pod in items}
         first = not self._synced.is_set()
@@ -345,7 +367,7 @@ class PodInformer:
                 self._deliver(PodChange(DELETED, old, synthetic=True))
         for name, pod in fresh.items():
             previous = self._cache.get(name)
-            self._cache[name] = pod
+            self._keep(name, pod)
             if previous is None:
                 self._deliver(PodChange(ADDED, pod, synthetic=not first))
             elif _rv(previous) != _rv(pod):
@@ -356,9 +378,8 @@ class PodInformer:
 
     async def _watch_once(self) -> None:
         self._watches += 1
-        stream = watch_stream(
-            self._client,
-            self._path,
+        stream = self._pods.watch(
+            self.namespace,
             resource_version=self._resource_version,
             label_selector=self.label_selector,
             timeout_seconds=self._watch_timeout,
@@ -378,10 +399,22 @@ class PodInformer:
                 if event_type == DELETED:
                     self._cache.pop(name, None)
                 else:
-                    self._cache[name] = obj
+                    self._keep(name, obj)
                 if version:
                     self._resource_version = version
                 self._deliver(PodChange(event_type, obj))
+
+    def _keep(self, name: str, pod: dict[str, Any]) -> None:
+        """Cache what a subscriber may need: pods somebody follows, and live pods.
+
+        A finished pod that nobody follows is dropped (memory follows what runs, not
+        the namespace's history); a live one is kept so that attaching to it needs no
+        GET. The dicts are the decoded events themselves, shared, never copied.
+        """
+        if name in self._subscribers or not _finished(pod):
+            self._cache[name] = pod
+        else:
+            self._cache.pop(name, None)
 
     # ------------------------------------------------------------------ fan-out
     def _deliver(self, event: PodChange) -> None:
@@ -403,3 +436,6 @@ class PodInformer:
             subscribers.discard(subscription)
             if not subscribers:
                 del self._subscribers[subscription.name]
+                cached = self._cache.get(subscription.name)
+                if cached is not None and _finished(cached):
+                    del self._cache[subscription.name]

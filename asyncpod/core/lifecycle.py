@@ -8,7 +8,7 @@ and the logic is unit-tested from JSON fixtures without an event loop.
 
 Inputs are raw pod dicts exactly as orjson decodes them from the API (camelCase keys,
 RFC 3339 strings). No typed Kubernetes models anywhere: building a ``V1Pod`` costs
-~80x the decode (see DESIGN.md), and :func:`pod_state`, :func:`is_terminal` and
+~100x the decode (docs/architecture.md, "Facts"), and :func:`pod_state`, :func:`is_terminal` and
 :func:`transition` run once per watch event across thousands of pods. Those three
 stay cheap: a few dict lookups and a loop over the container statuses, no copies, no
 time parsing.
@@ -28,6 +28,7 @@ from datetime import datetime, timedelta, timezone
 from enum import Enum
 from typing import Any, Final
 
+from asyncpod.errors import OptionError
 from asyncpod.results import (
     ContainerKind,
     ContainerResult,
@@ -49,6 +50,7 @@ __all__ = [
     "events_from_list",
     "is_fatal_wait",
     "is_terminal",
+    "main_container_name",
     "main_finished",
     "parse_time",
     "pod_reason",
@@ -159,11 +161,29 @@ def is_terminal(pod: Pod) -> bool:
 
 def main_finished(pod: Pod, *, main_container: str | None = None) -> bool:
     """True once the main container has terminated, whatever the pod phase says."""
-    name = _main_name(pod, main_container)
+    name = main_container_name(pod, main_container)
     for status in (pod.get("status") or _EMPTY).get("containerStatuses") or ():
         if status.get("name") == name:
             return "terminated" in (status.get("state") or _EMPTY)
     return False
+
+
+def ended_by_deletion(
+    previous: PodState | None, pod: Pod, *, main_container: str | None = None
+) -> bool:
+    """True when a pod already seen TERMINATING has now ended (phase or main container).
+
+    A real kubelet answers a DELETE by stopping the containers (SIGTERM, SIGKILL after
+    the grace period) and then sets the phase from their exit codes: a process that
+    exits 0 on SIGTERM turns a deleted pod "Succeeded", one killed by the signal
+    "Failed" (tests/unit/pods/recorded/real/deleted-while-running.json; kwok goes
+    straight to DELETED instead). Such a pod did not finish by itself: a runner that
+    saw the deletion first should report it as deleted (or cancelled, if it deleted
+    the pod itself), keeping the containers' exit codes in the result.
+    """
+    if previous is not PodState.TERMINATING:
+        return False
+    return is_terminal(pod) or main_finished(pod, main_container=main_container)
 
 
 @dataclass(frozen=True, slots=True)
@@ -334,7 +354,7 @@ def pod_reason(pod: Pod, *, main_container: str | None = None) -> tuple[str | No
     """
     status = pod.get("status") or _EMPTY
     phase = status.get("phase")
-    main = _main_name(pod, main_container)
+    main = main_container_name(pod, main_container)
     if phase not in _TERMINAL_PHASES:
         blocked = blocking_reason(pod)
         if blocked is not None:
@@ -409,12 +429,25 @@ def _last_termination(item: Mapping[str, Any]) -> Mapping[str, Any] | None:
 # --------------------------------------------------------------------------------------
 
 
-def _main_name(pod: Pod, main_container: str | None) -> str:
+def main_container_name(pod: Pod, main_container: str | None = None) -> str:
+    """The pod's main container: the one given, else the one the pod names.
+
+    The one rule, used by results, the runner and reattach: an explicit name wins;
+    then the ``kubectl.kubernetes.io/default-container`` annotation (asyncpod sets
+    it); then asyncpod's default name if the pod has such a container; then the
+    first container (a pod made by somebody else, e.g. Airflow's ``base``).
+    """
     if main_container is not None:
         return main_container
     annotations = (pod.get("metadata") or _EMPTY).get("annotations") or _EMPTY
     name = annotations.get(DEFAULT_CONTAINER_ANNOTATION)
-    return name if isinstance(name, str) and name else DEFAULT_CONTAINER_NAME
+    if isinstance(name, str) and name:
+        return name
+    containers = (pod.get("spec") or _EMPTY).get("containers") or ()
+    names = [c.get("name") for c in containers]
+    if not names or DEFAULT_CONTAINER_NAME in names:
+        return DEFAULT_CONTAINER_NAME
+    return str(names[0])
 
 
 def _statuses_in_order(
@@ -473,7 +506,7 @@ def container_results(
     }
     return tuple(
         _container_result(name, kind, item, images.get(name))
-        for name, kind, item in _statuses_in_order(pod, _main_name(pod, main_container))
+        for name, kind, item in _statuses_in_order(pod, main_container_name(pod, main_container))
     )
 
 
@@ -567,7 +600,7 @@ def build_result(
     status = pod.get("status") or _EMPTY
     spec = pod.get("spec") or _EMPTY
     phase = status.get("phase")
-    main = _main_name(pod, main_container)
+    main = main_container_name(pod, main_container)
     containers = container_results(pod, main_container=main)
     main_result = next((c for c in containers if c.kind is ContainerKind.MAIN), None)
 
@@ -580,7 +613,7 @@ def build_result(
         elif main_result is not None and main_result.state == "terminated":
             outcome = Outcome.SUCCEEDED if main_result.exit_code == 0 else Outcome.FAILED
         else:
-            raise ValueError(
+            raise OptionError(
                 f"pod {metadata.get('namespace')}/{metadata.get('name')} has not finished"
                 f" (phase {phase}); pass outcome= to say what happened to it"
             )

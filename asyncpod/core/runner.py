@@ -10,10 +10,19 @@ A :class:`PodRun` is the handle: ``await run`` gives the :class:`PodResult`,
 run.logs()`` every container's output. The lifecycle itself is driven by a task owned
 by the cluster session, so it progresses whether or not anybody awaits it.
 
-Cancellation: cancelling the task that awaits a run, or calling :meth:`PodRun.cancel`,
-deletes the pod (unless the cleanup policy is KEEP) inside a shielded scope, so a
-cancelled run never leaks a pod. Deletion uses the pod's own grace period unless
-:attr:`RunOptions.delete_grace_period` says otherwise.
+Cancellation: cancelling the task that awaits a run, calling :meth:`PodRun.cancel`,
+closing the session, or the event loop shutting down (every task cancelled at once)
+deletes the pod (unless the cleanup policy is KEEP). The cleanup sits in ``finally``
+and completes even when its task is cancelled again meanwhile
+(:mod:`asyncpod.core.shielding`); every retry in it has a window, so it is bounded.
+Deletion uses the pod's own grace period unless :attr:`RunOptions.delete_grace_period`
+says otherwise.
+
+Faults: a create that meets an unreachable or restarting API server is retried for
+:attr:`RunOptions.create_retry_window` with the same name and the same attempt token,
+so a create whose answer was lost is recognised (409 + our token = our pod) and no
+second pod is made. The decisions themselves (each state, each deadline, each 409)
+are pure functions in :mod:`asyncpod.core.policy`.
 
 What it deliberately does not do: poll (every state comes from the informer), bound
 concurrency (that is the launcher's), or raise for a pod that ran and failed (that is
@@ -24,98 +33,86 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import logging
 import secrets
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
-from dataclasses import dataclass, field, replace
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
+from dataclasses import replace
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
 from asyncpod.core import lifecycle
+from asyncpod.core.flag import Flag
 from asyncpod.core.informer import PodInformer, PodSubscription
+from asyncpod.core.policy import (
+    CREATE_ATTEMPT_ANNOTATION,
+    Cleanup,
+    ConflictVerdict,
+    RunClock,
+    RunOptions,
+    Verdict,
+    clock_from_pod,
+    judge,
+    next_deadline,
+    resolve_conflict,
+    should_delete,
+)
+from asyncpod.core.shielding import complete_despite_cancellation
 from asyncpod.errors import (
     AsyncpodError,
+    ClosedError,
     ConflictError,
     ForbiddenError,
     NotFoundError,
+    OptionError,
     TransientError,
+    UnauthorizedError,
 )
 from asyncpod.kube.logs import LogFollower, LogLine
+from asyncpod.kube.pods import Pods
 from asyncpod.kube.watch import DELETED
 from asyncpod.results import Outcome, PodResult, Reason
-from asyncpod.spec import (
-    RUN_ID_LABEL,
-    TASK_KEY_ANNOTATION,
-    PodSpec,
-)
+from asyncpod.spec import RUN_ID_LABEL, TASK_KEY_ANNOTATION, PodSpec
 
 if TYPE_CHECKING:
     from asyncpod.kube.client import KubeClient
 
 __all__ = ["CREATE_ATTEMPT_ANNOTATION", "Cleanup", "PodRun", "RunOptions"]
 
-#: A random token per create attempt: proof that a pod found after a cut-off POST is
-#: the one this run made (and so may be deleted).
-CREATE_ATTEMPT_ANNOTATION = "asyncpod.dev/create-attempt"
-
 logger = logging.getLogger("asyncpod.runner")
 
-
-class Cleanup(str, enum.Enum):
-    """What happens to the pod once its run is over."""
-
-    DELETE = "delete"
-    """Always delete it (the default: nothing outlives the run)."""
-    KEEP = "keep"
-    """Never delete it, not even on cancellation (for debugging)."""
-    DELETE_ON_SUCCESS = "delete-on-success"
-    """Delete it when it succeeded; keep failed pods for inspection."""
+#: How many random names a create draws before giving up on 409s for namesakes.
+_NAME_DRAWS = 3
 
 
-@dataclass(frozen=True, slots=True)
-class RunOptions:
-    """Policies for one run. Timeouts are seconds; ``None`` turns one off.
+def _backoff(failures: int) -> float:
+    """Seconds to wait after ``failures`` consecutive failures of a create/delete/get."""
+    return float(min(0.25 * 2**failures, 5.0))
 
-    ``schedule_timeout``: from creation until the pod is bound to a node.
-    ``startup_timeout``: from binding until a main container runs (init containers and
-    image pulls included). ``image_pull_timeout``: how long ErrImagePull /
-    ImagePullBackOff may last before the run fails (registries hiccup; a typo does
-    not fix itself). ``deadline``: the whole run, from creation. A timed-out pod is
-    deleted (unless cleanup is KEEP) and its result says which limit passed.
-    ``log_drain_timeout`` bounds how long cleanup waits for open log readers to
-    read what the containers wrote before the pod is deleted. ``delete_retry_window``
-    is how long a failing delete is retried (API server down or restarting) before
-    the error is reported.
+
+def _older(pod: dict[str, Any], than: dict[str, Any]) -> bool:
+    """Whether ``pod`` is an older version than ``than`` (resourceVersions compared).
+
+    resourceVersions are opaque by contract; etcd-backed servers hand out increasing
+    integers, and only those are compared. Anything else counts as not older.
     """
-
-    schedule_timeout: float | None = 300.0
-    startup_timeout: float | None = 600.0
-    image_pull_timeout: float | None = 120.0
-    deadline: float | None = None
-    cleanup: Cleanup = Cleanup.DELETE
-    delete_grace_period: int | None = None
-    collect_events: bool = True
-    log_drain_timeout: float = 30.0
-    delete_retry_window: float = 60.0
-
-    def __post_init__(self) -> None:
-        for name in ("schedule_timeout", "startup_timeout", "image_pull_timeout", "deadline"):
-            value = getattr(self, name)
-            if value is not None and value <= 0:
-                raise ValueError(f"RunOptions.{name} must be positive or None, got {value}")
+    mine = (pod.get("metadata") or {}).get("resourceVersion", "")
+    theirs = (than.get("metadata") or {}).get("resourceVersion", "")
+    if not (mine.isdigit() and theirs.isdigit()):
+        return False
+    return int(mine) < int(theirs)
 
 
-@dataclass(slots=True)
-class _Clock:
-    """Monotonic instants of the milestones the timeouts are measured from."""
-
-    created: float = field(default_factory=time.monotonic)
-    scheduled: float | None = None
-    started: float | None = None
-    blocked_since: float | None = None
+def _slim(pod: Mapping[str, Any]) -> dict[str, Any]:
+    """What an old state change keeps of its pod: identity, phase, node."""
+    metadata = pod.get("metadata") or {}
+    return {
+        "metadata": {k: metadata[k] for k in ("name", "namespace", "uid") if k in metadata},
+        "spec": {"nodeName": (pod.get("spec") or {}).get("nodeName")},
+        "status": {"phase": (pod.get("status") or {}).get("phase")},
+    }
 
 
 class PodRun:
@@ -142,6 +139,7 @@ class PodRun:
         on_done: Callable[[PodRun], None] | None = None,
     ) -> None:
         self._client = client
+        self._pods = Pods(client)
         self._informer = informer
         self.namespace = namespace
         self.spec = spec
@@ -152,25 +150,30 @@ class PodRun:
         self.task_key = spec.task_key if spec is not None else None
         self.reattached = False
         self._extra_labels = extra_labels or {}
-        self._on_done = on_done
+        self._done_callbacks: list[Callable[[PodRun], None]] = [on_done] if on_done else []
         self._main = spec.container_name if spec is not None else None
-        self._created = asyncio.Event()
-        self._finished = asyncio.Event()
+        self._created = Flag()
+        self._finished = Flag()
+        self._settled = Flag()  # created, or finished without a pod
         self._result: PodResult | None = None
-        self._error: BaseException | None = None
+        self._error: AsyncpodError | None = None
         self._scope: anyio.CancelScope | None = None
         self._cancel_requested = False
         self._subscription: PodSubscription | None = None
         self._latest: dict[str, Any] | None = None
         self._changes: list[lifecycle.StateChange] = []
-        self._changed = asyncio.Event()
+        self._last_change_slim = True  # no change yet
+        self._changed = Flag()
         # Open log readers: cleanup waits for them to drain before deleting the pod.
         self._readers = 0
-        self._readers_idle = asyncio.Event()
+        self._readers_idle = Flag()
         self._readers_idle.set()
         self._winding_down = False
         self._post_sent = False
         self._create_attempt = ""
+        # Transport failures the client had seen when this run began: more since then
+        # means the API server was unreachable during the run (see _denied_by_restart).
+        self._connection_errors_at_start = client.statistics().connection_errors
 
     def __repr__(self) -> str:
         state = self._changes[-1].state.value if self._changes else "new"
@@ -184,6 +187,20 @@ class PodRun:
     def done(self) -> bool:
         return self._finished.is_set()
 
+    def add_done_callback(self, callback: Callable[[PodRun], None]) -> None:
+        """Call ``callback(run)`` once the run has ended (at once if it has)."""
+        if self.done():
+            callback(self)
+        else:
+            self._done_callbacks.append(callback)
+
+    @property
+    def outcome(self) -> Outcome | None:
+        """How the run ended: its result's outcome, ERROR if it raised, None until then."""
+        if self._result is not None:
+            return self._result.outcome
+        return Outcome.ERROR if self._error is not None else None
+
     @property
     def ref(self) -> str:
         return f"{self.namespace}/{self.name or '?'}"
@@ -195,13 +212,7 @@ class PodRun:
 
     async def created(self) -> None:
         """Wait until the pod exists (or the run failed before that: then raise)."""
-        waiter = asyncio.ensure_future(self._created.wait())
-        finished = asyncio.ensure_future(self._finished.wait())
-        try:
-            await asyncio.wait({waiter, finished}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            waiter.cancel()
-            finished.cancel()
+        await self._settled.wait()
         if not self._created.is_set() and self._error is not None:
             raise self._error
 
@@ -230,7 +241,11 @@ class PodRun:
         return self._result
 
     async def states(self) -> AsyncGenerator[lifecycle.StateChange, None]:
-        """Every observed state change, from the first one, until the run ends."""
+        """Every observed state change, from the first one, until the run ends.
+
+        To keep a run's memory small, only the latest change carries the full pod in
+        ``change.pod``; earlier ones keep the pod's identity, phase and node.
+        """
         index = 0
         while True:
             while index < len(self._changes):
@@ -242,123 +257,222 @@ class PodRun:
             await self._changed.wait()
 
     def logs(
-        self, *, containers: tuple[str, ...] | None = None, follow: bool = True
+        self,
+        *,
+        containers: tuple[str, ...] | None = None,
+        follow: bool = True,
+        since: Mapping[str, str] | None = None,
     ) -> AsyncGenerator[LogLine, None]:
         """Every line of every container (init containers first), each tagged.
 
         Follows each container until it has terminated and its log is drained;
-        resumes cut streams with ``sinceTime`` and drops replayed lines. Iterate it
-        with ``contextlib.aclosing`` if you may stop early.
+        resumes cut streams with ``sinceTime`` and drops replayed lines. ``since`` maps
+        a container to a timestamp to start from (a reader resuming in another process;
+        lines at that very timestamp are delivered again, the caller drops the ones it
+        had). Iterate it with ``contextlib.aclosing`` if you may stop early.
         """
-        return self._logs(containers, follow=follow)
+        return self._logs(containers, follow=follow, since=since or {})
 
     # ------------------------------------------------------------------ the driver
     async def _drive(self) -> None:
-        """The run's lifecycle; owned by the cluster session's task group. Never raises."""
-        with anyio.CancelScope() as scope:
-            self._scope = scope
-            try:
+        """The run's lifecycle; owned by the cluster session's task group.
+
+        Its cleanup sits in ``finally`` and completes even if this task is cancelled
+        from outside (the session's task group, loop shutdown) and then cancelled
+        again: a run that started a create always ends deleting what it made.
+        """
+        try:
+            with anyio.CancelScope() as scope:
+                self._scope = scope
                 if self._cancel_requested:
                     scope.cancel()
-                await self._create_or_attach()
-                self._result = await self._follow()
-            except AsyncpodError as error:
-                self._error = error
-            except Exception as error:  # a bug of ours must not take the session down
-                logger.exception("run %s failed unexpectedly", self.ref)
-                self._error = error
-        with anyio.CancelScope(shield=True):
-            try:
-                await self._finish(cancelled=scope.cancel_called)
-            except Exception as error:  # noqa: BLE001 - reported through the handle
-                logger.warning("cleanup of %s failed: %s", self.ref, error)
-                if self._error is None and self._result is None:
+                try:
+                    await self._create_or_attach()
+                    self._result = await self._follow()
+                except ClosedError:
+                    # The session is closing: its informer stopped a moment before the
+                    # session's cancellation reached this run. The run is cancelled with
+                    # it (the wind-up below builds that result and deletes the pod).
+                    pass
+                except AsyncpodError as error:
                     self._error = error
-            finally:
-                if self._subscription is not None:
-                    self._subscription.close()
-                self._finished.set()
-                self._changed.set()
-                if self._on_done is not None:
-                    self._on_done(self)
+                except Exception as error:  # a bug of ours must not take the session down
+                    logger.exception("run %s failed unexpectedly", self.ref)
+                    self._error = AsyncpodError(
+                        f"run {self.ref} failed unexpectedly: {type(error).__name__}: {error}"
+                    )
+                    self._error.__cause__ = error
+        finally:
+            await complete_despite_cancellation(self._wind_up())
+
+    async def _wind_up(self) -> None:
+        cancelled = self._result is None and self._error is None
+        try:
+            await self._finish(cancelled=cancelled)
+        except Exception as error:  # noqa: BLE001 - reported through the handle
+            logger.warning("cleanup of %s failed: %s", self.ref, error)
+            if self._error is None and self._result is None:
+                self._error = (
+                    error
+                    if isinstance(error, AsyncpodError)
+                    else AsyncpodError(f"cleanup of {self.ref} failed: {error}")
+                )
+        finally:
+            if self._subscription is not None:
+                self._subscription.close()
+            self._finished.set()
+            self._settled.set()
+            self._changed.set()
+            for callback in self._done_callbacks:
+                callback(self)
 
     async def _create_or_attach(self) -> None:
         if self.spec is None:  # attach to an existing pod
             await self._attach_existing()
-            return
-        # We always choose the name ourselves (not generateName): a run cancelled while
-        # its POST is on the wire can then still find, and delete, the pod it made.
+        else:
+            created = await self._create()
+            self.name = created["metadata"]["name"]
+            self.uid = created["metadata"]["uid"]
+            assert self._subscription is not None
+            self._subscription.pin(str(self.uid))
+            self._observe(created)
+        self._created.set()
+        self._settled.set()
+
+    async def _create(self) -> dict[str, Any]:
+        """POST the pod, riding through an API server outage; never make two pods.
+
+        We always choose the name ourselves (not generateName) and mark the create
+        with a random token kept across its retries: a create whose answer was lost,
+        or a run cancelled while its POST was on the wire, can then still find its
+        pod (409 + our token = ours) and adopt or delete it.
+        """
+        assert self.spec is not None
         generated = self.name is None
-        for _attempt in range(3):
+        deadline = time.monotonic() + self.options.create_retry_window
+        for _draw in range(_NAME_DRAWS if generated else 1):
             if generated:
                 self.name = f"asyncpod-{secrets.token_hex(5)}"
+            assert self.name is not None
             self._create_attempt = secrets.token_hex(8)
             manifest = self.spec.to_manifest(  # validated by Cluster.start
                 namespace=self.namespace, name=self.name, labels=self._extra_labels
             )
             manifest["metadata"]["annotations"][CREATE_ATTEMPT_ANNOTATION] = self._create_attempt
-            assert self.name is not None
             if self._subscription is not None:
                 self._subscription.close()
             self._subscription = self._informer.subscribe(self.name)
+            created = await self._post_until_answered(manifest, deadline, generated=generated)
+            if created is not None:
+                return created
+        raise ConflictError(
+            f"no free pod name after {_NAME_DRAWS} tries in {self.namespace}",
+            status=409,
+            reason="AlreadyExists",
+        )
+
+    async def _post_until_answered(
+        self, manifest: dict[str, Any], deadline: float, *, generated: bool
+    ) -> dict[str, Any] | None:
+        """The created (or adopted) pod; None when a random name was taken."""
+        failures = 0
+        while True:
             self._post_sent = True
             try:
-                created = await self._client.request(
-                    "POST",
-                    f"/api/v1/namespaces/{self.namespace}/pods",
-                    json=manifest,
-                    pod=self.ref,
+                return await self._pods.create(self.namespace, manifest)
+            except ConflictError as conflict:
+                existing = await self._get_until_answered(deadline)
+                if existing is None:
+                    failures += 1
+                    if time.monotonic() >= deadline:
+                        raise
+                    await anyio.sleep(_backoff(failures))
+                    continue  # the namesake went away: create again
+                verdict = resolve_conflict(
+                    existing,
+                    token=self._create_attempt,
+                    generated_name=generated,
+                    run_id=self.run_id,
+                    task_key=self.task_key,
+                    run_id_label=RUN_ID_LABEL,
+                    task_key_annotation=TASK_KEY_ANNOTATION,
                 )
-                break
-            except ConflictError:
-                if generated:
-                    continue  # a namesake of a random name: draw another
-                created = await self._reattach_after_conflict()
-                break
-        else:
-            raise ConflictError(
-                f"no free pod name after 3 tries in {self.namespace}",
-                status=409,
-                reason="AlreadyExists",
-            )
-        self.name = created["metadata"]["name"]
-        self.uid = created["metadata"]["uid"]
-        self._subscription.pin(str(self.uid))
-        self._observe(created)
-        self._created.set()
+                return self._after_conflict(verdict, existing, conflict)
+            except (TransientError, ForbiddenError, UnauthorizedError) as error:
+                if not isinstance(error, TransientError) and not self._denied_by_restart():
+                    raise  # a missing permission: say so at once
+                if time.monotonic() >= deadline:
+                    raise
+                failures += 1
+                logger.info("create of %s: %s; retrying", self.ref, error)
+                await anyio.sleep(_backoff(failures))
 
-    async def _reattach_after_conflict(self) -> dict[str, Any]:
-        """409 on a deterministic name: reattach if the pod is ours, else refuse."""
-        path = f"/api/v1/namespaces/{self.namespace}/pods/{self.name}"
-        existing: dict[str, Any] = await self._client.request("GET", path, pod=self.ref)
-        metadata = existing.get("metadata", {})
+    def _denied_by_restart(self) -> bool:
+        """Whether a 401/403 may be a restarted API server rather than a missing right.
+
+        A kube-apiserver that has just restarted denies requests until its authorizer
+        has synced RBAC (seen here: 403 with "clusterrole ... not found" for a few
+        seconds). So a denial after the client met connection failures during this
+        run is retried within the window; one without is a missing permission.
+        """
+        return self._client.statistics().connection_errors > self._connection_errors_at_start
+
+    def _after_conflict(
+        self, verdict: ConflictVerdict, existing: dict[str, Any], conflict: ConflictError
+    ) -> dict[str, Any] | None:
+        metadata = existing.get("metadata") or {}
+        if verdict is ConflictVerdict.OURS:
+            logger.info("create of %s was answered late: adopting the pod", self.ref)
+            return existing
+        if verdict is ConflictVerdict.OTHER_NAME:
+            return None
+        if verdict is ConflictVerdict.REATTACH:
+            self.reattached = True
+            logger.info("reattached to existing pod %s (uid %s)", self.ref, metadata.get("uid"))
+            return existing
         labels = metadata.get("labels") or {}
         annotations = metadata.get("annotations") or {}
-        same_run = self.run_id is None or labels.get(RUN_ID_LABEL) == self.run_id
-        same_task = annotations.get(TASK_KEY_ANNOTATION) == self.task_key
-        if not (same_run and same_task):
-            raise ConflictError(
+        if verdict is ConflictVerdict.BEING_DELETED:
+            message = f"pod {self.ref} from an earlier attempt is being deleted; retry later"
+        else:
+            message = (
                 f"pod {self.ref} exists but belongs to another run or task (run-id "
-                f"{labels.get(RUN_ID_LABEL)!r}, task {annotations.get(TASK_KEY_ANNOTATION)!r})",
-                status=409,
-                reason="AlreadyExists",
-                pod=self.ref,
+                f"{labels.get(RUN_ID_LABEL)!r}, task {annotations.get(TASK_KEY_ANNOTATION)!r})"
             )
-        if metadata.get("deletionTimestamp"):
-            raise ConflictError(
-                f"pod {self.ref} from an earlier attempt is being deleted; retry later",
-                status=409,
-                reason="AlreadyExists",
-                pod=self.ref,
-            )
-        self.reattached = True
-        logger.info("reattached to existing pod %s (uid %s)", self.ref, metadata.get("uid"))
-        return existing
+        raise ConflictError(message, status=409, reason="AlreadyExists", pod=self.ref) from (
+            conflict
+        )
+
+    async def _get_until_answered(self, deadline: float) -> dict[str, Any] | None:
+        """GET our pod by name, retrying while the API server is unreachable; None if 404."""
+        assert self.name is not None
+        failures = 0
+        while True:
+            try:
+                return await self._pods.get(self.namespace, self.name)
+            except NotFoundError:
+                return None
+            except (TransientError, ForbiddenError, UnauthorizedError) as error:
+                if not isinstance(error, TransientError) and not self._denied_by_restart():
+                    raise
+                if time.monotonic() >= deadline:
+                    raise
+                failures += 1
+                await anyio.sleep(_backoff(failures))
 
     async def _attach_existing(self) -> None:
         assert self.name is not None
-        path = f"/api/v1/namespaces/{self.namespace}/pods/{self.name}"
-        pod: dict[str, Any] = await self._client.request("GET", path, pod=self.ref)
+        # Subscribe before reading, so no change between the read and the
+        # subscription is missed; the informer may already know the pod.
+        self._subscription = self._informer.subscribe(self.name, uid=self.uid)
+        pod = self._subscription.latest
+        if pod is None:
+            deadline = time.monotonic() + self.options.create_retry_window
+            pod = await self._get_until_answered(deadline)
+            if pod is None:
+                raise NotFoundError(
+                    f"pod {self.ref} not found", status=404, reason="NotFound", pod=self.ref
+                )
         uid = pod["metadata"]["uid"]
         if self.uid is not None and uid != self.uid:
             raise NotFoundError(
@@ -369,19 +483,27 @@ class PodRun:
                 pod=self.ref,
             )
         self.uid = uid
+        self._subscription.pin(uid)
         self.reattached = True
-        self._main = self._main or _main_container_of(pod)
-        self._subscription = self._informer.subscribe(self.name, uid=uid)
+        self._main = self._main or lifecycle.main_container_name(pod)
         self._observe(pod)
-        self._created.set()
 
     def _observe(
         self, pod: dict[str, Any], *, deleted: bool = False
     ) -> lifecycle.StateChange | None:
+        if not deleted and self._latest is not None and _older(pod, self._latest):
+            return None  # a version older than one we already have (read vs. watch)
         change = lifecycle.transition(self._latest, pod, deleted=deleted)
         self._latest = pod
+        # One full version of the pod per run: the latest. The change that brought an
+        # older version keeps only its identity, phase and node.
+        if self._changes and not self._last_change_slim and self._changes[-1].pod is not pod:
+            last = self._changes[-1]
+            self._changes[-1] = replace(last, pod=_slim(last.pod))
+            self._last_change_slim = True
         if change is not None:
             self._changes.append(change)
+            self._last_change_slim = False
             self._changed.set()
         return change
 
@@ -389,114 +511,43 @@ class PodRun:
         """Consume the pod's changes until an outcome is decided."""
         assert self._subscription is not None
         assert self._latest is not None
-        clock = _Clock()
         pod = self._latest
+        if self.reattached:
+            clock = clock_from_pod(pod, now=time.monotonic(), wall_now=datetime.now(timezone.utc))
+        else:
+            clock = RunClock(created=time.monotonic())
         while True:
-            verdict = self._judge(pod, clock)
+            now = time.monotonic()
+            verdict = judge(pod, clock, self.options, now=now, main_container=self._main)
             if verdict is not None:
-                return verdict
-            wait = self._next_deadline(clock)
-            try:
-                if wait is None:
-                    change = await self._subscription.next()
-                else:
-                    change = await asyncio.wait_for(self._subscription.next(), max(wait, 0.0))
-            except asyncio.TimeoutError:
-                continue  # a deadline passed: _judge decides
+                return self._result_of(pod, verdict)
+            wait = next_deadline(clock, self.options, now=now)
+            change = None
+            with anyio.move_on_after(wait):
+                change = await self._subscription.next()
+            if change is None:
+                continue  # a deadline passed: judge decides
             if change.type == DELETED:
                 self._observe(change.pod, deleted=True)
                 if lifecycle.is_terminal(change.pod):
-                    return self._terminal_result(change.pod)
+                    return self._result_of(change.pod, Verdict(None))
                 outcome = Outcome.CANCELLED if self._cancel_requested else Outcome.DELETED
-                return lifecycle.build_result(
-                    change.pod, main_container=self._main, outcome=outcome
-                )
-            pod = change.pod
-            self._observe(pod)
+                return self._result_of(change.pod, Verdict(outcome))
+            self._observe(change.pod)
+            assert self._latest is not None
+            pod = self._latest
 
-    def _terminal_result(self, pod: dict[str, Any]) -> PodResult:
-        return self._with_task(lifecycle.build_result(pod, main_container=self._main))
-
-    def _with_task(self, result: PodResult) -> PodResult:
+    def _result_of(self, pod: dict[str, Any], verdict: Verdict) -> PodResult:
+        result = lifecycle.build_result(
+            pod,
+            main_container=self._main,
+            outcome=verdict.outcome,
+            reason=verdict.reason,
+            message=verdict.message,
+        )
         if self.task_key is None or result.task_key == self.task_key:
             return result
         return replace(result, task_key=self.task_key)
-
-    def _judge(self, pod: dict[str, Any], clock: _Clock) -> PodResult | None:
-        """Decide from the latest pod and the clock whether the run is over."""
-        now = time.monotonic()
-        options = self.options
-        # Terminal, or the main container exited while ordinary sidecars keep the pod
-        # Running: either way the run is over (cleanup stops the sidecars).
-        if lifecycle.is_terminal(pod) or lifecycle.main_finished(pod, main_container=self._main):
-            return self._terminal_result(pod)
-        state = lifecycle.pod_state(pod)
-        if clock.scheduled is None and state is not lifecycle.PodState.PENDING:
-            clock.scheduled = now
-        if clock.started is None and state is lifecycle.PodState.RUNNING:
-            clock.started = now
-        blocked = lifecycle.blocking_reason(pod) if clock.started is None else None
-        if blocked is not None:
-            reason, message = blocked
-            if lifecycle.is_fatal_wait(reason):
-                return self._timed_out(pod, Outcome.FAILED, reason, message)
-            if reason in (Reason.ERR_IMAGE_PULL, Reason.IMAGE_PULL_BACK_OFF):
-                clock.blocked_since = clock.blocked_since or now
-                limit = options.image_pull_timeout
-                if limit is not None and now - clock.blocked_since >= limit:
-                    return self._timed_out(pod, Outcome.FAILED, reason, message)
-        else:
-            clock.blocked_since = None
-        if options.deadline is not None and now - clock.created >= options.deadline:
-            return self._timed_out(
-                pod, Outcome.TIMED_OUT, Reason.RUN_TIMEOUT,
-                f"the run took longer than its {options.deadline:g}s deadline",
-            )  # fmt: skip
-        if clock.scheduled is None:
-            limit = options.schedule_timeout
-            if limit is not None and now - clock.created >= limit:
-                reason, message = _unschedulable(pod) or (
-                    Reason.SCHEDULE_TIMEOUT,
-                    f"not scheduled within {limit:g}s",
-                )
-                return self._timed_out(pod, Outcome.TIMED_OUT, reason, message)
-        elif clock.started is None:
-            limit = options.startup_timeout
-            if limit is not None and now - clock.scheduled >= limit:
-                reason, message = blocked or (
-                    Reason.STARTUP_TIMEOUT,
-                    f"no container running within {limit:g}s of scheduling",
-                )
-                return self._timed_out(pod, Outcome.TIMED_OUT, reason, message)
-        return None
-
-    def _next_deadline(self, clock: _Clock) -> float | None:
-        """Seconds until the earliest limit that could still pass, or None."""
-        now = time.monotonic()
-        options = self.options
-        candidates: list[float] = []
-        if options.deadline is not None:
-            candidates.append(clock.created + options.deadline - now)
-        if clock.scheduled is None and options.schedule_timeout is not None:
-            candidates.append(clock.created + options.schedule_timeout - now)
-        if (
-            clock.scheduled is not None
-            and clock.started is None
-            and options.startup_timeout is not None
-        ):
-            candidates.append(clock.scheduled + options.startup_timeout - now)
-        if clock.blocked_since is not None and options.image_pull_timeout is not None:
-            candidates.append(clock.blocked_since + options.image_pull_timeout - now)
-        return min(candidates) if candidates else None
-
-    def _timed_out(
-        self, pod: dict[str, Any], outcome: Outcome, reason: str, message: str | None
-    ) -> PodResult:
-        return self._with_task(
-            lifecycle.build_result(
-                pod, main_container=self._main, outcome=outcome, reason=reason, message=message
-            )
-        )
 
     # ------------------------------------------------------------------ the end
     async def _finish(self, *, cancelled: bool) -> None:
@@ -505,11 +556,7 @@ class PodRun:
         self._changed.set()
         if cancelled and self._result is None and self._error is None:
             if self._latest is not None:
-                self._result = self._with_task(
-                    lifecycle.build_result(
-                        self._latest, main_container=self._main, outcome=Outcome.CANCELLED
-                    )
-                )
+                self._result = self._result_of(self._latest, Verdict(Outcome.CANCELLED))
             else:
                 self._result = PodResult(
                     self.namespace, self.name or "", self.uid,
@@ -524,7 +571,10 @@ class PodRun:
         if result is not None and not result.ok and self.options.collect_events:
             with contextlib.suppress(AsyncpodError):
                 result = self._result = await self._with_events(result)
-        if self._should_delete(result):
+        finished = self._latest is not None and lifecycle.is_terminal(self._latest)
+        outcome = result.outcome if result is not None else None
+        succeeded = result is not None and result.ok
+        if should_delete(self.options, outcome, succeeded=succeeded, pod_finished=finished):
             if self._readers and not cancelled:
                 # Let log readers drain what the containers wrote before the pod goes.
                 with anyio.move_on_after(self.options.log_drain_timeout):
@@ -532,84 +582,63 @@ class PodRun:
             await self._delete()
 
     async def _find_pod_of_cut_create(self) -> None:
-        """The POST was cut off (cancelled): did the server create the pod anyway?
+        """The POST was cut off or never answered: did the server create the pod anyway?
 
-        Ours only if it carries this attempt's create-attempt token. The server may finish the
-        create a moment after we gave up on it, so look a few times.
+        Ours only if it carries this create's token. The API server may be down (we
+        keep asking for the delete retry window) or finish the create a moment after
+        we gave up on it (we look a few times).
         """
-        path = f"/api/v1/namespaces/{self.namespace}/pods/{self.name}"
+        deadline = time.monotonic() + self.options.delete_retry_window
         for attempt in range(4):
             try:
-                pod: dict[str, Any] = await self._client.request("GET", path, pod=self.ref)
-            except NotFoundError:
-                await asyncio.sleep(0.25 * (attempt + 1))
-                continue
-            except AsyncpodError:
+                pod = await self._get_until_answered(deadline)
+            except AsyncpodError as error:
+                logger.warning("could not check whether %s was created: %s", self.ref, error)
                 return
+            if pod is None:
+                await anyio.sleep(0.25 * (attempt + 1))
+                continue
             annotations = pod.get("metadata", {}).get("annotations") or {}
             if annotations.get(CREATE_ATTEMPT_ANNOTATION) == self._create_attempt:
                 self.uid = pod["metadata"]["uid"]
                 self._latest = self._latest or pod
             return
 
-    def _should_delete(self, result: PodResult | None) -> bool:
-        policy = self.options.cleanup
-        if policy is Cleanup.KEEP:
-            return False
-        if result is not None and result.outcome is Outcome.DELETED:
-            return False
-        if policy is Cleanup.DELETE_ON_SUCCESS:
-            # A pod that failed stays for inspection; one that has not finished
-            # (cancelled, timed out, stuck pulling its image) would leak, so it goes.
-            finished = self._latest is not None and lifecycle.is_terminal(self._latest)
-            return result is None or result.ok or not finished
-        return True
-
     async def _with_events(self, result: PodResult) -> PodResult:
-        body = await self._client.request(
-            "GET",
-            f"/api/v1/namespaces/{self.namespace}/events",
-            params={"fieldSelector": f"involvedObject.uid={self.uid}"},
-            pod=self.ref,
-        )
-        events = lifecycle.events_from_list(body) if isinstance(body, dict) else ()
-        return replace(result, events=events)
+        assert self.uid is not None
+        items = await self._pods.events_of(self.namespace, self.uid)
+        return replace(result, events=lifecycle.events_from_list({"items": items}))
 
     async def _delete(self) -> None:
-        body: dict[str, Any] = {"propagationPolicy": "Background"}
-        if self.options.delete_grace_period is not None:
-            body["gracePeriodSeconds"] = self.options.delete_grace_period
-        if self.uid:
-            body["preconditions"] = {"uid": self.uid}  # never delete a namesake
+        assert self.name is not None
         # A pod we fail to delete is a leak, so keep trying for a while when the API
         # server is unreachable or restarting (it answers 403 until RBAC has synced).
+        # The uid precondition means a namesake is never deleted.
         deadline = time.monotonic() + self.options.delete_retry_window
-        attempt = 0
+        failures = 0
         while True:
             try:
-                await self._client.request(
-                    "DELETE",
-                    f"/api/v1/namespaces/{self.namespace}/pods/{self.name}",
-                    json=body,
-                    pod=self.ref,
+                await self._pods.delete(
+                    self.namespace,
+                    self.name,
+                    uid=self.uid,
+                    grace_period_seconds=self.options.delete_grace_period,
                 )
                 return
-            except (NotFoundError, ConflictError):
-                return  # already gone, or a namesake with another uid: not ours
-            except (TransientError, ForbiddenError):
+            except (TransientError, ForbiddenError, UnauthorizedError):
                 if time.monotonic() >= deadline:
                     raise
-                await asyncio.sleep(min(0.5 * 2**attempt, 5.0))
-                attempt += 1
+                failures += 1
+                await anyio.sleep(_backoff(failures))
 
     # ------------------------------------------------------------------ logs
     async def _logs(
-        self, containers: tuple[str, ...] | None, *, follow: bool
+        self, containers: tuple[str, ...] | None, *, follow: bool, since: Mapping[str, str]
     ) -> AsyncGenerator[LogLine, None]:
         self._readers += 1
         self._readers_idle.clear()
         try:
-            async for line in self._read_logs(containers, follow=follow):
+            async for line in self._read_logs(containers, follow=follow, since=since):
                 yield line
         finally:
             self._readers -= 1
@@ -617,7 +646,7 @@ class PodRun:
                 self._readers_idle.set()
 
     async def _read_logs(
-        self, containers: tuple[str, ...] | None, *, follow: bool
+        self, containers: tuple[str, ...] | None, *, follow: bool, since: Mapping[str, str]
     ) -> AsyncIterator[LogLine]:
         await self.created()
         pod = self._latest or {}
@@ -627,7 +656,7 @@ class PodRun:
         if containers is not None:
             unknown = set(containers) - set(inits) - set(mains)
             if unknown:
-                raise ValueError(f"pod {self.ref} has no container {sorted(unknown)}")
+                raise OptionError(f"pod {self.ref} has no container {sorted(unknown)}")
             inits = [c for c in inits if c in containers]
             mains = [c for c in mains if c in containers]
         queue: asyncio.Queue[LogLine | BaseException | None] = asyncio.Queue(maxsize=1024)
@@ -635,9 +664,12 @@ class PodRun:
         async def pump() -> None:
             try:
                 for name in inits:  # init containers run one after another
-                    await self._pump_container(name, queue, follow=follow)
+                    await self._pump_container(name, queue, follow=follow, since=since.get(name))
                 await asyncio.gather(
-                    *(self._pump_container(name, queue, follow=follow) for name in mains)
+                    *(
+                        self._pump_container(name, queue, follow=follow, since=since.get(name))
+                        for name in mains
+                    )
                 )
                 await queue.put(None)
             except asyncio.CancelledError:
@@ -665,6 +697,7 @@ class PodRun:
         queue: asyncio.Queue[LogLine | BaseException | None],
         *,
         follow: bool,
+        since: str | None = None,
     ) -> None:
         # Open the log only once the container has started (or the pod is over), so
         # thousands of followers do not hammer the API server with "waiting to start".
@@ -681,7 +714,7 @@ class PodRun:
 
         follower = LogFollower(
             self._client, self.namespace, str(self.name),
-            container=container, container_finished=finished,
+            container=container, container_finished=finished, since_time=since,
         )  # fmt: skip
         try:
             async for line in follower:
@@ -709,23 +742,3 @@ class PodRun:
             return True
         status = self._container_status(container)
         return status is not None and "terminated" in (status.get("state") or {})
-
-
-def _main_container_of(pod: dict[str, Any]) -> str | None:
-    annotations = pod.get("metadata", {}).get("annotations") or {}
-    default = annotations.get("kubectl.kubernetes.io/default-container")
-    if default:
-        return str(default)
-    containers = pod.get("spec", {}).get("containers") or []
-    return str(containers[0]["name"]) if containers else None
-
-
-def _unschedulable(pod: dict[str, Any]) -> tuple[str, str] | None:
-    for condition in pod.get("status", {}).get("conditions") or ():
-        if (
-            condition.get("type") == "PodScheduled"
-            and condition.get("status") == "False"
-            and condition.get("reason") == Reason.UNSCHEDULABLE
-        ):
-            return Reason.UNSCHEDULABLE, str(condition.get("message") or "")
-    return None

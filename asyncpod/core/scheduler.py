@@ -22,20 +22,26 @@ the task that iterates) cancels every run in flight, and so deletes their pods.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
+import logging
 import secrets
 from collections import Counter
 from collections.abc import AsyncIterable, AsyncIterator, Collection, Iterable
 from dataclasses import dataclass
 
+import anyio
+import anyio.abc
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
 from asyncpod.core.cluster import Cluster
 from asyncpod.core.runner import PodRun, RunOptions
-from asyncpod.errors import AsyncpodError
+from asyncpod.errors import AsyncpodError, OptionError
 from asyncpod.results import Outcome, PodResult, Reason
 from asyncpod.spec import PodSpec, deterministic_pod_name
 
 __all__ = ["Launcher", "LauncherStatistics"]
+
+logger = logging.getLogger("asyncpod.launcher")
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +68,7 @@ class Launcher:
         options: RunOptions | None = None,
     ) -> None:
         if max_in_flight < 1:
-            raise ValueError(f"max_in_flight must be at least 1, got {max_in_flight}")
+            raise OptionError(f"max_in_flight must be at least 1, got {max_in_flight}")
         self.cluster = cluster
         self.max_in_flight = max_in_flight
         self.run_id = run_id or f"run-{secrets.token_hex(4)}"
@@ -95,12 +101,18 @@ class Launcher:
     # ------------------------------------------------------------------ one at a time
     async def submit(self, spec: PodSpec, *, task_key: str | None = None) -> PodRun:
         """Wait for a free slot, then start ``spec``; the slot frees when the run ends."""
+        run = await self._new_run(spec, task_key=task_key)
+        self.cluster._launch(run)
+        return run
+
+    async def _new_run(self, spec: PodSpec, *, task_key: str | None) -> PodRun:
+        """Take a slot and make the run (not yet driven); its end frees the slot."""
         key = spec.task_key or task_key
         if key is not None and spec.task_key is None:
             spec = dataclasses.replace(spec, task_key=key)
         await self._slots.acquire()
         try:
-            run = await self.cluster.start(
+            run = self.cluster._new_run(
                 spec,
                 namespace=self.namespace,
                 name=spec.name or (deterministic_pod_name(self.run_id, key) if key else None),
@@ -112,11 +124,14 @@ class Launcher:
             raise
         self._submitted += 1
         self._in_flight += 1
+        run.add_done_callback(self._run_ended)
         return run
 
-    def _finished(self, result: PodResult) -> None:
+    def _run_ended(self, run: PodRun) -> None:
         self._in_flight -= 1
-        self._outcomes[result.outcome.value] += 1
+        self._outcomes[(run.outcome or Outcome.ERROR).value] += 1
+        if run.reattached:
+            self._reattached += 1
         self._slots.release()
 
     # ------------------------------------------------------------------ many
@@ -153,78 +168,121 @@ class Launcher:
         *,
         skip_task_keys: Collection[str],
     ) -> AsyncIterator[tuple[int, PodResult]]:
-        done: asyncio.Queue[tuple[int, PodResult]] = asyncio.Queue()
-        tasks: set[asyncio.Task[None]] = set()
-        fed = asyncio.Event()
-        feeder_error: list[BaseException] = []
-        expected = 0
+        """Run ``specs`` through at most ``max_in_flight`` workers; yield (index, result).
 
-        async def one(index: int, spec: PodSpec) -> None:
-            try:
-                run = await self.submit(spec, task_key=spec.task_key or str(index))
-            except AsyncpodError as error:
-                await done.put((index, _error_result(self.namespace, spec, index, error)))
-                self._outcomes[Outcome.ERROR.value] += 1
-                return
-            try:
-                result = await run.result()
-            except AsyncpodError as error:
-                result = _error_result(self.namespace, spec, index, error, name=run.name)
-            if run.reattached:
-                self._reattached += 1
-            self._finished(result)
-            await done.put((index, result))
-
-        async def feed() -> None:
-            nonlocal expected
-            try:
-                async for index, spec in _enumerate(specs):
-                    key = spec.task_key or str(index)
-                    if key in skip_task_keys:
-                        continue
-                    # Wait for a slot before making the task, so a million specs do not
-                    # become a million waiting tasks.
-                    await self._slots.acquire()
-                    self._slots.release()
-                    expected += 1
-                    task = asyncio.ensure_future(one(index, spec))
-                    tasks.add(task)
-                    task.add_done_callback(tasks.discard)
-            except Exception as error:  # noqa: BLE001 - the caller's iterable failed; re-raised below
-                feeder_error.append(error)
-            finally:
-                fed.set()
-
-        feeder = asyncio.ensure_future(feed())
-        delivered = 0
+        The pipeline (a feeder and the workers) runs in the cluster session's task
+        group, not in this generator, so the generator may be closed from any task;
+        closing it (or cancelling its consumer) cancels the pipeline, whose runs
+        delete their pods, and waits for that. Tasks and memory are O(in flight):
+        the feeder hands one spec at a time through an unbuffered stream, and starts
+        a worker only when none is idle.
+        """
+        results_send, results_receive = anyio.create_memory_object_stream[tuple[int, PodResult]](
+            self.max_in_flight
+        )
+        pipeline = _Pipeline(self, specs, skip_task_keys, results_send)
+        self.cluster._start_soon(pipeline.run)
         try:
-            while True:
-                if fed.is_set() and delivered >= expected:
-                    break
-                getter = asyncio.ensure_future(done.get())
-                waiter = asyncio.ensure_future(fed.wait())
-                try:
-                    await asyncio.wait(
-                        {getter} if fed.is_set() else {getter, waiter},  # set: would spin
-                        return_when=asyncio.FIRST_COMPLETED,
-                    )
-                finally:
-                    waiter.cancel()
-                if getter.done():
-                    delivered += 1
-                    yield getter.result()
-                else:
-                    getter.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await getter
-            if feeder_error:
-                raise feeder_error[0]
+            async with results_receive:
+                async for item in results_receive:
+                    yield item
+            if pipeline.feeder_error is not None:
+                raise pipeline.feeder_error
         finally:
             # Stopped early or cancelled: every run in flight is cancelled (pod deleted).
-            feeder.cancel()
-            for task in list(tasks):
-                task.cancel()
-            await asyncio.gather(feeder, *tasks, return_exceptions=True)
+            with anyio.CancelScope(shield=True):
+                await pipeline.stop()
+
+    async def _run_one(self, index: int, spec: PodSpec) -> PodResult:
+        """One spec to its result; never raises but for cancellation.
+
+        The books (in flight, outcomes, the slot) are kept by the run's own end
+        (:meth:`_run_ended`), so a cancelled run releases its slot too.
+        """
+        key = spec.task_key or str(index)
+        run: PodRun | None = None
+        try:
+            run = await self._new_run(spec, task_key=key)
+            # The worker drives the run in its own task: one task per pod in flight.
+            await run._drive()
+            return await run.result()
+        except AsyncpodError as error:
+            result = _error_result(self.namespace, spec, index, error, name=_name(run))
+        except Exception as error:  # a bug of ours: one error result, not a stuck batch
+            logger.exception("run of task %s failed unexpectedly", key)
+            result = _error_result(self.namespace, spec, index, error, name=_name(run))
+        if run is None:  # never started: no run to keep the books
+            self._outcomes[Outcome.ERROR.value] += 1
+        return result
+
+
+class _Pipeline:
+    """The feeder and the workers of one ``as_completed``/``map`` iteration."""
+
+    def __init__(
+        self,
+        launcher: Launcher,
+        specs: Iterable[PodSpec] | AsyncIterable[PodSpec],
+        skip_task_keys: Collection[str],
+        results: MemoryObjectSendStream[tuple[int, PodResult]],
+    ) -> None:
+        self._launcher = launcher
+        self._specs = specs
+        self._skip = skip_task_keys
+        self._results = results
+        self._scope = anyio.CancelScope()
+        self._done = asyncio.Event()
+        self._workers = 0
+        self._idle = 0
+        self.feeder_error: BaseException | None = None
+
+    async def run(self) -> None:
+        try:
+            with self._scope:
+                work_send, work_receive = anyio.create_memory_object_stream[tuple[int, PodSpec]](0)
+                async with self._results, work_receive, anyio.create_task_group() as group:
+                    await self._feed(group, work_send, work_receive)
+        finally:
+            self._done.set()
+
+    async def stop(self) -> None:
+        self._scope.cancel()
+        await self._done.wait()
+
+    async def _feed(
+        self,
+        group: anyio.abc.TaskGroup,
+        work_send: MemoryObjectSendStream[tuple[int, PodSpec]],
+        work_receive: MemoryObjectReceiveStream[tuple[int, PodSpec]],
+    ) -> None:
+        launcher = self._launcher
+        async with work_send:
+            try:
+                async for index, spec in _enumerate(self._specs):
+                    if (spec.task_key or str(index)) in self._skip:
+                        continue
+                    if self._idle == 0 and self._workers < launcher.max_in_flight:
+                        self._workers += 1
+                        group.start_soon(self._work, work_receive.clone(), self._results.clone())
+                    await work_send.send((index, spec))
+            except Exception as error:  # noqa: BLE001 - the caller's iterable failed; re-raised to them
+                self.feeder_error = error
+
+    async def _work(
+        self,
+        work: MemoryObjectReceiveStream[tuple[int, PodSpec]],
+        results: MemoryObjectSendStream[tuple[int, PodResult]],
+    ) -> None:
+        async with work, results:
+            while True:
+                self._idle += 1
+                try:
+                    index, spec = await work.receive()
+                except anyio.EndOfStream:
+                    return
+                finally:
+                    self._idle -= 1
+                await results.send((index, await self._launcher._run_one(index, spec)))
 
 
 async def _enumerate(
@@ -238,6 +296,10 @@ async def _enumerate(
     else:
         for index, spec in enumerate(specs):
             yield index, spec
+
+
+def _name(run: PodRun | None) -> str | None:
+    return run.name if run is not None else None
 
 
 def _error_result(

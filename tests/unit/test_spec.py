@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import inspect
 import json
 import pickle
 import re
@@ -14,8 +15,6 @@ import pytest
 
 from asyncpod.errors import SpecError, UsageError
 from asyncpod.spec import (
-    _CONTAINER_FIELDS,
-    _POD_KEYS,
     DEFAULT_CONTAINER_ANNOTATION,
     MANAGED_BY_LABEL,
     MANAGED_BY_VALUE,
@@ -29,10 +28,12 @@ from asyncpod.spec import (
     Resources,
     Toleration,
     VolumeMount,
-    _parse_quantity,
     deterministic_pod_name,
     task_key_hash,
 )
+from asyncpod.spec._container import CONTAINER_FIELDS
+from asyncpod.spec._pod import POD_KEYS
+from asyncpod.spec._quantity import parse_quantity
 
 LABEL_RE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 
@@ -375,7 +376,9 @@ def test_spec_is_frozen_and_copies_inputs() -> None:
 
 def test_replace_and_pickle() -> None:
     spec = full_spec()
-    other = dataclasses.replace(spec, image="busybox", labels={"x": "y"})
+    # The main container's keywords are not dataclass fields any more; replace() still
+    # takes them at run time (mypy only knows the fields).
+    other = dataclasses.replace(spec, image="busybox", labels={"x": "y"})  # type: ignore[call-arg]
     assert other.image == "busybox"
     assert other.sidecars == spec.sidecars
     assert pickle.loads(pickle.dumps(spec)) == spec
@@ -751,7 +754,7 @@ def test_native_sidecar_colliding_with_template_container() -> None:
 def test_template_can_supply_the_main_image() -> None:
     spec = PodSpec(template={"spec": {"containers": [{"name": "main", "image": "busybox"}]}})
     assert spec.problems() == []
-    renamed = dataclasses.replace(spec, container_name="worker")
+    renamed = dataclasses.replace(spec, container_name="worker")  # type: ignore[call-arg]
     (problem,) = renamed.problems()
     assert problem.field == "image"
     assert "give the container 'worker' an image in template.spec.containers" in problem.problem
@@ -813,8 +816,8 @@ def test_container_spec_on_its_own() -> None:
         ("2n", Decimal("0.000000002")),
     ],
 )
-def test_parse_quantity(text: str, value: Decimal) -> None:
-    assert _parse_quantity(text) == value
+def testparse_quantity(text: str, value: Decimal) -> None:
+    assert parse_quantity(text) == value
 
 
 @pytest.mark.parametrize(
@@ -822,7 +825,7 @@ def test_parse_quantity(text: str, value: Decimal) -> None:
 )
 def test_parse_quantity_rejects(text: str) -> None:
     with pytest.raises(ValueError, match="not a Kubernetes quantity"):
-        _parse_quantity(text)
+        parse_quantity(text)
 
 
 @pytest.mark.parametrize(
@@ -989,8 +992,10 @@ def test_to_dict_is_compact() -> None:
 
 
 def test_dict_vocabulary_matches_the_fields() -> None:
-    assert set(_POD_KEYS) == {f.name for f in dataclasses.fields(PodSpec)}
-    assert {"name", "image", *_CONTAINER_FIELDS} == {
+    pod_fields = {f.name for f in dataclasses.fields(PodSpec)} - {"main_container"}
+    main_container_keys = {"image", "container_name", *CONTAINER_FIELDS}
+    assert set(POD_KEYS) == pod_fields | main_container_keys
+    assert {"name", "image", *CONTAINER_FIELDS} == {
         f.name for f in dataclasses.fields(ContainerSpec)
     }
 
@@ -1051,3 +1056,117 @@ def test_task_key_hash_is_a_label_value() -> None:
     assert len(value) == 20
     assert LABEL_RE.fullmatch(value)
     assert task_key_hash("a") != task_key_hash("b")
+
+
+# --------------------------------------------------------------------------------------
+# the main container is a ContainerSpec held by the pod
+# --------------------------------------------------------------------------------------
+
+MAIN_CONTAINER_ATTRIBUTES = ("image", "container_name", *CONTAINER_FIELDS)
+
+
+def test_main_container_is_a_field_and_the_attributes_delegate_to_it() -> None:
+    spec = full_spec()
+    main = spec.main_container
+    assert "main_container" in {f.name for f in dataclasses.fields(PodSpec)}
+    assert isinstance(main, ContainerSpec)
+    assert spec.main_container is main  # held, not rebuilt on each access
+    for attribute in MAIN_CONTAINER_ATTRIBUTES:
+        own = "name" if attribute == "container_name" else attribute
+        assert getattr(spec, attribute) == getattr(main, own), attribute
+    assert not {"image", "command", "env"} & {f.name for f in dataclasses.fields(PodSpec)}
+
+
+def test_a_spec_built_from_a_container_equals_one_built_from_keywords() -> None:
+    keywords = PodSpec(
+        "busybox",
+        ["sh", "-c", "echo hi"],
+        container_name="worker",
+        env={"A": "1"},
+        resources={"limits": {"memory": "64Mi"}},
+        labels={"team": "ml"},
+    )
+    container = ContainerSpec(
+        "worker",
+        "busybox",
+        command=["sh", "-c", "echo hi"],
+        env={"A": "1"},
+        resources={"limits": {"memory": "64Mi"}},
+    )
+    built = PodSpec(main_container=container, labels={"team": "ml"})
+    assert built == keywords
+    assert built.main_container is container
+    assert built.to_dict() == keywords.to_dict()
+    assert built.to_manifest(namespace="ns") == keywords.to_manifest(namespace="ns")
+
+
+def test_keywords_override_the_given_main_container() -> None:
+    container = ContainerSpec("worker", "busybox", command=["sleep", "1"], args=["x"])
+    spec = PodSpec(image="alpine:3", args=(), working_dir="/w", main_container=container)
+    assert spec.main_container == ContainerSpec(
+        "worker", "alpine:3", command=["sleep", "1"], working_dir="/w"
+    )
+    assert container.args == ("x",)  # the given container is not changed
+
+
+def test_replace_reaches_the_main_container_at_run_time() -> None:
+    spec = full_spec()
+    cleared = dataclasses.replace(spec, command=(), env=None)  # type: ignore[call-arg]
+    assert cleared.command == ()
+    assert cleared.env == ()
+    assert cleared.args == spec.args
+    assert cleared.container_name == "trainer"
+    swapped = dataclasses.replace(spec, main_container=ContainerSpec("solo", "busybox"))
+    assert swapped.container_name == "solo"
+    assert swapped.resources == Resources()
+    assert swapped.labels == spec.labels
+    assert dataclasses.replace(spec, task_key="other").main_container is spec.main_container
+
+
+def test_main_container_errors_name_the_pod_fields() -> None:
+    with pytest.raises(SpecError) as caught:
+        PodSpec("busybox", container_name=3)  # type: ignore[arg-type]
+    assert caught.value.field == "container_name"
+    with pytest.raises(SpecError) as caught:
+        PodSpec(main_container={"name": "main"})  # type: ignore[arg-type]
+    assert caught.value.field == "main_container"
+    with pytest.raises(SpecError) as caught:
+        PodSpec("busybox", env={"A": 1.5})  # type: ignore[arg-type]
+    assert caught.value.field == 'env["A"]'
+    with pytest.raises(SpecError) as caught:
+        PodSpec("busybox", main_container=ContainerSpec("Bad_Name", "busybox")).validate()
+    assert caught.value.field == "container_name"
+
+
+def test_constructor_keeps_every_keyword_in_order() -> None:
+    keywords = list(inspect.signature(PodSpec).parameters)
+    assert keywords == [
+        "image", "command", "args", "name", "task_key", "container_name", "env",
+        "env_from", "resources", "volume_mounts", "security_context", "working_dir",
+        "image_pull_policy", "termination_message_policy", "labels", "annotations",
+        "node_selector", "tolerations", "affinity", "volumes", "service_account",
+        "image_pull_secrets", "init_containers", "sidecars", "native_sidecars",
+        "pod_security_context", "active_deadline_seconds",
+        "termination_grace_period_seconds", "priority_class_name", "template",
+        "main_container",
+    ]  # fmt: skip
+    assert PodSpec() == PodSpec(main_container=ContainerSpec("main", None))
+    assert PodSpec().to_dict() == {}
+
+
+def test_every_main_container_attribute_is_read_only() -> None:
+    spec = PodSpec("busybox")
+    for attribute in (*MAIN_CONTAINER_ATTRIBUTES, "main_container", "labels"):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(spec, attribute, None)
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            delattr(spec, attribute)
+
+
+def test_positional_patterns_match_the_constructor() -> None:
+    match PodSpec("busybox", ["echo"], name="n"):
+        case PodSpec("busybox", ("echo",), (), "n"):
+            matched = True
+        case _:
+            matched = False
+    assert matched

@@ -1,0 +1,298 @@
+"""The runner's decisions, as pure functions: no I/O, no awaits, no clock reads.
+
+Why a module of its own: :mod:`asyncpod.core.runner` performs requests and waits;
+*what* to do on each pod state, each deadline and each answer of the API server is
+decided here, from values passed in, so every decision is pinned by a unit test
+without a server or an event loop (as httpcore keeps its pool decisions apart from
+its I/O). The runner reads the clock and calls these.
+
+What it deliberately does not do: read ``time``, talk to the API server, or keep
+state between calls (the :class:`RunClock` is the caller's).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from asyncpod.core import lifecycle
+from asyncpod.errors import OptionError
+from asyncpod.results import Outcome, Reason
+
+__all__ = [
+    "Cleanup",
+    "ConflictVerdict",
+    "RunClock",
+    "RunOptions",
+    "Verdict",
+    "clock_from_pod",
+    "judge",
+    "next_deadline",
+    "resolve_conflict",
+    "should_delete",
+]
+
+#: A random token per create (kept across retries of that create): proof that a pod
+#: found after a lost answer or a cut-off POST is the one this run made.
+CREATE_ATTEMPT_ANNOTATION = "asyncpod.dev/create-attempt"
+
+
+class Cleanup(str, enum.Enum):
+    """What happens to the pod once its run is over."""
+
+    DELETE = "delete"
+    """Always delete it (the default: nothing outlives the run)."""
+    KEEP = "keep"
+    """Never delete it, not even on cancellation (for debugging)."""
+    DELETE_ON_SUCCESS = "delete-on-success"
+    """Delete it when it succeeded; keep failed pods for inspection."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    """Policies for one run. Timeouts are seconds; ``None`` turns one off.
+
+    ``schedule_timeout``: from creation until the pod is bound to a node.
+    ``startup_timeout``: from binding until a main container runs (init containers and
+    image pulls included). ``image_pull_timeout``: how long ErrImagePull /
+    ImagePullBackOff may last before the run fails (registries hiccup; a typo does
+    not fix itself). ``deadline``: the whole run, from creation. A timed-out pod is
+    deleted (unless cleanup is KEEP) and its result says which limit passed. After a
+    reattach, every limit counts from the pod's own timestamps (creation, scheduling,
+    start), not from the reattach.
+    ``log_drain_timeout`` bounds how long cleanup waits for open log readers to
+    read what the containers wrote before the pod is deleted. ``create_retry_window``
+    and ``delete_retry_window`` are how long a create or delete meeting an unreachable
+    or restarting API server is retried before the error is reported; a create is
+    retried with the same name and attempt token, so it never makes a second pod.
+    """
+
+    schedule_timeout: float | None = 300.0
+    startup_timeout: float | None = 600.0
+    image_pull_timeout: float | None = 120.0
+    deadline: float | None = None
+    cleanup: Cleanup = Cleanup.DELETE
+    delete_grace_period: int | None = None
+    collect_events: bool = True
+    log_drain_timeout: float = 30.0
+    delete_retry_window: float = 60.0
+    create_retry_window: float = 60.0
+
+    def __post_init__(self) -> None:
+        for name in ("schedule_timeout", "startup_timeout", "image_pull_timeout", "deadline"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise OptionError(f"RunOptions.{name} must be positive or None, got {value}")
+        for name in ("log_drain_timeout", "delete_retry_window", "create_retry_window"):
+            if getattr(self, name) < 0:
+                raise OptionError(f"RunOptions.{name} must not be negative")
+        if self.delete_grace_period is not None and self.delete_grace_period < 0:
+            raise OptionError("RunOptions.delete_grace_period must not be negative")
+        if not isinstance(self.cleanup, Cleanup):
+            raise OptionError(
+                f"RunOptions.cleanup must be a Cleanup ({', '.join(c.value for c in Cleanup)})"
+            )
+
+
+@dataclass(slots=True)
+class RunClock:
+    """Monotonic instants of the milestones the timeouts are measured from."""
+
+    created: float
+    scheduled: float | None = None
+    started: float | None = None
+    blocked_since: float | None = None
+
+
+def clock_from_pod(pod: dict[str, Any], *, now: float, wall_now: datetime) -> RunClock:
+    """A clock for a pod we reattach to: milestones from the pod's own timestamps.
+
+    Server timestamps are mapped onto the monotonic clock through ``now``/``wall_now``
+    (taken together by the caller) and never put in the future, so a client clock
+    slightly behind the server's cannot extend a deadline.
+    """
+
+    def at(moment: datetime | None) -> float | None:
+        if moment is None:
+            return None
+        return now - max((wall_now - moment).total_seconds(), 0.0)
+
+    def parse(value: object) -> datetime | None:
+        # A malformed server timestamp counts as unknown (then: now), never as an error.
+        try:
+            return lifecycle.parse_time(value) if isinstance(value, str) else None
+        except ValueError:
+            return None
+
+    metadata = pod.get("metadata") or {}
+    status = pod.get("status") or {}
+    created = at(parse(metadata.get("creationTimestamp"))) or now
+    scheduled = None
+    for condition in status.get("conditions") or ():
+        if condition.get("type") == "PodScheduled" and condition.get("status") == "True":
+            scheduled = at(parse(condition.get("lastTransitionTime"))) or now
+    started = None
+    # Bound but still pulling images or running init containers (SCHEDULED) is not
+    # started: the startup and image-pull limits must still apply after a reattach.
+    waiting = (lifecycle.PodState.PENDING, lifecycle.PodState.SCHEDULED)
+    if lifecycle.pod_state(pod) not in waiting or _any_started(status):
+        starts = [
+            parse(((item.get("state") or {}).get("running") or {}).get("startedAt"))
+            for item in status.get("containerStatuses") or ()
+        ]
+        known = [s for s in starts if s is not None]
+        started = at(min(known)) if known else now
+    if started is not None and scheduled is None:
+        scheduled = started
+    return RunClock(created=created, scheduled=scheduled, started=started)
+
+
+def _any_started(status: dict[str, Any]) -> bool:
+    return any(
+        "running" in (item.get("state") or {}) for item in status.get("containerStatuses") or ()
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The run is over: how (``outcome``), and why when a limit or a wait decided it."""
+
+    outcome: Outcome | None  # None: as the pod's own terminal state says
+    reason: str | None = None
+    message: str | None = None
+
+
+def judge(
+    pod: dict[str, Any],
+    clock: RunClock,
+    options: RunOptions,
+    *,
+    now: float,
+    main_container: str | None,
+) -> Verdict | None:
+    """Decide from the latest pod and the clock whether the run is over.
+
+    Updates ``clock`` with milestones first seen in ``pod`` (the only mutation).
+    """
+    # Terminal, or the main container exited while ordinary sidecars keep the pod
+    # Running: either way the run is over (cleanup stops the sidecars).
+    if lifecycle.is_terminal(pod) or lifecycle.main_finished(pod, main_container=main_container):
+        return Verdict(None)
+    state = lifecycle.pod_state(pod)
+    if clock.scheduled is None and state is not lifecycle.PodState.PENDING:
+        clock.scheduled = now
+    if clock.started is None and state is lifecycle.PodState.RUNNING:
+        clock.started = now
+    blocked = lifecycle.blocking_reason(pod) if clock.started is None else None
+    if blocked is not None:
+        reason, message = blocked
+        if lifecycle.is_fatal_wait(reason):
+            return Verdict(Outcome.FAILED, reason, message)
+        if reason in (Reason.ERR_IMAGE_PULL, Reason.IMAGE_PULL_BACK_OFF):
+            clock.blocked_since = clock.blocked_since if clock.blocked_since is not None else now
+            limit = options.image_pull_timeout
+            if limit is not None and now - clock.blocked_since >= limit:
+                return Verdict(Outcome.FAILED, reason, message)
+    else:
+        clock.blocked_since = None
+    if options.deadline is not None and now - clock.created >= options.deadline:
+        return Verdict(
+            Outcome.TIMED_OUT,
+            Reason.RUN_TIMEOUT,
+            f"the run took longer than its {options.deadline:g}s deadline",
+        )
+    if clock.scheduled is None:
+        limit = options.schedule_timeout
+        if limit is not None and now - clock.created >= limit:
+            if blocked is not None and blocked[0] == Reason.UNSCHEDULABLE:
+                return Verdict(Outcome.TIMED_OUT, *blocked)
+            return Verdict(
+                Outcome.TIMED_OUT, Reason.SCHEDULE_TIMEOUT, f"not scheduled within {limit:g}s"
+            )
+    elif clock.started is None:
+        limit = options.startup_timeout
+        if limit is not None and now - clock.scheduled >= limit:
+            if blocked is not None:
+                return Verdict(Outcome.TIMED_OUT, *blocked)
+            return Verdict(
+                Outcome.TIMED_OUT,
+                Reason.STARTUP_TIMEOUT,
+                f"no container running within {limit:g}s of scheduling",
+            )
+    return None
+
+
+def next_deadline(clock: RunClock, options: RunOptions, *, now: float) -> float | None:
+    """Seconds until the earliest limit that could still pass (never negative), or None."""
+    candidates: list[float] = []
+    if options.deadline is not None:
+        candidates.append(clock.created + options.deadline - now)
+    if clock.scheduled is None and options.schedule_timeout is not None:
+        candidates.append(clock.created + options.schedule_timeout - now)
+    if clock.scheduled is not None and clock.started is None and options.startup_timeout:
+        candidates.append(clock.scheduled + options.startup_timeout - now)
+    if clock.blocked_since is not None and options.image_pull_timeout is not None:
+        candidates.append(clock.blocked_since + options.image_pull_timeout - now)
+    return max(min(candidates), 0.0) if candidates else None
+
+
+class ConflictVerdict(enum.Enum):
+    """What a pod found under the name a create got 409 for means to this run."""
+
+    OURS = "ours"
+    """Our own create, whose answer was lost: adopt it."""
+    REATTACH = "reattach"
+    """A pod of the same run and task from an earlier process: follow it."""
+    OTHER_NAME = "other-name"
+    """A namesake of a randomly drawn name: draw another."""
+    BEING_DELETED = "being-deleted"
+    """Same run and task, but on its way out: refuse (retry later)."""
+    FOREIGN = "foreign"
+    """Somebody else's pod: refuse."""
+
+
+def resolve_conflict(
+    existing: dict[str, Any],
+    *,
+    token: str,
+    generated_name: bool,
+    run_id: str | None,
+    task_key: str | None,
+    run_id_label: str,
+    task_key_annotation: str,
+) -> ConflictVerdict:
+    """Classify the pod that holds the name our create was refused (409) for."""
+    metadata = existing.get("metadata") or {}
+    labels = metadata.get("labels") or {}
+    annotations = metadata.get("annotations") or {}
+    if annotations.get(CREATE_ATTEMPT_ANNOTATION) == token:
+        return ConflictVerdict.OURS
+    if generated_name:
+        return ConflictVerdict.OTHER_NAME
+    same_run = run_id is None or labels.get(run_id_label) == run_id
+    same_task = annotations.get(task_key_annotation) == task_key
+    if not (same_run and same_task):
+        return ConflictVerdict.FOREIGN
+    if metadata.get("deletionTimestamp"):
+        return ConflictVerdict.BEING_DELETED
+    return ConflictVerdict.REATTACH
+
+
+def should_delete(
+    options: RunOptions, outcome: Outcome | None, *, succeeded: bool, pod_finished: bool
+) -> bool:
+    """Whether cleanup deletes the pod, given how the run ended.
+
+    ``outcome`` is None when the run ended without a result (an error). A pod deleted
+    by somebody else is not deleted again; DELETE_ON_SUCCESS keeps a pod that finished
+    and failed, but never one that is still running (that would leak it).
+    """
+    if options.cleanup is Cleanup.KEEP:
+        return False
+    if outcome is Outcome.DELETED:
+        return False
+    if options.cleanup is Cleanup.DELETE_ON_SUCCESS:
+        return outcome is None or succeeded or not pod_finished
+    return True

@@ -1,0 +1,199 @@
+"""The launcher's own logic, with a stand-in session: bounds, error results, walking away.
+
+The stand-in replaces only what the launcher calls on a session (``_new_run``, the
+task group) and on a run; what a real server does is tested in tests/integration/core.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from typing import Any, cast
+
+import anyio
+import anyio.abc
+import pytest
+
+from asyncpod import Launcher, Outcome, PodResult, PodSpec
+from asyncpod.core.cluster import Cluster
+from asyncpod.errors import OptionError, SpecError
+
+
+class FakeRun:
+    def __init__(self, name: str, spec: PodSpec, finish: asyncio.Event, behaviour: str) -> None:
+        self.name = name
+        self.spec = spec
+        self.reattached = False
+        self._finish = finish
+        self._behaviour = behaviour
+        self.cancelled = False
+        self.outcome: Outcome | None = None
+        self._callbacks: list[Callable[[FakeRun], None]] = []
+
+    def add_done_callback(self, callback: Callable[[FakeRun], None]) -> None:
+        self._callbacks.append(callback)
+
+    def _end(self, outcome: Outcome) -> None:
+        self.outcome = outcome
+        for callback in self._callbacks:
+            callback(self)
+
+    async def _drive(self) -> None:
+        try:
+            await self._finish.wait()
+        except BaseException:
+            self.cancelled = True
+            self._end(Outcome.CANCELLED)
+            raise
+        self._end(Outcome.ERROR if self._behaviour == "bug" else Outcome.SUCCEEDED)
+
+    async def result(self) -> PodResult:
+        if self._behaviour == "bug":
+            raise KeyError("a bug that is not an AsyncpodError")
+        return PodResult(
+            "ns", self.name, "uid", outcome=Outcome.SUCCEEDED, task_key=self.spec.task_key
+        )
+
+
+class FakeCluster:
+    """Just what Launcher uses of a Cluster."""
+
+    def __init__(self, behaviour: Callable[[PodSpec], str] = lambda _spec: "ok") -> None:
+        self.namespace = "ns"
+        self.finish = asyncio.Event()
+        self.runs: list[FakeRun] = []
+        self.peak_alive = 0
+        self._behaviour = behaviour
+        self._group: anyio.abc.TaskGroup | None = None
+
+    def _new_run(self, spec: PodSpec, **_: Any) -> FakeRun:
+        if self._behaviour(spec) == "invalid":
+            raise SpecError("image", "is required")
+        run = FakeRun(f"pod-{len(self.runs)}", spec, self.finish, self._behaviour(spec))
+        self.runs.append(run)
+        alive = sum(1 for r in self.runs if not self.finish.is_set() and not r.cancelled)
+        self.peak_alive = max(self.peak_alive, alive)
+        return run
+
+    def _start_soon(self, function: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        assert self._group is not None
+        self._group.start_soon(function)
+
+
+async def session(fake: FakeCluster) -> AsyncIterator[Cluster]:
+    async with anyio.create_task_group() as group:
+        fake._group = group
+        yield cast(Cluster, fake)
+        group.cancel_scope.cancel()
+
+
+def specs(count: int | None) -> Iterator[PodSpec]:
+    numbers = itertools.count() if count is None else range(count)
+    return (PodSpec("busybox", task_key=f"t{i}") for i in numbers)
+
+
+async def test_a_million_lazy_specs_make_tasks_in_proportion_to_in_flight_not_to_input() -> None:
+    fake = FakeCluster()
+    async with anyio.create_task_group() as group:
+        fake._group = group
+        launcher = Launcher(cast(Cluster, fake), max_in_flight=100, run_id="r")
+        results = launcher.as_completed(specs(1_000_000))
+        consumer = asyncio.ensure_future(anext(results))
+        await asyncio.sleep(0.2)  # the pipeline fills up to its bound and waits
+        assert launcher.statistics().in_flight == 100
+        tasks = len(asyncio.all_tasks())
+        # the pipeline's feeder, 100 workers, this test and the consumer (+ pytest's own)
+        assert tasks <= 100 + 10, tasks
+        assert len(fake.runs) == 100  # the generator was read 100 (+ a few) specs far
+        fake.finish.set()
+        first = await consumer
+        assert first.ok
+        await results.aclose()  # type: ignore[attr-defined]
+        group.cancel_scope.cancel()
+
+
+async def test_a_run_that_raises_a_bug_becomes_an_error_result_and_the_batch_goes_on() -> None:
+    fake = FakeCluster(lambda spec: "bug" if spec.task_key == "t1" else "ok")
+    async with anyio.create_task_group() as group:
+        fake._group = group
+        launcher = Launcher(cast(Cluster, fake), max_in_flight=2, run_id="r")
+        fake.finish.set()
+        results = [r async for r in launcher.as_completed(specs(4))]
+        group.cancel_scope.cancel()
+    by_key = {r.task_key or "": r for r in results}
+    assert sorted(by_key) == ["t0", "t1", "t2", "t3"]
+    assert by_key["t1"].outcome is Outcome.ERROR
+    assert "KeyError" in (by_key["t1"].message or "")
+    assert launcher.statistics().outcomes == {"succeeded": 3, "error": 1}
+
+
+async def test_an_invalid_spec_fails_alone() -> None:
+    fake = FakeCluster(lambda spec: "invalid" if spec.task_key == "t2" else "ok")
+    async with anyio.create_task_group() as group:
+        fake._group = group
+        launcher = Launcher(cast(Cluster, fake), max_in_flight=3, run_id="r")
+        fake.finish.set()
+        results = [r async for r in launcher.map(specs(5))]
+        group.cancel_scope.cancel()
+    assert [r.task_key for r in results] == ["t0", "t1", "t2", "t3", "t4"]  # input order
+    assert [r.outcome for r in results].count(Outcome.ERROR) == 1
+    assert results[2].outcome is Outcome.ERROR
+
+
+async def test_the_callers_failing_iterable_is_raised_after_the_runs_it_gave() -> None:
+    def broken() -> Iterator[PodSpec]:
+        yield PodSpec("busybox", task_key="a")
+        raise LookupError("the input file went away")
+
+    fake = FakeCluster()
+    async with anyio.create_task_group() as group:
+        fake._group = group
+        launcher = Launcher(cast(Cluster, fake), max_in_flight=2, run_id="r")
+        fake.finish.set()
+        seen: list[str | None] = []
+
+        async def consume() -> None:
+            async for result in launcher.as_completed(broken()):
+                seen.append(result.task_key)
+
+        with pytest.raises(LookupError, match="went away"):
+            await consume()
+        group.cancel_scope.cancel()
+    assert seen == ["a"]
+
+
+async def test_walking_away_cancels_every_run_in_flight_and_waits_for_them() -> None:
+    fake = FakeCluster()
+    async with anyio.create_task_group() as group:
+        fake._group = group
+        launcher = Launcher(cast(Cluster, fake), max_in_flight=5, run_id="r")
+        results = launcher.as_completed(specs(50))
+        waiter = asyncio.ensure_future(anext(results))
+        await asyncio.sleep(0.1)
+        waiter.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+        await results.aclose()  # type: ignore[attr-defined]
+        assert len(fake.runs) == 5
+        assert all(run.cancelled for run in fake.runs)
+        assert launcher.statistics().in_flight == 0
+        assert launcher.statistics().outcomes == {"cancelled": 5}
+        group.cancel_scope.cancel()
+
+
+async def test_skipped_task_keys_are_not_run() -> None:
+    fake = FakeCluster()
+    async with anyio.create_task_group() as group:
+        fake._group = group
+        launcher = Launcher(cast(Cluster, fake), max_in_flight=2, run_id="r")
+        fake.finish.set()
+        results = [r async for r in launcher.as_completed(specs(4), skip_task_keys={"t0", "t3"})]
+        group.cancel_scope.cancel()
+    assert sorted(r.task_key or "" for r in results) == ["t1", "t2"]
+    assert launcher.statistics().in_flight == 0
+
+
+def test_max_in_flight_below_one_is_a_usage_error() -> None:
+    with pytest.raises(OptionError, match="max_in_flight"):
+        Launcher(cast(Cluster, FakeCluster()), max_in_flight=0)
