@@ -7,7 +7,7 @@
 
 ``report`` prints the markdown tables, writes the PNG plots next to the results file
 and, with ``--readme``, replaces the section of benchmarks/README.md between the
-``contenders:begin`` and ``contenders:end`` markers.
+``<section>:begin`` and ``<section>:end`` markers (``--section``, default contenders).
 """
 
 from __future__ import annotations
@@ -23,10 +23,9 @@ from benchmarks import run
 __all__ = ["main"]
 
 README = Path(__file__).with_name("README.md")
-BEGIN, END = "<!-- contenders:begin -->", "<!-- contenders:end -->"
 
 
-def report(path: Path, *, readme: bool, plots: bool) -> int:
+def report(path: Path, *, readme: bool, plots: bool, section_name: str = "contenders") -> int:
     from benchmarks.report import document_section
 
     document = json.loads(path.read_text())
@@ -40,13 +39,14 @@ def report(path: Path, *, readme: bool, plots: bool) -> int:
     section = document_section(document, plots=names)
     print(section)
     if readme:
+        begin, end = f"<!-- {section_name}:begin -->", f"<!-- {section_name}:end -->"
         text = README.read_text()
-        head, _, rest = text.partition(BEGIN)
-        _, _, tail = rest.partition(END)
+        head, _, rest = text.partition(begin)
+        _, _, tail = rest.partition(end)
         if not rest:
-            print(f"{README} has no {BEGIN} marker", file=sys.stderr)
+            print(f"{README} has no {begin} marker", file=sys.stderr)
             return 1
-        README.write_text(f"{head}{BEGIN}\n{section}\n{END}{tail}")
+        README.write_text(f"{head}{begin}\n{section}\n{end}{tail}")
     return 0
 
 
@@ -59,10 +59,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     rep.add_argument("results", type=Path)
     rep.add_argument("--readme", action="store_true", help="rewrite the README's section")
     rep.add_argument("--no-plots", action="store_true")
+    rep.add_argument("--section", default="contenders", help="README marker name (contenders)")
     args = parser.parse_args(argv)
     if args.command == "run":
         return run.main(args, argv)
-    return report(args.results, readme=args.readme, plots=not args.no_plots)
+    return report(
+        args.results, readme=args.readme, plots=not args.no_plots, section_name=args.section
+    )
 
 
 if __name__ == "__main__":
