@@ -194,6 +194,21 @@ class Cluster:
         same run and task reattaches instead of failing. ``run_id`` labels the pod
         (``asyncpod.dev/run-id``) so a launcher can find its pods after a crash.
         """
+        run = self._new_run(spec, namespace=namespace, name=name, run_id=run_id, options=options)
+        self._launch(run)
+        return run
+
+    def _new_run(
+        self,
+        spec: PodSpec,
+        *,
+        namespace: str | None,
+        name: str | None,
+        run_id: str | None,
+        options: RunOptions | None,
+    ) -> PodRun:
+        """A run of this session, not yet driven: :meth:`start` drives it in the
+        session's task group; a launcher's worker drives it in its own task."""
         self._require_open()
         spec.validate()  # a bad spec raises here, before any request or task
         ns = namespace or self.namespace
@@ -209,7 +224,8 @@ class Cluster:
             extra_labels=labels,
             on_done=self._runs.discard,
         )
-        self._launch(run)
+        self._runs.add(run)
+        self._started += 1
         return run
 
     async def run(self, spec: PodSpec, **options: Any) -> PodResult:

@@ -37,6 +37,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+from asyncpod.core.flag import Flag
 from asyncpod.errors import (
     AsyncpodError,
     ClosedError,
@@ -97,7 +98,7 @@ class PodSubscription:
         self.uid = uid
         self._queue: deque[PodChange] = deque()
         self._buffer = max(1, buffer)
-        self._wakeup = asyncio.Event()
+        self._wakeup = Flag()
         self._error: BaseException | None = None
         self._closed = False
         self.latest: dict[str, Any] | None = None

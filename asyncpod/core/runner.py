@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from asyncpod.core import lifecycle
+from asyncpod.core.flag import Flag
 from asyncpod.core.informer import PodInformer, PodSubscription
 from asyncpod.core.policy import (
     CREATE_ATTEMPT_ANNOTATION,
@@ -149,9 +150,9 @@ class PodRun:
         self._extra_labels = extra_labels or {}
         self._done_callbacks: list[Callable[[PodRun], None]] = [on_done] if on_done else []
         self._main = spec.container_name if spec is not None else None
-        self._created = asyncio.Event()
-        self._finished = asyncio.Event()
-        self._settled = asyncio.Event()  # created, or finished without a pod
+        self._created = Flag()
+        self._finished = Flag()
+        self._settled = Flag()  # created, or finished without a pod
         self._result: PodResult | None = None
         self._error: AsyncpodError | None = None
         self._scope: anyio.CancelScope | None = None
@@ -159,10 +160,11 @@ class PodRun:
         self._subscription: PodSubscription | None = None
         self._latest: dict[str, Any] | None = None
         self._changes: list[lifecycle.StateChange] = []
-        self._changed = asyncio.Event()
+        self._last_change_slim = True  # no change yet
+        self._changed = Flag()
         # Open log readers: cleanup waits for them to drain before deleting the pod.
         self._readers = 0
-        self._readers_idle = asyncio.Event()
+        self._readers_idle = Flag()
         self._readers_idle.set()
         self._winding_down = False
         self._post_sent = False
@@ -490,11 +492,15 @@ class PodRun:
             return None  # a version older than one we already have (read vs. watch)
         change = lifecycle.transition(self._latest, pod, deleted=deleted)
         self._latest = pod
+        # One full version of the pod per run: the latest. The change that brought an
+        # older version keeps only its identity, phase and node.
+        if self._changes and not self._last_change_slim and self._changes[-1].pod is not pod:
+            last = self._changes[-1]
+            self._changes[-1] = replace(last, pod=_slim(last.pod))
+            self._last_change_slim = True
         if change is not None:
-            if self._changes:
-                last = self._changes[-1]
-                self._changes[-1] = replace(last, pod=_slim(last.pod))
             self._changes.append(change)
+            self._last_change_slim = False
             self._changed.set()
         return change
 

@@ -101,12 +101,18 @@ class Launcher:
     # ------------------------------------------------------------------ one at a time
     async def submit(self, spec: PodSpec, *, task_key: str | None = None) -> PodRun:
         """Wait for a free slot, then start ``spec``; the slot frees when the run ends."""
+        run = await self._new_run(spec, task_key=task_key)
+        self.cluster._launch(run)
+        return run
+
+    async def _new_run(self, spec: PodSpec, *, task_key: str | None) -> PodRun:
+        """Take a slot and make the run (not yet driven); its end frees the slot."""
         key = spec.task_key or task_key
         if key is not None and spec.task_key is None:
             spec = dataclasses.replace(spec, task_key=key)
         await self._slots.acquire()
         try:
-            run = await self.cluster.start(
+            run = self.cluster._new_run(
                 spec,
                 namespace=self.namespace,
                 name=spec.name or (deterministic_pod_name(self.run_id, key) if key else None),
@@ -196,7 +202,9 @@ class Launcher:
         key = spec.task_key or str(index)
         run: PodRun | None = None
         try:
-            run = await self.submit(spec, task_key=key)
+            run = await self._new_run(spec, task_key=key)
+            # The worker drives the run in its own task: one task per pod in flight.
+            await run._drive()
             return await run.result()
         except AsyncpodError as error:
             result = _error_result(self.namespace, spec, index, error, name=_name(run))

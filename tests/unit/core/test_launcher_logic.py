@@ -1,7 +1,7 @@
 """The launcher's own logic, with a stand-in session: bounds, error results, walking away.
 
-The stand-in replaces only what the launcher calls on a session (``start`` and the
-task group); what a real server does to runs is tested in tests/integration/core.
+The stand-in replaces only what the launcher calls on a session (``_new_run``, the
+task group) and on a run; what a real server does is tested in tests/integration/core.
 """
 
 from __future__ import annotations
@@ -39,17 +39,18 @@ class FakeRun:
         for callback in self._callbacks:
             callback(self)
 
-    async def result(self) -> PodResult:
+    async def _drive(self) -> None:
         try:
             await self._finish.wait()
         except BaseException:
             self.cancelled = True
             self._end(Outcome.CANCELLED)
             raise
+        self._end(Outcome.ERROR if self._behaviour == "bug" else Outcome.SUCCEEDED)
+
+    async def result(self) -> PodResult:
         if self._behaviour == "bug":
-            self._end(Outcome.ERROR)
             raise KeyError("a bug that is not an AsyncpodError")
-        self._end(Outcome.SUCCEEDED)
         return PodResult(
             "ns", self.name, "uid", outcome=Outcome.SUCCEEDED, task_key=self.spec.task_key
         )
@@ -66,7 +67,7 @@ class FakeCluster:
         self._behaviour = behaviour
         self._group: anyio.abc.TaskGroup | None = None
 
-    async def start(self, spec: PodSpec, **_: Any) -> FakeRun:
+    def _new_run(self, spec: PodSpec, **_: Any) -> FakeRun:
         if self._behaviour(spec) == "invalid":
             raise SpecError("image", "is required")
         run = FakeRun(f"pod-{len(self.runs)}", spec, self.finish, self._behaviour(spec))

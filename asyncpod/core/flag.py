@@ -1,0 +1,58 @@
+"""A small event flag for objects that exist by the thousand (runs, subscriptions).
+
+Why: ``asyncio.Event`` allocates a deque of waiters when it is made, about 850 bytes
+measured here (Python 3.11), and a run used six of them: at 10,000 runs in flight that
+is 50 MB of flags that mostly nobody waits on. :class:`Flag` has the same ``set`` /
+``clear`` / ``is_set`` / ``wait`` semantics and allocates nothing until a task waits.
+
+What it deliberately does not do: work across event loops or threads (one loop, as
+everything in a cluster session).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+__all__ = ["Flag"]
+
+
+class Flag:
+    """``asyncio.Event`` semantics; waiters are allocated only when somebody waits."""
+
+    __slots__ = ("_set", "_waiters")
+
+    def __init__(self) -> None:
+        self._set = False
+        self._waiters: list[asyncio.Future[None]] | None = None
+
+    def __repr__(self) -> str:
+        waiting = len(self._waiters) if self._waiters else 0
+        return f"<Flag {'set' if self._set else 'unset'} waiters={waiting}>"
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def set(self) -> None:
+        if self._set:
+            return
+        self._set = True
+        waiters, self._waiters = self._waiters, None
+        for waiter in waiters or ():
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def clear(self) -> None:
+        self._set = False
+
+    async def wait(self) -> None:
+        if self._set:
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self._waiters is None:
+            self._waiters = []
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        finally:
+            if self._waiters is not None and waiter in self._waiters:
+                self._waiters.remove(waiter)
