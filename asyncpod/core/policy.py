@@ -134,7 +134,10 @@ def clock_from_pod(pod: dict[str, Any], *, now: float, wall_now: datetime) -> Ru
         if condition.get("type") == "PodScheduled" and condition.get("status") == "True":
             scheduled = at(parse(condition.get("lastTransitionTime"))) or now
     started = None
-    if lifecycle.pod_state(pod) is not lifecycle.PodState.PENDING or _any_started(status):
+    # Bound but still pulling images or running init containers (SCHEDULED) is not
+    # started: the startup and image-pull limits must still apply after a reattach.
+    waiting = (lifecycle.PodState.PENDING, lifecycle.PodState.SCHEDULED)
+    if lifecycle.pod_state(pod) not in waiting or _any_started(status):
         starts = [
             parse(((item.get("state") or {}).get("running") or {}).get("startedAt"))
             for item in status.get("containerStatuses") or ()

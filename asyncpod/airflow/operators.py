@@ -1,0 +1,503 @@
+"""``KubernetesPodOperator``: the reference operator's parameters, asyncpod underneath.
+
+Why it exists: switching is one import line. The parameters keep the names and
+meanings of ``airflow.providers.cncf.kubernetes.operators.pod.KubernetesPodOperator``
+(the same ``template_fields``, too); what changes is how the pod is followed: the
+worker creates it and defers to :class:`~asyncpod.airflow.triggers.AsyncpodPodTrigger`,
+which shares one watch per (cluster, namespace) with every other trigger of its
+triggerer and never polls.
+
+* Creation is idempotent per try: the pod's name is derived from (dag, task, run, map
+  index, try), so a retried create (the worker restarted) gets 409 and reattaches to
+  the same pod - by uid from then on - while a new try gets a new pod.
+* ``do_xcom_push`` needs no sidecar and no ``pods/exec``: the base container's
+  ``terminationMessagePath`` is ``/airflow/xcom/return.json``, the file the image
+  already writes, and the kubelet hands it over in the pod's status (4096 bytes max).
+* A new try deletes the live pods of earlier tries of the same task instance (unless
+  ``on_kill_action="keep_pod"``): a clear that reached no running trigger (or an
+  Airflow without the triggerer-side ``on_kill``) leaks no pod.
+* A parameter asyncpod cannot honour raises :class:`~asyncpod.UsageError` when the DAG
+  is parsed, naming it (:data:`UNSUPPORTED`); parameters that only tune polling are
+  accepted and have no effect (:data:`NO_EFFECT`), since nothing polls.
+
+Where it starts: on Airflow 3.3+, an unmapped deferrable task starts in the triggerer
+(``start_from_trigger``; :class:`~asyncpod.airflow.triggers.AsyncpodPodStartTrigger`
+creates the pod there) and no worker slot is held while the pod is created and runs,
+only for ``execute_complete``. Elsewhere (mapped tasks, Airflow < 3.3, ``dag.test()``,
+``start_from_trigger=False``) the worker creates the pod and defers. Without
+``deferrable`` the worker runs the same trigger inline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Container, Iterable, Mapping, Sequence
+from typing import Any
+
+from airflow.sdk import BaseOperator
+
+from asyncpod.airflow.connection import DEFAULT_CONN_ID, load_target, open_client
+from asyncpod.airflow.podbuild import build_manifest, secret_to_json, to_api
+from asyncpod.airflow.tries import TryKey, pod_name_for
+from asyncpod.airflow.triggers import (
+    FINISH_ACTIONS,
+    KILL_ACTIONS,
+    START_CLASSPATH,
+    START_TEMPLATE_FIELDS,
+    AsyncpodPodTrigger,
+)
+from asyncpod.core.cluster import Cluster
+from asyncpod.core.runner import Cleanup, RunOptions
+from asyncpod.errors import UsageError
+from asyncpod.spec import PodSpec
+
+__all__ = ["NO_EFFECT", "UNSUPPORTED", "KubernetesPodOperator", "supports_start_from_trigger"]
+
+#: Parameters that cannot be honoured, and why; any value but the default fails at parse time.
+UNSUPPORTED: Mapping[str, str] = {
+    "callbacks": "KubernetesPodOperatorCallback hooks run inside the reference's polling loop",
+    "progress_callback": "log lines go to the task log from the triggerer; no callable runs there",
+    "log_formatter": "a callable cannot travel to the triggerer",
+    "logging_interval": "logs are streamed continuously while deferred",
+    "trigger_kwargs": "the trigger is asyncpod's own",
+    "durable": "not implemented by asyncpod",
+    "xcom_sidecar_container_security_context": "there is no XCom sidecar",
+}
+#: Parameters accepted for compatibility that change nothing (they tune polling).
+NO_EFFECT = (
+    "poll_interval",
+    "startup_check_interval_seconds",
+    "base_container_status_polling_interval",
+    "log_events_on_startup",
+)
+
+
+class KubernetesPodOperator(BaseOperator):
+    """Run a pod; a drop-in for the cncf.kubernetes provider's operator (see module docs)."""
+
+    template_fields: Sequence[str] = (
+        "image",
+        "name",
+        "hostname",
+        "cmds",
+        "annotations",
+        "arguments",
+        "env_vars",
+        "labels",
+        "config_file",
+        "pod_template_file",
+        "pod_template_dict",
+        "namespace",
+        "container_resources",
+        "volumes",
+        "volume_mounts",
+        "cluster_context",
+        "env_from",
+        "configmaps",
+        "node_selector",
+        "kubernetes_conn_id",
+        "base_container_name",
+        "trigger_kwargs",
+    )
+    template_fields_renderers = {"env_vars": "py"}  # noqa: RUF012 - Airflow's convention
+    ui_color = "#6ea8fe"
+
+    def __init__(
+        self,
+        *,
+        kubernetes_conn_id: str | None = DEFAULT_CONN_ID,
+        namespace: str | None = None,
+        image: str | None = None,
+        name: str | None = None,
+        random_name_suffix: bool = True,
+        cmds: list[str] | None = None,
+        arguments: list[str] | None = None,
+        ports: list[Any] | None = None,
+        volume_mounts: list[Any] | None = None,
+        volumes: list[Any] | None = None,
+        env_vars: list[Any] | dict[str, str] | None = None,
+        env_from: list[Any] | None = None,
+        secrets: list[Any] | None = None,
+        in_cluster: bool | None = None,
+        cluster_context: str | None = None,
+        labels: dict[str, str] | None = None,
+        reattach_on_restart: bool | None = None,
+        durable: bool | None = None,
+        startup_timeout_seconds: int = 120,
+        startup_check_interval_seconds: int = 5,
+        schedule_timeout_seconds: int | None = None,
+        get_logs: bool = True,
+        base_container_name: str | None = None,
+        base_container_status_polling_interval: float = 1,
+        init_container_logs: Iterable[str] | str | bool | None = None,
+        container_logs: Iterable[str] | str | bool | None = None,
+        image_pull_policy: str | None = None,
+        annotations: dict[str, str] | None = None,
+        container_resources: Any = None,
+        affinity: Any = None,
+        config_file: str | None = None,
+        runtime_class_name: str | None = None,
+        node_selector: dict[str, str] | None = None,
+        image_pull_secrets: Any = None,
+        service_account_name: str | None = None,
+        automount_service_account_token: bool | None = None,
+        hostnetwork: bool = False,
+        host_aliases: list[Any] | None = None,
+        tolerations: list[Any] | None = None,
+        security_context: Any = None,
+        container_security_context: Any = None,
+        xcom_sidecar_container_security_context: Any = None,
+        dnspolicy: str | None = None,
+        dns_config: Any = None,
+        hostname: str | None = None,
+        subdomain: str | None = None,
+        schedulername: str | None = None,
+        full_pod_spec: Any = None,
+        init_containers: list[Any] | None = None,
+        log_events_on_failure: bool = False,
+        log_events_on_startup: bool = True,
+        do_xcom_push: bool = False,
+        pod_template_file: str | None = None,
+        pod_template_dict: dict[str, Any] | None = None,
+        priority_class_name: str | None = None,
+        pod_runtime_info_envs: list[Any] | None = None,
+        termination_grace_period: int | None = None,
+        configmaps: list[str] | None = None,
+        skip_on_exit_code: int | Container[int] | None = None,
+        deferrable: bool = True,
+        poll_interval: float = 2,
+        log_pod_spec_on_failure: bool = True,
+        on_finish_action: str = "delete_pod",
+        on_kill_action: str = "delete_pod",
+        is_delete_operator_pod: bool | None = None,
+        termination_message_policy: str = "File",
+        active_deadline_seconds: int | None = None,
+        callbacks: Any = None,
+        progress_callback: Any = None,
+        logging_interval: int | None = None,
+        trigger_kwargs: dict[str, Any] | None = None,
+        container_name_log_prefix_enabled: bool = True,
+        log_formatter: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        given = {
+            "callbacks": callbacks,
+            "progress_callback": progress_callback,
+            "log_formatter": log_formatter,
+            "logging_interval": logging_interval,
+            "trigger_kwargs": trigger_kwargs,
+            "durable": durable,
+            "xcom_sidecar_container_security_context": xcom_sidecar_container_security_context,
+        }
+        for param, value in given.items():
+            if value is not None:
+                raise UsageError(
+                    f"asyncpod's KubernetesPodOperator cannot honour {param!r} "
+                    f"({UNSUPPORTED[param]}); remove it, or keep the cncf.kubernetes operator"
+                )
+        if reattach_on_restart is False:
+            raise UsageError(
+                "asyncpod's KubernetesPodOperator cannot honour 'reattach_on_restart=False': "
+                "within one try it always reattaches to the try's pod (by uid)"
+            )
+        if is_delete_operator_pod is not None:
+            on_finish_action = "delete_pod" if is_delete_operator_pod else "keep_pod"
+        if on_finish_action not in FINISH_ACTIONS:
+            raise UsageError(f"on_finish_action must be one of {', '.join(FINISH_ACTIONS)}")
+        if on_kill_action not in KILL_ACTIONS:
+            raise UsageError(f"on_kill_action must be one of {', '.join(KILL_ACTIONS)}")
+        if pod_template_file and pod_template_dict:
+            raise UsageError("give pod_template_file or pod_template_dict, not both")
+        if startup_timeout_seconds is not None and startup_timeout_seconds <= 0:
+            raise UsageError("startup_timeout_seconds must be positive")
+        start_from_trigger = kwargs.pop("start_from_trigger", None)
+        super().__init__(**kwargs)
+        self.do_xcom_push = do_xcom_push  # BaseOperator's own attribute, same meaning
+        self.kubernetes_conn_id = kubernetes_conn_id
+        self.namespace = namespace
+        self.image = image
+        self.name = name
+        self.random_name_suffix = random_name_suffix
+        self.cmds = cmds or []
+        self.arguments = arguments or []
+        self.ports = ports or []
+        self.volume_mounts = volume_mounts or []
+        self.volumes = volumes or []
+        self.env_vars = env_vars
+        self.env_from = env_from or []
+        self.secrets = secrets or []
+        self.in_cluster = in_cluster
+        self.cluster_context = cluster_context
+        self.labels = labels or {}
+        self.reattach_on_restart = True if reattach_on_restart is None else reattach_on_restart
+        self.durable = durable
+        self.startup_timeout_seconds = startup_timeout_seconds
+        self.startup_check_interval_seconds = startup_check_interval_seconds
+        self.schedule_timeout_seconds = schedule_timeout_seconds
+        self.get_logs = get_logs
+        self.base_container_name = base_container_name or "base"
+        self.base_container_status_polling_interval = base_container_status_polling_interval
+        self.init_container_logs = init_container_logs
+        self.container_logs = container_logs
+        self.image_pull_policy = image_pull_policy
+        self.annotations = annotations or {}
+        self.container_resources = container_resources
+        self.affinity = affinity
+        self.config_file = config_file
+        self.runtime_class_name = runtime_class_name
+        self.node_selector = node_selector or {}
+        self.image_pull_secrets = image_pull_secrets
+        self.service_account_name = service_account_name
+        self.automount_service_account_token = automount_service_account_token
+        self.hostnetwork = hostnetwork
+        self.host_aliases = host_aliases
+        self.tolerations = tolerations or []
+        self.security_context = security_context or {}
+        self.container_security_context = container_security_context
+        self.xcom_sidecar_container_security_context = xcom_sidecar_container_security_context
+        self.dnspolicy = dnspolicy
+        self.dns_config = dns_config
+        self.hostname = hostname
+        self.subdomain = subdomain
+        self.schedulername = schedulername
+        self.full_pod_spec = full_pod_spec
+        self.init_containers = init_containers or []
+        self.log_events_on_failure = log_events_on_failure
+        self.log_events_on_startup = log_events_on_startup
+        self.pod_template_file = pod_template_file
+        self.pod_template_dict = pod_template_dict
+        self.priority_class_name = priority_class_name
+        self.pod_runtime_info_envs = pod_runtime_info_envs or []
+        self.termination_grace_period = termination_grace_period
+        self.configmaps = configmaps or []
+        self.skip_on_exit_code = _exit_codes(skip_on_exit_code)
+        self.deferrable = deferrable
+        self.poll_interval = poll_interval
+        self.log_pod_spec_on_failure = log_pod_spec_on_failure
+        self.on_finish_action = on_finish_action
+        self.on_kill_action = on_kill_action
+        self.is_delete_operator_pod = is_delete_operator_pod
+        self.termination_message_policy = termination_message_policy
+        self.active_deadline_seconds = active_deadline_seconds
+        self.callbacks = callbacks
+        self.progress_callback = progress_callback
+        self.logging_interval = logging_interval
+        self.trigger_kwargs = trigger_kwargs
+        self.container_name_log_prefix_enabled = container_name_log_prefix_enabled
+        self.log_formatter = log_formatter
+        self._pod_ref: tuple[str, str, str] | None = None
+        self._setup_start_from_trigger(start_from_trigger)
+
+    def _setup_start_from_trigger(self, wanted: bool | None) -> None:
+        """Start in the triggerer where Airflow can (3.3+, deferrable, not mapped).
+
+        A mapped task never gets here at parse time (its operator is built on the
+        worker), so the class default - start on a worker - applies to it, as it must:
+        expand() values do not reach a trigger started from the scheduler.
+        """
+        if wanted is False or not self.deferrable:
+            return
+        if not supports_start_from_trigger():
+            if wanted:
+                raise UsageError("start_from_trigger=True needs Airflow 3.3 or later")
+            return
+        from airflow.triggers.base import StartTriggerArgs
+
+        self.start_from_trigger = True
+        self.start_trigger_args = StartTriggerArgs(
+            trigger_cls=START_CLASSPATH,
+            next_method="execute_complete",
+            trigger_kwargs=self.start_trigger_kwargs(),
+            next_kwargs=None,
+            timeout=None,
+        )
+
+    def start_trigger_kwargs(self) -> dict[str, Any]:
+        """What the start trigger is built from: the pod's parameters as JSON, templates
+        unrendered (the triggerer renders them), and the follow options."""
+        _, options = self.build_trigger(namespace="", pod_name="", pod_uid="").serialize()
+        for reference in ("pod_name", "pod_namespace", "pod_uid"):
+            options.pop(reference)
+        static = set(_MANIFEST_PARAMS) - set(START_TEMPLATE_FIELDS)
+        static -= {"base_container_name", "do_xcom_push", "secrets"}
+        pod_params = {key: to_api(getattr(self, key)) for key in sorted(static)}
+        pod_params["secrets"] = [secret_to_json(secret) for secret in self.secrets]
+        fields = {name: to_api(getattr(self, name)) for name in START_TEMPLATE_FIELDS}
+        return {
+            "pod_params": pod_params,
+            "random_name_suffix": self.random_name_suffix,
+            **fields,
+            **options,
+        }
+
+    # ------------------------------------------------------------------ building
+    def build_manifest(self, *, extra_labels: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """The pod this operator runs, as a raw manifest (before asyncpod's own labels)."""
+        params = {key: getattr(self, key) for key in _MANIFEST_PARAMS}
+        return build_manifest(params, labels=dict(extra_labels or {}))
+
+    def _log_selection(self, value: Any, *, default: list[str] | bool) -> list[str] | bool:
+        if value is None:
+            return default
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str):
+            return [value]
+        return list(value)
+
+    def build_trigger(self, *, namespace: str, pod_name: str, pod_uid: str) -> AsyncpodPodTrigger:
+        """The trigger that follows the pod (also run inline when not deferrable)."""
+        return AsyncpodPodTrigger(
+            pod_name=pod_name,
+            pod_namespace=namespace,
+            pod_uid=pod_uid,
+            kubernetes_conn_id=self.kubernetes_conn_id,
+            config_file=self.config_file,
+            cluster_context=self.cluster_context,
+            in_cluster=self.in_cluster,
+            base_container_name=self.base_container_name,
+            get_logs=self.get_logs,
+            container_logs=self._log_selection(self.container_logs, default=False),
+            init_container_logs=self._log_selection(self.init_container_logs, default=False),
+            container_name_log_prefix_enabled=self.container_name_log_prefix_enabled,
+            startup_timeout=self.startup_timeout_seconds,
+            schedule_timeout=self.schedule_timeout_seconds,
+            on_finish_action=self.on_finish_action,
+            on_kill_action=self.on_kill_action,
+            termination_grace_period=self.termination_grace_period,
+            do_xcom_push=self.do_xcom_push,
+            skip_on_exit_code=sorted(self.skip_on_exit_code),
+            log_events_on_failure=self.log_events_on_failure,
+        )
+
+    # ------------------------------------------------------------------ running
+    def execute(self, context: Any) -> Any:
+        key = TryKey.of(context["ti"])
+        pod_name = pod_name_for(
+            self.name or self.task_id,
+            dag_id=key.dag_id, task_id=key.task_id, run_id=key.run_id,
+            map_index=key.map_index, try_number=key.try_number,
+            random_suffix=self.random_name_suffix or not self.name,
+        )  # fmt: skip
+        spec = PodSpec(
+            container_name=self.base_container_name,
+            task_key=key.task_key(),
+            template=self.build_manifest(extra_labels=key.labels()),
+        )
+        namespace, uid, reattached = asyncio.run(self._create(spec, pod_name, key))
+        self._pod_ref = (namespace, pod_name, uid)
+        self.log.info(
+            "%s pod %s/%s (uid %s)",
+            "reattached to" if reattached else "created", namespace, pod_name, uid,
+        )  # fmt: skip
+        trigger = self.build_trigger(namespace=namespace, pod_name=pod_name, pod_uid=uid)
+        if self.deferrable:
+            self.defer(trigger=trigger, method_name="execute_complete")
+        event = asyncio.run(_first_event(trigger))
+        return self.execute_complete(context, event)
+
+    async def _create(self, spec: PodSpec, pod_name: str, key: TryKey) -> tuple[str, str, bool]:
+        target = await load_target(
+            self.kubernetes_conn_id,
+            in_cluster=self.in_cluster,
+            config_file=self.config_file,
+            cluster_context=self.cluster_context,
+        )
+        client = await open_client(target)
+        namespace = self.namespace or target.namespace or client.config.namespace or "default"
+        async with Cluster(client, namespace=namespace) as cluster:
+            run = await cluster.start(
+                spec,
+                name=pod_name,
+                # The trigger follows and deletes the pod; closing this session must not.
+                options=RunOptions(cleanup=Cleanup.KEEP, collect_events=False),
+            )
+            await run.created()
+            assert run.uid is not None
+            follower = self.build_trigger(namespace=namespace, pod_name=pod_name, pod_uid=run.uid)
+            await follower.delete_earlier_tries(cluster, namespace, key)
+            return namespace, run.uid, run.reattached
+
+    def execute_complete(self, context: Any, event: Mapping[str, Any]) -> Any:
+        """Turn the trigger's event into the task's result, skip or failure."""
+        from airflow.sdk.exceptions import AirflowException, AirflowSkipException
+
+        status = event.get("status")
+        ref = f"{event.get('pod_namespace')}/{event.get('pod_name')}"
+        ti = context["ti"]
+        ti.xcom_push(key="pod_name", value=event.get("pod_name"))
+        ti.xcom_push(key="pod_namespace", value=event.get("pod_namespace"))
+        if status == "success":
+            self.log.info("pod %s succeeded", ref)
+            return event.get("xcom") if self.do_xcom_push else None
+        if status == "skipped":
+            raise AirflowSkipException(
+                f"pod {ref} exited with code {event.get('exit_code')}, listed in skip_on_exit_code"
+            )
+        for line in event.get("events") or ():
+            self.log.error("pod event: %s", line)
+        if self.log_pod_spec_on_failure:
+            self.log.error("pod spec: %s", self.build_manifest())
+        raise AirflowException(
+            f"pod {ref} {event.get('outcome')}: reason {event.get('reason')}, "
+            f"exit code {event.get('exit_code')}, message {event.get('message')}"
+        )
+
+    def on_kill(self) -> None:
+        """Worker-side kill (not deferred): delete this try's pod, by uid."""
+        if self._pod_ref is None or self.on_kill_action != "delete_pod":
+            return
+        namespace, name, uid = self._pod_ref
+        trigger = self.build_trigger(namespace=namespace, pod_name=name, pod_uid=uid)
+        asyncio.run(_delete(trigger))
+
+
+def supports_start_from_trigger() -> bool:
+    """Airflow 3.3+ starts deferrable tasks in the triggerer (3.1/3.2 ignore it)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        text = version("apache-airflow-core")
+    except PackageNotFoundError:
+        text = version("apache-airflow")
+    major, minor = (int(part) for part in re.findall(r"\d+", text)[:2])
+    return (major, minor) >= (3, 3)
+
+
+async def _first_event(trigger: AsyncpodPodTrigger) -> dict[str, Any]:
+    async for event in trigger.run():
+        payload: dict[str, Any] = event.payload
+        return payload
+    raise RuntimeError("the trigger ended without an event")
+
+
+async def _delete(trigger: AsyncpodPodTrigger) -> None:
+    from asyncpod.airflow.sessions import shared_cluster
+
+    target = await trigger._session_target()
+    async with shared_cluster(target, trigger.pod_namespace) as cluster:
+        await trigger._delete(cluster)
+
+
+def _exit_codes(value: int | Container[int] | None) -> set[int]:
+    if value is None:
+        return set()
+    if isinstance(value, int):
+        return {value}
+    if isinstance(value, Iterable):
+        return {int(v) for v in value}
+    raise UsageError("skip_on_exit_code must be an int or a collection of ints")
+
+
+_MANIFEST_PARAMS = (
+    "image", "cmds", "arguments", "ports", "volume_mounts", "volumes", "env_vars",
+    "env_from", "secrets", "labels", "annotations", "container_resources", "affinity",
+    "runtime_class_name", "node_selector", "image_pull_secrets", "service_account_name",
+    "automount_service_account_token", "hostnetwork", "host_aliases", "tolerations",
+    "security_context", "container_security_context", "dnspolicy", "dns_config", "hostname",
+    "subdomain", "schedulername", "full_pod_spec", "init_containers", "do_xcom_push",
+    "pod_template_file", "pod_template_dict", "priority_class_name", "pod_runtime_info_envs",
+    "termination_grace_period", "configmaps", "image_pull_policy", "termination_message_policy",
+    "active_deadline_seconds", "base_container_name",
+)  # fmt: skip

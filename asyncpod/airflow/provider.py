@@ -1,0 +1,47 @@
+"""Airflow provider metadata for asyncpod (entry point ``apache_airflow_provider``).
+
+Why a module of its own: Airflow's providers manager imports this at discovery time in
+every component (scheduler, api-server, triggerer, workers); it must not import Airflow,
+the operator or the trigger, so it returns a plain dict and imports nothing heavy.
+
+What it deliberately does not do: declare a ``kubernetes`` connection type. That type
+belongs to the cncf.kubernetes provider; users who switch already have the connection
+(in the metadata database, an ``AIRFLOW_CONN_*`` variable or a secrets backend), and
+asyncpod reads it without that provider installed (:mod:`asyncpod.airflow.connection`).
+Declaring the same type twice would make Airflow warn when both are installed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["get_provider_info"]
+
+
+def get_provider_info() -> dict[str, Any]:
+    """What Airflow's providers manager shows for asyncpod (``airflow providers list``)."""
+    from asyncpod import __version__
+
+    return {
+        # Discovery raises unless this equals the distribution's name.
+        "package-name": "asyncpod",
+        "name": "asyncpod",
+        "description": (
+            "A drop-in deferrable KubernetesPodOperator whose triggers share one pod "
+            "watch per (cluster, namespace) in each triggerer process."
+        ),
+        "versions": [__version__],
+        "integrations": [
+            {
+                "integration-name": "asyncpod",
+                "external-doc-url": "https://kubernetes.io/",
+                "tags": ["software"],
+            }
+        ],
+        "operators": [
+            {"integration-name": "asyncpod", "python-modules": ["asyncpod.airflow.operators"]}
+        ],
+        "triggers": [
+            {"integration-name": "asyncpod", "python-modules": ["asyncpod.airflow.triggers"]}
+        ],
+    }

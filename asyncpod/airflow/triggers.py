@@ -1,0 +1,615 @@
+"""The deferrable pod trigger: follows one pod through the triggerer's shared session.
+
+Why it exists: the reference trigger GETs its pod every few seconds with a new API
+client per call and stores the kubeconfig in the trigger row. This one holds a small
+reference (how to reach the cluster: a connection id or a kubeconfig path and context;
+the pod's namespace, name and uid; options) and follows its pod through the session
+every trigger of the process shares (:mod:`asyncpod.airflow.sessions`): one watch per
+(cluster, namespace), the pod found in that watch's cache, no polling.
+
+Lifecycle, as Airflow 3.3 drives it:
+
+* ``run()`` attaches by uid, streams the requested containers' logs into the task log
+  (resuming after a triggerer restart without repeating or losing a line,
+  :mod:`asyncpod.airflow.logresume`), waits for the outcome, applies
+  ``on_finish_action``, yields exactly one :class:`TriggerEvent` and returns.
+* ``cleanup()`` (always; alone on triggerer shutdown or reassignment) deletes nothing.
+* ``on_kill()`` (a user's clear / mark, 3.3+) deletes this trigger's own pod - by uid,
+  so never a namesake - after checking that the task instance really left this try
+  (it is no longer deferred, or a newer try already has its pod).
+
+The event payload is plain JSON (:func:`event_payload`, pure) that
+``KubernetesPodOperator.execute_complete`` turns into success, skip or failure.
+
+What it deliberately does not do: create pods (the operator does, on the worker) or
+keep any credential in ``serialize()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import anyio
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from asyncpod.airflow.connection import KubeTarget, load_target
+from asyncpod.airflow.logresume import ResumeFilter, ResumeStore, default_state_dir
+from asyncpod.airflow.sessions import shared_cluster
+from asyncpod.airflow.tries import TI_LABEL, TRY_LABEL, TryKey, earlier_tries, pod_name_for
+from asyncpod.core.cluster import MANAGED_SELECTOR, Cluster
+from asyncpod.core.runner import Cleanup, PodRun, RunOptions
+from asyncpod.errors import AsyncpodError, ConflictError, NotFoundError, UsageError
+from asyncpod.results import Outcome, PodResult
+
+__all__ = [
+    "FINISH_ACTIONS",
+    "KILL_ACTIONS",
+    "START_CLASSPATH",
+    "START_TEMPLATE_FIELDS",
+    "TI_LABEL",
+    "TRY_LABEL",
+    "XCOM_LIMIT",
+    "AsyncpodPodStartTrigger",
+    "AsyncpodPodTrigger",
+    "event_payload",
+    "should_delete",
+]
+
+FINISH_ACTIONS = ("delete_pod", "delete_succeeded_pod", "delete_active_pod", "keep_pod")
+KILL_ACTIONS = ("delete_pod", "keep_pod")
+#: The kubelet keeps at most this many bytes of a container's termination message.
+XCOM_LIMIT = 4096
+_CLASSPATH = "asyncpod.airflow.triggers.AsyncpodPodTrigger"
+START_CLASSPATH = "asyncpod.airflow.triggers.AsyncpodPodStartTrigger"
+
+
+def should_delete(action: str, outcome: str) -> bool:
+    """``on_finish_action`` applied to a run's outcome (pure)."""
+    if action == "delete_pod":
+        return True
+    if action == "delete_succeeded_pod":
+        return outcome == Outcome.SUCCEEDED.value
+    if action == "delete_active_pod":
+        # Only a pod that is still running (timed out, say) goes; finished pods stay.
+        return outcome in (Outcome.TIMED_OUT.value, Outcome.CANCELLED.value)
+    return False
+
+
+def _xcom(result: PodResult) -> tuple[Any, str | None]:
+    """The base container's termination message as an XCom value, or an error."""
+    text = result.main.message if result.main is not None else None
+    text = text if text is not None else result.termination_message
+    if not text:
+        return None, (
+            "do_xcom_push is set but the base container wrote no /airflow/xcom/return.json "
+            "(its termination message is empty)"
+        )
+    size = len(text.encode())
+    try:
+        return json.loads(text), None
+    except ValueError:
+        if size >= XCOM_LIMIT:
+            return None, (
+                f"the XCom value in /airflow/xcom/return.json is too large: the kubelet keeps "
+                f"at most {XCOM_LIMIT} bytes of a termination message (and 12 KiB per pod). "
+                "Write large results to object storage and return their address instead"
+            )
+        return None, f"/airflow/xcom/return.json does not hold JSON: {text[:200]!r}"
+
+
+def event_payload(
+    result: PodResult,
+    *,
+    do_xcom_push: bool = False,
+    skip_on_exit_code: Iterable[int] = (),
+    deleted: bool = False,
+) -> dict[str, Any]:
+    """The JSON the trigger fires for ``result`` (pure; read by execute_complete)."""
+    exit_code = result.exit_code
+    payload: dict[str, Any] = {
+        "pod_name": result.name,
+        "pod_namespace": result.namespace,
+        "pod_uid": result.uid,
+        "outcome": result.outcome.value,
+        "reason": result.reason,
+        "message": result.message,
+        "exit_code": exit_code,
+        "pod_deleted": deleted,
+        "events": [
+            f"{e.type} {e.reason}: {e.message}" + (f" (x{e.count})" if e.count > 1 else "")
+            for e in result.events
+        ],
+    }
+    if result.ok:
+        payload["status"] = "success"
+        if do_xcom_push:
+            value, error = _xcom(result)
+            if error is not None:
+                payload.update(status="failed", reason="XComError", message=error)
+            else:
+                payload["xcom"] = value
+    elif exit_code is not None and exit_code in set(skip_on_exit_code):
+        payload["status"] = "skipped"
+    elif result.outcome is Outcome.TIMED_OUT:
+        payload["status"] = "timeout"
+    else:
+        payload["status"] = "failed"
+    return payload
+
+
+class AsyncpodPodTrigger(BaseTrigger):
+    """Follows one pod to its end; fires one event. Usable without an Airflow DB when
+    ``config_file`` is given and ``kubernetes_conn_id`` is None (benchmarks)."""
+
+    def __init__(
+        self,
+        *,
+        pod_name: str,
+        pod_namespace: str,
+        pod_uid: str | None = None,
+        kubernetes_conn_id: str | None = None,
+        config_file: str | None = None,
+        cluster_context: str | None = None,
+        in_cluster: bool | None = None,
+        base_container_name: str = "base",
+        get_logs: bool = True,
+        container_logs: list[str] | bool = True,
+        init_container_logs: list[str] | bool = False,
+        container_name_log_prefix_enabled: bool = True,
+        startup_timeout: float | None = 120,
+        schedule_timeout: float | None = None,
+        deadline: float | None = None,
+        on_finish_action: str = "delete_pod",
+        on_kill_action: str = "delete_pod",
+        termination_grace_period: int | None = None,
+        do_xcom_push: bool = False,
+        skip_on_exit_code: list[int] | None = None,
+        log_events_on_failure: bool = True,
+        log_state_dir: str | None = None,
+    ) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        if on_finish_action not in FINISH_ACTIONS:
+            raise UsageError(f"on_finish_action must be one of {FINISH_ACTIONS}")
+        if on_kill_action not in KILL_ACTIONS:
+            raise UsageError(f"on_kill_action must be one of {KILL_ACTIONS}")
+        self.pod_name = pod_name
+        self.pod_namespace = pod_namespace
+        self.pod_uid = pod_uid
+        self.kubernetes_conn_id = kubernetes_conn_id
+        self.config_file = config_file
+        self.cluster_context = cluster_context
+        self.in_cluster = in_cluster
+        self.base_container_name = base_container_name
+        self.get_logs = get_logs
+        self.container_logs = container_logs
+        self.init_container_logs = init_container_logs
+        self.container_name_log_prefix_enabled = container_name_log_prefix_enabled
+        self.startup_timeout = startup_timeout
+        self.schedule_timeout = schedule_timeout
+        self.deadline = deadline
+        self.on_finish_action = on_finish_action
+        self.on_kill_action = on_kill_action
+        self.termination_grace_period = termination_grace_period
+        self.do_xcom_push = do_xcom_push
+        self.skip_on_exit_code = list(skip_on_exit_code or [])
+        self.log_events_on_failure = log_events_on_failure
+        self.log_state_dir = log_state_dir
+        self._fired = False
+        self._target: KubeTarget | None = None
+        self._logs_done = asyncio.Event()
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return _CLASSPATH, {
+            "pod_name": self.pod_name,
+            "pod_namespace": self.pod_namespace,
+            "pod_uid": self.pod_uid,
+            "kubernetes_conn_id": self.kubernetes_conn_id,
+            "config_file": self.config_file,
+            "cluster_context": self.cluster_context,
+            "in_cluster": self.in_cluster,
+            "base_container_name": self.base_container_name,
+            "get_logs": self.get_logs,
+            "container_logs": self.container_logs,
+            "init_container_logs": self.init_container_logs,
+            "container_name_log_prefix_enabled": self.container_name_log_prefix_enabled,
+            "startup_timeout": self.startup_timeout,
+            "schedule_timeout": self.schedule_timeout,
+            "deadline": self.deadline,
+            "on_finish_action": self.on_finish_action,
+            "on_kill_action": self.on_kill_action,
+            "termination_grace_period": self.termination_grace_period,
+            "do_xcom_push": self.do_xcom_push,
+            "skip_on_exit_code": self.skip_on_exit_code,
+            "log_events_on_failure": self.log_events_on_failure,
+            "log_state_dir": self.log_state_dir,
+        }
+
+    # ------------------------------------------------------------------ run
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        # Everything, the shared session included, is released before the yield:
+        # dag.test() closes the loop right after the first event, and a triggerer may
+        # never resume the generator.
+        payload = await self._follow()
+        self._fired = True
+        yield TriggerEvent(payload)  # type: ignore[no-untyped-call]
+
+    async def _session_target(self) -> KubeTarget:
+        if self._target is None:
+            self._target = await load_target(
+                self.kubernetes_conn_id,
+                in_cluster=self.in_cluster,
+                config_file=self.config_file,
+                cluster_context=self.cluster_context,
+            )
+        return self._target
+
+    def _options(self) -> RunOptions:
+        schedule = self.schedule_timeout or self.startup_timeout
+        return RunOptions(
+            schedule_timeout=schedule,
+            startup_timeout=self.startup_timeout,
+            image_pull_timeout=self.startup_timeout,
+            deadline=self.deadline,
+            cleanup=Cleanup.KEEP,  # deleting is this trigger's decision, never the session's
+            collect_events=True,
+        )
+
+    async def _follow(self) -> dict[str, Any]:
+        try:
+            target = await self._session_target()
+            namespace = await self._namespace(target)
+            async with shared_cluster(target, namespace) as cluster:
+                try:
+                    run = await self._obtain(cluster)
+                except NotFoundError as error:
+                    return self._error_payload("PodNotFound", str(error))
+                try:
+                    result = await self._wait(run)
+                finally:
+                    with anyio.CancelScope(shield=True):
+                        await run.cancel()  # stop following (KEEP: the pod stays)
+                deleted = False
+                if should_delete(self.on_finish_action, result.outcome.value):
+                    deleted = await self._delete(cluster)
+        except AsyncpodError as error:
+            return self._error_payload(type(error).__name__, str(error))
+        payload = event_payload(
+            result,
+            do_xcom_push=self.do_xcom_push,
+            skip_on_exit_code=self.skip_on_exit_code,
+            deleted=deleted,
+        )
+        if payload["status"] not in ("success", "skipped"):
+            self._log_failure(payload)
+        return payload
+
+    async def _namespace(self, target: KubeTarget) -> str:
+        """The pod's namespace (the session is shared per namespace)."""
+        return self.pod_namespace
+
+    async def _obtain(self, cluster: Cluster) -> PodRun:
+        """The run to follow: here, attach to the pod the worker made, by uid."""
+        return await cluster.attach(
+            self.pod_name, uid=self.pod_uid, namespace=self.pod_namespace, options=self._options()
+        )
+
+    def _error_payload(self, reason: str, message: str) -> dict[str, Any]:
+        self.log.error("pod %s/%s: %s", self.pod_namespace, self.pod_name, message)
+        return {
+            "status": "error",
+            "pod_name": self.pod_name,
+            "pod_namespace": self.pod_namespace,
+            "pod_uid": self.pod_uid,
+            "outcome": Outcome.ERROR.value,
+            "reason": reason,
+            "message": message,
+            "exit_code": None,
+            "events": [],
+            "pod_deleted": False,
+        }
+
+    def _log_failure(self, payload: Mapping[str, Any]) -> None:
+        self.log.error(
+            "pod %s/%s %s: reason %s, exit code %s, message %s",
+            self.pod_namespace, self.pod_name, payload["outcome"],
+            payload["reason"], payload["exit_code"], payload["message"],
+        )  # fmt: skip
+        if self.log_events_on_failure:
+            for line in payload["events"]:
+                self.log.error("pod event: %s", line)
+
+    async def _wait(self, run: PodRun) -> PodResult:
+        containers = self._log_containers(run)
+        if not containers:
+            async for _ in run.states():
+                pass
+            return await run.result()
+        store = ResumeStore(Path(self.log_state_dir or default_state_dir()), str(run.uid))
+        filt = ResumeFilter(store.load())
+        self._logs_done = asyncio.Event()
+        try:
+            async with anyio.create_task_group() as group:
+                group.start_soon(self._stream_logs, run, containers, filt, store)
+                async for _ in run.states():
+                    pass
+                # The containers are done; give the readers a moment to drain.
+                with anyio.move_on_after(30):
+                    await self._logs_done.wait()
+                group.cancel_scope.cancel()
+        finally:
+            store.save(filt.points)
+        result = await run.result()
+        store.remove()
+        return result
+
+    def _log_containers(self, run: PodRun) -> tuple[str, ...]:
+        if not self.get_logs:
+            return ()
+        spec = (run.pod or {}).get("spec", {})
+        inits = [c["name"] for c in spec.get("initContainers") or ()]
+        mains = [c["name"] for c in spec.get("containers") or ()]
+        chosen = _choose(inits, self.init_container_logs, default=[])
+        chosen += _choose(mains, self.container_logs, default=[self.base_container_name])
+        return tuple(chosen)
+
+    async def _stream_logs(
+        self,
+        run: PodRun,
+        containers: tuple[str, ...],
+        filt: ResumeFilter,
+        store: ResumeStore,
+    ) -> None:
+        try:
+            stream = run.logs(containers=containers, since=filt.since())
+            async with contextlib.aclosing(stream):
+                async for line in stream:
+                    if not filt.accept(line):
+                        continue
+                    if self.container_name_log_prefix_enabled:
+                        self.log.info("[%s] %s", line.container, line.text)
+                    else:
+                        self.log.info("%s", line.text)
+                    store.changed(filt.points)
+        except AsyncpodError as error:
+            self.log.warning("reading the logs of %s stopped: %s", run.ref, error)
+        finally:
+            self._logs_done.set()
+
+    async def _delete(self, cluster: Cluster) -> bool:
+        body: dict[str, Any] = {"propagationPolicy": "Background"}
+        if self.pod_uid:
+            body["preconditions"] = {"uid": self.pod_uid}
+        if self.termination_grace_period is not None:
+            body["gracePeriodSeconds"] = self.termination_grace_period
+        try:
+            await cluster.client.request(
+                "DELETE",
+                f"/api/v1/namespaces/{self.pod_namespace}/pods/{self.pod_name}",
+                json=body,
+                pod=f"{self.pod_namespace}/{self.pod_name}",
+            )
+        except (NotFoundError, ConflictError):
+            # Gone already, or a namesake with another uid: not ours.
+            self.log.info("pod %s/%s is already gone", self.pod_namespace, self.pod_name)
+            return False
+        self.log.info("deleted pod %s/%s", self.pod_namespace, self.pod_name)
+        return True
+
+    async def delete_earlier_tries(self, cluster: Cluster, namespace: str, key: TryKey) -> None:
+        """A new try means the earlier ones are over for good: delete their live pods.
+
+        ``on_kill`` (3.3+) covers a clear while the trigger runs; this covers the rest:
+        a clear before a triggerer picked the trigger up, Airflow without the
+        triggerer-side ``on_kill``. One LIST per try. ``on_kill_action="keep_pod"``
+        keeps them.
+        """
+        if self.on_kill_action != "delete_pod":
+            return
+        listing = await cluster.client.request(
+            "GET",
+            f"/api/v1/namespaces/{namespace}/pods",
+            params={"labelSelector": f"{TI_LABEL}={key.ti_hash()}"},
+        )
+        for pod in earlier_tries(listing.get("items") or (), key.try_number):
+            metadata = pod["metadata"]
+            old = AsyncpodPodTrigger(
+                pod_name=metadata["name"],
+                pod_namespace=namespace,
+                pod_uid=metadata["uid"],
+                termination_grace_period=self.termination_grace_period,
+            )
+            if await old._delete(cluster):
+                self.log.info("deleted pod %s of an earlier try", metadata["name"])
+
+    # ------------------------------------------------------------------ endings
+    async def cleanup(self) -> None:
+        """Triggerer shutdown, reassignment, or the end of a run: never deletes the pod."""
+
+    async def on_kill(self) -> None:
+        """A user cleared or marked the task (Airflow 3.3+): delete this try's pod."""
+        if self._fired or self.on_kill_action == "keep_pod":
+            return
+        try:
+            if not await self._left_this_try():
+                self.log.info("on_kill: the task instance is still deferred on this try; pod kept")
+                return
+            self.log.info("on_kill: the task instance left this try; deleting its pod")
+            target = await self._session_target()
+            async with shared_cluster(target, self.pod_namespace) as cluster:
+                await self._delete(cluster)
+        except Exception as error:  # noqa: BLE001 - on_kill must not fail the triggerer
+            self.log.warning("could not delete pod %s: %s", self.pod_name, error)
+
+    async def _left_this_try(self) -> bool:
+        ti = self.task_instance
+        if ti is None:
+            return False
+        from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+
+        states = await asyncio.to_thread(
+            RuntimeTaskInstance.get_task_states,
+            dag_id=ti.dag_id,
+            task_ids=[ti.task_id],
+            run_ids=[ti.run_id],
+            map_index=ti.map_index,
+        )
+        key = f"{ti.task_id}_{ti.map_index}" if ti.map_index >= 0 else ti.task_id
+        state = states.get(ti.run_id, {}).get(key)
+        if state != "deferred":
+            return True
+        # Deferred again: a newer try may already have deferred with its own pod.
+        target = await self._session_target()
+        async with shared_cluster(target, self.pod_namespace) as cluster:
+            informer = cluster.informer(self.pod_namespace, selector=MANAGED_SELECTOR)
+            await informer.wait_synced()
+            ours = informer.get(self.pod_name)
+            if ours is None:
+                return False
+            labels = ours["metadata"].get("labels") or {}
+            ti_key, our_try = labels.get(TI_LABEL), int(labels.get(TRY_LABEL, "0"))
+            for pod in informer.pods():
+                other = pod["metadata"].get("labels") or {}
+                if other.get(TI_LABEL) == ti_key and int(other.get(TRY_LABEL, "0")) > our_try:
+                    return True
+        return False
+
+
+def _choose(names: list[str], wanted: list[str] | bool, *, default: list[str]) -> list[str]:
+    if wanted is True:
+        return names
+    if not wanted:
+        return [n for n in default if n in names]
+    return [n for n in names if n in set(wanted)]
+
+
+#: The operator's template fields the start trigger renders in the triggerer (by the
+#: same names, so Airflow's start_trigger_args rendering finds them).
+START_TEMPLATE_FIELDS = (
+    "image", "name", "hostname", "cmds", "annotations", "arguments", "env_vars", "labels",
+    "pod_template_file", "pod_template_dict", "namespace", "container_resources", "volumes",
+    "volume_mounts", "env_from", "configmaps", "node_selector",
+)  # fmt: skip
+
+
+class AsyncpodPodStartTrigger(AsyncpodPodTrigger):
+    """Creates the pod in the triggerer, then follows it (``start_from_trigger``, 3.3+).
+
+    Built by Airflow from the operator's static ``start_trigger_args``: the pod's
+    parameters as the DAG gives them (the template fields by their own names, rendered
+    by the triggerer; everything else in ``pod_params`` as JSON), no pod reference yet.
+    The try comes from the task instance the triggerer sets, so the pod's name is the
+    one the worker path would choose, and a triggerer restart reattaches (409, same
+    task key) instead of creating a second pod.
+    """
+
+    def __init__(
+        self,
+        *,
+        pod_params: dict[str, Any],
+        random_name_suffix: bool = True,
+        image: str | None = None,
+        name: str | None = None,
+        hostname: str | None = None,
+        cmds: list[str] | None = None,
+        annotations: dict[str, str] | None = None,
+        arguments: list[str] | None = None,
+        env_vars: Any = None,
+        labels: dict[str, str] | None = None,
+        pod_template_file: str | None = None,
+        pod_template_dict: dict[str, Any] | None = None,
+        namespace: str | None = None,
+        container_resources: Any = None,
+        volumes: list[Any] | None = None,
+        volume_mounts: list[Any] | None = None,
+        env_from: list[Any] | None = None,
+        configmaps: list[str] | None = None,
+        node_selector: dict[str, str] | None = None,
+        **options: Any,
+    ) -> None:
+        super().__init__(pod_name="", pod_namespace="", **options)  # known in run()
+        self.pod_params = pod_params
+        self.random_name_suffix = random_name_suffix
+        self.image = image
+        self.name = name
+        self.hostname = hostname
+        self.cmds = cmds
+        self.annotations = annotations
+        self.arguments = arguments
+        self.env_vars = env_vars
+        self.labels = labels
+        self.pod_template_file = pod_template_file
+        self.pod_template_dict = pod_template_dict
+        self.namespace = namespace
+        self.container_resources = container_resources
+        self.volumes = volumes
+        self.volume_mounts = volume_mounts
+        self.env_from = env_from
+        self.configmaps = configmaps
+        self.node_selector = node_selector
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        _, options = super().serialize()
+        for reference in ("pod_name", "pod_namespace", "pod_uid"):
+            options.pop(reference)
+        fields = {name: getattr(self, name) for name in START_TEMPLATE_FIELDS}
+        return START_CLASSPATH, {
+            "pod_params": self.pod_params,
+            "random_name_suffix": self.random_name_suffix,
+            **fields,
+            **options,
+        }
+
+    def _try(self) -> TryKey:
+        if self.task_instance is None:
+            raise UsageError(
+                "AsyncpodPodStartTrigger runs in a triggerer that sets its task instance "
+                "(start_from_trigger, Airflow 3.3+)"
+            )
+        return TryKey.of(self.task_instance)
+
+    async def _namespace(self, target: KubeTarget) -> str:
+        if not self.pod_namespace:
+            from asyncpod.airflow.connection import load_cluster_config
+
+            found = self.namespace or target.namespace
+            if not found:
+                found = (await load_cluster_config(target)).namespace
+            self.pod_namespace = found or "default"
+        return self.pod_namespace
+
+    async def _obtain(self, cluster: Cluster) -> PodRun:
+        from asyncpod.airflow.podbuild import build_manifest
+        from asyncpod.spec import PodSpec
+
+        key = self._try()
+        self.pod_name = pod_name_for(
+            self.name or key.task_id,
+            dag_id=key.dag_id, task_id=key.task_id, run_id=key.run_id,
+            map_index=key.map_index, try_number=key.try_number,
+            random_suffix=self.random_name_suffix or not self.name,
+        )  # fmt: skip
+        params = {**self.pod_params, **{f: getattr(self, f) for f in START_TEMPLATE_FIELDS}}
+        params["base_container_name"] = self.base_container_name
+        params["do_xcom_push"] = self.do_xcom_push
+        spec = PodSpec(
+            container_name=self.base_container_name,
+            task_key=key.task_key(),
+            template=build_manifest(params, labels=key.labels()),
+        )
+        run = await cluster.start(
+            spec, namespace=self.pod_namespace, name=self.pod_name, options=self._options()
+        )
+        await run.created()
+        self.pod_uid = run.uid
+        self.log.info(
+            "%s pod %s/%s (uid %s)",
+            "reattached to" if run.reattached else "created",
+            self.pod_namespace, self.pod_name, run.uid,
+        )  # fmt: skip
+        await self.delete_earlier_tries(cluster, self.pod_namespace, key)
+        return run

@@ -1,0 +1,327 @@
+"""End to end: real Airflow components run DAGs with asyncpod's operator on the local
+control plane (kwok plays out the pods). One Airflow deployment serves the module.
+
+Heavy (four Airflow processes plus workers): ``ASYNCPOD_SKIP_AIRFLOW_E2E=1`` skips it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import shutil
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from asyncpod.airflow.tries import TRY_LABEL, pod_name_for
+from asyncpod.testing.pytest_plugin import TestCluster
+from asyncpod.testing.simulate import ContainerLog, register_logs
+
+from .deployment import COMPONENTS, AirflowDeployment
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.simulated,
+    pytest.mark.skipif(
+        bool(os.environ.get("ASYNCPOD_SKIP_AIRFLOW_E2E")), reason="ASYNCPOD_SKIP_AIRFLOW_E2E is set"
+    ),
+]
+
+DAGS = [
+    "ap_hello",
+    "ap_fail",
+    "ap_timeout",
+    "ap_xcom",
+    "ap_logs",
+    "ap_clear",
+    "ap_restart",
+    "ap_mapped",
+]
+
+
+@pytest.fixture(scope="module")
+def airflow(
+    kube_cluster: TestCluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[AirflowDeployment]:
+    home = tmp_path_factory.mktemp("airflow-home")
+    (home / "dags").mkdir()
+    shutil.copy(Path(__file__).parent / "dags" / "asyncpod_e2e.py", home / "dags")
+    namespace = f"airflow-e2e-{secrets.token_hex(3)}"
+    kube_cluster.admin.create_namespace(namespace)
+    deployment = AirflowDeployment(
+        home=home, kubeconfig=kube_cluster.kubeconfig, namespace=namespace
+    )
+    try:
+        deployment.migrate()
+        for component in COMPONENTS:
+            deployment.start(component)
+        deployment.wait_ready(DAGS)
+        yield deployment
+    finally:
+        deployment.stop_all()
+        kube_cluster.admin.delete_namespace(namespace)
+
+
+def pods(kube_cluster: TestCluster, namespace: str, selector: str = "") -> list[dict[str, Any]]:
+    query = f"?labelSelector={selector}" if selector else ""
+    items: list[dict[str, Any]] = kube_cluster.admin.request(
+        "GET", f"/api/v1/namespaces/{namespace}/pods{query}"
+    )["items"]
+    return items
+
+
+def live(pod: dict[str, Any]) -> bool:
+    return not pod["metadata"].get("deletionTimestamp")
+
+
+def test_hello_pod_dag_succeeds_and_its_pod_is_deleted(
+    airflow: AirflowDeployment, kube_cluster: TestCluster
+) -> None:
+    run_id = airflow.trigger("ap_hello", "hello-1")
+    assert airflow.wait_run("ap_hello", run_id) == "success", airflow.task_log(
+        "ap_hello", run_id, "run_hello_pod"
+    )
+    log = airflow.task_log("ap_hello", run_id, "run_hello_pod")
+    assert "created pod default/hello-pod-" in log
+    assert not [
+        p
+        for p in pods(kube_cluster, "default")
+        if live(p) and p["metadata"]["name"].startswith("hello-pod-")
+    ]
+
+
+def test_failure_reports_exit_code_message_and_events(airflow: AirflowDeployment) -> None:
+    run_id = airflow.trigger("ap_fail", "fail-1")
+    assert airflow.wait_run("ap_fail", run_id) == "failed"
+    log = airflow.task_log("ap_fail", run_id, "fails")
+    assert "exit code 3" in log
+    assert "boom at step 3" in log
+    assert "pod event: Normal Scheduled" in log
+
+
+def test_startup_timeout_fails_the_task_with_the_reason(
+    airflow: AirflowDeployment, kube_cluster: TestCluster
+) -> None:
+    run_id = airflow.trigger("ap_timeout", "timeout-1")
+    assert airflow.wait_run("ap_timeout", run_id) == "failed"
+    log = airflow.task_log("ap_timeout", run_id, "never_starts")
+    assert "ImagePullBackOff" in log or "ErrImagePull" in log
+    assert not [
+        p
+        for p in pods(kube_cluster, airflow.namespace)
+        if live(p) and "never-starts" in p["metadata"]["name"]
+    ]
+
+
+def test_xcom_reaches_a_downstream_task(airflow: AirflowDeployment) -> None:
+    run_id = airflow.trigger("ap_xcom", "xcom-1")
+    assert airflow.wait_run("ap_xcom", run_id) == "success", airflow.task_log(
+        "ap_xcom", run_id, "produce"
+    )
+    assert airflow.xcom("ap_xcom", run_id, "produce") == {"answer": 42, "items": ["a", "b"]}
+    assert airflow.xcom("ap_xcom", run_id, "consume") == "got 42 and 2 items"
+
+
+def test_pod_log_lines_reach_the_task_log_exactly_once(
+    airflow: AirflowDeployment, kube_cluster: TestCluster, tmp_path: Path
+) -> None:
+    run_id = "logs-1"
+    pod = pod_name_for(
+        "chatty", dag_id="ap_logs", task_id="chatty", run_id=run_id, map_index=-1, try_number=1
+    )
+    log_file = ContainerLog(tmp_path / "chatty.log")
+    lines = [f"line {i} of the chatty pod" for i in range(20)]
+    log_file.write(lines)
+    register_logs(kube_cluster.admin.request, airflow.namespace, pod, {"base": log_file.path})
+    airflow.trigger("ap_logs", run_id)
+    assert airflow.wait_run("ap_logs", run_id) == "success"
+    log = airflow.task_log("ap_logs", run_id, "chatty")
+    for line in lines:
+        assert log.count(f"[base] {line}") == 1, (line, log[-3000:])
+
+
+def test_clearing_a_deferred_task_deletes_its_pod_and_the_next_try_runs_its_own(
+    airflow: AirflowDeployment, kube_cluster: TestCluster
+) -> None:
+    run_id = airflow.trigger("ap_clear", "clear-1")
+    airflow.wait_task_state("ap_clear", run_id, "long", "deferred")
+    # Clear once the triggerer runs the trigger, so the user-action path (on_kill) is taken.
+    airflow.wait(
+        "the first try's trigger to start",
+        lambda: "starting" in airflow.task_log("ap_clear", run_id, "long", attempt=1),
+    )
+
+    def first_pods() -> list[dict[str, Any]]:
+        return [
+            p
+            for p in pods(kube_cluster, airflow.namespace, f"{TRY_LABEL}=1")
+            if "long-" in p["metadata"]["name"]
+        ]
+
+    (first,) = airflow.wait("the first try's pod", first_pods)
+    airflow.clear("ap_clear", run_id, "long")
+    assert airflow.wait_run("ap_clear", run_id) == "success"
+
+    def first_gone() -> bool:
+        return not [
+            p
+            for p in pods(kube_cluster, airflow.namespace)
+            if p["metadata"]["uid"] == first["metadata"]["uid"] and live(p)
+        ]
+
+    airflow.wait("the first try's pod to be deleted", first_gone, limit=90)
+    name = first["metadata"]["name"]
+    second_log = airflow.task_log("ap_clear", run_id, "long", attempt=2)
+    assert "created pod" in second_log
+    assert f"created pod {airflow.namespace}/{name} " not in second_log  # its own pod
+    # Deleted by the first try's on_kill, or by the second try's sweep of earlier tries.
+    logs = airflow.task_log("ap_clear", run_id, "long")
+    assert (
+        f"deleted pod {airflow.namespace}/{name}" in logs
+        or f"deleted pod {name} of an earlier try" in logs
+    )
+
+
+def test_sigterm_and_restart_of_the_triggerer_while_pods_run(
+    airflow: AirflowDeployment, kube_cluster: TestCluster, tmp_path: Path
+) -> None:
+    run_id = "restart-1"
+    tasks = [f"steady_{i}" for i in range(3)]
+    files: dict[str, ContainerLog] = {}
+    for task_id in tasks:
+        pod = pod_name_for(
+            task_id, dag_id="ap_restart", task_id=task_id, run_id=run_id, map_index=-1, try_number=1
+        )
+        files[task_id] = ContainerLog(tmp_path / f"{task_id}.log")
+        files[task_id].write([f"{task_id} before {k}" for k in range(5)])
+        register_logs(
+            kube_cluster.admin.request, airflow.namespace, pod, {"base": files[task_id].path}
+        )
+    airflow.trigger("ap_restart", run_id)
+    for task_id in tasks:
+        airflow.wait_task_state("ap_restart", run_id, task_id, "deferred", limit=150)
+
+    def steady_uids() -> set[str]:
+        return {
+            p["metadata"]["uid"]
+            for p in pods(kube_cluster, airflow.namespace)
+            if "steady-" in p["metadata"]["name"]
+        }
+
+    # Started in the triggerer: the pods appear once the triggers have created them.
+    def three_pods() -> set[str] | None:
+        found = steady_uids()
+        return found if len(found) == 3 else None
+
+    before: set[str] = airflow.wait("the three pods", three_pods)
+
+    def first_lines_logged() -> bool:  # streamed into the task logs before the restart
+        return all(
+            f"[base] {t} before 4" in airflow.task_log("ap_restart", run_id, t) for t in tasks
+        )
+
+    airflow.wait("the first lines in the task logs", first_lines_logged)
+    airflow.stop("triggerer", sig=signal.SIGTERM, limit=60)
+    for task_id in tasks:  # written while no triggerer runs
+        files[task_id].write([f"{task_id} during {k}" for k in range(5)])
+    still = {
+        p["metadata"]["uid"]
+        for p in pods(kube_cluster, airflow.namespace)
+        if "steady-" in p["metadata"]["name"] and live(p)
+    }
+    assert still == before  # a triggerer shutdown never deletes a pod
+    airflow.start("triggerer")
+    assert airflow.wait_run("ap_restart", run_id, limit=240) == "success"
+    for task_id in tasks:
+        log = airflow.task_log("ap_restart", run_id, task_id)
+        # Created once; after the restart the new trigger reattached to that same pod.
+        uids = set(re.findall(r"pod \S+ \(uid ([0-9a-f-]+)\)", log))
+        assert len(uids) == 1, uids
+        assert uids <= before
+        assert log.count("created pod") == 1
+        for line in files[task_id].lines_written:  # every pod log line exactly once
+            assert log.count(f"[base] {line}") == 1, (line, log[-2000:])
+    after = {
+        p["metadata"]["uid"]
+        for p in pods(kube_cluster, airflow.namespace)
+        if "steady-" in p["metadata"]["name"] and live(p)
+    }
+    assert after == set()  # each deleted once it finished, none created twice
+
+
+def test_a_mapped_task_creates_on_the_worker_and_defers(
+    airflow: AirflowDeployment, kube_cluster: TestCluster
+) -> None:
+    run_id = airflow.trigger("ap_mapped", "mapped-1")
+    assert airflow.wait_run("ap_mapped", run_id) == "success"
+    folder = airflow.home / "logs" / "dag_id=ap_mapped" / f"run_id={run_id}" / "task_id=mapped"
+    worker_logs = [p.read_text() for p in sorted(folder.rglob("attempt=1.log"))]
+    assert len(worker_logs) == 2
+    assert all("created pod" in log and "Pausing task as DEFERRED" in log for log in worker_logs)
+    assert not [
+        p
+        for p in pods(kube_cluster, airflow.namespace)
+        if live(p) and "mapped-" in p["metadata"]["name"]
+    ]
+
+
+DAG_TEST_SCRIPT = """
+import datetime
+from airflow.sdk import DAG
+from asyncpod.airflow import KubernetesPodOperator
+from asyncpod.testing import outcome
+
+with DAG("ap_dagtest", schedule=None, start_date=datetime.datetime(2024, 1, 1)) as dag:
+    first = KubernetesPodOperator(
+        task_id="first", image="busybox:1.36", do_xcom_push=True, get_logs=False,
+        annotations=outcome(duration=0.5, message='{"n": 1}'),
+    )
+    second = KubernetesPodOperator(
+        task_id="second", image="busybox:1.36", get_logs=False,
+        annotations=outcome(duration=0.5),
+    )
+    first >> second
+
+if __name__ == "__main__":
+    run = dag.test()
+    print("DAGTEST-STATE", run.state)
+    for ti in run.get_task_instances():
+        print("DAGTEST-TASK", ti.task_id, ti.state)
+"""
+
+
+def test_dag_test_runs_each_trigger_on_its_own_loop(
+    kube_cluster: TestCluster, tmp_path: Path
+) -> None:
+    import subprocess
+
+    home = tmp_path / "home"
+    home.mkdir()
+    namespace = f"airflow-dagtest-{secrets.token_hex(3)}"
+    kube_cluster.admin.create_namespace(namespace)
+    try:
+        deployment = AirflowDeployment(
+            home=home, kubeconfig=kube_cluster.kubeconfig, namespace=namespace
+        )
+        deployment.migrate()
+        (home / "dags").mkdir()
+        script = home / "dags" / "dagtest.py"  # dag.test() wants the DAG in the bundle
+        script.write_text(DAG_TEST_SCRIPT, encoding="utf-8")
+        result = subprocess.run(
+            [str(deployment.bin / "python"), str(script)],
+            env=deployment.env(), capture_output=True, timeout=240, check=False,
+        )  # fmt: skip
+        out = result.stdout.decode(errors="replace")
+        assert "DAGTEST-STATE success" in out, (
+            out[-3000:],
+            result.stderr.decode(errors="replace")[-3000:],
+        )
+        assert "DAGTEST-TASK first success" in out
+        assert "DAGTEST-TASK second success" in out
+        assert [p for p in pods(kube_cluster, namespace) if live(p)] == []
+    finally:
+        kube_cluster.admin.delete_namespace(namespace)
