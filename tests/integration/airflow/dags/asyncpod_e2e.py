@@ -109,3 +109,11 @@ with _dag("ap_mapped"):
         annotations=outcome(duration=10),
         get_logs=False,
     ).expand(arguments=[["first"], ["second"]])
+
+with _dag("ap_markfail"):
+    KubernetesPodOperator(
+        task_id="doomed",
+        image="busybox:1.36",
+        annotations=outcome(duration=300),
+        get_logs=False,
+    )
