@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install binaries lint test unit demo cluster-up cluster-down clean
+.PHONY: install binaries real-node lint test unit demo cluster-up cluster-down clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,13 @@ install: $(BIN)/.installed
 # Go module proxy the first time (several minutes); returns in well under a second after.
 binaries: install
 	$(BIN)/python -m asyncpod.testing
+
+# Optional, root only: the real node (kubelet + containerd + runc) that the `real_node`
+# tests and `asyncpod cluster up --real-node` use. Installs the Debian packages it needs
+# (containerd, runc, containernetworking-plugins, busybox-static; only those missing)
+# and builds the kubelet like the other binaries (minutes, once).
+real-node: binaries
+	$(BIN)/python -m asyncpod.testing --real-node
 
 lint: install
 	$(BIN)/ruff check asyncpod tests benchmarks

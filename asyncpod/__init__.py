@@ -27,6 +27,7 @@ from asyncpod.errors import (
     ForbiddenError,
     GoneError,
     InvalidRequestError,
+    NamespaceNotFoundError,
     NotFoundError,
     PodFailedError,
     RunTimeoutError,
@@ -55,6 +56,7 @@ if TYPE_CHECKING:
     from asyncpod.core.runner import Cleanup, PodRun, RunOptions
     from asyncpod.core.scheduler import Launcher, LauncherStatistics
     from asyncpod.kube.logs import LogLine
+    from asyncpod.kube.settings import RetryPolicy, Settings
 
 __version__ = "0.1.0.dev0"
 
@@ -81,6 +83,7 @@ __all__ = [
     "Launcher",
     "LauncherStatistics",
     "LogLine",
+    "NamespaceNotFoundError",
     "NotFoundError",
     "Outcome",
     "PodChange",
@@ -93,9 +96,11 @@ __all__ = [
     "PodState",
     "Reason",
     "Resources",
+    "RetryPolicy",
     "RunOptions",
     "RunTimeoutError",
     "ServerError",
+    "Settings",
     "SpecError",
     "StateChange",
     "Toleration",
@@ -124,7 +129,9 @@ _LAZY: Final = {
     "PodInformer": "asyncpod.core.informer",
     "PodRun": "asyncpod.core.runner",
     "PodState": "asyncpod.core.lifecycle",
+    "RetryPolicy": "asyncpod.kube.settings",
     "RunOptions": "asyncpod.core.runner",
+    "Settings": "asyncpod.kube.settings",
     "StateChange": "asyncpod.core.lifecycle",
     "connect": "asyncpod.core.cluster",
 }

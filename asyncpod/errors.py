@@ -19,6 +19,7 @@ The tree::
     │   └── ForbiddenError         403; names the missing verb and resource   [ApiError]
     ├── ApiError                   any non-success answer of the API server
     │   ├── NotFoundError          404
+    │   │   └── NamespaceNotFoundError  the namespace itself does not exist  [UsageError]
     │   ├── ConflictError          409 (AlreadyExists, or a stale update)
     │   ├── GoneError              410: a watch's resourceVersion was compacted
     │   ├── TooManyRequestsError   429 after retries ran out            [TransientError]
@@ -55,6 +56,7 @@ __all__ = [
     "ForbiddenError",
     "GoneError",
     "InvalidRequestError",
+    "NamespaceNotFoundError",
     "NotFoundError",
     "OptionError",
     "PodFailedError",
@@ -110,7 +112,8 @@ class ApiError(AsyncpodError):
 
     Attributes mirror the Kubernetes ``Status`` object: ``status`` (HTTP code),
     ``reason`` (e.g. ``AlreadyExists``), ``message`` (the server's words) and
-    ``causes`` (field-level details of a 422). ``pod`` is ``namespace/name`` when the
+    ``causes`` (field-level details of a 422), ``details_name`` (the name in its
+    ``details``: the object the answer is about). ``pod`` is ``namespace/name`` when the
     request was about one pod.
     """
 
@@ -125,8 +128,10 @@ class ApiError(AsyncpodError):
         path: str = "",
         pod: str | None = None,
         retry_after: float | None = None,
+        details_name: str = "",
     ) -> None:
         self.message = message
+        self.details_name = details_name
         self.status = status
         self.reason = reason
         self.causes = causes
@@ -162,6 +167,17 @@ class ForbiddenError(ApiError, UsageError):
 
 class NotFoundError(ApiError):
     """404: the object (or namespace) does not exist."""
+
+
+class NamespaceNotFoundError(NotFoundError, UsageError):
+    """404 because the namespace named in the request does not exist (a typo, or not made yet).
+
+    A usage error: no retry creates the namespace. ``namespace`` names it.
+    """
+
+    @property
+    def namespace(self) -> str:
+        return self.details_name
 
 
 class ConflictError(ApiError):
@@ -246,10 +262,14 @@ def api_error_from_status(
     message = ""
     reason = ""
     causes: tuple[str, ...] = ()
+    details_kind = details_name = ""
     if isinstance(body, dict):
         message = str(body.get("message") or "")
         reason = str(body.get("reason") or "")
         details = body.get("details") or {}
+        if isinstance(details, dict):
+            details_kind = str(details.get("kind") or "")
+            details_name = str(details.get("name") or "")
         raw_causes = details.get("causes") or [] if isinstance(details, dict) else []
         causes = tuple(
             f"{c.get('field', '')}: {c.get('message', '')}".strip(": ")
@@ -263,6 +283,8 @@ def api_error_from_status(
         message = f"HTTP {http_status}"
     if http_status >= 500:
         cls: type[ApiError] = ServerError
+    elif http_status == 404 and details_kind == "namespaces" and details_name:
+        cls = NamespaceNotFoundError
     else:
         cls = _BY_STATUS.get(http_status, ApiError)
     return cls(
@@ -274,4 +296,5 @@ def api_error_from_status(
         path=path,
         pod=pod,
         retry_after=retry_after,
+        details_name=details_name,
     )

@@ -40,6 +40,23 @@ deleted-while-running       DELETE while Running; ends with the watch's DELETED 
 sidecar-0-main-2            two ordinary containers: ``sidecar`` exits 0, ``main`` exits 2
 ==========================  =============================================================
 
+With ``--real-node`` (root; ``make real-node`` first) the same kinds of scenarios run as
+real containers on a real kubelet + containerd node instead, and go to
+``tests/unit/pods/recorded/real/`` (``tests/unit/test_lifecycle_recorded_real.py``)::
+
+    .venv/bin/python tools/record_pods.py --real-node
+
+==========================  =============================================================
+success                     ``sleep 1; echo ok``
+exit-3-message              writes /dev/termination-log, exits 3
+oomkilled                   a 64 MiB shell variable under a 16 MiB memory limit
+init-second-fails           init ``setup`` exits 0, init ``migrate`` writes a message, exits 4
+image-pull-failure          a tag that was never imported: ErrImagePull, ImagePullBackOff
+deleted-while-running       DELETE while Running (the shell obeys SIGTERM)
+sidecar-0-main-2            two ordinary containers: ``sidecar`` exits 0, ``main`` exits 2
+native-sidecar              init ``setup``, native sidecar ``helper``, ``main`` exits 0
+==========================  =============================================================
+
 Re-recording changes uids, timestamps, node names and resourceVersions; the tests assert
 what does not change (states, reasons, exit codes, ordering). Review the diff of the
 tests' expectations after re-recording with a new Kubernetes or kwok version.
@@ -60,7 +77,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from asyncpod.testing import AdminClient, Binaries, LocalControlPlane, ensure_binaries, outcome
+from asyncpod.testing import (
+    REAL_NODE_SELECTOR,
+    REAL_NODE_TOLERATIONS,
+    AdminClient,
+    Binaries,
+    LocalControlPlane,
+    ensure_binaries,
+    outcome,
+)
 
 NAMESPACE = "default"
 IMAGE = "busybox:1.36"
@@ -247,6 +272,124 @@ def scenarios() -> list[Scenario]:
     ]
 
 
+TRAP = "trap 'exit 0' TERM"  # PID 1 ignores SIGTERM unless it has a handler
+
+
+# A fully qualified local name: for a short one the kubelet would write the default
+# registry's host name into every status, and none goes into this repository.
+REAL_IMAGE = "localhost/busybox:1.36"
+
+
+def real_manifest(
+    name: str,
+    containers: dict[str, str],
+    *,
+    init_containers: dict[str, str] | None = None,
+    native_sidecars: dict[str, str] | None = None,
+    image: str = REAL_IMAGE,
+    memory_limit: str | None = None,
+) -> dict[str, Any]:
+    """A pod for the real node: each container runs ``sh -c SCRIPT``."""
+
+    def container(cname: str, script: str, **extra: Any) -> dict[str, Any]:
+        out = {"name": cname, "image": image, "command": ["sh", "-c", script], **extra}
+        if memory_limit and cname == "main":
+            out["resources"] = {"limits": {"memory": memory_limit}}
+        return out
+
+    pod = manifest(name, annotations={}, containers=list(containers))
+    spec = pod["spec"]
+    spec["containers"] = [container(c, script) for c, script in containers.items()]
+    inits = [container(c, script) for c, script in (init_containers or {}).items()]
+    inits += [
+        container(c, script, restartPolicy="Always")
+        for c, script in (native_sidecars or {}).items()
+    ]
+    if inits:
+        spec["initContainers"] = inits
+    spec["nodeSelector"] = dict(REAL_NODE_SELECTOR)
+    spec["tolerations"] = [dict(t) for t in REAL_NODE_TOLERATIONS]
+    return pod
+
+
+def real_scenarios() -> list[Scenario]:
+    loop = f"{TRAP}; while true; do sleep 1; done"
+    return [
+        Scenario(
+            "success",
+            real_manifest("success", {"main": "sleep 1; echo ok"}),
+            finished,
+            events=False,
+        ),
+        Scenario(
+            "exit-3-message",
+            real_manifest(
+                "exit-3-message",
+                {"main": "printf 'bad input: row 17 has 3 columns' > /dev/termination-log; exit 3"},
+            ),
+            finished,
+            events=True,
+        ),
+        Scenario(
+            "oomkilled",
+            real_manifest(
+                "oomkilled",
+                {"main": "x=$(head -c 67108864 /dev/zero | tr '\\0' a); echo ${#x}"},
+                memory_limit="16Mi",
+            ),
+            finished,
+            events=True,
+        ),
+        Scenario(
+            "init-second-fails",
+            real_manifest(
+                "init-second-fails",
+                {"main": "echo never"},
+                init_containers={
+                    "setup": "echo setup",
+                    "migrate": "printf 'migration 0042 failed' > /dev/termination-log; exit 4",
+                },
+            ),
+            finished,
+            events=True,
+        ),
+        Scenario(
+            "image-pull-failure",
+            real_manifest(
+                "image-pull-failure", {"main": "true"}, image="localhost/busybox:0.0-no-such-tag"
+            ),
+            waiting_for("ImagePullBackOff"),
+            events=True,
+        ),
+        Scenario(
+            "deleted-while-running",
+            real_manifest("deleted-while-running", {"main": loop}),
+            deleted,
+            events=True,
+            on_event=delete_when_running,
+        ),
+        Scenario(
+            "sidecar-0-main-2",
+            real_manifest(
+                "sidecar-0-main-2", {"main": "sleep 2; exit 2", "sidecar": "sleep 1; exit 0"}
+            ),
+            finished,
+            events=True,
+        ),
+        Scenario(
+            "native-sidecar",
+            real_manifest(
+                "native-sidecar",
+                {"main": "sleep 1; echo main done"},
+                init_containers={"setup": "echo setup"},
+                native_sidecars={"helper": loop},
+            ),
+            finished,
+            events=False,
+        ),
+    ]
+
+
 # --------------------------------------------------------------------------------------
 # Recording
 # --------------------------------------------------------------------------------------
@@ -334,6 +477,32 @@ def write_json(path: Path, data: Any) -> None:
     path.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
 
 
+def write_real_readme(out: Path, plane: LocalControlPlane, names: Sequence[str]) -> None:
+    version = plane.admin.request("GET", "/version")
+    node = plane.admin.request("GET", f"/api/v1/nodes/{plane.real_node_names[0]}")
+    info = node["status"]["nodeInfo"]
+    today = dt.datetime.now(dt.timezone.utc).date().isoformat()
+    lines = [
+        "# Recorded pod objects: a real kubelet",
+        "",
+        "Produced by `.venv/bin/python tools/record_pods.py --real-node` (see its docstring)",
+        "against `asyncpod.testing.LocalControlPlane(real_nodes=1)`: kube-apiserver,",
+        f"kube-scheduler and kube-controller-manager {version.get('gitVersion')}, and a real",
+        f"node: kubelet {info['kubeletVersion']}, {info['containerRuntimeVersion']} (Debian),",
+        f"runc, cgroup v1, kernel {info['kernelVersion']}; busybox-static images imported",
+        "locally (no registry).",
+        f"Recorded on {today}. Do not edit by hand; re-record instead.",
+        "",
+        "`<scenario>.json` is every watch event of one pod, `{type, object}`, in the order",
+        "the API server sent them (only `metadata.managedFields` stripped).",
+        "`<scenario>.events.json` is the pod's `EventList` (failed scenarios only).",
+        "",
+        "Scenarios: " + ", ".join(f"`{n}`" for n in names) + ".",
+        "",
+    ]
+    (out / "README.md").write_text("\n".join(lines), encoding="utf-8")
+
+
 def write_readme(
     out: Path, plane: LocalControlPlane, binaries: Binaries, names: Sequence[str]
 ) -> None:
@@ -370,19 +539,24 @@ def say(text: str) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("only", nargs="*", help="scenario names to record (default: all)")
-    parser.add_argument("--out", type=Path, default=OUT, help=f"output directory ({OUT})")
+    parser.add_argument("--out", type=Path, default=None, help=f"output directory ({OUT})")
+    parser.add_argument(
+        "--real-node",
+        action="store_true",
+        help=f"real containers on a real kubelet (root); default output {OUT / 'real'}",
+    )
     args = parser.parse_args(argv)
-    chosen = scenarios()
+    chosen = real_scenarios() if args.real_node else scenarios()
     unknown = set(args.only) - {s.name for s in chosen}
     if unknown:
         parser.error(f"unknown scenarios {sorted(unknown)}; known: {[s.name for s in chosen]}")
     if args.only:
         chosen = [s for s in chosen if s.name in args.only]
-    out: Path = args.out
+    out: Path = args.out or (OUT / "real" if args.real_node else OUT)
     out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     binaries = ensure_binaries()
-    with LocalControlPlane(binaries=binaries) as plane:
+    with LocalControlPlane(binaries=binaries, real_nodes=int(args.real_node)) as plane:
         say(f"control plane up in {plane.startup_seconds:.1f}s at {plane.server}")
         for scenario in chosen:
             events, event_list = record(plane.admin, scenario)
@@ -393,7 +567,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 note = f", {len(event_list['items'])} Events"
             kinds = " ".join(e["type"][0] for e in events)
             say(f"{scenario.name}: {len(events)} versions ({kinds}){note}")
-        if not args.only:
+        if not args.only and args.real_node:
+            write_real_readme(out, plane, [s.name for s in chosen])
+        elif not args.only:
             write_readme(out, plane, binaries, [s.name for s in chosen])
     say(f"done in {time.monotonic() - started:.1f}s; files in {out}")
     return 0

@@ -5,6 +5,12 @@ Why a module of its own: the three commands must agree on how a cluster is named
 :class:`~asyncpod.RunOptions`, what each exit code means, and how Ctrl-C turns into a
 clean cancellation (pods deleted) instead of a traceback and leaked pods.
 
+The library speaks through Python ``warnings`` and ``logging`` records under
+``asyncpod.*``; :func:`library_voice` turns both into one short line on stderr in the
+command's own voice (``asyncpod run: warning: ...``), and shows the library's info and
+debug records only with ``-v``/``-vv``, so a user never sees a raw ``WARNING:`` line or
+a traceback from a log call.
+
 What it deliberately does not do: print results or talk to the cluster. Each command
 owns its own output; this module only parses and plumbs.
 """
@@ -13,15 +19,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import logging
 import os
 import signal
 import sys
-from collections.abc import Coroutine, Iterable
+import warnings
+from collections.abc import Callable, Coroutine, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TextIO, TypeVar
 
 from asyncpod.core.runner import Cleanup, RunOptions
-from asyncpod.errors import UsageError
+from asyncpod.errors import AsyncpodError, NamespaceNotFoundError, UsageError
 
 __all__ = [
     "EXIT_FAILED",
@@ -30,6 +39,9 @@ __all__ = [
     "Interrupted",
     "add_cluster_options",
     "add_timeout_options",
+    "add_verbose_option",
+    "describe_error",
+    "library_voice",
     "parse_pairs",
     "run_interruptible",
     "run_options",
@@ -131,6 +143,8 @@ class Interrupted:
 
     signum: int | None = None
     count: int = 0
+    in_flight: int | None = None
+    """What the command had in flight when the first signal came (set by its callback)."""
 
 
 async def run_interruptible(
@@ -138,6 +152,7 @@ async def run_interruptible(
     *,
     interrupted: Interrupted,
     repeat_hint: str,
+    on_interrupt: Callable[[], None] | None = None,
 ) -> T | None:
     """Run ``work`` in a task that the first SIGINT/SIGTERM cancels.
 
@@ -145,6 +160,9 @@ async def run_interruptible(
     a cancelled launcher cancels every run in flight. A second signal does not cancel
     again (that could interrupt the deletions); it prints ``repeat_hint``. A third one
     exits at once, leaving whatever is left behind.
+
+    ``on_interrupt`` runs at the first signal, before the cancellation: the moment to
+    note what was in flight (afterwards the cancelled runs have ended).
 
     Returns the work's result, or ``None`` if it was cancelled before it returned.
     ``interrupted.signum`` says whether a signal arrived (``work`` may catch the
@@ -157,6 +175,8 @@ async def run_interruptible(
         interrupted.count += 1
         if interrupted.count == 1:
             interrupted.signum = signum
+            if on_interrupt is not None:
+                on_interrupt()
             task.cancel()
         elif interrupted.count == 2:
             sys.stderr.write(repeat_hint.rstrip("\n") + "\n")
@@ -176,3 +196,100 @@ async def run_interruptible(
     if task.cancelled():
         return None
     return task.result()
+
+
+def add_verbose_option(parser: argparse._ActionsContainer, *, help_prefix: str = "") -> None:
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0,
+        help=f"{help_prefix}-v: also the library's info messages; -vv: its debug log",
+    )  # fmt: skip
+
+
+def describe_error(error: AsyncpodError, *, namespace: str | None = None) -> str:
+    """One line (or a few, for a 422's causes) that says what went wrong and what to do."""
+    if isinstance(error, NamespaceNotFoundError):
+        name = error.namespace or namespace or "?"
+        return (
+            f"namespace {name!r} does not exist on this cluster; create it "
+            f"(kubectl create namespace {name}) or pass another --namespace"
+        )
+    return str(error)
+
+
+class _VoiceHandler(logging.Handler):
+    """Writes each record as ``<command>: <message>`` on one line."""
+
+    def __init__(self, command: str, stream: TextIO | None, *, verbose: int) -> None:
+        super().__init__(
+            logging.DEBUG if verbose >= 2 else logging.INFO if verbose else logging.WARNING
+        )
+        self._command = command
+        self._stream = stream
+        self._verbose = verbose
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a bad log call must not break the command
+            message = str(record.msg)
+        if record.exc_info and record.exc_info[1] is not None and self._verbose < 2:
+            error = record.exc_info[1]
+            message = f"{message}: {type(error).__name__}: {error}"
+        elif record.exc_info and self._verbose >= 2:
+            message = f"{message}\n{logging.Formatter().formatException(record.exc_info)}"
+        if not self._verbose:
+            message = message.splitlines()[0] if message else message
+        level = "" if record.levelno < logging.WARNING else f"{record.levelname.lower()}: "
+        where = f"[{record.name}] " if self._verbose else ""
+        stream = self._stream or sys.stderr
+        try:
+            stream.write(f"{self._command}: {level}{where}{message}\n")
+            stream.flush()
+        except (OSError, ValueError):  # stderr closed or gone: nothing left to tell
+            pass
+
+
+@contextlib.contextmanager
+def library_voice(
+    command: str, *, verbose: int = 0, stream: TextIO | None = None
+) -> Iterator[None]:
+    """For the block: the library's warnings and log records in the command's voice.
+
+    ``logging`` records of ``asyncpod.*`` at WARNING and above (INFO with ``verbose``,
+    DEBUG with ``verbose >= 2``) become ``<command>: warning: <first line>``; they do
+    not propagate to the root logger (whose last-resort handler would print them raw).
+    Python ``warnings`` become ``<command>: warning: <message>``. Both are restored on
+    exit.
+    """
+    logger = logging.getLogger("asyncpod")
+    handler = _VoiceHandler(command, stream, verbose=verbose)
+    saved = (logger.level, logger.propagate)
+    logger.addHandler(handler)
+    logger.setLevel(handler.level)
+    logger.propagate = False
+
+    def show(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: TextIO | None = None,
+        line: str | None = None,
+    ) -> None:
+        kind = "" if category is UserWarning else f" ({category.__name__})"
+        text = str(message).splitlines()[0] if str(message) else category.__name__
+        out = stream or sys.stderr
+        try:
+            out.write(f"{command}: warning{kind}: {text}\n")
+            out.flush()
+        except (OSError, ValueError):
+            pass
+
+    try:
+        with warnings.catch_warnings():
+            warnings.showwarning = show
+            yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(saved[0])
+        logger.propagate = saved[1]

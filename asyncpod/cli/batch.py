@@ -20,6 +20,10 @@ Ctrl-C (or SIGTERM) cancels the runs in flight, which deletes their pods (unless
 wire when its run was cancelled; the summary is printed and the exit code is 130
 (143). A second Ctrl-C only warns; a third quits at once.
 
+Before the first create, one server-side dry run of the first pod to run checks the
+namespace, the permission to create pods and admission: a batch that cannot create
+anything says so once and exits 2, instead of recording thousands of create failures.
+
 Exit codes: 0 every task succeeded; 1 some task did not (or the batch stopped on an
 error); 2 usage or input-file errors (nothing was created); 130/143 interrupted.
 
@@ -33,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import re
 import secrets
@@ -62,6 +67,9 @@ from asyncpod.cli._common import (
     Interrupted,
     add_cluster_options,
     add_timeout_options,
+    add_verbose_option,
+    describe_error,
+    library_voice,
     run_interruptible,
     run_options,
     signal_exit_code,
@@ -72,10 +80,10 @@ from asyncpod.cli.summary import format_seconds, render, summarize
 from asyncpod.core.cluster import Cluster, connect
 from asyncpod.core.runner import Cleanup, RunOptions
 from asyncpod.core.scheduler import Launcher
-from asyncpod.errors import AsyncpodError, UsageError
-from asyncpod.kube.watch import list_objects
+from asyncpod.errors import AsyncpodError, ConflictError, UsageError
+from asyncpod.kube.pods import Pods
 from asyncpod.results import Outcome, PodResult, Reason
-from asyncpod.spec import RUN_ID_LABEL
+from asyncpod.spec import RUN_ID_LABEL, deterministic_pod_name
 
 __all__ = ["BatchConfig", "add_parser", "execute", "handle", "new_run_id", "print_problems"]
 
@@ -158,6 +166,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--progress-interval", type=float, default=10.0, metavar="SECONDS",
         help="seconds between progress lines when not a bar (default 10)",
     )  # fmt: skip
+    add_verbose_option(output, help_prefix="report more on stderr; ")
     parser.set_defaults(handler=handle)
 
 
@@ -206,6 +215,8 @@ class BatchConfig:
     resume_command: str | None = None
     all_finished_is_success: bool = False
     """Exit 0 once every task has a result, whatever the outcomes (the demo's failures)."""
+    verbose: int = 0
+    """1: the library's info messages on stderr; 2: its debug log too."""
 
 
 def print_problems(error: BatchFileError, *, command: str = "asyncpod batch") -> None:
@@ -277,6 +288,7 @@ def _config_from_args(args: argparse.Namespace, batch: Batch) -> BatchConfig:
         progress=args.progress,
         progress_interval=args.progress_interval,
         resume_command=_resume_command(args, run_id, results_path),
+        verbose=args.verbose,
     )
 
 
@@ -337,7 +349,8 @@ class _Counts:
 
 def execute(config: BatchConfig) -> int:
     """Run the batch described by ``config``; the exit code."""
-    return asyncio.run(_Session(config).main())
+    with library_voice(config.title, verbose=config.verbose):
+        return asyncio.run(_Session(config).main())
 
 
 class _Session:
@@ -375,9 +388,10 @@ class _Session:
                     f"{self.config.title}: deleting the pods in flight; Ctrl-C again to quit "
                     f"without them (label {RUN_ID_LABEL}={self.config.run_id})"
                 ),
+                on_interrupt=self._note_in_flight,
             )
         except UsageError as error:
-            failure, code = str(error), EXIT_USAGE
+            failure, code = describe_error(error), EXIT_USAGE
         except _FailFastError as error:
             failure, code = str(error), EXIT_FAILED
         except (AsyncpodError, OSError) as error:
@@ -398,6 +412,7 @@ class _Session:
             burst=config.burst or max(1, int(2 * (config.qps or 50))),
         ) as cluster:
             alive = await self._pods_of_run(cluster)
+            await self._preflight(cluster)
             self._announce(cluster, alive)
             launcher = self.launcher = Launcher(
                 cluster,
@@ -426,12 +441,30 @@ class _Session:
 
     async def _pods_of_run(self, cluster: Cluster) -> int:
         """Count this run's pods that exist; also proves the cluster answers (and lets us list)."""
-        items, _ = await list_objects(
-            cluster.client,
-            f"/api/v1/namespaces/{cluster.namespace}/pods",
-            label_selector=f"{RUN_ID_LABEL}={self.config.run_id}",
+        listed = await Pods(cluster.client).list(
+            cluster.namespace, label_selector=f"{RUN_ID_LABEL}={self.config.run_id}"
         )
-        return len(items)
+        return len(listed.items)
+
+    async def _preflight(self, cluster: Cluster) -> None:
+        """A server-side dry run of the first pod to run, before any pod is created.
+
+        A namespace that does not exist, a missing permission or a pod the cluster's
+        admission refuses fail here as a usage error (exit 2, nothing created), not
+        as thousands of identical create failures. One request; nothing is stored.
+        """
+        entry = next((e for e in self.config.batch.entries if e.task_key not in self.skip), None)
+        if entry is None:
+            return
+        run_id = self.config.run_id
+        manifest = entry.spec.to_manifest(
+            namespace=cluster.namespace,
+            name=entry.spec.name or deterministic_pod_name(run_id, entry.task_key),
+            labels={RUN_ID_LABEL: run_id},
+        )
+        # A 409 (the pod is alive from an earlier attempt) proves as much as a 201.
+        with contextlib.suppress(ConflictError):
+            await Pods(cluster.client).create(cluster.namespace, manifest, dry_run=True)
 
     def _announce(self, cluster: Cluster, alive: int) -> None:
         config = self.config
@@ -449,6 +482,10 @@ class _Session:
             )
         elif alive:
             self._note(f"{alive} pods of run {config.run_id} already exist; reattaching to them")
+
+    def _note_in_flight(self) -> None:
+        launcher = self.launcher
+        self.interrupted.in_flight = launcher.statistics().in_flight if launcher else 0
 
     def _note(self, *lines: str) -> None:
         for line in lines:
@@ -511,7 +548,8 @@ class _Session:
         if stats is not None and stats.reattached:
             extra["reattached"] = f"{stats.reattached} pods of an earlier attempt"
         if self.interrupted.signum is not None:
-            in_flight = stats.in_flight if stats is not None else 0
+            # As the signal found it: by now the cancelled runs have ended.
+            in_flight = self.interrupted.in_flight or 0
             deleted = "kept" if config.options.cleanup is Cleanup.KEEP else "deleted"
             extra["interrupted"] = (
                 f"{in_flight} runs in flight cancelled (pods {deleted}); "

@@ -7,6 +7,11 @@ points ``KUBECONFIG`` at it; ``down`` stops every process and removes the direct
 
 Its nodes are simulated by kwok: pods are scheduled and "run", but no container
 executes. Everything said here says so, so nobody mistakes it for a real cluster.
+
+``up --real-node`` (root; ``make real-node`` first) starts a real node instead: a
+kubelet with containerd and runc, so ``asyncpod run busybox:1.36 -- ...`` runs a real
+container (busybox images are imported locally; there is no registry). Its kwok nodes
+default to none then, so every pod lands on the real node.
 """
 
 from __future__ import annotations
@@ -22,6 +27,10 @@ from asyncpod.testing.controlplane import ControlPlaneError, LocalControlPlane
 __all__ = ["add_parser", "default_state_dir", "ensure_local_cluster"]
 
 SIMULATED_NOTE = "nodes are simulated by kwok: pods are scheduled and run, no container executes"
+REAL_NOTE = (
+    "real node: a kubelet with containerd and runc runs every container "
+    "(local images: busybox:1.36, busybox:1.35)"
+)
 
 
 def default_state_dir() -> Path:
@@ -38,7 +47,14 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )  # fmt: skip
     actions = parser.add_subparsers(dest="action", required=True)
     up = actions.add_parser("up", help="start it (builds the binaries the first time)")
-    up.add_argument("--nodes", type=int, default=3, help="number of kwok nodes (default 3)")
+    up.add_argument(
+        "--nodes", type=int, default=None,
+        help="number of kwok nodes (default 3; 0 with --real-node)",
+    )  # fmt: skip
+    up.add_argument(
+        "--real-node", action="store_true",
+        help="add a real node (kubelet + containerd + runc; root, `make real-node` first)",
+    )  # fmt: skip
     actions.add_parser("down", help="stop every process and remove the state directory")
     actions.add_parser("env", help="print `export KUBECONFIG=...` for a shell to eval")
     actions.add_parser("status", help="say whether it runs, and where")
@@ -55,19 +71,36 @@ def _alive(state_dir: Path) -> dict[str, object] | None:
     return None
 
 
-def ensure_local_cluster(state_dir: Path, *, nodes: int = 3) -> Path:
-    """Start the local control plane in ``state_dir`` unless it runs; return its kubeconfig."""
+def _note(state: dict[str, object]) -> str:
+    return REAL_NOTE if state.get("real_nodes") else SIMULATED_NOTE
+
+
+def ensure_local_cluster(state_dir: Path, *, nodes: int = 3, real_node: bool = False) -> Path:
+    """Start the local control plane in ``state_dir`` unless it runs; return its kubeconfig.
+
+    ``real_node``: with a real node (untainted, so every pod may land there).
+    """
     state = _alive(state_dir)
     if state is not None:
+        if real_node and not state.get("real_nodes"):
+            raise ControlPlaneError(
+                "a local control plane without a real node is running; "
+                "`asyncpod cluster down` first, then `asyncpod cluster up --real-node`"
+            )
         return Path(str(state["kubeconfig"]))
     LocalControlPlane.stop_detached(state_dir)  # half-dead leftovers of an earlier run
     state_dir.mkdir(parents=True, exist_ok=True)
-    plane = LocalControlPlane(nodes=nodes, workdir=state_dir)
+    plane = LocalControlPlane(
+        nodes=nodes, workdir=state_dir, real_nodes=1 if real_node else 0, real_node_taint=False
+    )
     plane.start()
+    real_names = plane.real_node_names
     plane.detach()
+    what = f"{nodes} kwok nodes; {SIMULATED_NOTE}"
+    if real_node:
+        what = f"{nodes} kwok nodes + real node {', '.join(real_names)}; {REAL_NOTE}"
     sys.stderr.write(
-        f"local control plane up in {plane.startup_seconds:.1f}s at {plane.server} "
-        f"({nodes} nodes; {SIMULATED_NOTE})\n"
+        f"local control plane up in {plane.startup_seconds:.1f}s at {plane.server} ({what})\n"
     )
     return plane.kubeconfig
 
@@ -76,7 +109,8 @@ def _handle(args: argparse.Namespace) -> int:
     state_dir: Path = args.state_dir or default_state_dir()
     try:
         if args.action == "up":
-            kubeconfig = ensure_local_cluster(state_dir, nodes=args.nodes)
+            nodes = args.nodes if args.nodes is not None else (0 if args.real_node else 3)
+            kubeconfig = ensure_local_cluster(state_dir, nodes=nodes, real_node=args.real_node)
             sys.stdout.write(
                 f"KUBECONFIG={kubeconfig}\n"
                 f'  point tools at it:  eval "$(asyncpod cluster env)"\n'
@@ -97,7 +131,7 @@ def _handle(args: argparse.Namespace) -> int:
         if state is None:
             sys.stdout.write("not running\n")
             return 1
-        sys.stdout.write(f"running at {state['server']} ({SIMULATED_NOTE})\n")
+        sys.stdout.write(f"running at {state['server']} ({_note(state)})\n")
         sys.stdout.write(f"KUBECONFIG={state['kubeconfig']}\n")
         return 0
     except (BuildError, ControlPlaneError, OSError) as error:

@@ -37,6 +37,8 @@ from asyncpod.cli._common import (
     Interrupted,
     add_cluster_options,
     add_timeout_options,
+    describe_error,
+    library_voice,
     parse_pairs,
     run_interruptible,
     run_options,
@@ -102,8 +104,10 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--no-logs", dest="logs", action="store_false", help="do not stream the pod's logs"
     )
     behaviour.add_argument(
-        "-v", "--verbose", action="store_true", help="report the pod's state changes on stderr"
-    )
+        "-v", "--verbose", action="count", default=0,
+        help="report the pod's state changes (and the library's info messages) on stderr; "
+        "-vv: also the library's debug log",
+    )  # fmt: skip
     parser.set_defaults(handler=handle, accepts_trailing_args=True)
 
 
@@ -155,7 +159,8 @@ def handle(args: argparse.Namespace) -> int:
     with contextlib.suppress(AttributeError, ValueError):
         sys.stdout.reconfigure(errors="replace")  # type: ignore[union-attr]
     session = _Session(args=args, spec=spec)
-    return asyncio.run(session.main())
+    with library_voice("asyncpod run", verbose=args.verbose):
+        return asyncio.run(session.main())
 
 
 @dataclass
@@ -174,7 +179,7 @@ class _Session:
                 repeat_hint="asyncpod run: deleting the pod; Ctrl-C again to quit without it",
             )
         except UsageError as error:
-            sys.stderr.write(f"asyncpod run: {error}\n")
+            sys.stderr.write(f"asyncpod run: {describe_error(error)}\n")
             return EXIT_USAGE
         except AsyncpodError as error:
             sys.stderr.write(f"asyncpod run: {error}\n")

@@ -22,7 +22,6 @@ import os
 import warnings
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
-from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -34,6 +33,9 @@ from asyncpod.core.runner import PodRun, RunOptions
 from asyncpod.core.shielding import complete_despite_cancellation
 from asyncpod.errors import ClosedError
 from asyncpod.kube.client import ClientStatistics, KubeClient
+from asyncpod.kube.config import load_config
+from asyncpod.kube.pods import Pods
+from asyncpod.kube.settings import RetryPolicy, Settings
 from asyncpod.results import PodResult
 from asyncpod.spec import MANAGED_BY_LABEL, MANAGED_BY_VALUE, RUN_ID_LABEL, PodSpec
 
@@ -62,11 +64,13 @@ class Cluster:
         namespace: str = "default",
         options: RunOptions | None = None,
         inactivity_timeout: float = 70.0,
+        reconnect_backoff: RetryPolicy | None = None,
     ) -> None:
         self.client = client
         self.namespace = namespace
         self.options = options or RunOptions()
         self._inactivity_timeout = inactivity_timeout
+        self._reconnect_backoff = reconnect_backoff
         self._informers: dict[tuple[str, str | None], PodInformer] = {}
         self._runs: set[PodRun] = set()
         self._started = 0
@@ -173,6 +177,7 @@ class Cluster:
                 key[0],
                 label_selector=selector,
                 inactivity_timeout=self._inactivity_timeout,
+                backoff=self._reconnect_backoff,
             )
             self._informers[key] = informer
             group.start_soon(informer.run)
@@ -252,8 +257,7 @@ class Cluster:
         informer = self.informer(ns, selector=MANAGED_SELECTOR)
         await informer.wait_synced()
         if informer.get(name) is None:
-            path = f"/api/v1/namespaces/{ns}/pods/{name}"
-            pod: dict[str, Any] = await self.client.request("GET", path, pod=f"{ns}/{name}")
+            pod = await Pods(self.client).get(ns, name)
             labels = (pod.get("metadata") or {}).get("labels") or {}
             if labels.get(MANAGED_BY_LABEL) != MANAGED_BY_VALUE:
                 informer = self.informer(ns, selector=None)
@@ -283,6 +287,16 @@ class Cluster:
         return self._group
 
 
+class _Unset:
+    """Sentinel type of :func:`connect`'s overrides: "take it from ``settings``"."""
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET: Any = _Unset()
+
+
 @contextlib.asynccontextmanager
 async def connect(
     kubeconfig: str | os.PathLike[str] | None = None,
@@ -291,34 +305,49 @@ async def connect(
     namespace: str | None = None,
     in_cluster: bool | None = None,
     options: RunOptions | None = None,
-    qps: float | None = 50.0,
-    burst: int = 100,
-    max_streams: int = 400,
-    inactivity_timeout: float = 70.0,
+    settings: Settings | None = None,
+    qps: float | None = UNSET,
+    burst: int = UNSET,
+    max_streams: int = UNSET,
+    inactivity_timeout: float = UNSET,
 ) -> AsyncIterator[Cluster]:
     """Open a :class:`Cluster` session; ``async with connect() as cluster: ...``.
 
-    Configuration: ``kubeconfig`` (else ``KUBECONFIG``, else ``~/.kube/config``) and its
+    Where: ``kubeconfig`` (else ``KUBECONFIG``, else ``~/.kube/config``) and its
     ``context``; ``in_cluster=True`` uses the pod's service account (``None`` picks it
-    automatically when running in a pod and no kubeconfig is given). ``namespace``
-    defaults to the context's namespace, else ``default``.
+    automatically when running in a pod and no kubeconfig exists; the rule is
+    :func:`asyncpod.kube.config.config_source`). ``namespace`` defaults to the
+    context's namespace, else ``default``.
+
+    How: ``settings`` (a :class:`~asyncpod.Settings`) holds every client-side knob:
+    rate limit, budgets, request timeouts, retries, the watch's inactivity timeout and
+    reconnect backoff. ``qps``, ``burst``, ``max_streams`` and ``inactivity_timeout``,
+    when given, override the fields of the same name. ``options`` are the default
+    :class:`RunOptions` of the session's runs.
     """
-    if in_cluster is None:
-        in_cluster = (
-            kubeconfig is None
-            and not os.environ.get("KUBECONFIG")
-            and not (Path.home() / ".kube" / "config").exists()
-            and bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
+    overrides = {
+        name: value
+        for name, value in (
+            ("qps", qps),
+            ("burst", burst),
+            ("max_streams", max_streams),
+            ("inactivity_timeout", inactivity_timeout),
         )
-    client_options: dict[str, Any] = {"qps": qps, "burst": burst, "max_streams": max_streams}
-    if in_cluster:
-        client = await KubeClient.from_incluster(**client_options)
-    else:
-        path = os.fspath(kubeconfig) if kubeconfig is not None else None
-        client = await KubeClient.from_kubeconfig(path, context=context, **client_options)
+        if value is not UNSET
+    }
+    settings = (settings or Settings()).replace(**overrides)
+    path = os.fspath(kubeconfig) if kubeconfig is not None else None
+    config = await load_config(path, context=context, in_cluster=in_cluster)
+    client = await KubeClient.from_config(config, **settings.client_options())
     ns = namespace or client.config.namespace or "default"
-    cluster = Cluster(client, namespace=ns, options=options, inactivity_timeout=inactivity_timeout)
     try:
+        cluster = Cluster(
+            client,
+            namespace=ns,
+            options=options,
+            inactivity_timeout=settings.inactivity_timeout,
+            reconnect_backoff=settings.reconnect_backoff,
+        )
         async with cluster:
             yield cluster
     finally:

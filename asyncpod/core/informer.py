@@ -47,7 +47,8 @@ from asyncpod.errors import (
     UnauthorizedError,
 )
 from asyncpod.kube.client import KubeClient, RetryPolicy
-from asyncpod.kube.watch import ADDED, BOOKMARK, DELETED, MODIFIED, list_objects, watch_stream
+from asyncpod.kube.pods import Pods, pod_path
+from asyncpod.kube.watch import ADDED, BOOKMARK, DELETED, MODIFIED
 
 __all__ = ["InformerStatistics", "PodChange", "PodInformer", "PodSubscription"]
 
@@ -195,9 +196,10 @@ class PodInformer:
         auth_retry_window: float = 60.0,
     ) -> None:
         self._client = client
+        self._pods = Pods(client)
         self.namespace = namespace
         self.label_selector = label_selector
-        self._path = f"/api/v1/namespaces/{namespace}/pods"
+        self._path = pod_path(namespace)  # for messages
         self._inactivity_timeout = inactivity_timeout
         self._watch_timeout = watch_timeout
         self._backoff = backoff or RetryPolicy(backoff_base=0.2, backoff_cap=10.0)
@@ -310,14 +312,13 @@ class PodInformer:
                     )  # fmt: skip
                     await asyncio.sleep(delay)
                 except (ForbiddenError, UnauthorizedError) as error:
-                    # Before the first sync a 401/403 is a missing permission: say so at
-                    # once. After it, the permission was there; an API server that has
-                    # just restarted answers 403 until its RBAC caches sync, so retry
-                    # for a while before believing it.
+                    # A 401/403 is a missing permission: say so at once. Unless the
+                    # permission was there (a LIST worked) or the server was unreachable
+                    # a moment ago: an API server that has just restarted answers 403
+                    # until its RBAC caches sync, so retry for a while before believing it.
                     denied_since = denied_since or time.monotonic()
-                    if not self._synced.is_set() or (
-                        time.monotonic() - denied_since > self._auth_retry_window
-                    ):
+                    restarted = self._synced.is_set() or self._reconnects > 0
+                    if not restarted or (time.monotonic() - denied_since > self._auth_retry_window):
                         self._fail_all(error)
                         return
                     failures += 1
@@ -347,13 +348,13 @@ class PodInformer:
     async def _relist(self) -> None:
         # Not behind the client's rate limiter: every run waits on this informer, so
         # its LIST and WATCH must not queue behind a burst of thousands of creates.
-        items, version = await list_objects(
-            self._client,
-            self._path,
+        listed = await self._pods.list(
+            self.namespace,
             label_selector=self.label_selector,
-            limit=self._page_size,
+            page_size=self._page_size,
             rate_limited=False,
         )
+        items, version = listed.items, listed.resource_version
         self._lists += 1
         fresh = {_name(pod): pod for pod in items}
         first = not self._synced.is_set()
@@ -377,9 +378,8 @@ class PodInformer:
 
     async def _watch_once(self) -> None:
         self._watches += 1
-        stream = watch_stream(
-            self._client,
-            self._path,
+        stream = self._pods.watch(
+            self.namespace,
             resource_version=self._resource_version,
             label_selector=self.label_selector,
             timeout_seconds=self._watch_timeout,

@@ -168,6 +168,24 @@ def main_finished(pod: Pod, *, main_container: str | None = None) -> bool:
     return False
 
 
+def ended_by_deletion(
+    previous: PodState | None, pod: Pod, *, main_container: str | None = None
+) -> bool:
+    """True when a pod already seen TERMINATING has now ended (phase or main container).
+
+    A real kubelet answers a DELETE by stopping the containers (SIGTERM, SIGKILL after
+    the grace period) and then sets the phase from their exit codes: a process that
+    exits 0 on SIGTERM turns a deleted pod "Succeeded", one killed by the signal
+    "Failed" (tests/unit/pods/recorded/real/deleted-while-running.json; kwok goes
+    straight to DELETED instead). Such a pod did not finish by itself: a runner that
+    saw the deletion first should report it as deleted (or cancelled, if it deleted
+    the pod itself), keeping the containers' exit codes in the result.
+    """
+    if previous is not PodState.TERMINATING:
+        return False
+    return is_terminal(pod) or main_finished(pod, main_container=main_container)
+
+
 @dataclass(frozen=True, slots=True)
 class StateChange:
     """Something observable happened to a pod between two versions of it.

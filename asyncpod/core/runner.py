@@ -71,6 +71,7 @@ from asyncpod.errors import (
     UnauthorizedError,
 )
 from asyncpod.kube.logs import LogFollower, LogLine
+from asyncpod.kube.pods import Pods
 from asyncpod.kube.watch import DELETED
 from asyncpod.results import Outcome, PodResult, Reason
 from asyncpod.spec import RUN_ID_LABEL, TASK_KEY_ANNOTATION, PodSpec
@@ -138,6 +139,7 @@ class PodRun:
         on_done: Callable[[PodRun], None] | None = None,
     ) -> None:
         self._client = client
+        self._pods = Pods(client)
         self._informer = informer
         self.namespace = namespace
         self.spec = spec
@@ -373,15 +375,11 @@ class PodRun:
         self, manifest: dict[str, Any], deadline: float, *, generated: bool
     ) -> dict[str, Any] | None:
         """The created (or adopted) pod; None when a random name was taken."""
-        path = f"/api/v1/namespaces/{self.namespace}/pods"
         failures = 0
         while True:
             self._post_sent = True
             try:
-                created: dict[str, Any] = await self._client.request(
-                    "POST", path, json=manifest, pod=self.ref
-                )
-                return created
+                return await self._pods.create(self.namespace, manifest)
             except ConflictError as conflict:
                 existing = await self._get_until_answered(deadline)
                 if existing is None:
@@ -447,12 +445,11 @@ class PodRun:
 
     async def _get_until_answered(self, deadline: float) -> dict[str, Any] | None:
         """GET our pod by name, retrying while the API server is unreachable; None if 404."""
-        path = f"/api/v1/namespaces/{self.namespace}/pods/{self.name}"
+        assert self.name is not None
         failures = 0
         while True:
             try:
-                pod: dict[str, Any] = await self._client.request("GET", path, pod=self.ref)
-                return pod
+                return await self._pods.get(self.namespace, self.name)
             except NotFoundError:
                 return None
             except (TransientError, ForbiddenError, UnauthorizedError) as error:
@@ -608,36 +605,26 @@ class PodRun:
             return
 
     async def _with_events(self, result: PodResult) -> PodResult:
-        body = await self._client.request(
-            "GET",
-            f"/api/v1/namespaces/{self.namespace}/events",
-            params={"fieldSelector": f"involvedObject.uid={self.uid}"},
-            pod=self.ref,
-        )
-        events = lifecycle.events_from_list(body) if isinstance(body, dict) else ()
-        return replace(result, events=events)
+        assert self.uid is not None
+        items = await self._pods.events_of(self.namespace, self.uid)
+        return replace(result, events=lifecycle.events_from_list({"items": items}))
 
     async def _delete(self) -> None:
-        body: dict[str, Any] = {"propagationPolicy": "Background"}
-        if self.options.delete_grace_period is not None:
-            body["gracePeriodSeconds"] = self.options.delete_grace_period
-        if self.uid:
-            body["preconditions"] = {"uid": self.uid}  # never delete a namesake
+        assert self.name is not None
         # A pod we fail to delete is a leak, so keep trying for a while when the API
         # server is unreachable or restarting (it answers 403 until RBAC has synced).
+        # The uid precondition means a namesake is never deleted.
         deadline = time.monotonic() + self.options.delete_retry_window
         failures = 0
         while True:
             try:
-                await self._client.request(
-                    "DELETE",
-                    f"/api/v1/namespaces/{self.namespace}/pods/{self.name}",
-                    json=body,
-                    pod=self.ref,
+                await self._pods.delete(
+                    self.namespace,
+                    self.name,
+                    uid=self.uid,
+                    grace_period_seconds=self.options.delete_grace_period,
                 )
                 return
-            except (NotFoundError, ConflictError):
-                return  # already gone, or a namesake with another uid: not ours
             except (TransientError, ForbiddenError, UnauthorizedError):
                 if time.monotonic() >= deadline:
                     raise

@@ -6,7 +6,10 @@ reverse; import-linter enforces it).
 
 ``config`` says where the server is and who we are; ``client`` owns the HTTP session
 (budgets, rate limit, retries, error mapping); ``watch`` and ``logs`` are the raw
-streaming primitives built on ``KubeClient.stream``.
+streaming primitives built on ``KubeClient.stream``; ``pods`` is the typed pods API
+(create, get, delete with a uid precondition, list, watch, events of a uid), so no
+code outside this package spells a REST path; ``settings`` is the one value holding
+every client-side knob (rate, budgets, timeouts, retries, the watch's patience).
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from asyncpod.kube.config import (
     load_kubeconfig,
 )
 from asyncpod.kube.logs import LogFollower, LogFollowerStatistics, LogLine
+from asyncpod.kube.pods import PodList, Pods, pod_path
+from asyncpod.kube.settings import Settings
 from asyncpod.kube.watch import list_objects, watch_stream
 
 __all__ = [
@@ -32,7 +37,10 @@ __all__ = [
     "LogFollower",
     "LogFollowerStatistics",
     "LogLine",
+    "PodList",
+    "Pods",
     "RetryPolicy",
+    "Settings",
     "StaticToken",
     "TokenBucket",
     "build_ssl_context",
@@ -40,5 +48,6 @@ __all__ = [
     "load_config",
     "load_incluster",
     "load_kubeconfig",
+    "pod_path",
     "watch_stream",
 ]

@@ -19,6 +19,10 @@ things that bite at scale are decided in one place:
   the existing object (asyncpod names pods deterministically for exactly this).
   (aiohttp itself also resends an idempotent request once when a kept-alive connection
   turns out to be closed, per RFC 9112; it never does so for POST or PATCH.)
+  Which failure is retried, and with which error, is decided once for requests and
+  stream opens alike by the pure :func:`judge_answer` and :func:`judge_transport_error`;
+  when to stop by :meth:`RetryPolicy.next_delay` (a count of attempts, a time window,
+  or both).
 * **Error mapping** to :mod:`asyncpod.errors`: non-2xx → :func:`api_error_from_status`
   with method, path and pod; transport failures → :class:`ApiConnectionError`;
   timeouts → :class:`ApiTimeoutError`. Request headers are never kept, so credentials
@@ -33,15 +37,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import email.utils
 import logging
 import os
-import random
 import ssl
 import time
 import warnings
 from collections import Counter
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Final
@@ -56,9 +60,11 @@ from asyncpod.errors import (
     AsyncpodError,
     ClosedError,
     ConfigError,
+    UsageError,
     api_error_from_status,
 )
 from asyncpod.kube.config import ClusterConfig, build_ssl_context, load_incluster, load_kubeconfig
+from asyncpod.kube.settings import RetryPolicy, Settings
 
 __all__ = [
     "DEFAULT",
@@ -67,6 +73,9 @@ __all__ = [
     "KubeClient",
     "RetryPolicy",
     "TokenBucket",
+    "Verdict",
+    "judge_answer",
+    "judge_transport_error",
     "parse_retry_after",
     "should_retry_exception",
     "should_retry_status",
@@ -74,6 +83,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger("asyncpod.kube")
+
+_DEFAULTS: Final = Settings()  # the one place the defaults live; the keywords mirror it
 
 IDEMPOTENT_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 _RETRYABLE_5XX: Final = frozenset({500, 502, 503, 504})
@@ -91,38 +102,6 @@ class _Default:
 
 
 DEFAULT: Final = _Default()
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """How often and how patiently to retry (see the module docstring for *what*).
-
-    ``attempts`` counts the first try. The n-th retry waits a random time in
-    ``[d/2, d]`` with ``d = min(backoff_cap, backoff_base * 2**n)`` ("equal jitter":
-    spread out, but never a zero wait), and at least the server's ``Retry-After``
-    (capped by ``max_retry_after``).
-    """
-
-    attempts: int = 5
-    backoff_base: float = 0.25
-    backoff_cap: float = 10.0
-    max_retry_after: float = 60.0
-
-    def __post_init__(self) -> None:
-        if self.attempts < 1:
-            raise ValueError("RetryPolicy.attempts must be at least 1")
-        if self.backoff_base < 0 or self.backoff_cap < 0:
-            raise ValueError("RetryPolicy backoff values must not be negative")
-
-    def delay(self, retry: int, *, retry_after: float | None = None) -> float:
-        """Seconds to wait before retry number ``retry`` (0-based). Pure but for jitter."""
-        ceiling = min(self.backoff_cap, self.backoff_base * (2.0 ** min(retry, 30)))
-        wait = ceiling * (0.5 + random.random() / 2)  # noqa: S311 - jitter, not crypto
-        if retry_after is not None:
-            floor = min(max(retry_after, 0.0), self.max_retry_after)
-            # A little jitter on top, so everyone told "1 s" does not return at once.
-            wait = max(wait, floor + random.random() * self.backoff_base)  # noqa: S311
-        return wait
 
 
 def should_retry_status(method: str, status: int, headers: Mapping[str, str]) -> bool:
@@ -205,6 +184,62 @@ def _with_cause(error: AsyncpodError, exc: BaseException) -> AsyncpodError:
     return error
 
 
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What one failed attempt means: the error it raises, and whether to try again."""
+
+    error: AsyncpodError
+    retryable: bool
+    retry_after: float | None = None
+    """The server's ``Retry-After`` in seconds: the least wait before a retry."""
+
+
+def judge_answer(
+    method: str,
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    path: str,
+    pod: str | None = None,
+) -> Verdict:
+    """The verdict on a non-2xx answer: its typed error (from the Status body) and
+    whether ``method`` may be retried after it. Pure; the one status → error → retry
+    rule of both :meth:`KubeClient.request` and :meth:`KubeClient.stream`.
+    """
+    retry_after = parse_retry_after(headers.get("Retry-After"))
+    error = api_error_from_status(
+        status, _decode_error_body(body), method=method, path=path, pod=pod, retry_after=retry_after
+    )
+    return Verdict(error, should_retry_status(method, status, headers), retry_after)
+
+
+def judge_transport_error(
+    method: str, exc: BaseException, *, path: str, pod: str | None = None
+) -> Verdict:
+    """The verdict on a transport failure (refused, cut, timed out). Pure.
+
+    The error's cause is the aiohttp exception unless that carries the request's
+    headers (see :func:`translate_transport_error`).
+    """
+    error = _with_cause(translate_transport_error(exc, method=method, path=path, pod=pod), exc)
+    return Verdict(error, should_retry_exception(method, exc))
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """One attempt's answer: the value on success, else status, headers and body."""
+
+    status: int
+    value: Any = None
+    headers: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    body: bytes = b""
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+
 class TokenBucket:
     """A token-bucket rate limiter: ``qps`` sustained, ``burst`` at once.
 
@@ -217,7 +252,7 @@ class TokenBucket:
 
     def __init__(self, qps: float, burst: int) -> None:
         if qps <= 0 or burst < 1:
-            raise ValueError("TokenBucket needs qps > 0 and burst >= 1")
+            raise UsageError(f"the rate limit needs qps > 0 and burst >= 1, got {qps}/{burst}")
         self._qps = float(qps)
         self._burst = float(burst)
         self._tokens = float(burst)
@@ -266,7 +301,7 @@ class _Budget:
 
     def __init__(self, limit: int) -> None:
         if limit < 1:
-            raise ValueError("a budget needs at least one slot")
+            raise UsageError(f"max_requests and max_streams must be at least 1, got {limit}")
         self.limit = limit
         self.in_use = 0
         self.waiting = 0
@@ -339,23 +374,30 @@ class KubeClient:
         config: ClusterConfig,
         *,
         ssl_context: ssl.SSLContext | None = None,
-        max_requests: int = 64,
-        max_streams: int = 400,
-        qps: float | None = 50.0,
-        burst: int = 100,
+        max_requests: int = _DEFAULTS.max_requests,
+        max_streams: int = _DEFAULTS.max_streams,
+        qps: float | None = _DEFAULTS.qps,
+        burst: int = _DEFAULTS.burst,
         retry: RetryPolicy | None = None,
-        timeout: float | None = 60.0,
-        connect_timeout: float = 10.0,
+        timeout: float | None = _DEFAULTS.request_timeout,
+        connect_timeout: float = _DEFAULTS.connect_timeout,
         user_agent: str = "asyncpod",
         trust_env: bool = False,
     ) -> None:
         self._closed = True  # until the session exists, so __del__ stays quiet
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            raise UsageError(
+                "KubeClient must be created inside a running event loop "
+                "(use `await KubeClient.from_kubeconfig()` or asyncpod.connect())"
+            ) from None
         self._config = config
         self._base = config.server.rstrip("/")
         self._requests = _Budget(max_requests)
         self._streams = _Budget(max_streams)
         self._limiter = TokenBucket(qps, burst) if qps is not None else None
-        self._retry = retry or RetryPolicy()
+        self._retry = retry or _DEFAULTS.retry
         self._timeout = timeout
         self._connect_timeout = connect_timeout
         if ssl_context is None and config.uses_tls:
@@ -515,69 +557,46 @@ class KubeClient:
         method = method.upper()
         self._check_path(path)
         body: bytes | None = None
-        headers: dict[str, str] = {}
+        base_headers: dict[str, str] = {}
         if json is not None:
-            body = orjson.dumps(json)
+            try:
+                body = orjson.dumps(json)
+            except orjson.JSONEncodeError as exc:
+                raise UsageError(
+                    f"{method} {path}: the body is not JSON-encodable: {exc}"
+                ) from None
             if content_type is None:
                 content_type = (
                     "application/merge-patch+json" if method == "PATCH" else "application/json"
                 )
-            headers["Content-Type"] = content_type
+            base_headers["Content-Type"] = content_type
         limit = self._timeout if isinstance(timeout, _Default) else timeout
         client_timeout = aiohttp.ClientTimeout(total=limit, connect=self._connect_timeout)
         query = _query(params)
-        attempt = 0
-        refreshed = False
-        while True:
-            await self._before_attempt(rate_limited=rate_limited)
-            error: AsyncpodError
-            try:
-                async with self._requests:
-                    auth = await self._authorization()
-                    if auth is not None:
-                        headers["Authorization"] = auth
-                    self._sent[method] += 1
-                    async with self._session.request(
-                        method,
-                        self._base + path,
-                        params=query,
-                        data=body,
-                        headers=headers,
-                        timeout=client_timeout,
-                        proxy=self._config.proxy,
-                        server_hostname=self._config.tls_server_name,
-                    ) as response:
-                        status = response.status
-                        payload = await response.read()
-                        response_headers = response.headers
-                        content_kind = response.content_type
-            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-                retryable = should_retry_exception(method, exc)
-                error = self._transport_error(exc, method=method, path=path, pod=pod)
-                retry_after = None
-            else:
-                self._responses[status] += 1
-                if 200 <= status < 300:
-                    return _decode_success(payload, content_kind, method=method, path=path)
-                if status == 401 and not refreshed and await self._refresh_auth():
-                    refreshed = True
-                    continue
-                if status == 429:
-                    self._throttled += 1
-                retry_after = parse_retry_after(response_headers.get("Retry-After"))
-                error = api_error_from_status(
-                    status,
-                    _decode_error_body(payload),
-                    method=method,
-                    path=path,
-                    pod=pod,
-                    retry_after=retry_after,
-                )
-                retryable = should_retry_status(method, status, response_headers)
-            attempt += 1
-            if not retryable or attempt >= self._retry.attempts:
-                raise error
-            await self._backoff(attempt - 1, retry_after, error)
+
+        async def send(auth: dict[str, str]) -> _Answer:
+            async with (
+                self._requests,
+                self._session.request(
+                    method,
+                    self._base + path,
+                    params=query,
+                    data=body,
+                    headers={**base_headers, **auth},
+                    timeout=client_timeout,
+                    proxy=self._config.proxy,
+                    server_hostname=self._config.tls_server_name,
+                ) as response,
+            ):
+                payload = await response.read()
+                if 200 <= response.status < 300:
+                    value = _decode_success(
+                        payload, response.content_type, method=method, path=path
+                    )
+                    return _Answer(response.status, value=value)
+                return _Answer(response.status, headers=response.headers, body=payload)
+
+        return await self._with_retries(method, path, send, pod=pod, rate_limited=rate_limited)
 
     @contextlib.asynccontextmanager
     async def stream(
@@ -603,14 +622,34 @@ class KubeClient:
         """
         method = method.upper()
         self._check_path(path)
-        async with self._streams:
-            response = await self._open_stream(
+        client_timeout = aiohttp.ClientTimeout(
+            total=None, connect=self._connect_timeout, sock_read=read_timeout
+        )
+        query = _query(params)
+
+        async def send(auth: dict[str, str]) -> _Answer:
+            response = await self._session.request(
                 method,
-                path,
-                params=params,
-                pod=pod,
-                read_timeout=read_timeout,
-                rate_limited=rate_limited,
+                self._base + path,
+                params=query,
+                headers=auth,
+                timeout=client_timeout,
+                proxy=self._config.proxy,
+                server_hostname=self._config.tls_server_name,
+            )
+            if 200 <= response.status < 300:
+                return _Answer(response.status, value=response)
+            try:
+                payload = await response.content.read(_MAX_ERROR_BODY)
+            except (aiohttp.ClientError, asyncio.TimeoutError):
+                payload = b""
+            finally:
+                response.close()
+            return _Answer(response.status, headers=response.headers, body=payload)
+
+        async with self._streams:
+            response: aiohttp.ClientResponse = await self._with_retries(
+                method, path, send, pod=pod, rate_limited=rate_limited
             )
             try:
                 yield response
@@ -620,81 +659,73 @@ class KubeClient:
                 else:
                     response.close()  # abandoned mid-body: the connection is unusable
 
-    async def _open_stream(
+    async def _with_retries(
         self,
         method: str,
         path: str,
+        send: Callable[[dict[str, str]], Awaitable[_Answer]],
         *,
-        params: Mapping[str, Any] | None,
         pod: str | None,
-        read_timeout: float | None,
         rate_limited: bool,
-    ) -> aiohttp.ClientResponse:
-        client_timeout = aiohttp.ClientTimeout(
-            total=None, connect=self._connect_timeout, sock_read=read_timeout
-        )
-        query = _query(params)
-        attempt = 0
+    ) -> Any:
+        """The one attempt loop of :meth:`request` and :meth:`stream`.
+
+        ``send`` makes one attempt with the given auth header and returns the answer;
+        what a failed attempt means (which error, whether to try again) is decided by
+        the pure :func:`judge_answer` / :func:`judge_transport_error`, and when to stop
+        by :meth:`RetryPolicy.next_delay`. A 401 is answered once by fetching fresh
+        credentials (not counted as a retry).
+        """
+        retries = 0
         refreshed = False
+        started = time.monotonic()
         while True:
             await self._before_attempt(rate_limited=rate_limited)
-            headers: dict[str, str] = {}
-            auth = await self._authorization()
-            if auth is not None:
-                headers["Authorization"] = auth
-            self._sent[method] += 1
-            error: AsyncpodError
+            verdict: Verdict
             try:
-                response = await self._session.request(
-                    method,
-                    self._base + path,
-                    params=query,
-                    headers=headers,
-                    timeout=client_timeout,
-                    proxy=self._config.proxy,
-                    server_hostname=self._config.tls_server_name,
-                )
+                auth = await self._authorization()
+                self._sent[method] += 1
+                answer = await send({"Authorization": auth} if auth is not None else {})
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-                retryable = should_retry_exception(method, exc)
-                error = self._transport_error(exc, method=method, path=path, pod=pod)
-                retry_after = None
+                verdict = judge_transport_error(method, exc, path=path, pod=pod)
+                verdict = self._count_transport_error(verdict, exc, method=method, path=path)
+            except RuntimeError as exc:
+                # aiohttp: "Session is closed", when aclose() raced this attempt.
+                if not self._closed:
+                    raise
+                raise ClosedError(f"{method} {path}: the client was closed") from exc
             else:
-                status = response.status
-                self._responses[status] += 1
-                if 200 <= status < 300:
-                    return response
-                try:
-                    payload = await response.content.read(_MAX_ERROR_BODY)
-                except (aiohttp.ClientError, asyncio.TimeoutError):
-                    payload = b""
-                finally:
-                    response.close()
-                if status == 401 and not refreshed and await self._refresh_auth():
+                self._responses[answer.status] += 1
+                if answer.ok:
+                    return answer.value
+                if answer.status == 401 and not refreshed and await self._refresh_auth():
                     refreshed = True
                     continue
-                if status == 429:
+                if answer.status == 429:
                     self._throttled += 1
-                retry_after = parse_retry_after(response.headers.get("Retry-After"))
-                error = api_error_from_status(
-                    status,
-                    _decode_error_body(payload),
-                    method=method,
-                    path=path,
-                    pod=pod,
-                    retry_after=retry_after,
+                verdict = judge_answer(
+                    method, answer.status, answer.headers, answer.body, path=path, pod=pod
                 )
-                retryable = should_retry_status(method, status, response.headers)
-            attempt += 1
-            if not retryable or attempt >= self._retry.attempts:
-                raise error
-            await self._backoff(attempt - 1, retry_after, error)
+            delay = (
+                self._retry.next_delay(
+                    retries, elapsed=time.monotonic() - started, retry_after=verdict.retry_after
+                )
+                if verdict.retryable
+                else None
+            )
+            if delay is None:
+                raise verdict.error
+            retries += 1
+            self._retries += 1
+            logger.debug("retrying in %.2fs after: %s", delay, verdict.error)
+            await asyncio.sleep(delay)
 
     # ------------------------------------------------------------------ helpers
 
     @staticmethod
     def _check_path(path: str) -> None:
         if not path.startswith("/"):
-            raise ValueError(f"API paths start with '/', got {path!r}")
+            raise UsageError(f"API paths start with '/', got {path!r}")
 
     async def _before_attempt(self, *, rate_limited: bool) -> None:
         if self._closed:
@@ -715,20 +746,15 @@ class KubeClient:
         self._auth_refreshes += 1
         return True
 
-    def _transport_error(
-        self, exc: BaseException, *, method: str, path: str, pod: str | None
-    ) -> AsyncpodError:
+    def _count_transport_error(
+        self, verdict: Verdict, exc: BaseException, *, method: str, path: str
+    ) -> Verdict:
         if self._closed:
             # aclose() raced this request; say so instead of "connection error".
-            return _with_cause(ClosedError(f"{method} {path}: the client was closed"), exc)
+            closed = _with_cause(ClosedError(f"{method} {path}: the client was closed"), exc)
+            return Verdict(closed, retryable=False)
         self._connection_errors += 1
-        return _with_cause(translate_transport_error(exc, method=method, path=path, pod=pod), exc)
-
-    async def _backoff(self, retry: int, retry_after: float | None, error: Exception) -> None:
-        delay = self._retry.delay(retry, retry_after=retry_after)
-        self._retries += 1
-        logger.debug("retrying in %.2fs after: %s", delay, error)
-        await asyncio.sleep(delay)
+        return verdict
 
 
 def _query(params: Mapping[str, Any] | None) -> dict[str, str] | None:

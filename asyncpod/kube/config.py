@@ -38,7 +38,7 @@ import ssl
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import yaml
 from kubernetes_asyncio.client import Configuration
@@ -53,9 +53,11 @@ from asyncpod.errors import ConfigError
 
 __all__ = [
     "ClusterConfig",
+    "ConfigSource",
     "Credentials",
     "StaticToken",
     "build_ssl_context",
+    "config_source",
     "default_kubeconfig_paths",
     "load_config",
     "load_incluster",
@@ -126,7 +128,11 @@ class _ConfigurationCredentials:
         self._configuration = configuration
 
     async def authorization(self) -> str | None:
-        value = await self._configuration.get_api_key_with_prefix("BearerToken")
+        try:
+            value = await self._configuration.get_api_key_with_prefix("BearerToken")
+        except Exception as exc:  # noqa: BLE001 - see _config_error
+            # The refresh hook re-reads a token file, which may have gone away.
+            raise _config_error("refreshing the bearer token failed", exc, frozenset()) from None
         if not value:
             return None
         value = str(value)
@@ -302,8 +308,54 @@ def default_kubeconfig_paths(environ: Mapping[str, str] | None = None) -> list[P
     """``KUBECONFIG`` split on ``os.pathsep`` (empty entries dropped), else ``~/.kube/config``."""
     env = os.environ if environ is None else environ
     raw = env.get("KUBECONFIG", "")
-    paths = [Path(p).expanduser() for p in raw.split(os.pathsep) if p.strip()]
-    return paths or [Path("~/.kube/config").expanduser()]
+    paths = [_expand(p) for p in raw.split(os.pathsep) if p.strip()]
+    return paths or [_expand("~/.kube/config")]
+
+
+def _expand(path: str) -> Path:
+    try:
+        return Path(path).expanduser()
+    except RuntimeError:  # no home directory known (no HOME, no passwd entry)
+        return Path(path)
+
+
+ConfigSource = Literal["kubeconfig", "in-cluster"]
+
+
+def config_source(
+    kubeconfig: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None = None,
+    *,
+    context: str | None = None,
+    in_cluster: bool | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> ConfigSource:
+    """Where the cluster configuration comes from: the one auto-detection rule.
+
+    An explicit choice wins: ``in_cluster=True`` (which cannot be combined with a
+    kubeconfig or a context), ``in_cluster=False``, a ``kubeconfig`` path or a
+    ``context``. Otherwise, as kubectl and client-go do: a kubeconfig when ``KUBECONFIG``
+    names one or ``~/.kube/config`` exists, else the pod's service account when
+    ``KUBERNETES_SERVICE_HOST`` is set, else a kubeconfig after all (whose loader then
+    says what is missing, naming both ways). Reads the environment (``environ``) and
+    checks whether files exist; nothing else.
+    """
+    if in_cluster:
+        if kubeconfig is not None or context is not None:
+            raise ConfigError(
+                "in_cluster=True uses the pod's service account; it cannot be combined "
+                "with a kubeconfig or a context"
+            )
+        return "in-cluster"
+    if in_cluster is not None or kubeconfig is not None or context is not None:
+        return "kubeconfig"
+    env = os.environ if environ is None else environ
+    if env.get("KUBECONFIG", "").strip():
+        return "kubeconfig"
+    if any(path.is_file() for path in default_kubeconfig_paths(env)):
+        return "kubeconfig"
+    if env.get("KUBERNETES_SERVICE_HOST"):
+        return "in-cluster"
+    return "kubeconfig"
 
 
 async def load_kubeconfig(
@@ -325,7 +377,10 @@ async def load_kubeconfig(
     else:
         raw = list(path)
     # File reads and YAML parsing are blocking; keep them off the event loop.
-    merged = await asyncio.to_thread(_read_and_merge, raw)
+    try:
+        merged = await asyncio.to_thread(_read_and_merge, raw)
+    except OSError as exc:  # e.g. a directory on the way that we may not enter
+        raise ConfigError(f"kubeconfig cannot be read: {_os_reason(exc)}") from None
     selected = _select_context(merged, context)
     label = f"kubeconfig {merged.describe()}, context {selected.name!r}"
     secrets = merged.secrets()
@@ -394,13 +449,17 @@ async def load_incluster(
     return ClusterConfig.from_configuration(configuration, namespace=namespace, source=label)
 
 
-async def load_config(*, context: str | None = None) -> ClusterConfig:
-    """Kubeconfig if ``KUBECONFIG`` is set or ``~/.kube/config`` exists, else in-cluster."""
-    if "KUBECONFIG" in os.environ or any(p.exists() for p in default_kubeconfig_paths()):
-        return await load_kubeconfig(context=context)
-    if context is not None:
-        raise ConfigError(f"context {context!r} requested but no kubeconfig was found")
-    return await load_incluster()
+async def load_config(
+    kubeconfig: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None = None,
+    *,
+    context: str | None = None,
+    in_cluster: bool | None = None,
+) -> ClusterConfig:
+    """Load the configuration :func:`config_source` picks: a kubeconfig or in-cluster."""
+    source = config_source(kubeconfig, context=context, in_cluster=in_cluster)
+    if source == "in-cluster":
+        return await load_incluster()
+    return await load_kubeconfig(kubeconfig, context=context)
 
 
 # --------------------------------------------------------------------------- internals

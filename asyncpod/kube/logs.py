@@ -41,9 +41,10 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from asyncpod.errors import InvalidRequestError, TransientError
+from asyncpod.errors import InvalidRequestError, TransientError, UsageError
 from asyncpod.kube._lines import LineSplitter
 from asyncpod.kube.client import KubeClient, RetryPolicy, translate_transport_error
+from asyncpod.kube.pods import pod_path
 
 __all__ = ["LogFollower", "LogFollowerStatistics", "LogLine"]
 
@@ -103,7 +104,7 @@ class LogFollower:
         finish_check_interval: float | None = 5.0,
     ) -> None:
         self._client = client
-        self._path = f"/api/v1/namespaces/{namespace}/pods/{pod}/log"
+        self._path = pod_path(namespace, pod, "log")
         self._pod = f"{namespace}/{pod}"
         self._container = container
         self._container_finished = container_finished
@@ -141,7 +142,7 @@ class LogFollower:
 
     def __aiter__(self) -> AsyncGenerator[LogLine, None]:
         if self._iterating:
-            raise RuntimeError(f"{self!r} is already being iterated")
+            raise UsageError(f"{self!r} is already being iterated; make one follower per reader")
         return self._follow()
 
     async def _follow(self) -> AsyncGenerator[LogLine, None]:

@@ -90,10 +90,17 @@ async def list_objects(
                     },
                     rate_limited=rate_limited,
                 )
-                if not isinstance(page, dict):
-                    raise ApiConnectionError(f"GET {path}: a list answer was not a JSON object")
-                items.extend(page.get("items") or ())
-                metadata = page.get("metadata") or {}
+                page_items = page.get("items") if isinstance(page, dict) else None
+                metadata = page.get("metadata") if isinstance(page, dict) else None
+                if (
+                    not isinstance(page, dict)
+                    or not isinstance(page_items, (list, type(None)))
+                    or not isinstance(metadata, (dict, type(None)))
+                    or not all(isinstance(item, dict) for item in page_items or ())
+                ):
+                    raise ApiConnectionError(f"GET {path}: the answer was not a list of objects")
+                items.extend(page_items or ())
+                metadata = metadata or {}
                 token = metadata.get("continue") or None
                 if token is None:
                     return items, str(metadata.get("resourceVersion") or "")
@@ -183,8 +190,10 @@ def _decode_event(line: bytes, path: str) -> tuple[str, dict[str, Any]] | None:
         raise ApiConnectionError(
             f"GET {path}: undecodable watch event ({len(line)} bytes)"
         ) from None
+    if not isinstance(kind, str) or not isinstance(obj, dict):
+        raise ApiConnectionError(f"GET {path}: a watch event without a type or an object")
     if kind == ERROR:
-        code = obj.get("code") if isinstance(obj, dict) else None
+        code = obj.get("code")
         raise api_error_from_status(
             code if isinstance(code, int) else 500, obj, method="GET", path=path
         )

@@ -16,6 +16,10 @@ or directly::
     with LocalControlPlane(nodes=3) as plane:
         print(plane.kubeconfig)
 
+For real containers, ``LocalControlPlane(real_nodes=1)`` adds a kubelet + containerd
+node (root; ``make real-node`` installs what it needs); pods reach it with
+``nodeSelector: REAL_NODE_SELECTOR`` and ``tolerations: REAL_NODE_TOLERATIONS``.
+
 Set ``ASYNCPOD_TEST_KUBECONFIG`` to run the same tests against another cluster.
 """
 
@@ -26,6 +30,11 @@ from typing import TYPE_CHECKING, Any, Final
 
 from asyncpod.testing.admin import AdminClient, AdminRequestError
 from asyncpod.testing.binaries import Binaries, BuildError, ensure_binaries
+from asyncpod.testing.realnode import (  # standard library only: cheap to import
+    REAL_NODE_SELECTOR,
+    REAL_NODE_TOLERATIONS,
+    real_node_unavailable,
+)
 from asyncpod.testing.simulate import ContainerLog, cri_line, logs_object, outcome, register_logs
 
 if TYPE_CHECKING:
@@ -37,6 +46,8 @@ if TYPE_CHECKING:
     )
 
 __all__ = [
+    "REAL_NODE_SELECTOR",
+    "REAL_NODE_TOLERATIONS",
     "AdminClient",
     "AdminRequestError",
     "Binaries",
@@ -50,6 +61,7 @@ __all__ = [
     "logs_object",
     "outcome",
     "parse_request_counts",
+    "real_node_unavailable",
     "register_logs",
 ]
 

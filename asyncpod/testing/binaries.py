@@ -39,6 +39,7 @@ __all__ = [
     "Component",
     "cache_dir",
     "ensure_binaries",
+    "ensure_kubelet",
     "gomodules_dir",
 ]
 
@@ -58,6 +59,7 @@ class Component:
     packages: tuple[str, ...]
     binaries: tuple[str, ...]
     ldflags: str = "-s -w"
+    kube_version_stamp: bool = False
 
 
 def _kube_ldflags(version: str) -> str:
@@ -84,7 +86,23 @@ COMPONENTS: tuple[Component, ...] = (
             "k8s.io/kubernetes/cmd/kube-scheduler",
         ),
         ("kube-apiserver", "kube-controller-manager", "kube-scheduler"),
+        kube_version_stamp=True,
     ),
+)
+
+# Only for the optional real node (``LocalControlPlane(real_nodes=1)``): a module of its
+# own, so that it has its own cache entry and the kube binaries' key does not change.
+# Built with CGO_ENABLED=0 like the others. Upstream leaves cgo on for the kubelet (it is
+# not in KUBE_STATIC_BINARIES, hack/lib/golang.sh of k8s.io/kubernetes v1.34.4), but the
+# static build runs the real node's pods here (tests/integration/core/test_real_node.py),
+# and a cgo build would share no compiled package with the kube binaries' build cache
+# (CGO_ENABLED changes the standard library, so every package above it).
+KUBELET = Component(
+    "kubelet",
+    "k8s.io/kubernetes",
+    ("k8s.io/kubernetes/cmd/kubelet",),
+    ("kubelet",),
+    kube_version_stamp=True,
 )
 
 
@@ -171,7 +189,7 @@ def _build(component: Component, moddir: Path, version: str, target: Path, say: 
     go = shutil.which("go")
     if go is None:
         raise BuildError("`go` is not on PATH; install Go >= 1.24 to build the control plane")
-    ldflags = _kube_ldflags(version) if component.name == "kube" else component.ldflags
+    ldflags = _kube_ldflags(version) if component.kube_version_stamp else component.ldflags
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         # One package: name the output ourselves (etcd's module path ends in /v3, so go
@@ -230,27 +248,76 @@ def ensure_binaries(*, progress: Progress | None = None) -> Binaries:
     override = os.environ.get("ASYNCPOD_CONTROLPLANE_BIN")
     if override:
         return Binaries.from_dir(Path(override))
-    modules = gomodules_dir()
-    root = cache_dir()
     paths: dict[str, Path] = {}
     kube_version = "unknown"
     for component in COMPONENTS:
-        moddir = modules / component.name
-        entry, version = _entry_name(component, moddir)
         if component.name == "kube":
-            kube_version = version
-        target = root / entry
-        if not target.is_dir():
-            with _exclusive(root / f".{entry}.lock"):
-                if not target.is_dir():  # another process may have built it meanwhile
-                    _build(component, moddir, version, target, say)
+            kube_version = _required_version(gomodules_dir() / "kube" / "go.mod", component.module)
+        target = _ensure_component(component, say)
         for binary in component.binaries:
             paths[binary] = target / binary
     return Binaries.from_paths(paths, kubernetes_version=kube_version)
 
 
-def main() -> None:
-    """``python -m asyncpod.testing``: build what is missing, print the paths."""
+def ensure_kubelet(*, progress: Progress | None = None) -> Path:
+    """Return the kubelet (same Kubernetes version as the kube binaries), building it once.
+
+    ``ASYNCPOD_CONTROLPLANE_BIN`` may hold a ``kubelet`` too; then nothing is built.
+    """
+    override = os.environ.get("ASYNCPOD_CONTROLPLANE_BIN")
+    if override:
+        path = Path(override) / "kubelet"
+        if not os.access(path, os.X_OK):
+            raise BuildError(f"not executable or missing: {path}")
+        return path
+    return _ensure_component(KUBELET, progress or _to_stderr) / "kubelet"
+
+
+def _ensure_component(component: Component, say: Progress) -> Path:
+    moddir = gomodules_dir() / component.name
+    entry, version = _entry_name(component, moddir)
+    root = cache_dir()
+    target = root / entry
+    if not target.is_dir():
+        with _exclusive(root / f".{entry}.lock"):
+            if not target.is_dir():  # another process may have built it meanwhile
+                _build(component, moddir, version, target, say)
+    return target
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m asyncpod.testing [--real-node]``: build what is missing, print the paths.
+
+    ``--real-node`` also installs the Debian packages a real node needs (as root, with
+    apt-get, only those missing) and builds the kubelet.
+    """
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m asyncpod.testing")
+    parser.add_argument(
+        "--real-node",
+        action="store_true",
+        help="also set up the real node: Debian packages (root) and the kubelet",
+    )
+    args = parser.parse_args(argv)
     binaries = ensure_binaries()
     for field in ("etcd", "kube_apiserver", "kube_controller_manager", "kube_scheduler", "kwok"):
         sys.stdout.write(f"{field}: {getattr(binaries, field)}\n")
+    if not args.real_node:
+        return 0
+    from asyncpod.testing import realnode
+
+    try:
+        installed = realnode.install_debian_packages()
+    except realnode.RealNodeSetupError as error:
+        sys.stderr.write(f"real node: {error}\n")
+        return 1
+    if installed:
+        sys.stdout.write(f"installed: {' '.join(installed)}\n")
+    sys.stdout.write(f"kubelet: {ensure_kubelet()}\n")
+    reason = realnode.real_node_unavailable()
+    if reason is not None:
+        sys.stderr.write(f"real node cannot run here: {reason}\n")
+        return 1
+    sys.stdout.write("real node: ready (LocalControlPlane(real_nodes=1), cluster up --real-node)\n")
+    return 0

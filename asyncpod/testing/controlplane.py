@@ -18,6 +18,7 @@ the library under test would hide that library's bugs.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import shutil
@@ -34,8 +35,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from asyncpod.testing import realnode
 from asyncpod.testing.admin import AdminClient, AdminRequestError
-from asyncpod.testing.binaries import Binaries, ensure_binaries
+from asyncpod.testing.binaries import Binaries, cache_dir, ensure_binaries, ensure_kubelet
 from asyncpod.testing.pki import ClientIdentity, Pki, make_pki
 
 __all__ = ["ControlPlaneError", "LocalControlPlane", "RequestCounts", "parse_request_counts"]
@@ -91,6 +93,7 @@ class _Process:
     argv: list[str]
     log: Path
     popen: subprocess.Popen[bytes] | None = None
+    env: dict[str, str] | None = None
 
     def start(self) -> None:
         with self.log.open("ab") as log:
@@ -99,6 +102,7 @@ class _Process:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
+                env=self.env,
                 # A session of its own: a Ctrl-C aimed at pytest does not kill the control
                 # plane mid-teardown; stop() ends it deliberately.
                 start_new_session=True,
@@ -141,6 +145,8 @@ class LocalControlPlane:
     """Start it with ``with LocalControlPlane() as cp:`` (or :meth:`start`/:meth:`stop`).
 
     ``cp.kubeconfig`` is an admin kubeconfig (client certificate, O=system:masters).
+    ``real_nodes=1`` adds a real kubelet + containerd node (root only; see
+    :mod:`asyncpod.testing.realnode` for how pods select it).
     Fault levers for tests: :meth:`stop_apiserver`, :meth:`start_apiserver`,
     :meth:`restart_apiserver`, :meth:`compact_etcd`; :meth:`request_counts` reads the
     API server's own ``/metrics``.
@@ -154,8 +160,17 @@ class LocalControlPlane:
         default_factory=lambda: {"cpu": "64", "memory": "256Gi", "pods": "2000"}
     )
     ready_timeout: float = 60.0
+    real_nodes: int = 0
+    # False: the real nodes take any pod (``asyncpod cluster up --real-node``, where
+    # they are the only nodes); True: only pods tolerating REAL_NODE_TAINT (tests).
+    real_node_taint: bool = True
 
     def __post_init__(self) -> None:
+        self._real_nodes: list[realnode.NodeLayout] = []
+        # What realnode.cleanup had to remove at the last stop (empty after a clean one).
+        self.real_node_rescues: list[str] = []
+        # What even the clean-up could not remove (processes, mounts, cgroups, bridge).
+        self.real_node_leftovers: list[str] = []
         self._owns_workdir = self.workdir is None
         self._processes: dict[str, _Process] = {}
         self._ports: dict[str, int] = {}
@@ -192,14 +207,20 @@ class LocalControlPlane:
         if self._started:
             return
         started = time.monotonic()
+        if self.real_nodes:
+            reason = realnode.real_node_unavailable()
+            if reason is not None:
+                raise ControlPlaneError(f"cannot start a real node: {reason}")
         binaries = self.binaries or ensure_binaries()
+        kubelet = ensure_kubelet() if self.real_nodes else None
         if self.workdir is None:
             self.workdir = Path(tempfile.mkdtemp(prefix="asyncpod-cp-"))
         self._dir.mkdir(parents=True, exist_ok=True)
         (self._dir / "logs").mkdir(exist_ok=True)
         self._started = True
         try:
-            self._pki = make_pki(self._dir)
+            node_names = [f"asyncpod-real-{i}" for i in range(self.real_nodes)]
+            self._pki = make_pki(self._dir, node_names=node_names)
             for name in ("etcd", "etcd-peer", "apiserver", "kwok"):
                 self._ports[name] = free_port()
             self._write_kubeconfigs()
@@ -214,13 +235,21 @@ class LocalControlPlane:
                 self._processes[name].start()
             self._create_nodes()
             self.wait_for_service_account("default")
+            if kubelet is not None:
+                self._start_real_nodes(kubelet, node_names)
         except BaseException:
             self.stop()
             raise
         self.startup_seconds = time.monotonic() - started
 
     def stop(self) -> None:
-        """Stop every process (kwok first, etcd last); remove the temp dir we made."""
+        """Stop every process (kwok first, etcd last); remove the temp dir we made.
+
+        Real nodes go first: their pods are deleted while the API server still runs,
+        then kubelet and containerd stop and :func:`realnode.cleanup` removes anything
+        left (processes, mounts, cgroups, the bridge).
+        """
+        self._stop_real_nodes()
         for name in ("kwok", "kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd"):
             process = self._processes.get(name)
             if process is not None:
@@ -241,10 +270,12 @@ class LocalControlPlane:
             "kubeconfig": str(self.kubeconfig),
             "pids": self.pids,
             "binaries": {n: p.argv[0] for n, p in self._processes.items()},
+            "real_nodes": [layout.to_json() for layout in self._real_nodes],
         }
         path = self._dir / "state.json"
         path.write_text(json.dumps(state, indent=2))
         self._processes = {}
+        self._real_nodes = []
         self._owns_workdir = False
         self._started = False
         return path
@@ -268,7 +299,18 @@ class LocalControlPlane:
         stopped: list[str] = []
         if state is None:
             return stopped
-        order = ("kwok", "kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd")
+        layouts = [realnode.NodeLayout.from_json(n) for n in state.get("real_nodes", [])]
+        if layouts:
+            with contextlib.suppress(OSError, AdminRequestError):
+                _drain_real_nodes(
+                    AdminClient.from_kubeconfig(Path(state["kubeconfig"])),
+                    [layout.name for layout in layouts],
+                )
+        order = (
+            *(f"kubelet-{i}" for i in range(len(layouts))),
+            *(f"containerd-{i}" for i in range(len(layouts))),
+            "kwok", "kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd",
+        )  # fmt: skip
         for name in order:
             pid = state["pids"].get(name)
             if pid is None or not _is_our_process(pid, state["binaries"][name]):
@@ -280,6 +322,8 @@ class LocalControlPlane:
                     os.kill(pid, signal.SIGKILL)
                 time.sleep(0.05)
             stopped.append(name)
+        for layout in layouts:
+            realnode.cleanup(layout)
         shutil.rmtree(workdir, ignore_errors=True)
         return stopped
 
@@ -437,7 +481,7 @@ class LocalControlPlane:
                 f"--service-account-signing-key-file={pki.service_account_key}",
                 "--service-cluster-ip-range=10.96.0.0/16", "--authorization-mode=Node,RBAC",
                 "--kubelet-preferred-address-types=InternalIP", "--allow-privileged=true",
-                "--profiling=false", "--v=1", *self.apiserver_args,
+                "--profiling=false", "--v=1", *self._kubelet_client_args(), *self.apiserver_args,
             ], logs / "kube-apiserver.log"),
             "kube-controller-manager": _Process("kube-controller-manager", [
                 str(b.kube_controller_manager),
@@ -465,6 +509,87 @@ class LocalControlPlane:
                 "--node-lease-duration-seconds=40",
             ], logs / "kwok.log"),
         }  # fmt: skip
+
+    def _kubelet_client_args(self) -> list[str]:
+        """How the API server authenticates to real kubelets (pods/log, exec)."""
+        if not self.real_nodes:
+            return []
+        assert self._pki is not None
+        client = self._pki.apiserver_kubelet_client
+        return [f"--kubelet-client-certificate={client.cert}", f"--kubelet-client-key={client.key}"]
+
+    # ---------------------------------------------------------------- real nodes
+    @property
+    def real_node_names(self) -> list[str]:
+        return [layout.name for layout in self._real_nodes]
+
+    def _start_real_nodes(self, kubelet: Path, names: Sequence[str]) -> None:
+        assert self._pki is not None
+        routes = Path("/proc/net/route").read_text()
+        ctr = shutil.which("ctr") or "ctr"
+        for index, name in enumerate(names):
+            token = os.urandom(4).hex()
+            layout = realnode.NodeLayout(
+                name=name,
+                directory=self._dir / f"node-{index}",
+                token=token,
+                subnet=realnode.pick_subnet(routes),
+                kubelet_port=free_port(),
+                tainted=self.real_node_taint,
+            )
+            self._real_nodes.append(layout)
+            kubeconfig = self._kubeconfig_text(self._pki.nodes[name], f"system:node:{name}")
+            archives = realnode.prepare(layout, self._pki.ca_cert, kubeconfig, cache_dir())
+            containerd = _Process(
+                f"containerd-{index}",
+                [
+                    shutil.which("containerd") or "containerd",
+                    f"--config={layout.containerd_config}",
+                ],
+                self._dir / "logs" / f"containerd-{index}.log",
+                env=realnode.containerd_env(),
+            )
+            self._processes[containerd.name] = containerd
+            containerd.start()
+
+            def serving(socket: Path = layout.socket) -> bool:
+                result = subprocess.run(
+                    [ctr, f"--address={socket}", "version"], capture_output=True, check=False
+                )
+                return result.returncode == 0
+
+            self._wait(f"containerd of {name}", containerd.name, serving)
+            realnode.import_images(ctr, layout.socket, archives)
+            process = _Process(
+                f"kubelet-{index}",
+                realnode.kubelet_argv(kubelet, layout),
+                self._dir / "logs" / f"kubelet-{index}.log",
+            )
+            self._processes[process.name] = process
+            process.start()
+
+            def node_ready(node: str = name) -> bool:
+                body = self._admin_request("GET", f"/api/v1/nodes/{node}")
+                return _node_ready(body)
+
+            self._wait(f"real node {name} Ready", process.name, node_ready)
+
+    def _stop_real_nodes(self) -> None:
+        if not self._real_nodes:
+            return
+        apiserver = self._processes.get("kube-apiserver")
+        if apiserver is not None and apiserver.alive() and self.admin is not None:
+            with contextlib.suppress(OSError, AdminRequestError, ControlPlaneError):
+                _drain_real_nodes(self.admin, self.real_node_names)
+        for index in range(len(self._real_nodes)):
+            for name in (f"kubelet-{index}", f"containerd-{index}"):
+                process = self._processes.pop(name, None)
+                if process is not None:
+                    process.stop()
+        for layout in self._real_nodes:
+            self.real_node_rescues += realnode.cleanup(layout)
+            self.real_node_leftovers += realnode.leftovers(layout)
+        self._real_nodes = []
 
     def _wait(self, what: str, process: str, probe: Any) -> None:
         deadline = time.monotonic() + self.ready_timeout
@@ -553,18 +678,51 @@ class LocalControlPlane:
             ready = [
                 n
                 for n in items
-                if any(
-                    c["type"] == "Ready" and c["status"] == "True"
-                    for c in n.get("status", {}).get("conditions", [])
-                )
-                and not any(
-                    t.get("key") == "node.kubernetes.io/not-ready"
-                    for t in n.get("spec", {}).get("taints") or []
-                )
+                if FAKE_NODE_ANNOTATION in n["metadata"].get("annotations", {}) and _node_ready(n)
             ]
             return len(ready) >= self.nodes
 
         self._wait(f"{self.nodes} kwok nodes Ready and untainted", "kwok", nodes_ready)
+
+
+def _node_ready(node: Mapping[str, Any]) -> bool:
+    """Ready, and the node-lifecycle controller has lifted its not-ready taint."""
+    ready = any(
+        c["type"] == "Ready" and c["status"] == "True"
+        for c in node.get("status", {}).get("conditions", [])
+    )
+    tainted = any(
+        t.get("key") == "node.kubernetes.io/not-ready"
+        for t in node.get("spec", {}).get("taints") or []
+    )
+    return ready and not tainted
+
+
+def _drain_real_nodes(admin: AdminClient, names: Sequence[str], *, timeout: float = 60.0) -> None:
+    """Delete every pod on the real nodes (1 s grace) and wait until the kubelets are done.
+
+    While the kubelet still runs, it stops the containers, tears the pod network down,
+    unmounts the volumes and only then lets the pod object go; what a crashed node left
+    is :func:`realnode.cleanup`'s job.
+    """
+
+    def pods() -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        for name in names:
+            found += admin.request("GET", f"/api/v1/pods?fieldSelector=spec.nodeName%3D{name}")[
+                "items"
+            ]
+        return found
+
+    for pod in pods():
+        meta = pod["metadata"]
+        with contextlib.suppress(AdminRequestError):
+            admin.request(
+                "DELETE",
+                f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}",
+                {"kind": "DeleteOptions", "apiVersion": "v1", "gracePeriodSeconds": 1},
+            )
+    realnode.wait_until(lambda: not pods(), timeout, interval=0.5)
 
 
 def _is_our_process(pid: int, binary: str) -> bool:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,6 +50,10 @@ class Pki:
     controller_manager: ClientIdentity
     scheduler: ClientIdentity
     kwok: ClientIdentity
+    # The API server's identity towards real kubelets (pods/log, exec), and each real
+    # node's own (CN=system:node:NAME, O=system:nodes, what the Node authorizer wants).
+    apiserver_kubelet_client: ClientIdentity
+    nodes: Mapping[str, ClientIdentity]
 
 
 def _key_pem(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> bytes:
@@ -73,8 +78,16 @@ def _write(path: Path, data: bytes, *, private: bool = False) -> Path:
     return path
 
 
-def make_pki(directory: Path, *, server_ips: tuple[str, ...] = ("127.0.0.1",)) -> Pki:
-    """Create a CA and every certificate under ``directory`` (which must exist)."""
+def make_pki(
+    directory: Path,
+    *,
+    server_ips: tuple[str, ...] = ("127.0.0.1",),
+    node_names: Sequence[str] = (),
+) -> Pki:
+    """Create a CA and every certificate under ``directory`` (which must exist).
+
+    ``node_names``: real nodes (kubelets) that need a client certificate of their own.
+    """
     now = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = _name("asyncpod-local-ca")
@@ -151,4 +164,11 @@ def make_pki(directory: Path, *, server_ips: tuple[str, ...] = ("127.0.0.1",)) -
         controller_manager=client("controller-manager", "system:kube-controller-manager"),
         scheduler=client("scheduler", "system:kube-scheduler"),
         kwok=client("kwok", "kwok-controller", "system:masters"),
+        apiserver_kubelet_client=client(
+            "apiserver-kubelet-client", "kube-apiserver-kubelet-client", "system:masters"
+        ),
+        nodes={
+            name: client(f"node-{name}", f"system:node:{name}", "system:nodes")
+            for name in node_names
+        },
     )

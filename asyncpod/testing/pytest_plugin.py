@@ -14,6 +14,12 @@ Installed with asyncpod (entry point ``pytest11``), so users get the same fixtur
 Tests marked ``simulated`` (they need kwok to play out ``sim.asyncpod.dev/*``
 annotations) are skipped against another cluster.
 
+Tests marked ``real_node`` run real containers: when any is selected, the session's
+local control plane gets a real node too (kubelet + containerd + runc, see
+:mod:`asyncpod.testing.realnode`), and the ``real_node`` fixture says how to send pods
+there. They are skipped, with the reason, where that cannot run (not root, no cgroups,
+the Debian packages missing: ``make real-node``) or against another cluster.
+
 Only tests that request these fixtures start anything; pure unit tests stay fast.
 """
 
@@ -37,7 +43,7 @@ if TYPE_CHECKING:
     from asyncpod.testing.controlplane import LocalControlPlane
     from asyncpod.testing.simulate import ContainerLog
 
-__all__ = ["TestCluster"]
+__all__ = ["RealNode", "TestCluster"]
 
 KUBECONFIG_ENV = "ASYNCPOD_TEST_KUBECONFIG"
 
@@ -57,6 +63,15 @@ class TestCluster:
         return self.local is not None
 
 
+@dataclass(frozen=True)
+class RealNode:
+    """The session's real node: put ``node_selector`` and ``tolerations`` on a pod."""
+
+    name: str
+    node_selector: dict[str, str]
+    tolerations: tuple[dict[str, str], ...]
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "integration: talks to a real Kubernetes API server (local control plane)"
@@ -66,9 +81,30 @@ def pytest_configure(config: pytest.Config) -> None:
         "simulated: relies on kwok playing out sim.asyncpod.dev/* annotations (exit codes, "
         "durations, reasons); skipped when ASYNCPOD_TEST_KUBECONFIG names a real cluster",
     )
+    config.addinivalue_line(
+        "markers",
+        "real_node: runs real containers on the local control plane's real node (kubelet + "
+        "containerd); skipped with the reason where that cannot run",
+    )
+
+
+_WANTS_REAL_NODE = pytest.StashKey[bool]()
+_REAL_NODE_ERROR = pytest.StashKey[str]()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    from asyncpod.testing.realnode import real_node_unavailable
+
+    real = [item for item in items if item.get_closest_marker("real_node") is not None]
+    reason = (
+        f"needs the local control plane's real node; {KUBECONFIG_ENV} points at another cluster"
+        if os.environ.get(KUBECONFIG_ENV)
+        else real_node_unavailable()
+    )
+    config.stash[_WANTS_REAL_NODE] = bool(real) and reason is None
+    if reason is not None:
+        for item in real:
+            item.add_marker(pytest.mark.skip(reason=reason))
     if not os.environ.get(KUBECONFIG_ENV):
         return
     skip = pytest.mark.skip(
@@ -80,19 +116,34 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture(scope="session")
-def kube_cluster() -> Iterator[TestCluster]:
+def kube_cluster(request: pytest.FixtureRequest) -> Iterator[TestCluster]:
     from asyncpod.testing.admin import AdminClient
-    from asyncpod.testing.controlplane import LocalControlPlane
+    from asyncpod.testing.binaries import BuildError
+    from asyncpod.testing.controlplane import ControlPlaneError, LocalControlPlane
+    from asyncpod.testing.realnode import RealNodeSetupError
 
     external = os.environ.get(KUBECONFIG_ENV)
     if external:
         path = Path(external)
         yield TestCluster(kubeconfig=path, admin=AdminClient.from_kubeconfig(path), local=None)
         return
-    plane = LocalControlPlane(nodes=int(os.environ.get("ASYNCPOD_TEST_NODES", "3")))
+    # One control plane per session; it gets the real node only when a selected test
+    # needs it, so a kwok-only run starts nothing more.
+    nodes = int(os.environ.get("ASYNCPOD_TEST_NODES", "3"))
+    plane = LocalControlPlane(nodes=nodes, real_nodes=0)
+    if request.config.stash.get(_WANTS_REAL_NODE, False):
+        plane = LocalControlPlane(nodes=nodes, real_nodes=1)
+        try:
+            plane.start()
+        except (ControlPlaneError, BuildError, RealNodeSetupError, OSError) as error:
+            # The kwok tests still run; every real_node test fails with this reason.
+            request.config.stash[_REAL_NODE_ERROR] = str(error)
+            plane = LocalControlPlane(nodes=nodes, real_nodes=0)
     with plane:
         assert plane.admin is not None
         yield TestCluster(kubeconfig=plane.kubeconfig, admin=plane.admin, local=plane)
+    if plane.real_node_leftovers:
+        raise RuntimeError(f"the real node left things behind: {plane.real_node_leftovers}")
 
 
 @pytest.fixture(scope="session")
@@ -100,6 +151,24 @@ def control_plane(kube_cluster: TestCluster) -> LocalControlPlane:
     if kube_cluster.local is None:
         pytest.skip(f"needs the local control plane's fault levers ({KUBECONFIG_ENV} is set)")
     return kube_cluster.local
+
+
+@pytest.fixture(scope="session")
+def real_node(kube_cluster: TestCluster, request: pytest.FixtureRequest) -> RealNode:
+    """The real node of the session's control plane (tests marked ``real_node`` only)."""
+    from asyncpod.testing.realnode import REAL_NODE_SELECTOR, REAL_NODE_TOLERATIONS
+
+    error = request.config.stash.get(_REAL_NODE_ERROR, None)
+    if error is not None:
+        pytest.fail(f"the real node did not start: {error}", pytrace=False)
+    local = kube_cluster.local
+    if local is None or not local.real_node_names:
+        pytest.skip("no real node in this session (mark the test `real_node`)")
+    return RealNode(
+        name=local.real_node_names[0],
+        node_selector=dict(REAL_NODE_SELECTOR),
+        tolerations=tuple(dict(t) for t in REAL_NODE_TOLERATIONS),
+    )
 
 
 @pytest.fixture

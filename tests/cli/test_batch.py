@@ -260,18 +260,24 @@ def test_resume_after_sigkill_reattaches_and_creates_no_pod_twice(
     wait_until(lambda: not pods(kube_cluster, namespace, selector), timeout=15, what="cleanup")
 
 
-def test_a_batch_whose_pods_cannot_be_created_stops_early(
-    cli: Cli, kube_cluster: TestCluster, tmp_path: Path
+def test_a_namespace_that_does_not_exist_is_a_usage_error(
+    cli: Cli, kube_cluster: TestCluster, control_plane: LocalControlPlane, tmp_path: Path
 ) -> None:
     jobs = write_jsonl(tmp_path / "jobs.jsonl", [{"image": "busybox"} for _ in range(40)])
+    created_before = pods_created(control_plane)
+
     process = cli.run(
         "batch", str(jobs), "--kubeconfig", str(kube_cluster.kubeconfig),
         "--namespace", "no-such-namespace", "--run-id", "nons-1", "--max-in-flight", "5",
     )  # fmt: skip
 
-    assert process.popen.returncode == 1
-    assert "the first 10 pods could not be created; stopping" in process.stderr
-    assert 'namespaces "no-such-namespace" not found' in process.stderr
-    lines = read_lines(tmp_path / "nons-1.results.jsonl")
-    assert 10 <= len(lines) < 40
-    assert {(line["outcome"], line["reason"]) for line in lines} == {("error", "CreateFailed")}
+    assert process.popen.returncode == 2, process.stderr
+    assert (
+        "asyncpod batch: namespace 'no-such-namespace' does not exist on this cluster"
+        in process.stderr
+    )
+    assert "--namespace" in process.stderr
+    assert "Traceback" not in process.stderr
+    assert all(line.startswith("asyncpod batch") for line in process.stderr.splitlines())
+    assert not (tmp_path / "nons-1.results.jsonl").exists()  # nothing ran
+    assert pods_created(control_plane) == created_before

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import pytest
 
-from asyncpod.testing import ContainerLog
+from asyncpod.testing import ContainerLog, LocalControlPlane
 from asyncpod.testing.pytest_plugin import TestCluster
 from tests.cli.helpers import Cli, pods, wait_until
 
@@ -111,4 +111,59 @@ def test_run_ctrl_c_or_sigterm_deletes_the_pod_and_exits_128_plus_the_signal(
 
     assert process.wait(30) == code
     assert f"interrupted; pod {namespace}/long-run deleted" in process.stderr
+    no_pods_left(kube_cluster, namespace)
+
+
+def test_run_in_a_namespace_that_does_not_exist_exits_2(
+    cli: Cli, kube_cluster: TestCluster
+) -> None:
+    process = cli.run(
+        "run", "busybox:1.36", "--kubeconfig", str(kube_cluster.kubeconfig),
+        "--namespace", "no-such-namespace", "--", "true",
+    )  # fmt: skip
+
+    assert process.popen.returncode == 2, process.stderr
+    assert process.stderr.startswith(
+        "asyncpod run: namespace 'no-such-namespace' does not exist on this cluster"
+    )
+    assert all(line.startswith("asyncpod run: ") for line in process.stderr.splitlines())
+    assert process.stdout == ""
+
+
+@pytest.mark.simulated
+def test_run_verbose_speaks_only_in_its_own_voice(
+    cli: Cli, kube_cluster: TestCluster, namespace: str
+) -> None:
+    process = cli.run(
+        "run", "busybox:1.36", *cli.cluster_args, "-vv", "--no-logs",
+        "-a", f"{SIM}duration=300ms", "--", "true",
+    )  # fmt: skip
+
+    assert process.popen.returncode == 0, process.stderr
+    lines = process.stderr.splitlines()
+    assert any(" succeeded" in line for line in lines), lines  # the state changes
+    # The library's records (if any) are in the command's voice too; nothing raw.
+    assert all(line.startswith("asyncpod run: ") for line in lines), lines
+    no_pods_left(kube_cluster, namespace)
+
+
+@pytest.mark.simulated
+def test_a_library_warning_reaches_the_user_in_the_commands_voice(
+    cli: Cli, kube_cluster: TestCluster, namespace: str, control_plane: LocalControlPlane
+) -> None:
+    # Restarting the API server under a running pod cuts the shared watch: the library
+    # warns that it is reconnecting. The user sees it as one line of `asyncpod run`.
+    process = cli.start(
+        "run", "busybox:1.36", *cli.cluster_args, "--name", "outlives-a-restart",
+        "--no-logs", "-a", f"{SIM}duration=12s", "--", "true",
+    )  # fmt: skip
+    wait_until(lambda: bool(pods(kube_cluster, namespace)), timeout=30, what="the pod")
+    control_plane.restart_apiserver()
+
+    assert process.wait(90) == 0, process.stderr
+    lines = process.stderr.splitlines()
+    assert any(
+        line.startswith("asyncpod run: warning: ") and "watch interrupted" in line for line in lines
+    ), lines
+    assert all(line.startswith("asyncpod run: ") for line in lines), lines
     no_pods_left(kube_cluster, namespace)

@@ -179,5 +179,5 @@ async def test_an_informer_that_crashes_ends_its_runs_with_an_error_and_deletes_
             # informer would be needed; the crashed one refuses subscriptions).
         assert all(isinstance(e, asyncpod.AsyncpodError) for e in errors), errors
         assert all(str(e).startswith("the watch of") for e in errors), errors
-        assert all(e.__cause__ is not None for e in errors)
+        assert all(isinstance(e, BaseException) and e.__cause__ is not None for e in errors)
     await asyncio.to_thread(wait_for_no_pods, kube_cluster, namespace, 20)

@@ -7,7 +7,7 @@ synthetic ADDED / MODIFIED / DELETED changes, and what ``statistics()`` and ``re
 then say. The informer's network loop (watch, 410, stalls, reconnects) is covered by
 the integration tests against the real API server.
 
-The relist tests replace ``asyncpod.core.informer.list_objects`` (the network
+The relist tests replace ``asyncpod.kube.pods.Pods.list`` (the network
 primitive from :mod:`asyncpod.kube.watch`) with a fake that returns prepared pages:
 mocking the I/O boundary is acceptable for a pure-logic test, and nothing of the
 informer's own code is mocked. The pods are versions recorded from kube-apiserver
@@ -25,10 +25,10 @@ from typing import Any, cast
 
 import pytest
 
-import asyncpod.core.informer as informer_module
 from asyncpod.core.informer import PodChange, PodInformer, PodSubscription
 from asyncpod.errors import AsyncpodError, ClosedError, ForbiddenError
 from asyncpod.kube.client import KubeClient
+from asyncpod.kube.pods import PodList, Pods, pod_path
 
 RECORDED = Path(__file__).parent.parent / "pods" / "recorded"
 NAMESPACE = "default"
@@ -77,7 +77,7 @@ async def take(subscription: PodSubscription, count: int) -> list[PodChange]:
 
 
 class FakeList:
-    """Replaces ``list_objects``: returns the prepared ``(items, resourceVersion)`` in turn."""
+    """Replaces ``Pods.list``: returns the prepared ``(items, resourceVersion)`` in turn."""
 
     def __init__(self) -> None:
         self.pages: list[tuple[list[dict[str, Any]], str]] = []
@@ -85,24 +85,28 @@ class FakeList:
 
     async def __call__(
         self,
-        client: KubeClient,
-        path: str,
+        pods: Pods,
+        namespace: str,
         *,
         label_selector: str | None = None,
-        limit: int = 500,
+        page_size: int = 500,
         rate_limited: bool = True,
-    ) -> tuple[list[dict[str, Any]], str]:
+    ) -> PodList:
         # The informer's LIST must never queue behind the client's rate limiter.
         assert rate_limited is False
-        self.calls.append((client, path, label_selector, limit))
+        self.calls.append((pods.client, pod_path(namespace), label_selector, page_size))
         items, version = self.pages.pop(0)
-        return [copy.deepcopy(item) for item in items], version
+        return PodList([copy.deepcopy(item) for item in items], version)
 
 
 @pytest.fixture
 def lists(monkeypatch: pytest.MonkeyPatch) -> FakeList:
     fake = FakeList()
-    monkeypatch.setattr(informer_module, "list_objects", fake)
+
+    async def listing(pods: Pods, namespace: str, **kwargs: Any) -> PodList:
+        return await fake(pods, namespace, **kwargs)
+
+    monkeypatch.setattr(Pods, "list", listing)
     return fake
 
 

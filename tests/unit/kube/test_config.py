@@ -26,6 +26,8 @@ from asyncpod.kube.config import (
     ClusterConfig,
     StaticToken,
     build_ssl_context,
+    config_source,
+    load_config,
     load_incluster,
     load_kubeconfig,
 )
@@ -463,3 +465,107 @@ def test_ssl_context_honours_insecure_skip_verify(pki: Pki) -> None:
     assert context is not None
     assert context.verify_mode == ssl.CERT_NONE
     assert build_ssl_context(ClusterConfig("http://127.0.0.1:1")) is None
+
+
+# ----------------------------------------------------------------------------- which source
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty home directory (no ~/.kube/config) for the auto-detection rule."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    return tmp_path
+
+
+IN_POD = {"KUBERNETES_SERVICE_HOST": "10.96.0.1", "KUBERNETES_SERVICE_PORT": "443"}
+
+
+def test_source_in_a_pod_without_kubeconfig_is_in_cluster(home: Path) -> None:
+    assert config_source(environ=IN_POD) == "in-cluster"
+
+
+def test_source_outside_a_pod_without_kubeconfig_is_kubeconfig(home: Path) -> None:
+    # Its loader then says what is missing, naming both ways.
+    assert config_source(environ={}) == "kubeconfig"
+
+
+def test_source_prefers_a_home_kubeconfig_even_in_a_pod(home: Path) -> None:
+    (home / ".kube").mkdir()
+    write(home / ".kube" / "config", kubeconfig())
+
+    assert config_source(environ=IN_POD) == "kubeconfig"
+
+
+def test_source_prefers_kubeconfig_env_even_in_a_pod(home: Path) -> None:
+    assert config_source(environ={**IN_POD, "KUBECONFIG": "/x/config"}) == "kubeconfig"
+    # An empty KUBECONFIG names nothing.
+    assert config_source(environ={**IN_POD, "KUBECONFIG": ""}) == "in-cluster"
+
+
+@pytest.mark.parametrize(
+    "explicit", [{"kubeconfig": "/x"}, {"context": "dev"}, {"in_cluster": False}]
+)
+def test_source_explicit_kubeconfig_choices_win(home: Path, explicit: dict[str, Any]) -> None:
+    assert config_source(environ=IN_POD, **explicit) == "kubeconfig"
+
+
+def test_source_in_cluster_true_wins_and_refuses_a_kubeconfig(home: Path) -> None:
+    assert config_source(in_cluster=True, environ={"KUBECONFIG": "/x"}) == "in-cluster"
+    with pytest.raises(ConfigError, match="cannot be combined"):
+        config_source("/x/config", in_cluster=True)
+
+
+def test_no_home_directory_is_not_a_crash(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("HOME", raising=False)
+    monkeypatch.setattr(Path, "expanduser", _no_home)
+
+    assert config_source(environ=IN_POD) == "in-cluster"
+
+
+def _no_home(self: Path) -> Path:
+    raise RuntimeError("Could not determine home directory.")
+
+
+async def test_load_config_follows_the_source(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KUBECONFIG", str(write(tmp_path / "k.yaml", kubeconfig())))
+
+    config = await load_config()
+
+    assert config.context == "dev"
+    assert config.namespace == "team-a"
+
+
+async def test_load_config_outside_a_pod_names_both_ways(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+
+    with pytest.raises(ConfigError, match="no kubeconfig found") as caught:
+        await load_config()
+    assert "inside a pod" in str(caught.value)
+
+
+async def test_a_token_refresh_that_fails_is_a_config_error() -> None:
+    class Broken:
+        def __init__(self) -> None:
+            self.api_key = {"BearerToken": "x"}
+            self.refresh_api_key_hook = None
+
+        async def get_api_key_with_prefix(self, name: str) -> str:
+            raise FileNotFoundError(2, "No such file", "/var/run/secrets/token")
+
+    config = ClusterConfig.from_configuration(_configuration(Broken()))
+    assert config.credentials is not None
+
+    with pytest.raises(ConfigError, match="refreshing the bearer token failed"):
+        await config.credentials.authorization()
+
+
+def _configuration(stub: Any) -> Any:
+    stub.host = "http://127.0.0.1:1"
+    stub.ssl_ca_cert = stub.cert_file = stub.key_file = stub.tls_server_name = stub.proxy = None
+    stub.verify_ssl = True
+    return stub

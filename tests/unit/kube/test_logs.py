@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import pytest
 from aiohttp import web
 
-from asyncpod.errors import NotFoundError, ServerError
+from asyncpod.errors import NotFoundError, ServerError, UsageError
 from asyncpod.kube.client import KubeClient, RetryPolicy
 from asyncpod.kube.logs import LogFollower, LogLine, timestamp_key
 from tests.unit.kube.fakeapi import FakeApiServer, fail
@@ -300,7 +300,7 @@ async def test_follower_cannot_be_iterated_twice_at_once(
     async with contextlib.aclosing(lines):
         first = await anext(lines)
         assert first.text == "start"
-        with pytest.raises(RuntimeError, match="already being iterated"):
+        with pytest.raises(UsageError, match="already being iterated"):
             aiter(follower)
     assert client.statistics().streams_open == 0
 
