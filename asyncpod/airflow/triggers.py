@@ -21,8 +21,12 @@ Lifecycle, as Airflow 3.3 drives it:
 The event payload is plain JSON (:func:`event_payload`, pure) that
 ``KubernetesPodOperator.execute_complete`` turns into success, skip or failure.
 
-What it deliberately does not do: create pods (the operator does, on the worker) or
-keep any credential in ``serialize()``.
+:class:`AsyncpodPodStartTrigger` is the same trigger for tasks that start in the
+triggerer (Airflow 3.3, ``start_from_trigger``): it creates the pod first, from the
+DAG's parameters, then follows it the same way.
+
+What it deliberately does not do: keep any credential in ``serialize()``, or delete a
+pod on ``cleanup()``.
 """
 
 from __future__ import annotations
@@ -449,15 +453,7 @@ class AsyncpodPodTrigger(BaseTrigger):
         ti = self.task_instance
         if ti is None:
             return False
-        from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
-
-        states = await asyncio.to_thread(
-            RuntimeTaskInstance.get_task_states,
-            dag_id=ti.dag_id,
-            task_ids=[ti.task_id],
-            run_ids=[ti.run_id],
-            map_index=ti.map_index,
-        )
+        states = await _task_states(ti)
         key = f"{ti.task_id}_{ti.map_index}" if ti.map_index >= 0 else ti.task_id
         state = states.get(ti.run_id, {}).get(key)
         if state != "deferred":
@@ -477,6 +473,32 @@ class AsyncpodPodTrigger(BaseTrigger):
                 if other.get(TI_LABEL) == ti_key and int(other.get(TRY_LABEL, "0")) > our_try:
                     return True
         return False
+
+
+async def _task_states(ti: Any) -> dict[str, Any]:
+    """The task instance's current state, asked of the triggerer's supervisor.
+
+    On the loop through the comms channel's async side where there is one (3.3's
+    triggerer), else through the SDK's sync call in a thread.
+    """
+    from airflow.sdk.execution_time import task_runner
+    from airflow.sdk.execution_time.comms import GetTaskStates
+
+    query = {
+        "dag_id": ti.dag_id,
+        "task_ids": [ti.task_id],
+        "run_ids": [ti.run_id],
+        "map_index": ti.map_index,
+    }
+    comms = getattr(task_runner, "SUPERVISOR_COMMS", None)
+    if comms is not None and hasattr(comms, "asend"):
+        response = await comms.asend(GetTaskStates(**query))
+        states: dict[str, Any] = response.task_states
+        return states
+    found: dict[str, Any] = await asyncio.to_thread(
+        task_runner.RuntimeTaskInstance.get_task_states, **query
+    )
+    return found
 
 
 def _choose(names: list[str], wanted: list[str] | bool, *, default: list[str]) -> list[str]:

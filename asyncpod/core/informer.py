@@ -37,6 +37,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+from asyncpod.core import lifecycle
 from asyncpod.core.flag import Flag
 from asyncpod.errors import (
     AsyncpodError,
@@ -261,7 +262,9 @@ class PodInformer:
         """The latest cached version of pod ``name`` (None if unknown or deleted).
 
         The cache holds the pods somebody subscribed to and the pods still running;
-        a finished pod nobody follows is not kept.
+        a finished pod nobody follows is not kept. Pods are kept (and delivered) as
+        :func:`lifecycle.project` makes them: metadata and status whole, the spec's
+        scalars and its containers' names, images and restart policies.
         """
         return self._cache.get(name)
 
@@ -356,7 +359,7 @@ class PodInformer:
         )
         items, version = listed.items, listed.resource_version
         self._lists += 1
-        fresh = {_name(pod): pod for pod in items}
+        fresh = {_name(pod): lifecycle.project(pod) for pod in items}
         first = not self._synced.is_set()
         # Diff against the cache: deletions that happened while we were not watching,
         # then additions and changes. On the first list this only fills the cache.
@@ -395,6 +398,7 @@ class PodInformer:
                         self._resource_version = version
                     continue
                 self._events += 1
+                obj = lifecycle.project(obj)  # what runs read; half the memory
                 name = _name(obj)
                 if event_type == DELETED:
                     self._cache.pop(name, None)

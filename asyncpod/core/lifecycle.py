@@ -55,6 +55,7 @@ __all__ = [
     "parse_time",
     "pod_reason",
     "pod_state",
+    "project",
     "transition",
 ]
 
@@ -184,6 +185,39 @@ def ended_by_deletion(
     if previous is not PodState.TERMINATING:
         return False
     return is_terminal(pod) or main_finished(pod, main_container=main_container)
+
+
+_KEPT_CONTAINER_FIELDS: Final = ("name", "image", "restartPolicy")
+
+
+def project(pod: Mapping[str, Any]) -> dict[str, Any]:
+    """What asyncpod keeps of a watched pod: all that its decisions and results read.
+
+    Metadata (without ``managedFields``) and status whole; of the spec, its scalar
+    fields (``nodeName``, ``restartPolicy``, ...) and each container's and init
+    container's name, image and restart policy. Dropped: volumes, tolerations,
+    affinity, the containers' env, mounts, probes and resources - about half of a
+    pod's memory and of the objects the garbage collector walks, for every pod a
+    session follows. Every function of this module gives the same answer for
+    ``project(pod)`` as for ``pod`` (tests/unit/test_lifecycle_project.py).
+    """
+    metadata = pod.get("metadata") or _EMPTY
+    spec = pod.get("spec") or _EMPTY
+    kept_spec: dict[str, Any] = {
+        key: value for key, value in spec.items() if not isinstance(value, (dict, list))
+    }
+    for key in ("initContainers", "containers"):
+        containers = spec.get(key)
+        if containers:
+            kept_spec[key] = [
+                {field: c[field] for field in _KEPT_CONTAINER_FIELDS if field in c}
+                for c in containers
+            ]
+    projected: dict[str, Any] = {key: value for key, value in pod.items() if key != "spec"}
+    if "managedFields" in metadata:
+        projected["metadata"] = {k: v for k, v in metadata.items() if k != "managedFields"}
+    projected["spec"] = kept_spec
+    return projected
 
 
 @dataclass(frozen=True, slots=True)

@@ -104,6 +104,7 @@ class RunClock:
     scheduled: float | None = None
     started: float | None = None
     blocked_since: float | None = None
+    last_state: lifecycle.PodState | None = None  # what judge saw the time before
 
 
 def clock_from_pod(pod: dict[str, Any], *, now: float, wall_now: datetime) -> RunClock:
@@ -176,11 +177,15 @@ def judge(
 
     Updates ``clock`` with milestones first seen in ``pod`` (the only mutation).
     """
+    # Deleted by somebody else, then stopped by the kubelet: a deletion, whatever phase
+    # the exit codes gave it (a real kubelet sets one; kwok goes straight to DELETED).
+    if lifecycle.ended_by_deletion(clock.last_state, pod, main_container=main_container):
+        return Verdict(Outcome.DELETED)
     # Terminal, or the main container exited while ordinary sidecars keep the pod
     # Running: either way the run is over (cleanup stops the sidecars).
     if lifecycle.is_terminal(pod) or lifecycle.main_finished(pod, main_container=main_container):
         return Verdict(None)
-    state = lifecycle.pod_state(pod)
+    state = clock.last_state = lifecycle.pod_state(pod)
     if clock.scheduled is None and state is not lifecycle.PodState.PENDING:
         clock.scheduled = now
     if clock.started is None and state is lifecycle.PodState.RUNNING:

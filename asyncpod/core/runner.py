@@ -207,7 +207,12 @@ class PodRun:
 
     @property
     def pod(self) -> dict[str, Any] | None:
-        """The latest version of the pod seen on the watch (raw dict; do not mutate)."""
+        """The latest version of the pod seen on the watch (a dict; do not mutate).
+
+        Metadata and status are whole; of the spec, the scalar fields and each
+        container's name, image and restart policy (:func:`lifecycle.project`). GET the
+        pod for the rest.
+        """
         return self._latest
 
     async def created(self) -> None:

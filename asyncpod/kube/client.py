@@ -145,6 +145,25 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(when.timestamp() - time.time(), 0.0)
 
 
+def swallowed_interrupt(exc: BaseException) -> BaseException | None:
+    """A ``SystemExit``/``KeyboardInterrupt`` that aiohttp wrapped into a transport error.
+
+    aiohttp's body parser catches ``BaseException`` while it feeds a response's payload
+    and sets a ``ClientPayloadError`` caused by it (``_http_parser.pyx``, ``cb_on_body``).
+    A SIGTERM handler's ``sys.exit()`` that lands there would be retried as a cut watch
+    and the program would never exit (found by tests/integration/core/
+    test_cancellation.py, 1 run in 20 under load). Pure: walks the cause chain.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, (SystemExit, KeyboardInterrupt)):
+            return current
+        current = current.__cause__ or current.__context__
+    return None
+
+
 def translate_transport_error(
     exc: BaseException, *, method: str, path: str, pod: str | None = None
 ) -> AsyncpodError:
@@ -152,8 +171,13 @@ def translate_transport_error(
 
     Never chains exceptions that carry ``request_info`` (it holds the request headers,
     i.e. the token): callers raise the result ``from None`` for those, see
-    :func:`_cause_is_safe`.
+    :func:`_cause_is_safe`. An interrupt (``SystemExit``, ``KeyboardInterrupt``) that
+    aiohttp wrapped is raised again instead: it is the program's, not the network's
+    (:func:`swallowed_interrupt`).
     """
+    interrupt = swallowed_interrupt(exc)
+    if interrupt is not None:
+        raise interrupt
     where = f"{method} {path}" + (f" (pod {pod})" if pod else "")
     if isinstance(exc, aiohttp.ClientConnectorCertificateError):
         return ConfigError(

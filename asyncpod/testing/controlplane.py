@@ -35,7 +35,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from asyncpod.testing import realnode
+from asyncpod.testing import nodecleanup, realnode
 from asyncpod.testing.admin import AdminClient, AdminRequestError
 from asyncpod.testing.binaries import Binaries, cache_dir, ensure_binaries, ensure_kubelet
 from asyncpod.testing.pki import ClientIdentity, Pki, make_pki
@@ -167,7 +167,7 @@ class LocalControlPlane:
 
     def __post_init__(self) -> None:
         self._real_nodes: list[realnode.NodeLayout] = []
-        # What realnode.cleanup had to remove at the last stop (empty after a clean one).
+        # What nodecleanup.cleanup had to remove at the last stop (empty after a clean one).
         self.real_node_rescues: list[str] = []
         # What even the clean-up could not remove (processes, mounts, cgroups, bridge).
         self.real_node_leftovers: list[str] = []
@@ -246,7 +246,7 @@ class LocalControlPlane:
         """Stop every process (kwok first, etcd last); remove the temp dir we made.
 
         Real nodes go first: their pods are deleted while the API server still runs,
-        then kubelet and containerd stop and :func:`realnode.cleanup` removes anything
+        then kubelet and containerd stop and :func:`nodecleanup.cleanup` removes anything
         left (processes, mounts, cgroups, the bridge).
         """
         self._stop_real_nodes()
@@ -323,7 +323,7 @@ class LocalControlPlane:
                 time.sleep(0.05)
             stopped.append(name)
         for layout in layouts:
-            realnode.cleanup(layout)
+            nodecleanup.cleanup(layout)
         shutil.rmtree(workdir, ignore_errors=True)
         return stopped
 
@@ -587,8 +587,8 @@ class LocalControlPlane:
                 if process is not None:
                     process.stop()
         for layout in self._real_nodes:
-            self.real_node_rescues += realnode.cleanup(layout)
-            self.real_node_leftovers += realnode.leftovers(layout)
+            self.real_node_rescues += nodecleanup.cleanup(layout)
+            self.real_node_leftovers += nodecleanup.leftovers(layout)
         self._real_nodes = []
 
     def _wait(self, what: str, process: str, probe: Any) -> None:
@@ -703,7 +703,7 @@ def _drain_real_nodes(admin: AdminClient, names: Sequence[str], *, timeout: floa
 
     While the kubelet still runs, it stops the containers, tears the pod network down,
     unmounts the volumes and only then lets the pod object go; what a crashed node left
-    is :func:`realnode.cleanup`'s job.
+    is :func:`nodecleanup.cleanup`'s job.
     """
 
     def pods() -> list[dict[str, Any]]:

@@ -8,7 +8,6 @@ process is killed (its process group: LocalExecutor's workers included) in ``sto
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
@@ -30,6 +29,21 @@ FERNET_KEY = "n7Qm3dYB0yd1V8b6fR3yC1aH4dXb2Q9mJ5tK0pL6wE4="  # test-only, fixed
 
 class AirflowError(RuntimeError):
     pass
+
+
+def _group_members(pgid: int) -> list[int]:
+    """Live (non-zombie) processes of process group ``pgid``, from /proc (Linux)."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            members.append(int(entry.name))
+    return members
 
 
 @dataclass
@@ -108,9 +122,17 @@ class AirflowDeployment:
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait(10)
-        # Children (LocalExecutor workers, the triggerer's forked runner) share the group.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
+        # Children (LocalExecutor workers, the triggerer's forked runner) share the group:
+        # kill what is left of it and check that nothing of it survives.
+        deadline = time.monotonic() + 15
+        while survivors := _group_members(process.pid):
+            try:
+                os.killpg(process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                break
+            if time.monotonic() > deadline:
+                raise AirflowError(f"processes {survivors} of {component} outlived stop()")
+            time.sleep(0.2)
         return process.returncode
 
     def stop_all(self) -> None:

@@ -186,6 +186,28 @@ def test_clearing_a_deferred_task_deletes_its_pod_and_the_next_try_runs_its_own(
     )
 
 
+def test_marking_a_deferred_task_failed_deletes_its_pod_through_on_kill(
+    airflow: AirflowDeployment, kube_cluster: TestCluster
+) -> None:
+    run_id = airflow.trigger("ap_markfail", "markfail-1")
+    airflow.wait_task_state("ap_markfail", run_id, "doomed", "deferred")
+
+    def doomed() -> list[dict[str, Any]]:
+        return [
+            p
+            for p in pods(kube_cluster, airflow.namespace)
+            if "doomed-" in p["metadata"]["name"] and live(p)
+        ]
+
+    (pod,) = airflow.wait("the pod", doomed)
+    path = f"/api/v2/dags/ap_markfail/dagRuns/{run_id}/taskInstances/doomed"
+    airflow.api("PATCH", path, {"new_state": "failed"})
+    # No next try will sweep it: only the trigger's on_kill can delete it.
+    airflow.wait("on_kill to delete the pod", lambda: not doomed(), limit=90)
+    assert airflow.task(run_id=run_id, dag_id="ap_markfail", task_id="doomed")["state"] == "failed"
+    assert pod["metadata"]["name"]
+
+
 def test_sigterm_and_restart_of_the_triggerer_while_pods_run(
     airflow: AirflowDeployment, kube_cluster: TestCluster, tmp_path: Path
 ) -> None:

@@ -251,11 +251,6 @@ def _wait_for(
         time.sleep(0.2)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the runner reports the phase the kubelet set after the deletion (Succeeded); "
-    "calling lifecycle.ended_by_deletion in policy.judge makes this pass",
-)
 async def test_a_pod_deleted_by_someone_else_is_reported_deleted_even_if_it_exited_zero(
     cluster: asyncpod.Cluster, kube_cluster: TestCluster, namespace: str, real_node: RealNode
 ) -> None:

@@ -26,6 +26,7 @@ from typing import Any, cast
 import pytest
 
 from asyncpod.core.informer import PodChange, PodInformer, PodSubscription
+from asyncpod.core.lifecycle import project
 from asyncpod.errors import AsyncpodError, ClosedError, ForbiddenError
 from asyncpod.kube.client import KubeClient
 from asyncpod.kube.pods import PodList, Pods, pod_path
@@ -245,7 +246,7 @@ async def test_subscribe_delivers_the_cached_pod_first_unless_its_uid_differs(
     for subscription in (anyone, same):
         (change,) = drain(subscription)
         assert (change.type, change.synthetic) == ("MODIFIED", False)
-        assert change.pod == running
+        assert change.pod == project(running)
     assert drain(other) == []
     assert other.latest is None
 
@@ -330,15 +331,15 @@ async def test_first_list_fills_the_cache_and_syncs(lists: FakeList) -> None:
     await informer._relist()
     await asyncio.wait_for(informer.wait_synced(), 1.0)
     assert lists.calls == [(CLIENT, f"/api/v1/namespaces/{NAMESPACE}/pods", SELECTOR, 50)]
-    assert informer.get("success") == running
-    assert informer.get("image-pull-failure") == pending
+    assert informer.get("success") == project(running)
+    assert informer.get("image-pull-failure") == project(pending)
     assert sorted(p["metadata"]["name"] for p in informer.pods()) == [
         "image-pull-failure",
         "success",
     ]
     # What the first list finds is real, not inferred: ADDED, not synthetic.
     (change,) = drain(early)
-    assert (change.type, change.synthetic, change.pod) == ("ADDED", False, running)
+    assert (change.type, change.synthetic, change.pod) == ("ADDED", False, project(running))
 
 
 async def test_relist_diff_deleted_modified_added_and_unchanged(lists: FakeList) -> None:
@@ -364,16 +365,16 @@ async def test_relist_diff_deleted_modified_added_and_unchanged(lists: FakeList)
     # Missing from the list: deleted in the gap; the last version we knew is delivered.
     (deleted,) = drain(subscriptions["exit-3-message"])
     assert (deleted.type, deleted.synthetic) == ("DELETED", True)
-    assert deleted.pod == gone
+    assert deleted.pod == project(gone)
     assert informer.get("exit-3-message") is None
     # Changed (a newer resourceVersion): the new version, as MODIFIED.
     (modified,) = drain(subscriptions["success"])
     assert (modified.type, modified.synthetic) == ("MODIFIED", True)
-    assert modified.pod == success[4]
+    assert modified.pod == project(success[4])
     assert modified.pod["status"]["phase"] == "Succeeded"
     # New: ADDED, synthetic since it was not seen on a stream.
     (added,) = drain(subscriptions["sidecar-0-main-2"])
-    assert (added.type, added.synthetic, added.pod) == ("ADDED", True, fresh)
+    assert (added.type, added.synthetic, added.pod) == ("ADDED", True, project(fresh))
     # Same uid, same resourceVersion: nothing to say.
     assert drain(subscriptions["init-second-fails"]) == []
     assert {p["metadata"]["name"] for p in informer.pods()} == {
@@ -382,7 +383,7 @@ async def test_relist_diff_deleted_modified_added_and_unchanged(lists: FakeList)
         "sidecar-0-main-2",
         "oomkilled",
     }
-    assert informer.get("success") == success[4]
+    assert informer.get("success") == project(success[4])
 
 
 async def test_relist_same_name_new_uid_is_deleted_then_added(lists: FakeList) -> None:
@@ -489,7 +490,7 @@ async def test_cache_keeps_followed_and_live_pods_and_drops_finished_ones_nobody
     await informer._relist()
     # A live pod is kept (attaching to it needs no GET); a finished one nobody waits
     # for is not (memory follows what runs, not the namespace's history).
-    assert informer.get("exit-3-message") == running
+    assert informer.get("exit-3-message") == project(running)
     assert informer.get("success") is None
 
     # A followed pod stays cached once finished, until its last follower leaves.

@@ -309,3 +309,21 @@ def test_judge_does_not_mutate_the_pod() -> None:
     before = copy.deepcopy(subject)
     judge(subject, RunClock(created=0.0), OPTIONS, now=1.0, main_container=None)
     assert subject == before
+
+
+def test_a_pod_deleted_by_somebody_else_that_then_exits_0_is_deleted_not_succeeded() -> None:
+    clock = RunClock(created=0.0)
+    terminating = pod("Running", node="n", running_since=T0)
+    terminating["metadata"]["deletionTimestamp"] = stamp(T0)
+    assert judge(terminating, clock, OPTIONS, now=1.0, main_container=None) is None
+    exited = pod("Succeeded", node="n", terminated=0)
+    exited["metadata"]["deletionTimestamp"] = stamp(T0)
+    assert judge(exited, clock, OPTIONS, now=2.0, main_container=None) == Verdict(Outcome.DELETED)
+
+
+def test_a_pod_that_succeeds_by_itself_is_succeeded() -> None:
+    clock = RunClock(created=0.0)
+    judge(pod("Running", node="n", running_since=T0), clock, OPTIONS, now=1.0, main_container=None)
+    assert judge(
+        pod("Succeeded", node="n", terminated=0), clock, OPTIONS, now=2.0, main_container=None
+    ) == Verdict(None)

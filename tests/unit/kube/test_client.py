@@ -35,6 +35,7 @@ from asyncpod.kube.client import (
     parse_retry_after,
     should_retry_exception,
     should_retry_status,
+    translate_transport_error,
 )
 from asyncpod.kube.config import ClusterConfig, StaticToken
 from tests.unit.kube.fakeapi import (
@@ -676,3 +677,24 @@ async def test_closing_while_a_request_waits_gives_closed_error(api: FakeApiServ
 
     with pytest.raises(ClosedError):
         await request
+
+
+def test_an_interrupt_aiohttp_wrapped_into_a_payload_error_is_raised_again() -> None:
+    # What aiohttp's body parser does when sys.exit() (a SIGTERM handler) lands in it.
+    wrapped = aiohttp.ClientPayloadError("3")
+    wrapped.__cause__ = SystemExit(3)
+    with pytest.raises(SystemExit) as raised:
+        translate_transport_error(wrapped, method="GET", path="/api/v1/pods")
+    assert raised.value.code == 3
+    deeper = aiohttp.ClientPayloadError("cut")
+    deeper.__context__ = OSError("reset")
+    deeper.__context__.__cause__ = KeyboardInterrupt()
+    with pytest.raises(KeyboardInterrupt):
+        translate_transport_error(deeper, method="GET", path="/api/v1/pods")
+
+
+def test_an_ordinary_payload_error_is_a_connection_error() -> None:
+    cut = aiohttp.ClientPayloadError("Not enough data")
+    cut.__cause__ = ValueError("llhttp")
+    error = translate_transport_error(cut, method="GET", path="/api/v1/pods")
+    assert isinstance(error, ApiConnectionError)

@@ -99,10 +99,21 @@ with _dag("ap_restart"):
 
 with _dag("ap_mapped"):
     # Mapped: starts on a worker (expand() values never reach a trigger started by the
-    # scheduler), which creates the pod and defers.
+    # scheduler), which creates the pod and defers. The pods run 10 s: a deferring
+    # worker's exit is an executor "success" event, and a scheduler that handles it only
+    # after the task was already resumed (seen on this loaded machine, 7 s late, with a
+    # 0.5 s pod) marks the running task failed - an Airflow race, not the operator's.
     KubernetesPodOperator.partial(
         task_id="mapped",
         image="busybox:1.36",
-        annotations=outcome(duration=0.5),
+        annotations=outcome(duration=10),
         get_logs=False,
     ).expand(arguments=[["first"], ["second"]])
+
+with _dag("ap_markfail"):
+    KubernetesPodOperator(
+        task_id="doomed",
+        image="busybox:1.36",
+        annotations=outcome(duration=300),
+        get_logs=False,
+    )
