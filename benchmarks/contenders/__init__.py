@@ -105,7 +105,12 @@ def unavailable(contender: Contender) -> str | None:
     Each required module is imported in a throwaway interpreter, so that the runner
     neither pays for (Airflow's import takes ~190 MiB) nor keeps what it checked.
     """
-    for module in contender.requires:
+    with tempfile.TemporaryDirectory(prefix="asyncpod-bench-airflow-") as airflow_home:
+        return _first_missing(contender.requires, airflow_home)
+
+
+def _first_missing(modules: tuple[str, ...], airflow_home: str) -> str | None:
+    for module in modules:
         probe = subprocess.run(
             [
                 sys.executable,
@@ -116,7 +121,7 @@ def unavailable(contender: Contender) -> str | None:
             capture_output=True,
             text=True,
             check=False,
-            env={**os.environ, "AIRFLOW_HOME": tempfile.gettempdir() + "/asyncpod-bench-airflow"},
+            env={**os.environ, "AIRFLOW_HOME": airflow_home},
         )
         if probe.returncode != 0:
             return f"not available ({module} cannot be imported)"
