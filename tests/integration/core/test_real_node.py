@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import time
+from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,19 @@ from asyncpod.testing.pytest_plugin import RealNode, TestCluster
 from .conftest import TEST_OPTIONS
 
 pytestmark = [pytest.mark.integration, pytest.mark.real_node]
+
+# A cold real node starts its first pod sandbox (pause image, CNI, cgroups) slowly: seen
+# at 60 s+ on a loaded 2-core CI machine. These limits are for the node, not asyncpod.
+REAL_NODE_OPTIONS = dataclasses.replace(TEST_OPTIONS, schedule_timeout=180, startup_timeout=300)
+
+
+@pytest.fixture
+async def cluster(sa_kubeconfig: Path, namespace: str) -> AsyncIterator[asyncpod.Cluster]:
+    async with asyncpod.connect(
+        sa_kubeconfig, namespace=namespace, options=REAL_NODE_OPTIONS, qps=None
+    ) as c:
+        yield c
+
 
 IMAGE = "busybox:1.36"
 # PID 1 in a container ignores signals it has no handler for: every long-running
@@ -119,7 +133,9 @@ async def test_logs_are_followed_live_and_resume_after_a_cut(
     proxied_kubeconfig: Path, namespace: str, proxy: FaultProxy, real_node: RealNode
 ) -> None:
     script = f"{QUIT_ON_TERM}; for i in 1 2 3 4 5 6 7 8; do echo line $i; sleep 0.4; done"
-    async with asyncpod.connect(proxied_kubeconfig, namespace=namespace, options=TEST_OPTIONS) as c:
+    async with asyncpod.connect(
+        proxied_kubeconfig, namespace=namespace, options=REAL_NODE_OPTIONS
+    ) as c:
         run = await c.start(on_real_node(real_node, **sh(script)))
         texts: list[str] = []
         cut = False
@@ -179,7 +195,7 @@ async def test_a_real_memory_limit_ends_in_oomkilled(
 async def test_an_image_that_does_not_exist_fails_with_a_real_err_image_pull(
     sa_kubeconfig: Path, namespace: str, real_node: RealNode
 ) -> None:
-    options = dataclasses.replace(TEST_OPTIONS, image_pull_timeout=5)
+    options = dataclasses.replace(REAL_NODE_OPTIONS, image_pull_timeout=5)
     async with asyncpod.connect(sa_kubeconfig, namespace=namespace, options=options) as c:
         result = await c.run(on_real_node(real_node, "busybox:0.0-no-such-tag"))
     assert result.outcome is Outcome.FAILED
@@ -193,7 +209,7 @@ async def test_cancelling_deletes_a_pod_that_ignores_sigterm_after_its_grace_per
     sa_kubeconfig: Path, namespace: str, kube_cluster: TestCluster, real_node: RealNode
 ) -> None:
     grace = 3
-    options = dataclasses.replace(TEST_OPTIONS, delete_grace_period=grace)
+    options = dataclasses.replace(REAL_NODE_OPTIONS, delete_grace_period=grace)
     # A finalizer keeps the pod object after the kubelet is done with it, so its final
     # status can be read; the test removes it at the end.
     hold = "asyncpod.dev/test-hold"
