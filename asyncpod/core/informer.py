@@ -216,6 +216,7 @@ class PodInformer:
         self._stopped = False
         self._lists = self._watches = self._events = self._bookmarks = 0
         self._gone = self._stalls = self._reconnects = 0
+        self._connection_errors_at_start = 0  # taken when the loop starts
 
     # ------------------------------------------------------------------ public
     def __repr__(self) -> str:
@@ -291,6 +292,7 @@ class PodInformer:
         failures = 0
         need_list = True
         denied_since: float | None = None
+        self._connection_errors_at_start = self._client.statistics().connection_errors
         try:
             while True:
                 try:
@@ -320,7 +322,14 @@ class PodInformer:
                     # a moment ago: an API server that has just restarted answers 403
                     # until its RBAC caches sync, so retry for a while before believing it.
                     denied_since = denied_since or time.monotonic()
-                    restarted = self._synced.is_set() or self._reconnects > 0
+                    # The client's own retries hide connection failures from us: count
+                    # them on the client (as the runner does).
+                    restarted = (
+                        self._synced.is_set()
+                        or self._reconnects > 0
+                        or self._client.statistics().connection_errors
+                        > self._connection_errors_at_start
+                    )
                     if not restarted or (time.monotonic() - denied_since > self._auth_retry_window):
                         self._fail_all(error)
                         return
