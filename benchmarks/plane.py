@@ -77,20 +77,13 @@ def nodes_for(pods_in_flight: int) -> int:
     return max(3, math.ceil(pods_in_flight / PODS_PER_NODE) + 1)
 
 
-class _BenchControlPlane(LocalControlPlane):
-    """LocalControlPlane with the scheduler's client limit raised (no public knob for it)."""
-
-    def _define_processes(self, b: Any) -> None:
-        super()._define_processes(b)
-        self._processes["kube-scheduler"].argv.extend(SCHEDULER_QPS)
-
-
 def bench_control_plane(pods_in_flight: int, workdir: Path) -> LocalControlPlane:
     """A control plane sized for ``pods_in_flight`` pods, auditing ServiceAccount requests."""
     policy = workdir / "audit-policy.yaml"
     policy.write_text(AUDIT_POLICY)
-    return _BenchControlPlane(
+    return LocalControlPlane(
         nodes=nodes_for(pods_in_flight),
+        scheduler_args=SCHEDULER_QPS,
         node_capacity={"cpu": "1000", "memory": "4Ti", "pods": str(PODS_PER_NODE)},
         apiserver_args=(
             *APISERVER_INFLIGHT,

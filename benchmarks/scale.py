@@ -57,9 +57,10 @@ async def run_all(plane: Any, args: argparse.Namespace, workdir: Path) -> dict[s
             row = await run_one(
                 plane, contender="asyncpod", pods=args.pods, duration=args.duration,
                 cap=args.cap, workdir=workdir, audit_path=audit,
-                overrides={"max_in_flight": in_flight},
+                overrides={"max_in_flight": in_flight, "gc_freeze": args.gc_freeze},
             )  # fmt: skip
             row["max_in_flight"] = in_flight
+            row["gc_freeze"] = args.gc_freeze
             s = row["summary"]
             log(
                 f"batch {in_flight}: {s['status']}, {s.get('completed')} done, "
@@ -94,11 +95,11 @@ async def run_all(plane: Any, args: argparse.Namespace, workdir: Path) -> dict[s
 def batch_table(rows: Sequence[Mapping[str, Any]]) -> str:
     lines = [
         (
-            "| pods | max_in_flight | status | correct results | wall s | pods/s "
+            "| pods | max_in_flight | GC | status | correct results | wall s | pods/s "
             "| client CPU ms/pod | RSS growth MiB | longest loop stall ms | API requests/pod "
             "| own requests by verb | load avg |"
         ),
-        "|--:|--:|---|--:|--:|--:|--:|--:|--:|--:|---|--:|",
+        "|--:|--:|---|---|--:|--:|--:|--:|--:|--:|--:|---|--:|",
     ]
     for r in rows:
         s = r["summary"]
@@ -109,8 +110,9 @@ def batch_table(rows: Sequence[Mapping[str, Any]]) -> str:
             if not s.get("errors")
             else f"{s.get('completed')} ({s['errors']} wrong)"
         )
+        gc_policy = "frozen at start" if r.get("gc_freeze") else "default"
         lines.append(
-            f"| {r['pods']:,} | {r['max_in_flight']:,} | {s['status']} | {correct} "
+            f"| {r['pods']:,} | {r['max_in_flight']:,} | {gc_policy} | {s['status']} | {correct} "
             f"| {fmt(s.get('wall_s'))} | {fmt(s.get('pods_per_s'))} "
             f"| {fmt(s.get('cpu_ms_per_pod'), 2)} | {fmt(s.get('rss_growth_mib'))} "
             f"| {fmt(s.get('loop_stall_max_ms'), 0)} | {fmt(s.get('requests_per_pod'), 2)} "
@@ -170,6 +172,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--in-flight", type=int, nargs="+", default=[1_000, 10_000])
     parser.add_argument("--duration", type=float, default=3.0, help="pod run time, batch (3 s)")
     parser.add_argument("--cap", type=float, default=1800.0, help="seconds per batch run")
+    parser.add_argument(
+        "--gc-freeze", action="store_true",
+        help="gc.freeze() after connecting, as `asyncpod batch` does (batch part)",
+    )  # fmt: skip
     parser.add_argument("--stream", action="store_true", help="the stream part only")
     parser.add_argument("--all", action="store_true", help="batch and stream")
     parser.add_argument("--stream-specs", type=int, default=1_000_000)

@@ -55,6 +55,8 @@ class ChildConfig:
     """...of which the contender stops taking results after this long..."""
     stop_after_pods: int | None = None
     """...or after this many results, whichever comes first."""
+    gc_freeze: bool = False
+    """asyncpod's launcher only: :func:`gc.freeze` after connecting, as ``asyncpod batch`` does."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -75,6 +75,7 @@ from asyncpod.cli._common import (
     signal_exit_code,
 )
 from asyncpod.cli.batchfile import Batch, BatchFileError, load_batch
+from asyncpod.cli.heap import freeze_long_lived_heap
 from asyncpod.cli.resultsfile import RecordedResults, ResultsWriter, read_results
 from asyncpod.cli.summary import format_seconds, render, summarize
 from asyncpod.core.cluster import Cluster, connect
@@ -422,6 +423,7 @@ class _Session:
                 options=config.options,
             )
             specs = [entry.spec for entry in config.batch.entries]
+            freeze_long_lived_heap()  # see asyncpod/cli/heap.py: shorter loop stalls
             ticker = asyncio.ensure_future(self._tick())
             self.started = time.monotonic()
             self.progress.start()

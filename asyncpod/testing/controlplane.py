@@ -156,6 +156,8 @@ class LocalControlPlane:
     workdir: Path | None = None
     binaries: Binaries | None = None
     apiserver_args: Sequence[str] = ()
+    # Extra kube-scheduler flags, e.g. ``--kube-api-qps`` for a load test (default 50 QPS).
+    scheduler_args: Sequence[str] = ()
     node_capacity: Mapping[str, str] = field(
         default_factory=lambda: {"cpu": "64", "memory": "256Gi", "pods": "2000"}
     )
@@ -498,6 +500,7 @@ class LocalControlPlane:
                 f"--authentication-kubeconfig={d / 'scheduler.kubeconfig'}",
                 f"--authorization-kubeconfig={d / 'scheduler.kubeconfig'}",
                 "--leader-elect=false", "--bind-address=127.0.0.1", "--secure-port=0", "--v=1",
+                *self.scheduler_args,
             ], logs / "kube-scheduler.log"),
             "kwok": _Process("kwok", [
                 str(b.kwok), f"--kubeconfig={d / 'kwok.kubeconfig'}",

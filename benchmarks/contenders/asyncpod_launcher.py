@@ -10,6 +10,7 @@ same moment here (for the peers ``seen`` comes before their delete).
 
 from __future__ import annotations
 
+import gc
 import time
 from dataclasses import asdict
 from typing import Any
@@ -28,6 +29,9 @@ async def run(cfg: ChildConfig, times: list[PodTimes]) -> dict[str, Any]:
     specs = (PodSpec(**cfg.pod["spec"], name=t.name, task_key=t.name) for t in times)
     extra: dict[str, Any] = {}
     async with asyncpod.connect(cfg.kubeconfig, namespace=cfg.namespace, qps=None) as cluster:
+        if cfg.gc_freeze:  # the batch command's policy (asyncpod/cli/heap.py)
+            gc.collect()
+            gc.freeze()
         launcher = Launcher(cluster, max_in_flight=cfg.max_in_flight or cfg.pods, run_id="bench")
         async for result in launcher.as_completed(specs):
             now = time.time()

@@ -1,0 +1,166 @@
+"""``python -m benchmarks.gc_census``: what the garbage collector walks at N runs in flight.
+
+Why it exists: the longest event-loop stalls at 1,000 runs in flight are CPython's full
+(generation 2) collections, whose cost grows with the number of GC-tracked objects in
+the process (docs/architecture.md, "Loop stalls and the garbage collector"). This
+census says where those objects come from, so a change that adds or removes some per
+run shows up as a number:
+
+- tracked objects before the burst and with all N pods running, and the difference per
+  run, by type;
+- every generation-2 pass during the burst (``gc.callbacks``): how long, how much found;
+- the longest stall of a 10 ms ticker on the same loop.
+
+``--freeze`` applies the batch command's policy (``gc.freeze()`` before the first pod,
+``asyncpod/cli/heap.py``) to show what it changes. One process, one local control
+plane, pods simulated by kwok for 10 minutes (the census is taken long before they end,
+then the session is closed, which deletes them)::
+
+    python -m benchmarks.gc_census --pods 1000
+    python -m benchmarks.gc_census --pods 1000 --freeze
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import time
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+import anyio
+
+__all__ = ["main"]
+
+
+def _census() -> Counter[str]:
+    return Counter(f"{type(o).__module__}.{type(o).__qualname__}" for o in gc.get_objects())
+
+
+class _Passes:
+    """Generation-2 passes seen through ``gc.callbacks``: (seconds, objects collected)."""
+
+    def __init__(self) -> None:
+        self.full: list[tuple[float, int]] = []
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        elif info["generation"] == 2:
+            self.full.append((time.perf_counter() - self._started, info["collected"]))
+
+
+async def _ticker(stalls: list[float]) -> None:
+    last = time.perf_counter()
+    while True:
+        await asyncio.sleep(0.01)
+        now = time.perf_counter()
+        stalls.append(now - last - 0.01)
+        last = now
+
+
+async def _take(kubeconfig: str, pods: int, freeze: bool, ramp_limit: float) -> dict[str, Any]:
+    import asyncpod
+    from asyncpod import Launcher, PodSpec
+    from asyncpod.spec import RUN_ID_LABEL
+    from asyncpod.testing import outcome
+
+    passes = _Passes()
+    stalls: list[float] = []
+    async with asyncpod.connect(kubeconfig, namespace="default", qps=None) as cluster:
+        launcher = Launcher(cluster, max_in_flight=pods, run_id="gc-census")
+        specs = (
+            PodSpec("busybox:1.36", task_key=f"t{i}", annotations=outcome(duration="600s"))
+            for i in range(pods)
+        )
+        gc.collect()
+        if freeze:
+            gc.freeze()
+        before = _census()
+        gc.callbacks.append(passes)
+        started = time.monotonic()
+        running = 0
+        try:
+            async with anyio.create_task_group() as group:
+                group.start_soon(_ticker, stalls)
+
+                async def consume() -> None:
+                    async for _ in launcher.as_completed(specs):
+                        pass
+
+                group.start_soon(consume)
+                informer = cluster.informer("default", selector=f"{RUN_ID_LABEL}=gc-census")
+                while running < pods and time.monotonic() - started < ramp_limit:
+                    await asyncio.sleep(1)
+                    running = sum(
+                        1
+                        for pod in informer.pods()
+                        if (pod.get("status") or {}).get("phase") == "Running"
+                    )
+                ramp = time.monotonic() - started
+                at_peak = _census()
+                group.cancel_scope.cancel()
+        finally:
+            gc.callbacks.remove(passes)
+            if freeze:
+                gc.unfreeze()
+    grown = at_peak - before
+    return {
+        "pods": pods,
+        "running": running,
+        "ramp_s": round(ramp, 1),
+        "freeze": freeze,
+        "tracked_before": sum(before.values()),
+        "tracked_at_peak": sum(at_peak.values()),
+        "per_run": round((sum(at_peak.values()) - sum(before.values())) / pods, 1),
+        "per_run_by_type": [(name, round(n / pods, 2)) for name, n in grown.most_common(20)],
+        "full_passes": [(round(s * 1000), found) for s, found in passes.full],
+        "longest_stall_ms": round(max(stalls, default=0.0) * 1000),
+    }
+
+
+def report(row: dict[str, Any]) -> str:
+    passes = ", ".join(f"{ms} ms ({found} found)" for ms, found in row["full_passes"])
+    lines = [
+        (
+            f"{row['running']:,} of {row['pods']:,} pods running after {row['ramp_s']} s; "
+            f"GC {'frozen before the first pod' if row['freeze'] else 'as Python leaves it'}"
+        ),
+        (
+            f"tracked objects: {row['tracked_before']:,} before, {row['tracked_at_peak']:,} "
+            f"at peak, {row['per_run']} per run"
+        ),
+        f"generation-2 passes during the burst: {passes or 'none'}",
+        f"longest loop stall (10 ms ticker): {row['longest_stall_ms']} ms",
+        "per run, by type: "
+        + ", ".join(f"{name.rsplit('.', 1)[-1]} {n}" for name, n in row["per_run_by_type"]),
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from asyncpod.testing import LocalControlPlane
+
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.gc_census", description=__doc__)
+    parser.add_argument("--pods", type=int, default=1_000, help="runs in flight (1,000)")
+    parser.add_argument("--freeze", action="store_true", help="gc.freeze() before the burst")
+    parser.add_argument("--timeout", type=float, default=300.0, help="seconds to ramp up")
+    args = parser.parse_args(argv)
+    plane = LocalControlPlane(
+        nodes=max(3, args.pods // 500 + 1),
+        node_capacity={"cpu": "1000", "memory": "4Ti", "pods": "1000"},
+        apiserver_args=("--max-requests-inflight=2000", "--max-mutating-requests-inflight=1000"),
+        scheduler_args=("--kube-api-qps=1000", "--kube-api-burst=2000"),
+        ready_timeout=120.0,
+    )
+    with plane:
+        row = asyncio.run(_take(str(plane.kubeconfig), args.pods, args.freeze, args.timeout))
+    print(report(row))
+    return 0 if row["running"] == row["pods"] else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
