@@ -4,6 +4,7 @@
     python -m benchmarks run --pods 50 --durations 3       # a smoke run, a few minutes
     python -m benchmarks run --contenders raw asyncpod kr8s --pods 1000 --durations 60
     python -m benchmarks report benchmarks/results/FILE.json [--readme]
+    python -m benchmarks compare FIRST.json SECOND.json [--readme --section NAME]
 
 ``report`` prints the markdown tables, writes the PNG plots next to the results file
 and, with ``--readme``, replaces the section of benchmarks/README.md between the
@@ -39,14 +40,41 @@ def report(path: Path, *, readme: bool, plots: bool, section_name: str = "conten
     section = document_section(document, plots=names)
     print(section)
     if readme:
-        begin, end = f"<!-- {section_name}:begin -->", f"<!-- {section_name}:end -->"
-        text = README.read_text()
-        head, _, rest = text.partition(begin)
-        _, _, tail = rest.partition(end)
-        if not rest:
-            print(f"{README} has no {begin} marker", file=sys.stderr)
-            return 1
-        README.write_text(f"{head}{begin}\n{section}\n{end}{tail}")
+        return _replace_section(section, section_name)
+    return 0
+
+
+def compare(first: Path, second: Path, *, readme: bool, section_name: str) -> int:
+    """Do two runs of the same matrix agree? Their ratios to raw side by side."""
+    from benchmarks.report import compare_table
+
+    documents = [json.loads(p.read_text()) for p in (first, second)]
+    lines = [
+        (
+            f"1st: `{documents[0].get('command', '?')}` — {documents[0].get('date', '?')}, "
+            f"`results/{first.name}`; 2nd: `{documents[1].get('command', '?')}` — "
+            f"{documents[1].get('date', '?')}, `results/{second.name}`. Gap: the difference "
+            "of the two ratios relative to their mean."
+        ),
+        "",
+        compare_table(documents[0]["runs"], documents[1]["runs"]),
+    ]
+    section = "\n".join(lines)
+    print(section)
+    if readme:
+        return _replace_section(section, section_name)
+    return 0
+
+
+def _replace_section(section: str, section_name: str) -> int:
+    begin, end = f"<!-- {section_name}:begin -->", f"<!-- {section_name}:end -->"
+    text = README.read_text()
+    head, _, rest = text.partition(begin)
+    _, _, tail = rest.partition(end)
+    if not rest:
+        print(f"{README} has no {begin} marker", file=sys.stderr)
+        return 1
+    README.write_text(f"{head}{begin}\n{section}\n{end}{tail}")
     return 0
 
 
@@ -60,9 +88,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     rep.add_argument("--readme", action="store_true", help="rewrite the README's section")
     rep.add_argument("--no-plots", action="store_true")
     rep.add_argument("--section", default="contenders", help="README marker name (contenders)")
+    cmp = commands.add_parser("compare", help="two runs' ratios to raw, side by side")
+    cmp.add_argument("first", type=Path)
+    cmp.add_argument("second", type=Path)
+    cmp.add_argument("--readme", action="store_true", help="rewrite the README's section")
+    cmp.add_argument("--section", default="reproduce", help="README marker name (reproduce)")
     args = parser.parse_args(argv)
     if args.command == "run":
         return run.main(args, argv)
+    if args.command == "compare":
+        return compare(args.first, args.second, readme=args.readme, section_name=args.section)
     return report(
         args.results, readme=args.readme, plots=not args.no_plots, section_name=args.section
     )

@@ -14,7 +14,14 @@ from typing import Any
 
 from benchmarks.stats import ratio
 
-__all__ = ["detail_table", "document_section", "fmt", "headline_table", "workloads"]
+__all__ = [
+    "compare_table",
+    "detail_table",
+    "document_section",
+    "fmt",
+    "headline_table",
+    "workloads",
+]
 
 REFERENCE = "raw"
 
@@ -77,6 +84,71 @@ def headline_table(runs: Sequence[Mapping[str, Any]]) -> str:
                 f"| {fmt(_ms(s['notify_s']['p99']), 0)} | {fmt(s['loop_stall_max_ms'], 0)} "
                 f"| {fmt(s['rss_growth_mib'])} |"
             )
+    return "\n".join(lines) + "\n"
+
+
+# The ratios a second run must reproduce: (summary key, column title, digits).
+_COMPARED = (
+    ("pods_per_s", "pods/s × raw", 2),
+    ("requests_per_pod", "requests/pod × raw", 2),
+    ("cpu_ms_per_pod", "client CPU/pod × raw", 2),
+)
+
+
+def _ratios_to_reference(
+    runs: Sequence[Mapping[str, Any]],
+) -> dict[tuple[float, int, str], dict[str, float | None]]:
+    """(duration, pods, contender) → each compared figure divided by raw's in that workload."""
+    out: dict[tuple[float, int, str], dict[str, float | None]] = {}
+    for duration, pods in workloads(runs):
+        group = [r for r in runs if (r["duration"], r["pods"]) == (duration, pods)]
+        ref: Mapping[str, Any] = next(
+            (r["summary"] for r in group if r["contender"] == REFERENCE), {}
+        )
+        for r in group:
+            s = r["summary"]
+            ok = s.get("status") == "ok"
+            out[(duration, pods, r["contender"])] = {
+                key: ratio(s.get(key), ref.get(key)) if ok else None for key, _, _ in _COMPARED
+            }
+    return out
+
+
+def _gap(first: float | None, second: float | None) -> float | None:
+    """How far apart two ratios are, relative to their mean (0.10 = 10 %)."""
+    if first is None or second is None or first + second == 0:
+        return None
+    return abs(first - second) / ((first + second) / 2)
+
+
+def compare_table(first: Sequence[Mapping[str, Any]], second: Sequence[Mapping[str, Any]]) -> str:
+    """Two runs of the same matrix side by side: each ratio to raw, and how far apart they are.
+
+    Only workloads and contenders present in both, and only figures of contenders whose
+    status was ``ok`` in a run (a capped run's ratio says how far it got, not its rate).
+    The last column is the largest relative gap of the row.
+    """
+    a, b = _ratios_to_reference(first), _ratios_to_reference(second)
+    titles = " | ".join(f"{title} (1st / 2nd, gap)" for _, title, _ in _COMPARED)
+    lines = [
+        f"| workload | contender | {titles} | largest gap |",
+        "|---|---|" + "--:|" * (len(_COMPARED) + 1),
+    ]
+    for key in sorted(a.keys() & b.keys()):
+        duration, pods, contender = key
+        if contender == REFERENCE:
+            continue
+        cells, gaps = [], []
+        for name, _, digits in _COMPARED:
+            gap = _gap(a[key][name], b[key][name])
+            if gap is not None:
+                gaps.append(gap)
+            shown = "-" if gap is None else f"{gap:.0%}"
+            cells.append(f"{fmt(a[key][name], digits)} / {fmt(b[key][name], digits)}, {shown}")
+        largest = f"{max(gaps):.0%}" if gaps else "-"
+        lines.append(
+            f"| {pods:,} × {duration:g} s | {contender} | {' | '.join(cells)} | {largest} |"
+        )
     return "\n".join(lines) + "\n"
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from benchmarks.report import detail_table, fmt, headline_table, workloads
+from benchmarks.report import compare_table, detail_table, fmt, headline_table, workloads
 from benchmarks.stats import latencies, nearest_rank, per_pod, ratio, summarize_latencies
 from benchmarks.summary import summarize
 
@@ -166,3 +166,28 @@ def test_flatness_of_a_flat_and_of_a_growing_series() -> None:
     assert growing["slope_per_min"] == pytest.approx(120.0)
     assert growing["last"] > growing["first"]
     assert flatness([(11.0, 1.0)])["slope_per_min"] is None
+
+
+def test_compare_puts_two_runs_ratios_side_by_side_with_their_gap() -> None:
+    first = [_run("raw", 10.0, 2.0, 0.5), _run("asyncpod", 9.0, 2.0, 1.0)]
+    second = [_run("raw", 20.0, 2.0, 0.5), _run("asyncpod", 20.0, 2.0, 1.5)]
+    table = compare_table(first, second)
+    row = next(line for line in table.splitlines() if "| asyncpod |" in line)
+    # pods/s: 0.90 then 1.00 of raw, 11 % apart; requests equal; CPU 2.00 then 3.00
+    assert "0.90 / 1.00, 11%" in row
+    assert "1.00 / 1.00, 0%" in row
+    assert "2.00 / 3.00, 40%" in row
+    assert row.endswith("| 40% |")
+    assert "| raw |" not in table  # the reference is 1.00 of itself by definition
+
+
+def test_compare_leaves_out_what_only_one_run_has_and_capped_figures() -> None:
+    capped = _run("kr8s", 1.0, 50.0, 200.0)
+    capped["summary"]["status"] = "capped"
+    first = [_run("raw", 10.0, 2.0, 0.5), capped]
+    second = [_run("raw", 10.0, 2.0, 0.5), _run("kr8s", 2.0, 40.0, 100.0), _run("x", 1, 1, 1)]
+    table = compare_table(first, second)
+    assert "| x |" not in table
+    row = next(line for line in table.splitlines() if "| kr8s |" in line)
+    assert "| - / 0.20, - |" in row  # capped in the 1st run: no rate to compare
+    assert row.endswith("| - |")
