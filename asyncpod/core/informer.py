@@ -142,6 +142,21 @@ class PodSubscription:
             await self._wakeup.wait()
         return self._queue.popleft()
 
+    async def wait_seen(self) -> dict[str, Any]:
+        """The pod as the informer first delivers it (at once if it is cached).
+
+        Consumes nothing: :meth:`next` still yields that change. Raises the informer's
+        error, or :class:`ClosedError` once the subscription is closed.
+        """
+        while self.latest is None:
+            if self._error is not None:
+                raise self._error
+            if self._closed:
+                raise ClosedError(f"subscription to pod {self.name} is closed")
+            self._wakeup.clear()
+            await self._wakeup.wait()
+        return self.latest
+
     def __aiter__(self) -> AsyncIterator[PodChange]:
         return self._iterate()
 

@@ -10,6 +10,9 @@ import pytest
 
 import asyncpod
 from asyncpod import Outcome, PodSpec, PodState, Reason
+from asyncpod.core import cluster as cluster_module
+from asyncpod.core.cluster import MANAGED_SELECTOR
+from asyncpod.core.informer import PodInformer
 from asyncpod.testing import outcome
 from asyncpod.testing.pytest_plugin import TestCluster
 
@@ -291,3 +294,36 @@ async def test_the_hot_path_builds_no_typed_models(
     assert built == []  # watch events, create and delete stayed orjson dicts
     v1_pod.V1Pod()
     assert len(built) == 1  # the probe itself works
+
+
+async def test_attach_right_after_the_create_waits_for_the_watch_instead_of_reading(
+    cluster: asyncpod.Cluster,
+    kube_cluster: TestCluster,
+    namespace: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A grace no loaded machine outlasts, so only the behaviour is tested, not timing.
+    monkeypatch.setattr(cluster_module, "ATTACH_GRACE_SECONDS", 60.0)
+    informer = cluster.informer(namespace, selector=MANAGED_SELECTOR)
+    await informer.wait_synced()
+    manifest = PodSpec("busybox:1.36", annotations=outcome(duration=1)).to_manifest(
+        namespace=namespace, name="fresh"
+    )
+    before = per_pod_gets(cluster, informer)
+    # The POST blocks the loop, so its watch event is at best in the socket's buffer.
+    created = kube_cluster.admin.request("POST", f"/api/v1/namespaces/{namespace}/pods", manifest)
+    assert informer.get("fresh") is None
+
+    run = await cluster.attach("fresh", uid=created["metadata"]["uid"])
+
+    assert per_pod_gets(cluster, informer) == before  # no GET of the pod
+    result = await run
+    assert result.ok
+    assert result.uid == created["metadata"]["uid"]
+
+
+def per_pod_gets(cluster: asyncpod.Cluster, informer: PodInformer) -> int:
+    """The session's GETs that were not its informer's LISTs or WATCHes."""
+    stats = informer.statistics()
+    sent = cluster.client.statistics().requests_sent.get("GET", 0)
+    return sent - stats.lists - stats.watches_opened
