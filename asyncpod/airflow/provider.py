@@ -44,4 +44,32 @@ def get_provider_info() -> dict[str, Any]:
         "triggers": [
             {"integration-name": "asyncpod", "python-modules": ["asyncpod.airflow.triggers"]}
         ],
+        "config": {
+            "asyncpod": {
+                "description": (
+                    "The Kubernetes client session that a triggerer's asyncpod triggers "
+                    "share (one per cluster and namespace)."
+                ),
+                "options": {
+                    "client_qps": {
+                        "description": (
+                            "Client-side rate limit of that session in requests per second; "
+                            "empty or none: no limit (the default, like the cncf provider's "
+                            "trigger; concurrency stays bounded and 429s are obeyed)."
+                        ),
+                        "version_added": "0.1.0",
+                        "type": "string",
+                        "example": "50",
+                        "default": "",
+                    },
+                    "client_burst": {
+                        "description": "Requests at once under client_qps (default: twice it).",
+                        "version_added": "0.1.0",
+                        "type": "string",
+                        "example": "100",
+                        "default": "",
+                    },
+                },
+            }
+        },
     }

@@ -224,6 +224,14 @@ def test_provider_is_registered_under_the_distribution_name() -> None:
     assert ep.load() is get_provider_info
 
 
+def test_provider_info_is_valid_for_airflows_own_schema() -> None:
+    from airflow.providers_manager import _create_provider_info_schema_validator
+
+    _create_provider_info_schema_validator().validate(get_provider_info())  # type: ignore[no-untyped-call]
+    options = get_provider_info()["config"]["asyncpod"]["options"]
+    assert set(options) == {"client_qps", "client_burst"}
+
+
 def test_earlier_tries_are_the_live_pods_of_lower_try_numbers() -> None:
     def pod(name: str, try_label: str | None, *, deleting: bool = False) -> dict[str, Any]:
         labels = {TRY_LABEL: try_label} if try_label is not None else {}
