@@ -2,12 +2,13 @@
 
 Why it exists: CPython's (3.10-3.13) full collection walks every GC-tracked object in
 the process, and while it runs the event loop stands still. Measured at 1,000 pods in
-flight (docs/architecture.md, "Loop stalls and the garbage collector"): 157 K tracked
-objects, 77 K of them created at import and start-up (functions, classes, modules,
-the parsed batch) that live as long as the process, and full passes of 130-160 ms.
-The batch command owns its process, so right before its first pod it moves everything
-alive into the collector's permanent generation (:func:`gc.freeze`): later passes walk
-only what the runs themselves made, which halved the longest stall in that probe.
+flight (``python -m benchmarks.gc_census``; docs/architecture.md, "Loop stalls and the
+garbage collector"): 170 K tracked objects, 77 K of them created at import and start-up
+(functions, classes, modules) that live as long as the process, and full passes of up
+to 183 ms. The batch command owns its process, so right before its first pod it moves
+everything alive into the collector's permanent generation (:func:`gc.freeze`): later
+passes walk only what the runs themselves made (census: passes of 38-52 ms, longest
+stall 105 → 43 ms).
 
 What it deliberately does not do: change the library. An application that embeds
 asyncpod owns its process and its GC policy (it can call :func:`gc.freeze` the same
