@@ -3,7 +3,7 @@
     python -m benchmarks run                               # the full matrix (long)
     python -m benchmarks run --pods 50 --durations 3       # a smoke run, a few minutes
     python -m benchmarks run --contenders raw asyncpod kr8s --pods 1000 --durations 60
-    python -m benchmarks report benchmarks/results/FILE.json [--readme]
+    python -m benchmarks report benchmarks/results/FILE.json [MORE.json ...] [--readme]
     python -m benchmarks compare FIRST.json SECOND.json [--readme --section NAME]
 
 ``report`` prints the markdown tables, writes the PNG plots next to the results file
@@ -26,17 +26,21 @@ __all__ = ["main"]
 README = Path(__file__).with_name("README.md")
 
 
-def report(path: Path, *, readme: bool, plots: bool, section_name: str = "contenders") -> int:
-    from benchmarks.report import document_section
+def report(
+    paths: Sequence[Path], *, readme: bool, plots: bool, section_name: str = "contenders"
+) -> int:
+    """Tables (and plots) of one results file, or of several as one (across N)."""
+    from benchmarks.report import document_section, merge_documents
 
-    document = json.loads(path.read_text())
-    document["file"] = path.name
+    document = merge_documents([json.loads(p.read_text()) for p in paths], [p.name for p in paths])
+    path = paths[0]
+    stem = path.stem if len(paths) == 1 else f"{path.stem}-all"
     names: list[str] = []
     if plots:
         from benchmarks.plots import render
 
         names = [p.relative_to(README.parent).as_posix()
-                 for p in render(document, path.resolve().parent, path.stem)]  # fmt: skip
+                 for p in render(document, path.resolve().parent, stem)]  # fmt: skip
     section = document_section(document, plots=names)
     print(section)
     if readme:
@@ -84,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     run.add_arguments(commands.add_parser("run", help="run the contenders"))
     rep = commands.add_parser("report", help="tables and plots of a results file")
-    rep.add_argument("results", type=Path)
+    rep.add_argument("results", type=Path, nargs="+", help="one file, or several as one")
     rep.add_argument("--readme", action="store_true", help="rewrite the README's section")
     rep.add_argument("--no-plots", action="store_true")
     rep.add_argument("--section", default="contenders", help="README marker name (contenders)")

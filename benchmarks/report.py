@@ -20,6 +20,7 @@ __all__ = [
     "document_section",
     "fmt",
     "headline_table",
+    "merge_documents",
     "workloads",
 ]
 
@@ -199,6 +200,26 @@ def detail_table(runs: Sequence[Mapping[str, Any]], duration: float, pods: int) 
             f"| {_verbs(r.get('requests'))} | {fmt(s['requests_per_pod'], 2)} | {load_text} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def merge_documents(documents: Sequence[Mapping[str, Any]], files: Sequence[str]) -> dict[str, Any]:
+    """Several results files as one (their runs together), to tabulate and plot across N.
+
+    Provenance stays visible: every command (joined with ``;``), every file, the first
+    and last date; the machine and commit are the first file's (the tables say so only
+    once, so merge runs of one commit and machine).
+    """
+    first, last = documents[0], documents[-1]
+    return {
+        **first,
+        "command": " ; ".join(str(d.get("command", "?")) for d in documents),
+        "date": f"{first.get('date', '?')} to {last.get('date', '?')}"
+        if len(documents) > 1
+        else first.get("date", "?"),
+        "total_seconds": sum(float(d.get("total_seconds", 0)) for d in documents),
+        "file": "`, `results/".join(files),
+        "runs": [run for d in documents for run in d["runs"]],
+    }
 
 
 def document_section(document: Mapping[str, Any], *, plots: Sequence[str] = ()) -> str:

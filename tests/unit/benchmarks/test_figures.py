@@ -10,7 +10,14 @@ from typing import Any
 
 import pytest
 
-from benchmarks.report import compare_table, detail_table, fmt, headline_table, workloads
+from benchmarks.report import (
+    compare_table,
+    detail_table,
+    fmt,
+    headline_table,
+    merge_documents,
+    workloads,
+)
 from benchmarks.stats import latencies, nearest_rank, per_pod, ratio, summarize_latencies
 from benchmarks.summary import summarize
 
@@ -191,3 +198,19 @@ def test_compare_leaves_out_what_only_one_run_has_and_capped_figures() -> None:
     row = next(line for line in table.splitlines() if "| kr8s |" in line)
     assert "| - / 0.20, - |" in row  # capped in the 1st run: no rate to compare
     assert row.endswith("| - |")
+
+
+def test_merged_documents_keep_every_run_and_say_where_each_came_from() -> None:
+    first = {"command": "run A", "date": "d1", "total_seconds": 10, "machine": {"commit": "c"},
+             "runs": [_run("raw", 10.0, 2.0, 0.5)]}  # fmt: skip
+    second = {"command": "run B", "date": "d2", "total_seconds": 5, "machine": {"commit": "x"},
+              "runs": [_run("asyncpod", 9.0, 2.0, 1.0)]}  # fmt: skip
+    merged = merge_documents([first, second], ["a.json", "b.json"])
+    assert [r["contender"] for r in merged["runs"]] == ["raw", "asyncpod"]
+    assert merged["command"] == "run A ; run B"
+    assert merged["date"] == "d1 to d2"
+    assert merged["total_seconds"] == 15
+    assert merged["file"] == "a.json`, `results/b.json"
+    assert merged["machine"] == {"commit": "c"}
+    alone = merge_documents([first], ["a.json"])
+    assert (alone["date"], alone["file"]) == ("d1", "a.json")
