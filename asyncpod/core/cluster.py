@@ -32,7 +32,7 @@ from asyncpod.core.informer import InformerStatistics, PodInformer
 from asyncpod.core.runner import PodRun, RunOptions
 from asyncpod.core.shielding import complete_despite_cancellation
 from asyncpod.errors import ClosedError
-from asyncpod.kube.client import ClientStatistics, KubeClient
+from asyncpod.kube.client import ClientStatistics, KubeClient, swallowed_interrupt
 from asyncpod.kube.config import load_config
 from asyncpod.kube.pods import Pods
 from asyncpod.kube.settings import RetryPolicy, Settings
@@ -118,6 +118,15 @@ class Cluster:
                 ready.set()
                 await self._stopping.wait()
                 group.cancel_scope.cancel()
+        except BaseException as error:
+            # A signal handler's sys.exit() lands wherever the loop is; landing in this
+            # task, anyio hands it on inside an exception group, which asyncio does not
+            # treat as an interrupt. In a session nobody closes, nobody awaits this task
+            # and the program would never exit: the interrupt itself must escape.
+            interrupt = swallowed_interrupt(error)
+            if interrupt is not None and interrupt is not error:
+                raise interrupt from None
+            raise
         finally:
             self._group = None  # no run may be started in a task group that is gone
             ready.set()

@@ -146,21 +146,29 @@ def parse_retry_after(value: str | None) -> float | None:
 
 
 def swallowed_interrupt(exc: BaseException) -> BaseException | None:
-    """A ``SystemExit``/``KeyboardInterrupt`` that aiohttp wrapped into a transport error.
+    """A ``SystemExit``/``KeyboardInterrupt`` that a library wrapped into another error.
 
     aiohttp's body parser catches ``BaseException`` while it feeds a response's payload
-    and sets a ``ClientPayloadError`` caused by it (``_http_parser.pyx``, ``cb_on_body``).
-    A SIGTERM handler's ``sys.exit()`` that lands there would be retried as a cut watch
-    and the program would never exit (found by tests/integration/core/
-    test_cancellation.py, 1 run in 20 under load). Pure: walks the cause chain.
+    and sets a ``ClientPayloadError`` caused by it (``_http_parser.pyx``, ``cb_on_body``);
+    anyio's task group raises an exception group holding it. A SIGTERM handler's
+    ``sys.exit()`` that lands there would otherwise be retried as a cut watch, or end a
+    task nobody awaits, and the program would never exit (found by
+    tests/integration/core/test_cancellation.py under load). Pure: walks the cause and
+    context chain and the members of exception groups.
     """
     seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
+    pending: list[BaseException] = [exc]
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
         seen.add(id(current))
         if isinstance(current, (SystemExit, KeyboardInterrupt)):
             return current
-        current = current.__cause__ or current.__context__
+        members = getattr(current, "exceptions", None)  # a (Base)ExceptionGroup
+        if isinstance(members, tuple):
+            pending.extend(m for m in members if isinstance(m, BaseException))
+        pending.extend(e for e in (current.__context__, current.__cause__) if e is not None)
     return None
 
 

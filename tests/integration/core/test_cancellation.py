@@ -81,20 +81,9 @@ def wait_for_no_pods(kube_cluster: TestCluster, namespace: str, timeout: float =
         time.sleep(0.2)
 
 
-NEVER_CLOSED_HANG = pytest.mark.xfail(
-    strict=False,
-    reason=(
-        "known, open: about 1 run in 30 under load, a program whose session is never "
-        "closed does not exit after SIGTERM -> sys.exit(). One cause is fixed: aiohttp's "
-        "body parser wrapping SystemExit into a payload error (kube.client."
-        "swallowed_interrupt). Another path that swallows the exception remains; a "
-        "signal.signal handler raising into arbitrary code is fragile, and "
-        "loop.add_signal_handler is the robust pattern"
-    ),
-)
-
-
-@pytest.mark.parametrize("mode", ["with", pytest.param("never-closed", marks=NEVER_CLOSED_HANG)])
+# "never-closed" hung ~1 run in 30 under load until the session's supervisor let an
+# interrupt wrapped by anyio escape (tests/unit/core/test_session_interrupt.py).
+@pytest.mark.parametrize("mode", ["with", "never-closed"])
 def test_sigterm_turned_into_sys_exit_deletes_the_pods_and_exits(
     kube_cluster: TestCluster, namespace: str, sa_kubeconfig: Path, tmp_path: Path, mode: str
 ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import builtins
 import gc
 import socket
 import time
@@ -35,6 +36,7 @@ from asyncpod.kube.client import (
     parse_retry_after,
     should_retry_exception,
     should_retry_status,
+    swallowed_interrupt,
     translate_transport_error,
 )
 from asyncpod.kube.config import ClusterConfig, StaticToken
@@ -691,6 +693,20 @@ def test_an_interrupt_aiohttp_wrapped_into_a_payload_error_is_raised_again() -> 
     deeper.__context__.__cause__ = KeyboardInterrupt()
     with pytest.raises(KeyboardInterrupt):
         translate_transport_error(deeper, method="GET", path="/api/v1/pods")
+
+
+def test_an_interrupt_inside_an_exception_group_is_found() -> None:
+    # What anyio's task group raises when sys.exit() lands in its host task.
+    group_type: Any = getattr(builtins, "BaseExceptionGroup", None)
+    if group_type is None:
+        pytest.skip("exception groups are built in from Python 3.11")
+    group = group_type("unhandled errors in a TaskGroup", [ValueError("x"), SystemExit(3)])
+    found = swallowed_interrupt(group)
+    assert isinstance(found, SystemExit)
+    assert found.code == 3
+    nested = group_type("outer", [group_type("inner", [KeyboardInterrupt()])])
+    assert isinstance(swallowed_interrupt(nested), KeyboardInterrupt)
+    assert swallowed_interrupt(group_type("plain", [ValueError("x"), OSError()])) is None
 
 
 def test_an_ordinary_payload_error_is_a_connection_error() -> None:
