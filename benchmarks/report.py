@@ -47,6 +47,15 @@ def workloads(runs: Iterable[Mapping[str, Any]]) -> list[tuple[float, int]]:
     return sorted({(float(r["duration"]), int(r["pods"])) for r in runs})
 
 
+def _workload(
+    runs: Sequence[Mapping[str, Any]], duration: float, pods: int
+) -> tuple[list[Mapping[str, Any]], Mapping[str, Any]]:
+    """The runs of one workload, and the raw reference's summary among them ({} if none)."""
+    group = [r for r in runs if (r["duration"], r["pods"]) == (duration, pods)]
+    ref: Mapping[str, Any] = next((r["summary"] for r in group if r["contender"] == REFERENCE), {})
+    return group, ref
+
+
 def _status(s: Mapping[str, Any]) -> str:
     status = str(s.get("status", "?"))
     if status == "ok" and s.get("errors"):
@@ -64,10 +73,7 @@ def headline_table(runs: Sequence[Mapping[str, Any]]) -> str:
         "|---|---|---|--:|--:|--:|--:|--:|--:|",
     ]
     for duration, pods in workloads(runs):
-        group = [r for r in runs if (r["duration"], r["pods"]) == (duration, pods)]
-        ref: Mapping[str, Any] = next(
-            (r["summary"] for r in group if r["contender"] == REFERENCE), {}
-        )
+        group, ref = _workload(runs, duration, pods)
         for r in group:
             s = r["summary"]
             if "wall_s" not in s:
@@ -102,10 +108,7 @@ def _ratios_to_reference(
     """(duration, pods, contender) → each compared figure divided by raw's in that workload."""
     out: dict[tuple[float, int, str], dict[str, float | None]] = {}
     for duration, pods in workloads(runs):
-        group = [r for r in runs if (r["duration"], r["pods"]) == (duration, pods)]
-        ref: Mapping[str, Any] = next(
-            (r["summary"] for r in group if r["contender"] == REFERENCE), {}
-        )
+        group, ref = _workload(runs, duration, pods)
         for r in group:
             s = r["summary"]
             ok = s.get("status") == "ok"

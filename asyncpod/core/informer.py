@@ -134,12 +134,7 @@ class PodSubscription:
     async def next(self) -> PodChange:
         """The next change; raises the informer's error if the watch cannot continue."""
         while not self._queue:
-            if self._error is not None:
-                raise self._error
-            if self._closed:
-                raise ClosedError(f"subscription to pod {self.name} is closed")
-            self._wakeup.clear()
-            await self._wakeup.wait()
+            await self._wait_for_push()
         return self._queue.popleft()
 
     async def wait_seen(self) -> dict[str, Any]:
@@ -149,13 +144,17 @@ class PodSubscription:
         error, or :class:`ClosedError` once the subscription is closed.
         """
         while self.latest is None:
-            if self._error is not None:
-                raise self._error
-            if self._closed:
-                raise ClosedError(f"subscription to pod {self.name} is closed")
-            self._wakeup.clear()
-            await self._wakeup.wait()
+            await self._wait_for_push()
         return self.latest
+
+    async def _wait_for_push(self) -> None:
+        """Until the informer pushes again; its error, or ClosedError, if it cannot."""
+        if self._error is not None:
+            raise self._error
+        if self._closed:
+            raise ClosedError(f"subscription to pod {self.name} is closed")
+        self._wakeup.clear()
+        await self._wakeup.wait()
 
     def __aiter__(self) -> AsyncIterator[PodChange]:
         return self._iterate()
