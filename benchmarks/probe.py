@@ -8,6 +8,11 @@ oversleep is how late *any* callback on that loop would have run then. On a shar
 machine the oversleep also holds the time the process waited for a CPU; the same probe
 over an idle half second first gives that baseline.
 
+To tell those apart, the probe also records how much CPU the loop's thread used during
+each interval (a stall the loop spent working uses about as much CPU as it lasted; one
+spent waiting for a CPU uses little), and every garbage-collector pass of the window
+(``gc.callbacks``): a full pass stops the loop for as long as it lasts.
+
 Memory: peak is ``VmHWM`` (not ``ru_maxrss``, which on Linux survives fork + exec and
 so starts at the parent's size); growth is the largest current RSS seen minus the RSS
 before the work began.
@@ -16,6 +21,7 @@ before the work began.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import resource
@@ -63,39 +69,70 @@ class LoopProbe:
     lags: list[float] = field(default_factory=list)
     worst: float = 0.0
     worst_at: float = 0.0
+    worst_cpu: float = 0.0
+    """CPU seconds the loop's thread used during the interval of the worst stall."""
+    gc_passes: list[tuple[int, float]] = field(default_factory=list)
+    """(generation, seconds) of every GC pass in the window."""
+    _gc_started: float = 0.0
     rss_max_kib: int = 0
     last_wake: float = field(default_factory=time.monotonic)
 
     def reset(self) -> None:
         self.lags.clear()
+        self.gc_passes.clear()
         self.worst = 0.0
         self.worst_at = 0.0
+        self.worst_cpu = 0.0
         self.rss_max_kib = current_rss_kib()
 
+    def _on_gc(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._gc_started = time.perf_counter()
+        else:
+            self.gc_passes.append((info["generation"], time.perf_counter() - self._gc_started))
+
     async def run(self) -> None:
-        clock = time.monotonic
+        gc.callbacks.append(self._on_gc)
+        try:
+            await self._tick()
+        finally:
+            gc.callbacks.remove(self._on_gc)
+
+    async def _tick(self) -> None:
+        clock, cpu = time.monotonic, time.thread_time
         next_sample = clock()
         while True:
-            before = clock()
+            before, cpu_before = clock(), cpu()
             await asyncio.sleep(self.interval)
             now = self.last_wake = clock()
             lag = max(0.0, now - before - self.interval)
             self.lags.append(lag)
             if lag > self.worst:
-                self.worst, self.worst_at = lag, time.time()
+                self.worst, self.worst_at, self.worst_cpu = lag, time.time(), cpu() - cpu_before
             if now >= next_sample:
                 next_sample = now + self.sample_every
                 self.rss_max_kib = max(self.rss_max_kib, current_rss_kib())
 
     def summary(self) -> dict[str, float]:
+        full = [seconds for generation, seconds in self.gc_passes if generation == 2]
+        collector = {
+            "gc_passes": len(self.gc_passes),
+            "gc_longest_ms": max((s for _, s in self.gc_passes), default=0.0) * 1000,
+            "gc_full_passes": len(full),
+            "gc_full_longest_ms": max(full, default=0.0) * 1000,
+            "gc_full_total_ms": sum(full) * 1000,
+        }
         if not self.lags:
-            return {"samples": 0, "max_ms": 0.0, "p99_ms": 0.0, "p50_ms": 0.0, "over_100ms": 0}
+            return {"samples": 0, "max_ms": 0.0, "p99_ms": 0.0, "p50_ms": 0.0, "over_100ms": 0,
+                    "max_cpu_ms": 0.0, **collector}  # fmt: skip
         return {
             "samples": len(self.lags),
             "max_ms": max(self.lags) * 1000,
+            "max_cpu_ms": self.worst_cpu * 1000,
             "p99_ms": (nearest_rank(self.lags, 0.99) or 0.0) * 1000,
             "p50_ms": (nearest_rank(self.lags, 0.50) or 0.0) * 1000,
             "over_100ms": sum(1 for lag in self.lags if lag > 0.1),
+            **collector,
         }
 
 

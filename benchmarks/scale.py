@@ -34,12 +34,21 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from benchmarks.contenders import GC_POLICIES
 from benchmarks.plane import bench_control_plane
 from benchmarks.report import fmt
 from benchmarks.run import RESULTS, log, machine, run_one
 from benchmarks.stats import flatness
 
 __all__ = ["main"]
+
+GC_LABELS = {
+    "default": "default",
+    "freeze": "frozen at start",
+    "batch": "frozen, no full pass",
+}
+"""How the tables name :data:`benchmarks.contenders.GC_POLICIES` (results files before
+2026-11-30 say ``gc_freeze``: true is ``freeze``)."""
 
 
 async def run_all(plane: Any, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
@@ -57,10 +66,10 @@ async def run_all(plane: Any, args: argparse.Namespace, workdir: Path) -> dict[s
             row = await run_one(
                 plane, contender="asyncpod", pods=args.pods, duration=args.duration,
                 cap=args.cap, workdir=workdir, audit_path=audit,
-                overrides={"max_in_flight": in_flight, "gc_freeze": args.gc_freeze},
+                overrides={"max_in_flight": in_flight, "gc_policy": args.gc},
             )  # fmt: skip
             row["max_in_flight"] = in_flight
-            row["gc_freeze"] = args.gc_freeze
+            row["gc_policy"] = args.gc
             s = row["summary"]
             log(
                 f"batch {in_flight}: {s['status']}, {s.get('completed')} done, "
@@ -79,6 +88,7 @@ async def run_all(plane: Any, args: argparse.Namespace, workdir: Path) -> dict[s
             overrides={
                 "max_in_flight": args.stream_in_flight, "stream_specs": args.stream_specs,
                 "stop_after_seconds": args.stream_seconds, "stop_after_pods": args.stream_pods,
+                "gc_policy": args.gc,
             },
         )  # fmt: skip
         row["flatness"] = {
@@ -88,18 +98,33 @@ async def run_all(plane: Any, args: argparse.Namespace, workdir: Path) -> dict[s
                 [(p["at"], p["tasks"]) for p in row.get("series", []) if p["tasks"] >= 0]
             ),
         }
+        row["gc_policy"] = args.gc
         out["stream"] = row
     return out
+
+
+def _stall(summary: Mapping[str, Any]) -> str:
+    longest = fmt(summary.get("loop_stall_max_ms"), 0)
+    cpu = summary.get("loop_stall_max_cpu_ms")
+    return longest if cpu is None else f"{longest} ({fmt(cpu, 0)})"
+
+
+def _full_passes(summary: Mapping[str, Any]) -> str:
+    passes = summary.get("gc_full_passes")
+    if passes is None:
+        return fmt(None)
+    return f"{passes} ({fmt(summary.get('gc_full_longest_ms'), 0)})" if passes else "0"
 
 
 def batch_table(rows: Sequence[Mapping[str, Any]]) -> str:
     lines = [
         (
             "| pods | max_in_flight | GC | status | correct results | wall s | pods/s "
-            "| client CPU ms/pod | RSS growth MiB | longest loop stall ms | API requests/pod "
+            "| client CPU ms/pod | RSS growth MiB | longest loop stall ms (loop CPU in it) "
+            "| stalls > 100 ms | full GC passes (longest ms) | API requests/pod "
             "| own requests by verb | load avg |"
         ),
-        "|--:|--:|---|---|--:|--:|--:|--:|--:|--:|--:|---|--:|",
+        "|--:|--:|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|--:|",
     ]
     for r in rows:
         s = r["summary"]
@@ -110,13 +135,13 @@ def batch_table(rows: Sequence[Mapping[str, Any]]) -> str:
             if not s.get("errors")
             else f"{s.get('completed')} ({s['errors']} wrong)"
         )
-        gc_policy = "frozen at start" if r.get("gc_freeze") else "default"
+        gc_policy = GC_LABELS[r.get("gc_policy") or ("freeze" if r.get("gc_freeze") else "default")]
         lines.append(
             f"| {r['pods']:,} | {r['max_in_flight']:,} | {gc_policy} | {s['status']} | {correct} "
             f"| {fmt(s.get('wall_s'))} | {fmt(s.get('pods_per_s'))} "
             f"| {fmt(s.get('cpu_ms_per_pod'), 2)} | {fmt(s.get('rss_growth_mib'))} "
-            f"| {fmt(s.get('loop_stall_max_ms'), 0)} | {fmt(s.get('requests_per_pod'), 2)} "
-            f"| {verbs} | {load} |"
+            f"| {_stall(s)} | {fmt(s.get('loop_stalls_over_100ms'), 0)} | {_full_passes(s)} "
+            f"| {fmt(s.get('requests_per_pod'), 2)} | {verbs} | {load} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -173,8 +198,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=3.0, help="pod run time, batch (3 s)")
     parser.add_argument("--cap", type=float, default=1800.0, help="seconds per batch run")
     parser.add_argument(
-        "--gc-freeze", action="store_true",
-        help="gc.freeze() after connecting, as `asyncpod batch` does (batch part)",
+        "--gc", choices=GC_POLICIES, default="batch",
+        help="the collector policy: batch (what `asyncpod batch` does, the default), "
+        "freeze (gc.freeze() after connecting, full passes on) or default (Python's)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--gc-freeze", dest="gc", action="store_const", const="freeze",
+        help="the same as --gc freeze (the commands of earlier results say it)",
     )  # fmt: skip
     parser.add_argument("--stream", action="store_true", help="the stream part only")
     parser.add_argument("--all", action="store_true", help="batch and stream")

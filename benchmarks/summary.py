@@ -54,6 +54,12 @@ def summarize(
         "rss_growth_mib": (report["rss_max_kib"] - report["rss_before_kib"]) / 1024,
         "loop_stall_max_ms": report["loop_lag"]["max_ms"],
         "loop_stall_p99_ms": report["loop_lag"]["p99_ms"],
+        # Reports from before 2026-11-30 lack these:
+        "loop_stall_max_cpu_ms": report["loop_lag"].get("max_cpu_ms"),
+        "loop_stalls_over_100ms": report["loop_lag"].get("over_100ms"),
+        "gc_full_passes": report["loop_lag"].get("gc_full_passes"),
+        "gc_full_longest_ms": report["loop_lag"].get("gc_full_longest_ms"),
+        "gc_longest_ms": report["loop_lag"].get("gc_longest_ms"),
         "idle_loop_lag_max_ms": report["idle_loop_lag"]["max_ms"],
         "notify_s": summarize_latencies(notify).as_dict(),
         "result_s": summarize_latencies(result).as_dict(),

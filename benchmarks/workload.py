@@ -55,8 +55,11 @@ class ChildConfig:
     """...of which the contender stops taking results after this long..."""
     stop_after_pods: int | None = None
     """...or after this many results, whichever comes first."""
-    gc_freeze: bool = False
-    """asyncpod's launcher only: :func:`gc.freeze` after connecting, as ``asyncpod batch`` does."""
+    gc_policy: str = "default"
+    """asyncpod's launcher and stream only (:func:`benchmarks.contenders.gc_policy`):
+    ``default`` (Python's collector as it is), ``freeze`` (:func:`gc.freeze` after
+    connecting, the batch command's policy until 2026-11-30) or ``batch`` (the batch
+    command's :func:`asyncpod.cli.heap.batch_collector`)."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

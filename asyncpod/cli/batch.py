@@ -75,7 +75,7 @@ from asyncpod.cli._common import (
     signal_exit_code,
 )
 from asyncpod.cli.batchfile import Batch, BatchFileError, load_batch
-from asyncpod.cli.heap import freeze_long_lived_heap
+from asyncpod.cli.heap import batch_collector
 from asyncpod.cli.resultsfile import RecordedResults, ResultsWriter, read_results
 from asyncpod.cli.summary import format_seconds, render, summarize
 from asyncpod.core.cluster import Cluster, connect
@@ -84,7 +84,7 @@ from asyncpod.core.scheduler import Launcher
 from asyncpod.errors import AsyncpodError, ConflictError, UsageError
 from asyncpod.kube.pods import Pods
 from asyncpod.results import Outcome, PodResult, Reason
-from asyncpod.spec import RUN_ID_LABEL, deterministic_pod_name
+from asyncpod.spec import RUN_ID_LABEL, PodSpec, deterministic_pod_name
 
 __all__ = ["BatchConfig", "add_parser", "execute", "handle", "new_run_id", "print_problems"]
 
@@ -423,23 +423,28 @@ class _Session:
                 options=config.options,
             )
             specs = [entry.spec for entry in config.batch.entries]
-            freeze_long_lived_heap()  # see asyncpod/cli/heap.py: shorter loop stalls
-            ticker = asyncio.ensure_future(self._tick())
-            self.started = time.monotonic()
-            self.progress.start()
-            try:
-                with ResultsWriter(config.results_path, run_id=config.run_id) as writer:
-                    async for result in launcher.as_completed(specs, skip_task_keys=self.skip):
-                        writer.write(result)
-                        self._record(result)
-                        self._fail_fast()
-            finally:
-                # Stopped early (Ctrl-C, fail-fast): the launcher has cancelled the runs
-                # in flight, and each deleted its pod (a run cut off mid-create finds
-                # its pod by its create-attempt annotation: asyncpod.core.runner).
-                ticker.cancel()
-                await asyncio.gather(ticker, return_exceptions=True)
-                self._refresh()
+            # No full GC pass while runs are in flight: asyncpod/cli/heap.py.
+            with batch_collector():
+                await self._launch(launcher, specs)
+
+    async def _launch(self, launcher: Launcher, specs: list[PodSpec]) -> None:
+        """Every spec through the launcher, each result recorded as it comes."""
+        ticker = asyncio.ensure_future(self._tick())
+        self.started = time.monotonic()
+        self.progress.start()
+        try:
+            with ResultsWriter(self.config.results_path, run_id=self.config.run_id) as writer:
+                async for result in launcher.as_completed(specs, skip_task_keys=self.skip):
+                    writer.write(result)
+                    self._record(result)
+                    self._fail_fast()
+        finally:
+            # Stopped early (Ctrl-C, fail-fast): the launcher has cancelled the runs
+            # in flight, and each deleted its pod (a run cut off mid-create finds
+            # its pod by its create-attempt annotation: asyncpod.core.runner).
+            ticker.cancel()
+            await asyncio.gather(ticker, return_exceptions=True)
+            self._refresh()
 
     async def _pods_of_run(self, cluster: Cluster) -> int:
         """Count this run's pods that exist; also proves the cluster answers (and lets us list)."""

@@ -26,7 +26,7 @@ import dataclasses
 import logging
 import secrets
 from collections import Counter
-from collections.abc import AsyncIterable, AsyncIterator, Collection, Iterable
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Collection, Iterable
 from dataclasses import dataclass
 
 import anyio
@@ -140,8 +140,12 @@ class Launcher:
         specs: Iterable[PodSpec] | AsyncIterable[PodSpec],
         *,
         skip_task_keys: Collection[str] = (),
-    ) -> AsyncIterator[PodResult]:
-        """Run every spec; yield each result as its run ends (completion order)."""
+    ) -> AsyncGenerator[PodResult, None]:
+        """Run every spec; yield each result as its run ends (completion order).
+
+        An async generator: ``contextlib.aclosing`` it to stop early at a known moment
+        (closing cancels the runs in flight, which delete their pods, and waits for them).
+        """
         async for _, result in self._results(specs, skip_task_keys=skip_task_keys):
             yield result
 
@@ -150,7 +154,7 @@ class Launcher:
         specs: Iterable[PodSpec] | AsyncIterable[PodSpec],
         *,
         skip_task_keys: Collection[str] = (),
-    ) -> AsyncIterator[PodResult]:
+    ) -> AsyncGenerator[PodResult, None]:
         """Run every spec; yield results in input order (buffering those that finish early)."""
         pending: dict[int, PodResult] = {}
         next_index = 0
@@ -230,7 +234,9 @@ class _Pipeline:
         self._specs = specs
         self._skip = skip_task_keys
         self._results = results
-        self._scope = anyio.CancelScope()
+        self._feeder_scope = anyio.CancelScope()
+        self._worker_scopes: set[anyio.CancelScope] = set()
+        self._stopping = False
         self._done = asyncio.Event()
         self._workers = 0
         self._idle = 0
@@ -238,15 +244,26 @@ class _Pipeline:
 
     async def run(self) -> None:
         try:
-            with self._scope:
-                work_send, work_receive = anyio.create_memory_object_stream[tuple[int, PodSpec]](0)
-                async with self._results, work_receive, anyio.create_task_group() as group:
+            work_send, work_receive = anyio.create_memory_object_stream[tuple[int, PodSpec]](0)
+            async with self._results, work_receive, anyio.create_task_group() as group:
+                with self._feeder_scope:
                     await self._feed(group, work_send, work_receive)
         finally:
             self._done.set()
 
     async def stop(self) -> None:
-        self._scope.cancel()
+        """Cancel the feeder and each worker through its own scope, and wait for them.
+
+        Not through the task group's scope: a task that ends cancelled leaves a
+        reference cycle in anyio's task-done callback (the CancelledError's traceback
+        holds the frame that holds the error), and with it the whole run's state as
+        garbage only a full GC pass frees (tests/integration/core/test_garbage.py). A
+        worker whose own scope is cancelled absorbs it and returns.
+        """
+        self._stopping = True
+        self._feeder_scope.cancel()
+        for scope in self._worker_scopes:
+            scope.cancel()
         await self._done.wait()
 
     async def _feed(
@@ -273,16 +290,27 @@ class _Pipeline:
         work: MemoryObjectReceiveStream[tuple[int, PodSpec]],
         results: MemoryObjectSendStream[tuple[int, PodResult]],
     ) -> None:
-        async with work, results:
-            while True:
-                self._idle += 1
-                try:
-                    index, spec = await work.receive()
-                except anyio.EndOfStream:
-                    return
-                finally:
-                    self._idle -= 1
-                await results.send((index, await self._launcher._run_one(index, spec)))
+        with anyio.CancelScope() as scope:  # cancelled by stop()
+            self._worker_scopes.add(scope)
+            if self._stopping:
+                scope.cancel()
+            try:
+                async with work, results:
+                    while True:
+                        self._idle += 1
+                        try:
+                            index, spec = await work.receive()
+                        except anyio.EndOfStream:
+                            return
+                        finally:
+                            self._idle -= 1
+                        result = await self._launcher._run_one(index, spec)
+                        try:
+                            await results.send((index, result))
+                        except anyio.BrokenResourceError:
+                            return  # the consumer has gone; stop() is on its way
+            finally:
+                self._worker_scopes.discard(scope)
 
 
 async def _enumerate(

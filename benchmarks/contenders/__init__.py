@@ -9,18 +9,29 @@ says what each needs; :func:`unavailable` tells why one cannot run here.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import importlib
 import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from benchmarks.workload import ChildConfig, PodTimes
 
-__all__ = ["BY_NAME", "CONTENDERS", "STREAM", "Contender", "load", "unavailable"]
+__all__ = [
+    "BY_NAME",
+    "CONTENDERS",
+    "GC_POLICIES",
+    "STREAM",
+    "Contender",
+    "gc_policy",
+    "load",
+    "unavailable",
+]
 
 RunFunction = Callable[[ChildConfig, list[PodTimes]], Awaitable[dict[str, Any]]]
 
@@ -143,3 +154,29 @@ def _first_missing(modules: tuple[str, ...], airflow_home: str) -> str | None:
 def load(name: str) -> RunFunction:
     run: RunFunction = importlib.import_module(BY_NAME[name].module).run
     return run
+
+
+GC_POLICIES = ("default", "freeze", "batch")
+
+
+@contextlib.contextmanager
+def gc_policy(name: str) -> Iterator[None]:
+    """The collector policy asyncpod's launcher is measured under (``ChildConfig.gc_policy``).
+
+    ``batch`` is what ``asyncpod batch`` does (:func:`asyncpod.cli.heap.batch_collector`);
+    ``freeze`` what it did before (one :func:`gc.freeze` after connecting, full passes
+    left on); ``default`` leaves Python's collector as it is.
+    """
+    if name == "batch":
+        from asyncpod.cli.heap import batch_collector
+
+        with batch_collector():
+            yield
+    elif name == "freeze":
+        gc.collect()
+        gc.freeze()
+        yield
+    elif name == "default":
+        yield
+    else:
+        raise ValueError(f"unknown GC policy {name!r}; one of {', '.join(GC_POLICIES)}")

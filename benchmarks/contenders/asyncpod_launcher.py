@@ -10,11 +10,11 @@ same moment here (for the peers ``seen`` comes before their delete).
 
 from __future__ import annotations
 
-import gc
 import time
 from dataclasses import asdict
 from typing import Any
 
+from benchmarks.contenders import gc_policy
 from benchmarks.workload import ChildConfig, PodTimes
 
 __all__ = ["run"]
@@ -29,20 +29,20 @@ async def run(cfg: ChildConfig, times: list[PodTimes]) -> dict[str, Any]:
     specs = (PodSpec(**cfg.pod["spec"], name=t.name, task_key=t.name) for t in times)
     extra: dict[str, Any] = {}
     async with asyncpod.connect(cfg.kubeconfig, namespace=cfg.namespace, qps=None) as cluster:
-        if cfg.gc_freeze:  # the batch command's policy (asyncpod/cli/heap.py)
-            gc.collect()
-            gc.freeze()
         launcher = Launcher(cluster, max_in_flight=cfg.max_in_flight or cfg.pods, run_id="bench")
-        async for result in launcher.as_completed(specs):
-            now = time.time()
-            t = by_key[result.task_key or ""]
-            if t.done is not None:
-                t.error = "a second result for the same task key"
-                continue
-            t.seen = t.done = now
-            t.phase = result.phase
-            if result.outcome.value != "succeeded" or result.exit_code != 0:
-                t.error = f"{result.outcome.value}: {result.reason} {result.message or ''}"[:200]
+        with gc_policy(cfg.gc_policy):
+            async for result in launcher.as_completed(specs):
+                now = time.time()
+                t = by_key[result.task_key or ""]
+                if t.done is not None:
+                    t.error = "a second result for the same task key"
+                    continue
+                t.seen = t.done = now
+                t.phase = result.phase
+                if result.outcome.value != "succeeded" or result.exit_code != 0:
+                    t.error = f"{result.outcome.value}: {result.reason} {result.message or ''}"[
+                        :200
+                    ]
         stats = cluster.statistics()
         extra["informers"] = [asdict(i) for i in stats.informers]
         extra["client_requests_sent"] = dict(stats.client.requests_sent)

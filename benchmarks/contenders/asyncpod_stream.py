@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
+from benchmarks.contenders import gc_policy
 from benchmarks.workload import ChildConfig, PodTimes
 
 __all__ = ["run"]
@@ -40,20 +41,19 @@ async def run(cfg: ChildConfig, times: list[PodTimes]) -> dict[str, Any]:
     async with asyncpod.connect(cfg.kubeconfig, namespace=cfg.namespace, qps=None) as cluster:
         launcher = Launcher(cluster, max_in_flight=cfg.max_in_flight or 100, run_id="stream")
         results = launcher.as_completed(specs())
-        try:
-            async for result in results:
-                outcomes[result.outcome.value] += 1
-                if result.outcome.value != "succeeded" and len(wrong) < 10:
-                    wrong.append(f"{result.name}: {result.outcome.value} {result.reason}")
-                done = sum(outcomes.values())
-                if done >= stop_pods or time.monotonic() - started >= stop_seconds:
-                    break
-        finally:
-            # Walking away: closing the iterator cancels the runs in flight (pods deleted).
-            stopping = time.monotonic()
-            aclose = getattr(results, "aclose", None)  # an async generator's
-            if aclose is not None:
-                await aclose()
+        with gc_policy(cfg.gc_policy):
+            try:
+                async for result in results:
+                    outcomes[result.outcome.value] += 1
+                    if result.outcome.value != "succeeded" and len(wrong) < 10:
+                        wrong.append(f"{result.name}: {result.outcome.value} {result.reason}")
+                    done = sum(outcomes.values())
+                    if done >= stop_pods or time.monotonic() - started >= stop_seconds:
+                        break
+            finally:
+                # Walking away: closing the iterator cancels the runs in flight (pods deleted).
+                stopping = time.monotonic()
+                await results.aclose()
         stopped = time.monotonic()
         in_flight_after = launcher.statistics().in_flight
     closed = time.monotonic()

@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+from benchmarks.contenders import gc_policy
+from benchmarks.probe import LoopProbe
 from benchmarks.report import (
     compare_table,
     detail_table,
@@ -18,6 +20,7 @@ from benchmarks.report import (
     merge_documents,
     workloads,
 )
+from benchmarks.scale import batch_table
 from benchmarks.stats import latencies, nearest_rank, per_pod, ratio, summarize_latencies
 from benchmarks.summary import summarize
 
@@ -214,3 +217,42 @@ def test_merged_documents_keep_every_run_and_say_where_each_came_from() -> None:
     assert merged["machine"] == {"commit": "c"}
     alone = merge_documents([first], ["a.json"])
     assert (alone["date"], alone["file"]) == ("d1", "a.json")
+
+
+def test_the_probe_says_which_gc_passes_a_window_saw_and_what_the_worst_stall_cost() -> None:
+    probe = LoopProbe()
+    probe.lags.extend([0.001, 0.250, 0.002])
+    probe.worst, probe.worst_cpu = 0.250, 0.240
+    probe.gc_passes.extend([(0, 0.001), (2, 0.230), (1, 0.004), (2, 0.120)])
+    s = probe.summary()
+    assert s["max_ms"] == pytest.approx(250.0)
+    assert s["max_cpu_ms"] == pytest.approx(240.0)  # the loop was busy, not waiting for a CPU
+    assert s["over_100ms"] == 1
+    assert s["gc_passes"] == 4
+    assert s["gc_full_passes"] == 2
+    assert s["gc_full_longest_ms"] == pytest.approx(230.0)
+    assert s["gc_full_total_ms"] == pytest.approx(350.0)
+    probe.reset()
+    assert probe.summary()["gc_full_passes"] == 0
+
+
+def test_scale_rows_name_their_gc_policy_and_older_results_still_render() -> None:
+    summary = {
+        "status": "ok", "completed": 10, "wall_s": 1.0, "pods_per_s": 10.0,
+        "cpu_ms_per_pod": 1.0, "rss_growth_mib": 1.0, "requests_per_pod": 2.0,
+    }  # fmt: skip
+    row = {"pods": 10, "max_in_flight": 10, "requests": {"by_verb": {"POST pods": 10}},
+           "loadavg_before": [1.0], "loadavg_after": [1.0]}  # fmt: skip
+    new = {**row, "gc_policy": "batch", "summary": {**summary, "loop_stall_max_ms": 80.0,
+           "loop_stall_max_cpu_ms": 12.0, "loop_stalls_over_100ms": 0, "gc_full_passes": 0}}  # fmt: skip
+    old = {**row, "gc_freeze": True, "summary": {**summary, "loop_stall_max_ms": 227.0}}
+    new_line, old_line = batch_table([new, old]).splitlines()[2:]
+    assert "| frozen, no full pass |" in new_line
+    assert "| 80 (12) | 0 | 0 |" in new_line
+    assert "| frozen at start |" in old_line
+    assert "| 227 | - | - |" in old_line
+
+
+def test_an_unknown_gc_policy_is_refused() -> None:
+    with pytest.raises(ValueError, match="one of default, freeze, batch"), gc_policy("off"):
+        pass

@@ -109,7 +109,7 @@ async def test_a_million_lazy_specs_make_tasks_in_proportion_to_in_flight_not_to
         fake.finish.set()
         first = await consumer
         assert first.ok
-        await results.aclose()  # type: ignore[attr-defined]
+        await results.aclose()
         group.cancel_scope.cancel()
 
 
@@ -174,7 +174,7 @@ async def test_walking_away_cancels_every_run_in_flight_and_waits_for_them() -> 
         waiter.cancel()
         with pytest.raises(asyncio.CancelledError):
             await waiter
-        await results.aclose()  # type: ignore[attr-defined]
+        await results.aclose()
         assert len(fake.runs) == 5
         assert all(run.cancelled for run in fake.runs)
         assert launcher.statistics().in_flight == 0
