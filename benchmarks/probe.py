@@ -29,6 +29,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from benchmarks.stats import nearest_rank
 
@@ -73,13 +74,19 @@ class LoopProbe:
     """CPU seconds the loop's thread used during the interval of the worst stall."""
     gc_passes: list[tuple[int, float]] = field(default_factory=list)
     """(generation, seconds) of every GC pass in the window."""
+    gc_longest: dict[str, Any] = field(default_factory=dict)
+    """The longest pass: its generation, milliseconds (wall and the thread's CPU),
+    objects found, and ``gc.get_count()`` when it began."""
     _gc_started: float = 0.0
+    _gc_cpu_started: float = 0.0
+    _gc_count: tuple[int, int, int] = (0, 0, 0)
     rss_max_kib: int = 0
     last_wake: float = field(default_factory=time.monotonic)
 
     def reset(self) -> None:
         self.lags.clear()
         self.gc_passes.clear()
+        self.gc_longest = {}
         self.worst = 0.0
         self.worst_at = 0.0
         self.worst_cpu = 0.0
@@ -87,9 +94,21 @@ class LoopProbe:
 
     def _on_gc(self, phase: str, info: dict[str, int]) -> None:
         if phase == "start":
+            self._gc_count = gc.get_count()
+            self._gc_cpu_started = time.thread_time()
             self._gc_started = time.perf_counter()
-        else:
-            self.gc_passes.append((info["generation"], time.perf_counter() - self._gc_started))
+            return
+        seconds = time.perf_counter() - self._gc_started
+        cpu = time.thread_time() - self._gc_cpu_started
+        self.gc_passes.append((info["generation"], seconds))
+        if seconds * 1000 > self.gc_longest.get("ms", 0.0):
+            self.gc_longest = {
+                "generation": info["generation"],
+                "ms": seconds * 1000,
+                "cpu_ms": cpu * 1000,
+                "collected": info["collected"],
+                "count_at_start": list(self._gc_count),
+            }
 
     async def run(self) -> None:
         gc.callbacks.append(self._on_gc)
@@ -113,7 +132,7 @@ class LoopProbe:
                 next_sample = now + self.sample_every
                 self.rss_max_kib = max(self.rss_max_kib, current_rss_kib())
 
-    def summary(self) -> dict[str, float]:
+    def summary(self) -> dict[str, Any]:
         full = [seconds for generation, seconds in self.gc_passes if generation == 2]
         collector = {
             "gc_passes": len(self.gc_passes),
@@ -121,6 +140,7 @@ class LoopProbe:
             "gc_full_passes": len(full),
             "gc_full_longest_ms": max(full, default=0.0) * 1000,
             "gc_full_total_ms": sum(full) * 1000,
+            "gc_longest_pass": dict(self.gc_longest),
         }
         if not self.lags:
             return {"samples": 0, "max_ms": 0.0, "p99_ms": 0.0, "p50_ms": 0.0, "over_100ms": 0,

@@ -60,6 +60,7 @@ def summarize(
         "gc_full_passes": report["loop_lag"].get("gc_full_passes"),
         "gc_full_longest_ms": report["loop_lag"].get("gc_full_longest_ms"),
         "gc_longest_ms": report["loop_lag"].get("gc_longest_ms"),
+        "gc_longest_pass": report["loop_lag"].get("gc_longest_pass"),
         "idle_loop_lag_max_ms": report["idle_loop_lag"]["max_ms"],
         "notify_s": summarize_latencies(notify).as_dict(),
         "result_s": summarize_latencies(result).as_dict(),

@@ -1,7 +1,8 @@
-"""The batch command's GC policy: frozen start-up heap, young passes only, all undone after."""
+"""The batch command's GC policy: frozen start-up heap, no full pass, paced young passes."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import weakref
 from collections.abc import Iterator
@@ -54,7 +55,7 @@ def test_objects_alive_at_start_up_are_no_longer_walked_by_gc_passes() -> None:
     long_lived = [object()]  # a container: tracked by the collector
     assert _tracked(long_lived)
 
-    with batch_collector() as frozen:
+    with batch_collector(young_pass_every=None) as frozen:
         assert frozen > 0
         assert not _tracked(long_lived)
         made_later = [object()]
@@ -66,12 +67,12 @@ def test_cyclic_garbage_made_before_start_up_is_collected_not_frozen_for_good() 
     alive = weakref.ref(node)
     del node  # garbage now, reachable only from itself: only a collection frees it
 
-    with batch_collector():
+    with batch_collector(young_pass_every=None):
         assert alive() is None
 
 
 def test_the_collector_starts_no_full_pass_itself_while_the_batch_runs(passes: _Passes) -> None:
-    with batch_collector():
+    with batch_collector(young_pass_every=None):
         passes.generations.clear()
         held = _grow_long_lived_heap()
     assert passes.generations, "the young passes still run"
@@ -89,7 +90,7 @@ def test_the_same_growth_without_the_policy_starts_full_passes(passes: _Passes) 
 
 
 def test_short_lived_cycles_are_still_collected_during_the_batch() -> None:
-    with batch_collector():
+    with batch_collector(young_pass_every=None):
         node = _Node()
         alive = weakref.ref(node)
         del node
@@ -104,7 +105,7 @@ def test_leaving_the_batch_gives_the_collector_back_as_it_was() -> None:
     inside: list[tuple[int, int, int]] = []
 
     def interrupted_batch() -> None:
-        with batch_collector():
+        with batch_collector(young_pass_every=None):
             inside.append(gc.get_threshold())
             raise KeyboardInterrupt
 
@@ -120,8 +121,66 @@ def test_a_process_that_froze_objects_itself_keeps_them_frozen() -> None:
     gc.freeze()
     try:
         mine = gc.get_freeze_count()
-        with batch_collector():
+        with batch_collector(young_pass_every=None):
             pass
         assert gc.get_freeze_count() >= mine
     finally:
         gc.unfreeze()
+
+
+def _old_objects(count: int) -> list[list[int] | None]:
+    old: list[list[int] | None] = [[i] for i in range(count)]
+    gc.collect()  # now in the oldest generation, like a run's state mid-batch
+    return old
+
+
+def _trade_old_for_young(old: list[list[int] | None]) -> list[list[int]]:
+    """Free an old object for each new one that stays: what ending runs look like."""
+    young = []
+    for i in range(len(old)):
+        young.append([i])
+        old[i] = None
+    return young
+
+
+def _young_generations() -> int:
+    return len(gc.get_objects(generation=0)) + len(gc.get_objects(generation=1))
+
+
+def test_freeing_old_objects_hides_young_ones_from_the_collector() -> None:
+    """Why the policy paces young passes: CPython starts none here on its own."""
+    old = _old_objects(100_000)
+    young = _trade_old_for_young(old)
+    assert _young_generations() >= 100_000  # one pass, whenever it comes, walks them all
+    del young
+
+
+async def test_the_batch_walks_young_objects_a_tick_at_a_time_however_they_pile_up() -> None:
+    old = _old_objects(100_000)
+    with batch_collector(young_pass_every=0.01):
+        young = _trade_old_for_young(old)
+        piled_up = _young_generations()
+        await asyncio.sleep(0.05)  # the loop runs the pacer's timer before this wakes
+        left = _young_generations()
+    assert piled_up >= 100_000
+    assert left < 1_000
+    del young
+
+
+@pytest.fixture
+def no_automatic_passes() -> Iterator[None]:
+    """Only explicit collections (the pacer's) run: what the passes record is theirs."""
+    gc.disable()
+    yield
+    gc.enable()
+
+
+@pytest.mark.usefixtures("no_automatic_passes")
+async def test_leaving_the_batch_stops_the_paced_passes(passes: _Passes) -> None:
+    with batch_collector(young_pass_every=0.01):
+        passes.generations.clear()
+        await asyncio.sleep(0.05)
+    assert passes.generations, "paced passes ran while in the batch"
+    passes.generations.clear()
+    await asyncio.sleep(0.05)
+    assert passes.generations == []
