@@ -11,8 +11,9 @@ run shows up as a number:
 - every generation-2 pass during the burst (``gc.callbacks``): how long, how much found;
 - the longest stall of a 10 ms ticker on the same loop.
 
-``--freeze`` applies the batch command's policy (``gc.freeze()`` before the first pod,
-``asyncpod/cli/heap.py``) to show what it changes. One process, one local control
+``--freeze`` applies the first part of the batch command's policy (``gc.freeze()``
+before the first pod; ``asyncpod/cli/heap.py`` also turns the automatic full pass off,
+which this census leaves on to time the passes). One process, one local control
 plane, pods simulated by kwok for 10 minutes (the census is taken long before they end,
 then the session is closed, which deletes them)::
 

@@ -6,7 +6,10 @@ Two parts (issue 7's yardstick):
   10,000 (one child process each, :mod:`benchmarks.contenders.asyncpod_launcher`), every
   result checked: each task key exactly once, outcome succeeded, exit code 0. Reported:
   wall time, pods/s, client CPU per pod, RSS growth, longest loop stall, the client's own
-  API requests per pod (audit log) and the server's request counters.
+  API requests per pod (audit log) and the server's request counters. The contender
+  runs under the batch command's GC policy (``--gc batch``, :mod:`asyncpod.cli.heap`)
+  unless told otherwise; the probe times every GC pass and the loop's CPU in its
+  longest stall, so a stall says whether the loop worked, collected or waited for a CPU.
 - **stream** (``--stream``, or both with ``--all``): a lazily generated input of
   1,000,000 specs at ``max_in_flight=100``, stopped after ``--stream-seconds`` (or
   ``--stream-pods`` results); RSS and ``len(asyncio.all_tasks())`` sampled every second
@@ -15,6 +18,7 @@ Two parts (issue 7's yardstick):
     python -m benchmarks.scale                      # batch: 10,000 pods at 1,000 and 10,000
     python -m benchmarks.scale --stream             # the 1,000,000-spec stream, ~150 s
     python -m benchmarks.scale --pods 500 --in-flight 100 500 --stream-seconds 30 --all
+    python -m benchmarks.scale --render benchmarks/results/2026-11-30-scale-quiet-batch.json
 
 Writes ``benchmarks/results/<date>-scale[-<label>].json`` and prints markdown tables.
 """
@@ -190,6 +194,22 @@ def stream_table(row: Mapping[str, Any]) -> str:
     return "\n".join([facts, header, rss, tasks, note]) + "\n"
 
 
+def render(document: Mapping[str, Any], name: str) -> str:
+    """A results file's command line, tables and where its raw data is, as markdown."""
+    m = document["machine"]
+    heading = (
+        f"`{document['command']}` — {document['date']}, commit `{m['commit']}`"
+        f"{' (with uncommitted changes)' if m['dirty'] else ''}, {m['nproc']} CPUs; "
+        f"raw data: `results/{name}`\n"
+    )
+    parts = [heading]
+    if document.get("batch"):
+        parts.append(batch_table(document["batch"]))
+    if document.get("stream"):
+        parts.append(stream_table(document["stream"]))
+    return "\n".join(parts)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="python -m benchmarks.scale", description=__doc__)
@@ -215,7 +235,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--stream-duration", type=float, default=1.0, help="pod run time (1 s)")
     parser.add_argument("--warmup", type=int, default=50)
     parser.add_argument("--label", default="")
+    parser.add_argument(
+        "--render", nargs="+", metavar="RESULTS_JSON", type=Path,
+        help="print the tables of results files written before, and run nothing",
+    )  # fmt: skip
     args = parser.parse_args(argv)
+    if args.render:
+        for path in args.render:
+            print(render(json.loads(path.read_text()), path.name))
+        return 0
     args.batch = args.all or not args.stream
     args.stream = args.all or args.stream
     command = shlex.join(["python", "-m", "benchmarks.scale", *argv])
@@ -246,14 +274,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     suffix = f"-{args.label}" if args.label else ""
     path = RESULTS / f"{dt.date.today().isoformat()}-scale{suffix}.json"
     path.write_text(json.dumps(document, indent=1))
-    m = document["machine"]
-    print(f"`{command}` — {document['date']}, commit `{m['commit']}`"
-          f"{' (with uncommitted changes)' if m['dirty'] else ''}, {m['nproc']} CPUs; "
-          f"raw data: `results/{path.name}`\n")  # fmt: skip
-    if result["batch"]:
-        print(batch_table(result["batch"]))
-    if result["stream"]:
-        print(stream_table(result["stream"]))
+    print(render(document, path.name))
     log(f"results: {path}")
     ok = all(
         r["summary"]["status"] == "ok" and not r["summary"].get("errors") for r in result["batch"]
