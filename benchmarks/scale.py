@@ -50,6 +50,7 @@ GC_LABELS = {
     "default": "default",
     "freeze": "frozen at start",
     "batch": "frozen, no full pass",
+    "batch-before-young-passes": "frozen, no full pass (no paced young pass yet)",
 }
 """How the tables name :data:`benchmarks.contenders.GC_POLICIES` (results files before
 2026-11-30 say ``gc_freeze``: true is ``freeze``)."""
