@@ -262,7 +262,7 @@ class _Pipeline:
         """
         self._stopping = True
         self._feeder_scope.cancel()
-        for scope in self._worker_scopes:
+        for scope in list(self._worker_scopes):
             scope.cancel()
         await self._done.wait()
 
