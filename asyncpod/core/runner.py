@@ -39,7 +39,7 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from dataclasses import replace
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 
@@ -113,6 +113,33 @@ def _slim(pod: Mapping[str, Any]) -> dict[str, Any]:
         "spec": {"nodeName": (pod.get("spec") or {}).get("nodeName")},
         "status": {"phase": (pod.get("status") or {}).get("phase")},
     }
+
+
+_E = TypeVar("_E", bound=BaseException)
+
+
+def kept_on_the_run(error: _E) -> _E:
+    """``error``, fit to be kept on its run: without tracebacks (its causes' neither).
+
+    Caught in the run's own task, an error's traceback runs through frames whose
+    locals hold the run (and so may its cause's or context's). Kept on the run as it
+    is, it would close a reference cycle (run → error → traceback → frame → run) that
+    only a full GC pass frees, and ``asyncpod batch`` runs without those
+    (asyncpod/cli/heap.py; tests/integration/core/test_garbage.py). Dropping the
+    tracebacks is safe whoever else holds the error (clearing frames is not: one may
+    belong to a suspended coroutine, which clearing would close). What failed is in
+    the error's message, and raised again from ``result()`` it gets a new traceback.
+    """
+    seen: set[int] = set()
+    chain: list[BaseException | None] = [error]
+    while chain:
+        chained = chain.pop()
+        if chained is None or id(chained) in seen:
+            continue
+        seen.add(id(chained))
+        chained.__traceback__ = None
+        chain += (chained.__cause__, chained.__context__)
+    return error
 
 
 class PodRun:
@@ -193,6 +220,15 @@ class PodRun:
             callback(self)
         else:
             self._done_callbacks.append(callback)
+
+    def exception(self) -> AsyncpodError | None:
+        """The error the run ended with, without raising it (like ``Future.exception``).
+
+        None while the run goes on and when it ended with a result. Raised from a frame
+        that holds the run, the error would hold the run through its traceback (a
+        reference cycle): code that keeps runs, as the launcher does, reads it here.
+        """
+        return self._error
 
     @property
     def outcome(self) -> Outcome | None:
@@ -300,13 +336,13 @@ class PodRun:
                     # it (the wind-up below builds that result and deletes the pod).
                     pass
                 except AsyncpodError as error:
-                    self._error = error
+                    self._error = kept_on_the_run(error)
                 except Exception as error:  # a bug of ours must not take the session down
                     logger.exception("run %s failed unexpectedly", self.ref)
                     self._error = AsyncpodError(
                         f"run {self.ref} failed unexpectedly: {type(error).__name__}: {error}"
                     )
-                    self._error.__cause__ = error
+                    self._error.__cause__ = kept_on_the_run(error)
         finally:
             await complete_despite_cancellation(self._wind_up())
 
@@ -318,7 +354,7 @@ class PodRun:
             logger.warning("cleanup of %s failed: %s", self.ref, error)
             if self._error is None and self._result is None:
                 self._error = (
-                    error
+                    kept_on_the_run(error)
                     if isinstance(error, AsyncpodError)
                     else AsyncpodError(f"cleanup of {self.ref} failed: {error}")
                 )

@@ -209,7 +209,12 @@ class Launcher:
             run = await self._new_run(spec, task_key=key)
             # The worker drives the run in its own task: one task per pod in flight.
             await run._drive()
-            return await run.result()
+            failure = run.exception()
+            if failure is None:
+                return await run.result()
+            # Read, not raised: raised here, the error's traceback would gain this
+            # frame, which holds the run that holds the error (a reference cycle).
+            result = _error_result(self.namespace, spec, index, failure, name=_name(run))
         except AsyncpodError as error:
             result = _error_result(self.namespace, spec, index, error, name=_name(run))
         except Exception as error:  # a bug of ours: one error result, not a stuck batch

@@ -746,7 +746,13 @@ class KubeClient:
                 else None
             )
             if delay is None:
-                raise verdict.error
+                try:
+                    raise verdict.error
+                finally:
+                    # This frame must not keep the error its traceback holds: that is a
+                    # reference cycle, which only a full GC pass would free (the batch
+                    # command turns those off: asyncpod/cli/heap.py).
+                    del verdict
             retries += 1
             self._retries += 1
             logger.debug("retrying in %.2fs after: %s", delay, verdict.error)

@@ -206,7 +206,10 @@ class LogFollower:
                         exc, method="GET", path=self._path, pod=self._pod
                     )
                     if failures >= self._max_failures:
-                        raise error from exc
+                        try:
+                            raise error from exc
+                        finally:
+                            del error  # no frame → error → traceback → frame cycle
                     logger.debug("log stream of %s interrupted: %s", self._pod, error)
                 if outcome == "finished":
                     # The followed stream outlived the container (some kubelets, and
