@@ -756,6 +756,7 @@ class KubeClient:
             retries += 1
             self._retries += 1
             logger.debug("retrying in %.2fs after: %s", delay, verdict.error)
+            del verdict  # nor once a retry succeeds: its cause's traceback holds this frame
             await asyncio.sleep(delay)
 
     # ------------------------------------------------------------------ helpers
