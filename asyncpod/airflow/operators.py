@@ -38,6 +38,7 @@ from typing import Any
 from airflow.sdk import BaseOperator
 
 from asyncpod.airflow.connection import DEFAULT_CONN_ID, load_target, open_client
+from asyncpod.airflow.deletion import delete_earlier_tries, delete_pod
 from asyncpod.airflow.podbuild import build_manifest, secret_to_json, to_api
 from asyncpod.airflow.tries import TryKey, pod_name_for
 from asyncpod.airflow.triggers import (
@@ -415,8 +416,14 @@ class KubernetesPodOperator(BaseOperator):
             )
             await run.created()
             assert run.uid is not None
-            follower = self.build_trigger(namespace=namespace, pod_name=pod_name, pod_uid=run.uid)
-            await follower.delete_earlier_tries(cluster, namespace, key)
+            if self.on_kill_action == "delete_pod":
+                await delete_earlier_tries(
+                    cluster,
+                    namespace,
+                    key,
+                    grace_period=self.termination_grace_period,
+                    log=self.log,
+                )
             return namespace, run.uid, run.reattached
 
     def execute_complete(self, context: Any, event: Mapping[str, Any]) -> Any:
@@ -448,9 +455,26 @@ class KubernetesPodOperator(BaseOperator):
         """Worker-side kill (not deferred): delete this try's pod, by uid."""
         if self._pod_ref is None or self.on_kill_action != "delete_pod":
             return
-        namespace, name, uid = self._pod_ref
-        trigger = self.build_trigger(namespace=namespace, pod_name=name, pod_uid=uid)
-        asyncio.run(_delete(trigger))
+        asyncio.run(self._delete(*self._pod_ref))
+
+    async def _delete(self, namespace: str, name: str, uid: str) -> None:
+        from asyncpod.airflow.sessions import shared_cluster
+
+        target = await load_target(
+            self.kubernetes_conn_id,
+            in_cluster=self.in_cluster,
+            config_file=self.config_file,
+            cluster_context=self.cluster_context,
+        )
+        async with shared_cluster(target, namespace) as cluster:
+            await delete_pod(
+                cluster,
+                namespace,
+                name,
+                uid=uid,
+                grace_period=self.termination_grace_period,
+                log=self.log,
+            )
 
 
 def supports_start_from_trigger() -> bool:
@@ -470,14 +494,6 @@ async def _first_event(trigger: AsyncpodPodTrigger) -> dict[str, Any]:
         payload: dict[str, Any] = event.payload
         return payload
     raise RuntimeError("the trigger ended without an event")
-
-
-async def _delete(trigger: AsyncpodPodTrigger) -> None:
-    from asyncpod.airflow.sessions import shared_cluster
-
-    target = await trigger._session_target()
-    async with shared_cluster(target, trigger.pod_namespace) as cluster:
-        await trigger._delete(cluster)
 
 
 def _exit_codes(value: int | Container[int] | None) -> set[int]:

@@ -42,12 +42,13 @@ import anyio
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from asyncpod.airflow.connection import KubeTarget, load_target
+from asyncpod.airflow.deletion import delete_earlier_tries, delete_pod
 from asyncpod.airflow.logresume import ResumeFilter, ResumeStore, default_state_dir
 from asyncpod.airflow.sessions import shared_cluster
-from asyncpod.airflow.tries import TI_LABEL, TRY_LABEL, TryKey, earlier_tries, pod_name_for
+from asyncpod.airflow.tries import TI_LABEL, TRY_LABEL, TryKey, pod_name_for
 from asyncpod.core.cluster import MANAGED_SELECTOR, Cluster
 from asyncpod.core.runner import Cleanup, PodRun, RunOptions
-from asyncpod.errors import AsyncpodError, ConflictError, NotFoundError, UsageError
+from asyncpod.errors import AsyncpodError, NotFoundError, UsageError
 from asyncpod.results import Outcome, PodResult
 
 __all__ = [
@@ -385,50 +386,15 @@ class AsyncpodPodTrigger(BaseTrigger):
             self._logs_done.set()
 
     async def _delete(self, cluster: Cluster) -> bool:
-        body: dict[str, Any] = {"propagationPolicy": "Background"}
-        if self.pod_uid:
-            body["preconditions"] = {"uid": self.pod_uid}
-        if self.termination_grace_period is not None:
-            body["gracePeriodSeconds"] = self.termination_grace_period
-        try:
-            await cluster.client.request(
-                "DELETE",
-                f"/api/v1/namespaces/{self.pod_namespace}/pods/{self.pod_name}",
-                json=body,
-                pod=f"{self.pod_namespace}/{self.pod_name}",
-            )
-        except (NotFoundError, ConflictError):
-            # Gone already, or a namesake with another uid: not ours.
-            self.log.info("pod %s/%s is already gone", self.pod_namespace, self.pod_name)
-            return False
-        self.log.info("deleted pod %s/%s", self.pod_namespace, self.pod_name)
-        return True
-
-    async def delete_earlier_tries(self, cluster: Cluster, namespace: str, key: TryKey) -> None:
-        """A new try means the earlier ones are over for good: delete their live pods.
-
-        ``on_kill`` (3.3+) covers a clear while the trigger runs; this covers the rest:
-        a clear before a triggerer picked the trigger up, Airflow without the
-        triggerer-side ``on_kill``. One LIST per try. ``on_kill_action="keep_pod"``
-        keeps them.
-        """
-        if self.on_kill_action != "delete_pod":
-            return
-        listing = await cluster.client.request(
-            "GET",
-            f"/api/v1/namespaces/{namespace}/pods",
-            params={"labelSelector": f"{TI_LABEL}={key.ti_hash()}"},
+        """Delete this trigger's pod, by uid when it is known (never a namesake)."""
+        return await delete_pod(
+            cluster,
+            self.pod_namespace,
+            self.pod_name,
+            uid=self.pod_uid,
+            grace_period=self.termination_grace_period,
+            log=self.log,
         )
-        for pod in earlier_tries(listing.get("items") or (), key.try_number):
-            metadata = pod["metadata"]
-            old = AsyncpodPodTrigger(
-                pod_name=metadata["name"],
-                pod_namespace=namespace,
-                pod_uid=metadata["uid"],
-                termination_grace_period=self.termination_grace_period,
-            )
-            if await old._delete(cluster):
-                self.log.info("deleted pod %s of an earlier try", metadata["name"])
 
     # ------------------------------------------------------------------ endings
     async def cleanup(self) -> None:
@@ -633,5 +599,14 @@ class AsyncpodPodStartTrigger(AsyncpodPodTrigger):
             "reattached to" if run.reattached else "created",
             self.pod_namespace, self.pod_name, run.uid,
         )  # fmt: skip
-        await self.delete_earlier_tries(cluster, self.pod_namespace, key)
+        # A new try means the earlier ones are over for good (on_kill covers a clear while
+        # their trigger ran; this, a clear before a triggerer picked it up).
+        if self.on_kill_action == "delete_pod":
+            await delete_earlier_tries(
+                cluster,
+                self.pod_namespace,
+                key,
+                grace_period=self.termination_grace_period,
+                log=self.log,
+            )
         return run

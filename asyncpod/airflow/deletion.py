@@ -1,0 +1,93 @@
+"""Deleting the provider's pods: one pod (by uid when known), or an earlier try's pods.
+
+Why it exists: the trigger deletes its pod when it finishes or is killed, the operator
+when the worker kills the task, and both sweep the live pods of earlier tries after a
+new try made its own. These are plain functions over the session's pods API
+(:class:`asyncpod.kube.pods.Pods`, reached through the session's client as
+:mod:`asyncpod.core` reaches it), so no REST path is spelled in the provider and no
+trigger is built just to delete a pod.
+
+What it deliberately does not do: decide whether to delete (``on_finish_action`` and
+``on_kill_action`` are the caller's), wait for a deleted pod to be gone, or retry
+beyond the client's own policy.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from asyncpod.airflow.tries import TI_LABEL, TryKey, earlier_tries
+from asyncpod.core.cluster import Cluster
+from asyncpod.errors import ConflictError
+from asyncpod.kube.pods import Pods
+
+__all__ = ["Log", "delete_earlier_tries", "delete_pod"]
+
+
+class Log(Protocol):
+    """Where a deletion is told: a trigger's ``log`` (stdlib) or an operator's (structlog)."""
+
+    def info(self, msg: str, /, *args: Any) -> object: ...
+
+
+async def delete_pod(
+    cluster: Cluster,
+    namespace: str,
+    name: str,
+    *,
+    uid: str | None,
+    grace_period: int | None,
+    log: Log,
+) -> bool:
+    """Delete pod ``namespace/name`` in the background; True if this call deleted it.
+
+    With ``uid`` only that pod (a namesake created since is left alone); without one,
+    whatever pod has the name. ``grace_period`` overrides the pod's own (``None``:
+    the pod's). A pod already gone, or a namesake, is logged and answers False; any
+    other failure raises, after the client's retries.
+    """
+    try:
+        deleted = await Pods(cluster.client).delete(
+            namespace, name, uid=uid or None, grace_period_seconds=grace_period
+        )
+    except ConflictError:
+        # Only without a uid (with one, Pods.delete answers False): the provider has
+        # always read a 409 on its delete as "not ours to delete".
+        deleted = False
+    if not deleted:
+        log.info("pod %s/%s is already gone", namespace, name)
+        return False
+    log.info("deleted pod %s/%s", namespace, name)
+    return True
+
+
+async def delete_earlier_tries(
+    cluster: Cluster,
+    namespace: str,
+    key: TryKey,
+    *,
+    grace_period: int | None,
+    log: Log,
+) -> list[str]:
+    """A new try means the earlier ones are over for good: delete their live pods.
+
+    A trigger's ``on_kill`` (Airflow 3.3+) covers a clear while the trigger runs; this
+    covers the rest: a clear before a triggerer picked the trigger up, an Airflow
+    without the triggerer-side ``on_kill``. One LIST of the task instance's pods (label
+    :data:`~asyncpod.airflow.tries.TI_LABEL`); each live pod of a lower try number is
+    deleted by its uid. Returns the names of the pods this call deleted. Callers skip
+    it for ``on_kill_action="keep_pod"``.
+    """
+    listed = await Pods(cluster.client).list(
+        namespace, label_selector=f"{TI_LABEL}={key.ti_hash()}"
+    )
+    deleted: list[str] = []
+    for pod in earlier_tries(listed.items, key.try_number):
+        metadata = pod["metadata"]
+        name = metadata["name"]
+        if await delete_pod(
+            cluster, namespace, name, uid=metadata["uid"], grace_period=grace_period, log=log
+        ):
+            log.info("deleted pod %s of an earlier try", name)
+            deleted.append(name)
+    return deleted
