@@ -13,6 +13,8 @@ The tree::
     ├── UsageError                 you asked for something invalid; fix, don't retry
     │   ├── SpecError              a spec or batch file failed validation (names the field)
     │   ├── ConfigError            kubeconfig / context / credentials unusable
+    │   │   └── ServerUnreachableError  never reached the server: refused, unknown
+    │   │                               host, TLS failure before its first answer
     │   ├── OptionError            a run option or launcher parameter out of range
     │   ├── InvalidRequestError    400 / 422; lists the server's causes       [ApiError]
     │   ├── UnauthorizedError      401                                        [ApiError]
@@ -62,6 +64,7 @@ __all__ = [
     "PodFailedError",
     "RunTimeoutError",
     "ServerError",
+    "ServerUnreachableError",
     "SpecError",
     "TooManyRequestsError",
     "TransientError",
@@ -101,6 +104,27 @@ class SpecError(UsageError, ValueError):
 
 class ConfigError(UsageError):
     """The cluster configuration (kubeconfig, context, token, exec plugin) is unusable."""
+
+
+class ServerUnreachableError(ConfigError):
+    """A session could not reach its API server before it ever had an answer from it.
+
+    A refused connection, an unknown host name or a failed TLS handshake at first
+    contact is a configuration problem (a typo in the server address, a stopped local
+    cluster, a VPN that is off, the wrong CA), not an outage to ride through: it is
+    reported after a couple of quick attempts (``Settings.first_contact``), naming the
+    server and the kubeconfig and context it came from. Nothing was created: the
+    request never reached the server. Once a session has had any answer, the same
+    failures are outages and are retried within their windows
+    (:class:`ApiConnectionError`).
+
+    ``server`` is the URL tried, ``source`` the configuration it came from.
+    """
+
+    def __init__(self, message: str, *, server: str = "", source: str = "") -> None:
+        super().__init__(message)
+        self.server = server
+        self.source = source
 
 
 class OptionError(UsageError, ValueError):

@@ -21,11 +21,13 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import math
 import os
+import re
 import signal
 import sys
 import warnings
-from collections.abc import Callable, Coroutine, Iterable, Iterator
+from collections.abc import Callable, Coroutine, Hashable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, TextIO, TypeVar
 
@@ -216,8 +218,53 @@ def describe_error(error: AsyncpodError, *, namespace: str | None = None) -> str
     return str(error)
 
 
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+
+
+def repeat_key(logger_name: str, level: int, message: str) -> tuple[str, int, str]:
+    """What makes two log lines "the same": logger, level and text, numbers aside.
+
+    "reconnecting in 1.3s" and "reconnecting in 4.8s" say the same thing. Pure.
+    """
+    return logger_name, level, _NUMBER.sub("#", message)
+
+
+class RepeatFolder:
+    """Folds a run of the same message into the first one and a count.
+
+    A watch that cannot reconnect would otherwise print the same warning every few
+    seconds. :meth:`see` says, for each new line, how many folded repeats to report
+    before it and whether to show it; a run of repeats is also reported when its
+    count reaches a power of ten, so a long one is never silent. Pure.
+    """
+
+    __slots__ = ("_last", "_total", "_unreported")
+
+    def __init__(self) -> None:
+        self._last: Hashable = None
+        self._total = 0
+        self._unreported = 0
+
+    def see(self, key: Hashable) -> tuple[int, bool]:
+        """(repeats to report now, whether to show this line)."""
+        if key == self._last:
+            self._total += 1
+            self._unreported += 1
+            if self._total >= 10 and math.log10(self._total).is_integer():
+                return self.flush(), False
+            return 0, False
+        reported = self.flush()
+        self._last, self._total = key, 0
+        return reported, True
+
+    def flush(self) -> int:
+        """Repeats not yet reported (and now counted as reported)."""
+        reported, self._unreported = self._unreported, 0
+        return reported
+
+
 class _VoiceHandler(logging.Handler):
-    """Writes each record as ``<command>: <message>`` on one line."""
+    """Writes each record as ``<command>: <message>`` on one line; folds repeats."""
 
     def __init__(self, command: str, stream: TextIO | None, *, verbose: int) -> None:
         super().__init__(
@@ -226,6 +273,25 @@ class _VoiceHandler(logging.Handler):
         self._command = command
         self._stream = stream
         self._verbose = verbose
+        self._folder = RepeatFolder()
+
+    def report_repeats(self) -> None:
+        """Say how often the last line repeated since it was last said (at the end)."""
+        self._write_repeats(self._folder.flush())
+
+    def _write_repeats(self, repeats: int) -> None:
+        if repeats:
+            self._write(
+                f"(the line above repeated {repeats} more time{'s' if repeats > 1 else ''})"
+            )
+
+    def _write(self, line: str) -> None:
+        stream = self._stream or sys.stderr
+        try:
+            stream.write(f"{self._command}: {line}\n")
+            stream.flush()
+        except (OSError, ValueError):  # stderr closed or gone: nothing left to tell
+            pass
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -241,12 +307,12 @@ class _VoiceHandler(logging.Handler):
             message = message.splitlines()[0] if message else message
         level = "" if record.levelno < logging.WARNING else f"{record.levelname.lower()}: "
         where = f"[{record.name}] " if self._verbose else ""
-        stream = self._stream or sys.stderr
-        try:
-            stream.write(f"{self._command}: {level}{where}{message}\n")
-            stream.flush()
-        except (OSError, ValueError):  # stderr closed or gone: nothing left to tell
-            pass
+        if not self._verbose:  # -v and -vv show everything as it comes
+            repeats, show = self._folder.see(repeat_key(record.name, record.levelno, message))
+            self._write_repeats(repeats)
+            if not show:
+                return
+        self._write(f"{level}{where}{message}")
 
 
 @contextlib.contextmanager
@@ -290,6 +356,7 @@ def library_voice(
             warnings.showwarning = show
             yield
     finally:
+        handler.report_repeats()
         logger.removeHandler(handler)
         logger.setLevel(saved[0])
         logger.propagate = saved[1]

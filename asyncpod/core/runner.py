@@ -67,6 +67,7 @@ from asyncpod.errors import (
     ForbiddenError,
     NotFoundError,
     OptionError,
+    ServerUnreachableError,
     TransientError,
     UnauthorizedError,
 )
@@ -418,9 +419,13 @@ class PodRun:
         """The created (or adopted) pod; None when a random name was taken."""
         failures = 0
         while True:
-            self._post_sent = True
+            sent_before, self._post_sent = self._post_sent, True
             try:
                 return await self._pods.create(self.namespace, manifest)
+            except ServerUnreachableError:
+                # The connection never opened: this POST cannot have created anything.
+                self._post_sent = sent_before
+                raise
             except ConflictError as conflict:
                 existing = await self._get_until_answered(deadline)
                 if existing is None:

@@ -23,13 +23,19 @@ things that bite at scale are decided in one place:
   stream opens alike by the pure :func:`judge_answer` and :func:`judge_transport_error`;
   when to stop by :meth:`RetryPolicy.next_delay` (a count of attempts, a time window,
   or both).
+* **First contact fails fast.** Until the server has answered this client once, a
+  refused connection, an unknown host or a TLS failure is judged by
+  :func:`judge_first_contact`: a couple of quick tries (``Settings.first_contact``),
+  then :class:`~asyncpod.errors.ServerUnreachableError` naming the server and the
+  kubeconfig it came from. A server we never reached is a typo, a stopped cluster or a
+  VPN that is off, not an outage to wait out; after the first answer it is.
 * **Error mapping** to :mod:`asyncpod.errors`: non-2xx → :func:`api_error_from_status`
   with method, path and pod; transport failures → :class:`ApiConnectionError`;
   timeouts → :class:`ApiTimeoutError`. Request headers are never kept, so credentials
   cannot leak into errors or logs.
 
 What it deliberately does not do: no typed Kubernetes models (responses stay orjson
-dicts, see DESIGN "Performance rules"), no watch or log parsing (``watch.py``,
+dicts, see docs/architecture.md, "Facts"), no watch or log parsing (``watch.py``,
 ``logs.py`` read the raw response from :meth:`KubeClient.stream`), no caching.
 """
 
@@ -60,6 +66,7 @@ from asyncpod.errors import (
     AsyncpodError,
     ClosedError,
     ConfigError,
+    ServerUnreachableError,
     UsageError,
     api_error_from_status,
 )
@@ -75,6 +82,7 @@ __all__ = [
     "TokenBucket",
     "Verdict",
     "judge_answer",
+    "judge_first_contact",
     "judge_transport_error",
     "parse_retry_after",
     "should_retry_exception",
@@ -258,6 +266,46 @@ def judge_transport_error(
     return Verdict(error, should_retry_exception(method, exc))
 
 
+def judge_first_contact(exc: BaseException, *, server: str, source: str) -> Verdict | None:
+    """The verdict on a transport failure before the server ever answered; None when
+    ``exc`` is not a failure to reach it (a cut mid-request is judged as usual). Pure.
+
+    A refused connection, an unknown host and a connect timeout may be a blip: the
+    verdict is retryable, under the ``first_contact`` policy's few quick tries. A
+    failed TLS handshake (the wrong CA, a plain-http port) will not fix itself.
+    """
+    retryable = True
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        retryable = False
+        problem = (
+            f"TLS verification failed ({exc.certificate_error}); check "
+            "certificate-authority and tls-server-name in the kubeconfig"
+        )
+    elif isinstance(exc, aiohttp.ClientSSLError):
+        retryable = False
+        problem = f"the TLS handshake failed ({exc}); is this an https port of an API server?"
+    elif isinstance(exc, aiohttp.ClientConnectorDNSError):
+        problem = f"unknown host {exc.host!r} ({exc.os_error.strerror or exc.os_error})"
+    elif isinstance(exc, aiohttp.ClientConnectorError):
+        reason = (
+            "connection refused"
+            if isinstance(exc.os_error, ConnectionRefusedError)
+            else exc.os_error.strerror or str(exc.os_error) or type(exc.os_error).__name__
+        )
+        problem = f"{reason} at {exc.host}:{exc.port}; {_IS_IT_RUNNING}"
+    elif isinstance(exc, aiohttp.ConnectionTimeoutError):
+        problem = f"timed out connecting; {_IS_IT_RUNNING}"
+    else:
+        return None
+    error = ServerUnreachableError(
+        f"cannot reach the API server {server} ({source}): {problem}", server=server, source=source
+    )
+    return Verdict(error, retryable=retryable)
+
+
+_IS_IT_RUNNING: Final = "is the cluster running, and is this its address?"
+
+
 @dataclass(frozen=True)
 class _Answer:
     """One attempt's answer: the value on success, else status, headers and body."""
@@ -411,6 +459,7 @@ class KubeClient:
         qps: float | None = _DEFAULTS.qps,
         burst: int = _DEFAULTS.burst,
         retry: RetryPolicy | None = None,
+        first_contact: RetryPolicy | None = None,
         timeout: float | None = _DEFAULTS.request_timeout,
         connect_timeout: float = _DEFAULTS.connect_timeout,
         user_agent: str = "asyncpod",
@@ -430,6 +479,8 @@ class KubeClient:
         self._streams = _Budget(max_streams)
         self._limiter = TokenBucket(qps, burst) if qps is not None else None
         self._retry = retry or _DEFAULTS.retry
+        self._first_contact = first_contact or _DEFAULTS.first_contact
+        self._answered = False  # until the server answers once: judge_first_contact
         self._timeout = timeout
         self._connect_timeout = connect_timeout
         if ssl_context is None and config.uses_tls:
@@ -488,6 +539,11 @@ class KubeClient:
     @property
     def closed(self) -> bool:
         return self._closed
+
+    @property
+    def answered(self) -> bool:
+        """Whether the server has answered this client at least once (any status)."""
+        return self._answered
 
     async def aclose(self) -> None:
         """Close the session and every connection. Safe to call more than once."""
@@ -714,6 +770,7 @@ class KubeClient:
         while True:
             await self._before_attempt(rate_limited=rate_limited)
             verdict: Verdict
+            policy = self._retry
             try:
                 auth = await self._authorization()
                 self._sent[method] += 1
@@ -721,12 +778,16 @@ class KubeClient:
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
                 verdict = judge_transport_error(method, exc, path=path, pod=pod)
                 verdict = self._count_transport_error(verdict, exc, method=method, path=path)
+                first = None if self._answered or self._closed else self._first_contact_verdict(exc)
+                if first is not None:
+                    verdict, policy = first, self._first_contact
             except RuntimeError as exc:
                 # aiohttp: "Session is closed", when aclose() raced this attempt.
                 if not self._closed:
                     raise
                 raise ClosedError(f"{method} {path}: the client was closed") from exc
             else:
+                self._answered = True
                 self._responses[answer.status] += 1
                 if answer.ok:
                     return answer.value
@@ -739,7 +800,7 @@ class KubeClient:
                     method, answer.status, answer.headers, answer.body, path=path, pod=pod
                 )
             delay = (
-                self._retry.next_delay(
+                policy.next_delay(
                     retries, elapsed=time.monotonic() - started, retry_after=verdict.retry_after
                 )
                 if verdict.retryable
@@ -784,6 +845,14 @@ class KubeClient:
             return False
         self._auth_refreshes += 1
         return True
+
+    def _first_contact_verdict(self, exc: BaseException) -> Verdict | None:
+        server = str(URL(self._base).with_user(None))
+        verdict = judge_first_contact(exc, server=server, source=self._config.source)
+        if verdict is not None and _cause_is_safe(exc):
+            verdict.error.__cause__ = exc
+            verdict.error.__suppress_context__ = True
+        return verdict
 
     def _count_transport_error(
         self, verdict: Verdict, exc: BaseException, *, method: str, path: str

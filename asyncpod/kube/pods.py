@@ -4,8 +4,8 @@ Why it exists: REST paths, query parameters and delete bodies are the API server
 vocabulary. Spelling them out where runs are orchestrated (``asyncpod.core``) or where
 commands are parsed (``asyncpod.cli``) mixes that vocabulary into decisions and makes
 each caller repeat it. Here each call is one method with the arguments a caller thinks
-in (a namespace, a name, a uid), and the answers stay as orjson-decoded dicts (DESIGN,
-"Performance rules": no typed models on the hot path).
+in (a namespace, a name, a uid), and the answers stay as orjson-decoded dicts
+(docs/architecture.md, "Facts": typed models are expensive).
 
 * :meth:`Pods.create` POSTs a manifest; :meth:`Pods.get` reads one pod.
 * :meth:`Pods.delete` deletes in the background with an optional uid precondition, so

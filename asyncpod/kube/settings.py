@@ -85,6 +85,9 @@ class RetryPolicy:
 
 
 _DEFAULT_RECONNECT = RetryPolicy(backoff_base=0.2, backoff_cap=10.0)
+# A server never reached is a configuration problem until proven otherwise: a couple
+# of quick tries (a DNS or connection blip), then say so (ServerUnreachableError).
+_DEFAULT_FIRST_CONTACT = RetryPolicy(attempts=3, backoff_base=0.2, backoff_cap=1.0, window=5.0)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -101,6 +104,13 @@ class Settings:
     request and stream open (429, 5xx and connection failures; see
     :mod:`asyncpod.kube.client` for which are safe to retry).
 
+    First contact: until the server has answered once, a refused connection, an unknown
+    host or a failed TLS handshake is retried by ``first_contact`` only (a couple of
+    quick tries), then raised as :class:`~asyncpod.errors.ServerUnreachableError`
+    naming the server and the kubeconfig; after the first answer the same failures are
+    outages, retried by ``retry`` (and the runs' own windows). A service that starts
+    before its cluster can widen it: ``first_contact=RetryPolicy(attempts=None, window=300)``.
+
     Watches: a watch that sends nothing, not even a bookmark, for ``inactivity_timeout``
     seconds is presumed dead and reopened; ``reconnect_backoff`` paces the reopening.
     """
@@ -112,6 +122,7 @@ class Settings:
     request_timeout: float | None = 60.0
     connect_timeout: float = 10.0
     retry: RetryPolicy = RetryPolicy()
+    first_contact: RetryPolicy = _DEFAULT_FIRST_CONTACT
     inactivity_timeout: float = 70.0
     reconnect_backoff: RetryPolicy = _DEFAULT_RECONNECT
 
@@ -128,7 +139,7 @@ class Settings:
                 continue
             if not isinstance(value, (int, float)) or not value > 0:
                 raise UsageError(f"Settings.{name} must be positive seconds, got {value!r}")
-        for name in ("retry", "reconnect_backoff"):
+        for name in ("retry", "first_contact", "reconnect_backoff"):
             if not isinstance(getattr(self, name), RetryPolicy):
                 raise UsageError(f"Settings.{name} must be a RetryPolicy")
 
@@ -149,4 +160,5 @@ class Settings:
             "timeout": self.request_timeout,
             "connect_timeout": self.connect_timeout,
             "retry": self.retry,
+            "first_contact": self.first_contact,
         }

@@ -2,7 +2,7 @@
 
 Why it exists: ``kubernetes_asyncio.watch.Watch`` builds its own API client, parses each
 event three times, retries a 410 once with the same stale version and lets
-``aiohttp.ClientPayloadError`` escape (DESIGN, "Facts"). These are the two primitives
+``aiohttp.ClientPayloadError`` escape (docs/architecture.md, "Facts"). These are the two primitives
 the informer in ``asyncpod.core`` is built on, done once and done cheaply:
 
 * :func:`list_objects` follows ``continue`` tokens and restarts the list if a token

@@ -6,7 +6,7 @@ import io
 import logging
 import warnings
 
-from asyncpod.cli._common import describe_error, library_voice
+from asyncpod.cli._common import RepeatFolder, describe_error, library_voice
 from asyncpod.errors import NamespaceNotFoundError, api_error_from_status
 
 
@@ -106,3 +106,44 @@ def test_a_missing_namespace_is_described_with_what_to_do() -> None:
     text = describe_error(error)
     assert "namespace 'jobs' does not exist" in text
     assert "--namespace" in text
+
+
+def test_repeated_warnings_are_folded_into_one_with_a_count() -> None:
+    out = io.StringIO()
+    log = logging.getLogger("asyncpod.informer")
+
+    with library_voice("asyncpod run", stream=out):
+        for delay in (0.2, 0.4, 0.9, 1.7):  # the same message, numbers aside
+            log.warning("watch interrupted (refused); reconnecting in %.1fs", delay)
+        log.warning("something else")
+        log.warning("watch interrupted (refused); reconnecting in %.1fs", 3.0)
+        log.warning("watch interrupted (refused); reconnecting in %.1fs", 6.0)
+
+    assert out.getvalue().splitlines() == [
+        "asyncpod run: warning: watch interrupted (refused); reconnecting in 0.2s",
+        "asyncpod run: (the line above repeated 3 more times)",
+        "asyncpod run: warning: something else",
+        "asyncpod run: warning: watch interrupted (refused); reconnecting in 3.0s",
+        "asyncpod run: (the line above repeated 1 more time)",  # said when the block ends
+    ]
+
+
+def test_a_long_run_of_repeats_is_reported_at_each_power_of_ten() -> None:
+    folder = RepeatFolder()
+    reports = [folder.see("same") for _ in range(101)]
+
+    assert reports[0] == (0, True)
+    assert [(i, r) for i, (r, _) in enumerate(reports) if r] == [(10, 10), (100, 90)]
+    assert not any(show for _, show in reports[1:])
+    assert folder.flush() == 0
+    assert folder.see("other") == (0, True)
+
+
+def test_verbose_output_folds_nothing() -> None:
+    out = io.StringIO()
+
+    with library_voice("asyncpod run", verbose=1, stream=out):
+        for _ in range(3):
+            logging.getLogger("asyncpod.kube").warning("retrying")
+
+    assert out.getvalue().count("retrying") == 3

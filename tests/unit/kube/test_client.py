@@ -7,21 +7,25 @@ import builtins
 import gc
 import socket
 import time
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
 import orjson
 import pytest
 from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from asyncpod.errors import (
     ApiConnectionError,
     ApiTimeoutError,
     ClosedError,
+    ConfigError,
     ForbiddenError,
     InvalidRequestError,
     NotFoundError,
     ServerError,
+    ServerUnreachableError,
     TooManyRequestsError,
     TransientError,
     UnauthorizedError,
@@ -32,6 +36,7 @@ from asyncpod.kube.client import (
     RetryPolicy,
     TokenBucket,
     judge_answer,
+    judge_first_contact,
     judge_transport_error,
     parse_retry_after,
     should_retry_exception,
@@ -257,17 +262,86 @@ def _closed_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def test_connection_refused_is_retried_then_raised_even_for_post() -> None:
-    config = ClusterConfig(f"http://127.0.0.1:{_closed_port()}", credentials=StaticToken(TOKEN))
-    async with KubeClient(config, qps=None, retry=FAST_RETRY) as client:
+async def _answered_then_gone(config_for: Callable[[str], ClusterConfig]) -> KubeClient:
+    """A client whose server answered once and then went away (an outage)."""
+
+    async def answer_and_close(request: web.Request) -> web.StreamResponse:
+        # No kept-alive connection: the next request must open a new one, and be refused.
+        return web.json_response({"items": []}, headers={"Connection": "close"})
+
+    api = FakeApiServer()
+    api.on("GET", PODS, answer_and_close)
+    server = TestServer(api.app)
+    await server.start_server()
+    client = KubeClient(config_for(f"http://127.0.0.1:{server.port}"), qps=None, retry=FAST_RETRY)
+    await client.request("GET", PODS)
+    await server.close()
+    return client
+
+
+async def test_connection_refused_after_an_answer_is_retried_then_raised_even_for_post() -> None:
+    client = await _answered_then_gone(
+        lambda url: ClusterConfig(url, credentials=StaticToken(TOKEN))
+    )
+    async with client:
         with pytest.raises(ApiConnectionError) as caught:
             # Nothing was sent, so even a create is safe to retry.
             await client.request("POST", PODS, json=POD)
         stats = client.statistics()
 
-    assert stats.requests_sent == {"POST": FAST_RETRY.attempts}
+    assert not isinstance(caught.value, ServerUnreachableError)  # an outage, not a typo
+    assert stats.requests_sent == {"GET": 1, "POST": FAST_RETRY.attempts}
     assert stats.connection_errors == FAST_RETRY.attempts
     assert TOKEN not in str(caught.value)
+
+
+_QUICK = RetryPolicy(attempts=2, backoff_base=0.01, backoff_cap=0.01)
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+async def test_a_server_never_reached_fails_fast_naming_server_and_source(method: str) -> None:
+    port = _closed_port()
+    config = ClusterConfig(
+        f"http://127.0.0.1:{port}",
+        credentials=StaticToken(TOKEN),
+        source="kubeconfig K, context 'c'",
+    )
+    async with KubeClient(config, qps=None, retry=FAST_RETRY, first_contact=_QUICK) as client:
+        with pytest.raises(ServerUnreachableError) as caught:
+            await client.request(method, PODS, json=POD if method == "POST" else None)
+        stats = client.statistics()
+
+    error = caught.value
+    assert isinstance(error, ConfigError)  # a configuration problem: fix, don't retry
+    assert str(error) == (
+        f"cannot reach the API server http://127.0.0.1:{port} (kubeconfig K, context 'c'): "
+        f"connection refused at 127.0.0.1:{port}; is the cluster running, and is this its address?"
+    )
+    assert (error.server, error.source) == (f"http://127.0.0.1:{port}", "kubeconfig K, context 'c'")
+    assert stats.requests_sent == {method: _QUICK.attempts}  # the quick tries, not FAST_RETRY's
+    assert not client.answered
+
+
+async def test_an_unknown_host_fails_fast_naming_it() -> None:
+    config = ClusterConfig("http://no-such-host.invalid:6443", source="kubeconfig K")
+    async with KubeClient(config, qps=None, retry=FAST_RETRY, first_contact=_QUICK) as client:
+        with pytest.raises(ServerUnreachableError, match=r"unknown host 'no-such-host.invalid'"):
+            async with client.stream("GET", PODS, params={"watch": True}):
+                pass  # pragma: no cover - never opened
+
+
+async def test_first_contact_ends_with_the_first_answer_of_any_status(api: FakeApiServer) -> None:
+    api.on("GET", PODS, fail(404, "NotFound"))
+    async with KubeClient(ClusterConfig(api.url), qps=None, first_contact=_QUICK) as client:
+        with pytest.raises(NotFoundError):
+            await client.request("GET", PODS)
+        assert client.answered
+
+
+def test_judge_first_contact_leaves_a_cut_mid_request_to_the_usual_verdict() -> None:
+    cut = aiohttp.ServerDisconnectedError()
+    assert judge_first_contact(cut, server="https://s", source="K") is None
+    assert judge_first_contact(asyncio.TimeoutError(), server="https://s", source="K") is None
 
 
 async def test_server_disconnect_on_post_is_not_retried(api: FakeApiServer) -> None:
