@@ -1,21 +1,27 @@
 """Where the API server is and how to prove who we are: kubeconfig, in-cluster, tokens.
 
 Why it exists: authentication is a zoo (client certificates, static and file tokens,
-exec plugins, in-cluster service accounts, legacy auth providers) and
-``kubernetes_asyncio.config`` already speaks all of it. We use that library for exactly
-this and nothing else: it fills a ``kubernetes_asyncio.client.Configuration``, and we
-translate the result into a small frozen :class:`ClusterConfig` plus a
-:class:`Credentials` object that hands out a fresh ``Authorization`` header value
-(exec-plugin and in-cluster tokens expire and are refreshed lazily, never by a
-background task).
+exec plugins, in-cluster service accounts, legacy auth providers). We translate each
+into a small frozen :class:`ClusterConfig` plus a :class:`Credentials` object that
+hands out a fresh ``Authorization`` header value (exec-plugin, token-file and in-cluster
+tokens change and are refreshed lazily, never by a background task).
+
+The ordinary kubeconfig (server, CA, client certificate and key, ``token``,
+``tokenFile``, basic auth, ``insecure-skip-tls-verify``, ``tls-server-name``,
+``proxy-url``) is read here, field for field as ``kubernetes_asyncio``'s loader reads
+it. Exec plugins, auth providers (oidc, gcp) and the in-cluster service account are
+left to ``kubernetes_asyncio.config``, which speaks all of them, and which is imported
+only when one is used: importing any part of that package imports its whole generated
+client (~860 modules, about a second), which a CLI start-up or a plain kubeconfig has
+no use for (docs/architecture.md, "Imports").
 
 What it deliberately does not do:
 
 * No HTTP. :mod:`asyncpod.kube.client` owns the session; this module only says what
   to connect to and builds the :class:`ssl.SSLContext` for it.
 * It never writes the kubeconfig back (the library's ``persist_config`` is off), so
-  loading is side-effect free apart from the library's temp files for ``*-data`` keys,
-  which ``ssl`` can only read from disk.
+  loading is side-effect free apart from temp files for ``*-data`` keys, which ``ssl``
+  can only read from disk (private to the user, removed at exit).
 * Error messages never contain tokens, passwords or key material. Library messages are
   redacted against every secret in the loaded kubeconfig before they are shown, and
   YAML errors are reported by position only (a YAML error snippet would quote the line,
@@ -23,31 +29,29 @@ What it deliberately does not do:
 
 Merging follows ``kubectl``: ``KUBECONFIG`` lists files separated by ``os.pathsep``;
 missing ones are skipped; the first file to define a cluster, user, context or
-``current-context`` wins. Relative certificate paths resolve against the file that
-named them.
+``current-context`` wins. Relative certificate and token-file paths resolve against
+the file that named them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
+import base64
 import binascii
+import contextlib
 import datetime
 import os
 import re
 import ssl
+import tempfile
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import yaml
-from kubernetes_asyncio.client import Configuration
-from kubernetes_asyncio.config.incluster_config import (
-    SERVICE_CERT_FILENAME,
-    SERVICE_TOKEN_FILENAME,
-    InClusterConfigLoader,
-)
-from kubernetes_asyncio.config.kube_config import ConfigNode, KubeConfigLoader
 
 from asyncpod.errors import ConfigError
 
@@ -64,6 +68,8 @@ __all__ = [
     "load_kubeconfig",
 ]
 
+SERVICE_TOKEN_FILENAME = "/var/run/secrets/kubernetes.io/serviceaccount/token"  # noqa: S105 - a path
+SERVICE_CERT_FILENAME = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt"
 SERVICE_NAMESPACE_FILENAME = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 
 # Refresh an exec-plugin token this long before it expires, so a request never
@@ -73,6 +79,8 @@ _EXPIRY_SKEW = datetime.timedelta(seconds=60)
 # User-section keys whose values are secrets; used to redact library messages.
 _SECRET_USER_KEYS = ("token", "password", "client-key-data", "username")
 _REDACTED = "<redacted>"
+# User-section keys that only kubernetes_asyncio's loader implements.
+_LIBRARY_USER_KEYS = frozenset({"exec", "auth-provider"})
 _AUTH_VALUE = re.compile(r"(?i)\b(bearer|basic)\s+\S+")
 
 
@@ -200,6 +208,72 @@ class _KubeconfigCredentials(_ConfigurationCredentials):
                     f"{self._label}: refreshing credentials failed", exc, self._secrets
                 ) from None
             self._generation += 1
+
+
+class _FixedAuthorization:
+    """A kubeconfig user's ``token`` or username and password: one header value, always."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    async def authorization(self) -> str | None:
+        return self._value
+
+    async def invalidate(self) -> bool:
+        return False
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(<redacted>)"
+
+
+class _TokenFileCredentials:
+    """A kubeconfig user's ``tokenFile``: read at load, and again after a 401.
+
+    The file may have been rotated behind our back; reading it again on every request
+    would cost a thread hop each. Surrounding whitespace (the trailing newline of
+    ``echo TOKEN > file``) is dropped, as kubectl does. An empty file falls back to the
+    user's basic auth, if any. A lock and a generation count make many concurrent 401s
+    read the file once.
+    """
+
+    __slots__ = ("_fallback", "_generation", "_label", "_lock", "_path", "_secrets", "_value")
+
+    def __init__(
+        self, path: str, *, fallback: str | None, label: str, secrets: frozenset[str]
+    ) -> None:
+        self._path = path
+        self._fallback = fallback
+        self._label = label
+        self._secrets = secrets
+        self._lock = asyncio.Lock()
+        self._generation = 0
+        self._value = self._read()  # blocking: the loader runs in a thread
+
+    def _read(self) -> str | None:
+        token = Path(self._path).read_text(encoding="utf-8").strip()
+        return f"Bearer {token}" if token else self._fallback
+
+    async def authorization(self) -> str | None:
+        return self._value
+
+    async def invalidate(self) -> bool:
+        before = self._value
+        seen_generation = self._generation
+        async with self._lock:
+            if self._generation == seen_generation:
+                try:
+                    self._value = await asyncio.to_thread(self._read)
+                except Exception as exc:  # noqa: BLE001 - see _config_error
+                    raise _config_error(
+                        f"{self._label}: refreshing credentials failed", exc, self._secrets
+                    ) from None
+                self._generation += 1
+        return self._value != before
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(<redacted>)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -384,29 +458,15 @@ async def load_kubeconfig(
     selected = _select_context(merged, context)
     label = f"kubeconfig {merged.describe()}, context {selected.name!r}"
     secrets = merged.secrets()
+    if selected.needs_library:
+        return await _load_with_library(merged, selected, label=label, secrets=secrets)
     try:
-        loader = KubeConfigLoader(
-            config_dict=merged.to_config_node(),
-            active_context=selected.name,
-            config_base_path=None,
-            config_persister=None,
-        )
-        configuration = type.__call__(Configuration)  # bypass the library's global default
-        await loader.load_and_set(configuration)
+        # Reads token and certificate files, writes *-data temp files: off the loop too.
+        return await asyncio.to_thread(_load_plain, selected, label=label, secrets=secrets)
     except ConfigError:
         raise
     except Exception as exc:  # noqa: BLE001 - see _config_error
         raise _config_error(label, exc, secrets) from None
-    credentials: Credentials | None = None
-    if configuration.api_key.get("BearerToken") or selected.has_refreshable_auth:
-        credentials = _KubeconfigCredentials(configuration, loader, label=label, secrets=secrets)
-    return ClusterConfig.from_configuration(
-        configuration,
-        credentials=credentials,
-        namespace=selected.namespace,
-        context=selected.name,
-        source=label,
-    )
 
 
 async def load_incluster(
@@ -430,6 +490,12 @@ async def load_incluster(
         )
 
     def load() -> tuple[Any, str | None]:
+        # Imported on first use, in this thread (see the module docstring).
+        from kubernetes_asyncio.client import Configuration
+        from kubernetes_asyncio.config.incluster_config import (
+            InClusterConfigLoader,
+        )
+
         configuration = type.__call__(Configuration)
         InClusterConfigLoader(
             token_filename=token_file, cert_filename=ca_file, environ=env
@@ -479,6 +545,13 @@ class _Selected:
     name: str
     namespace: str | None
     has_refreshable_auth: bool
+    cluster: _Entry
+    user: _Entry | None
+
+    @property
+    def needs_library(self) -> bool:
+        """Whether the user authenticates in a way only kubernetes_asyncio's loader knows."""
+        return self.user is not None and bool(_LIBRARY_USER_KEYS & self.user.body["user"].keys())
 
 
 @dataclass(slots=True)
@@ -492,13 +565,15 @@ class _Merged:
     def describe(self) -> str:
         return os.pathsep.join(str(p) for p in self.paths)
 
-    def to_config_node(self) -> ConfigNode:
-        def section(kind: str, entries: dict[str, _Entry] | None) -> list[ConfigNode]:
+    def to_config_node(self, config_node: Any) -> Any:
+        """The merged kubeconfig as the library's ``ConfigNode`` (passed in: imported late)."""
+
+        def section(kind: str, entries: dict[str, _Entry] | None) -> list[Any]:
             # Each entry keeps its own file path, so relative certificate paths resolve
             # next to the file that named them. Node names appear in library errors,
             # so they name the entry, never its contents.
             return [
-                ConfigNode(f"{e.path}: {kind}[name={e.name}]", e.body, str(e.path))
+                config_node(f"{e.path}: {kind}[name={e.name}]", e.body, str(e.path))
                 for e in (entries or {}).values()
             ]
 
@@ -508,7 +583,7 @@ class _Merged:
             "users": section("users", self.users),
             "contexts": section("contexts", self.contexts),
         }
-        return ConfigNode("kubeconfig", value, str(self.paths[0]))
+        return config_node("kubeconfig", value, str(self.paths[0]))
 
     def secrets(self) -> frozenset[str]:
         found: set[str] = set()
@@ -636,6 +711,7 @@ def _select_context(merged: _Merged, requested: str | None) -> _Selected:
         raise ConfigError(f"cluster {cluster.name!r} in {cluster.path} has no server URL")
     user_name = body.get("user")
     refreshable = False
+    user = None
     if user_name:
         user = (merged.users or {}).get(str(user_name))
         if user is None:
@@ -646,7 +722,199 @@ def _select_context(merged: _Merged, requested: str | None) -> _Selected:
         spec = user.body["user"]
         refreshable = bool({"exec", "auth-provider", "tokenFile"} & spec.keys())
     namespace = body.get("namespace")
-    return _Selected(name, str(namespace) if namespace else None, refreshable)
+    return _Selected(name, str(namespace) if namespace else None, refreshable, cluster, user)
+
+
+async def _load_with_library(
+    merged: _Merged, selected: _Selected, *, label: str, secrets: frozenset[str]
+) -> ClusterConfig:
+    """Exec plugins and auth providers, by ``kubernetes_asyncio``'s loader.
+
+    The library is imported here, in a thread: the import takes about a second (see the
+    module docstring) and the event loop keeps running meanwhile.
+    """
+    kube_config, configuration_class = await asyncio.to_thread(_import_library)
+    try:
+        loader = kube_config.KubeConfigLoader(
+            config_dict=merged.to_config_node(kube_config.ConfigNode),
+            active_context=selected.name,
+            config_base_path=None,
+            config_persister=None,
+        )
+        configuration = type.__call__(configuration_class)  # bypass the library's global default
+        await loader.load_and_set(configuration)
+    except ConfigError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - see _config_error
+        raise _config_error(label, exc, secrets) from None
+    credentials: Credentials | None = None
+    if configuration.api_key.get("BearerToken") or selected.has_refreshable_auth:
+        credentials = _KubeconfigCredentials(configuration, loader, label=label, secrets=secrets)
+    return ClusterConfig.from_configuration(
+        configuration,
+        credentials=credentials,
+        namespace=selected.namespace,
+        context=selected.name,
+        source=label,
+    )
+
+
+def _import_library() -> tuple[Any, Any]:
+    from kubernetes_asyncio.client import Configuration
+    from kubernetes_asyncio.config import kube_config
+
+    return kube_config, Configuration
+
+
+def _load_plain(selected: _Selected, *, label: str, secrets: frozenset[str]) -> ClusterConfig:
+    """A kubeconfig user without exec plugin or auth provider, read as the library reads it.
+
+    The same precedence (``*-data`` over the file, ``token`` over ``tokenFile`` over
+    username and password), the same laziness (certificates are read for https servers
+    only) and the same messages. Three departures, each a library bug: client
+    certificate paths resolve next to the file that defines the user (the library uses
+    the cluster's file), a context without a user works with an https server (the library
+    fails on it with a TypeError), and a token file's surrounding whitespace is dropped
+    (the library sends its trailing newline, which aiohttp refuses to put in a header).
+    Blocking: reads files, writes ``*-data`` temp files.
+    """
+    cluster = _Section(selected.cluster, "clusters", label)
+    user = None if selected.user is None else _Section(selected.user, "users", label)
+    server = cluster.get("server")
+    if not isinstance(server, str):
+        raise ConfigError(
+            f"{label}: {cluster}: server must be a URL, not a {type(server).__name__}"
+        )
+    server = server.rstrip("/")
+    # Credentials first, as the library does: its errors come in this order.
+    credentials = _plain_credentials(user, label=label, secrets=secrets)
+    ca_file = cert_file = key_file = None
+    if server.startswith("https"):
+        ca_file = cluster.file("certificate-authority")
+        if user is not None:
+            cert_file = user.file("client-certificate")
+            key_file = user.file("client-key")
+    skip_verify = cluster.optional("insecure-skip-tls-verify")
+    return ClusterConfig(
+        server,
+        ca_file=ca_file,
+        client_cert_file=cert_file,
+        client_key_file=key_file,
+        verify_tls=not skip_verify,
+        tls_server_name=cluster.optional("tls-server-name") or None,
+        proxy=cluster.optional("proxy-url") or None,
+        credentials=credentials,
+        namespace=selected.namespace,
+        context=selected.name,
+        source=label,
+    )
+
+
+def _plain_credentials(
+    user: _Section | None, *, label: str, secrets: frozenset[str]
+) -> Credentials | None:
+    if user is None or not user.body:
+        return None
+    if "token" in user:
+        token = user.get("token")
+        if token:
+            return _FixedAuthorization(f"Bearer {token}")
+    elif "tokenFile" in user:
+        path = user.resolve(user.get("tokenFile"))
+        return _TokenFileCredentials(path, fallback=_basic(user), label=label, secrets=secrets)
+    basic = _basic(user)
+    return None if basic is None else _FixedAuthorization(basic)
+
+
+def _basic(user: _Section) -> str | None:
+    if "username" not in user or "password" not in user:
+        return None
+    pair = f"{user.get('username')}:{user.get('password')}"
+    return "Basic " + base64.b64encode(pair.encode()).decode("ascii")
+
+
+@dataclass(frozen=True, slots=True)
+class _Section:
+    """One cluster's or user's section, with the library's rules for its fields."""
+
+    entry: _Entry
+    kind: Literal["clusters", "users"]
+    label: str  # the kubeconfig and context, which every message starts with
+
+    @property
+    def body(self) -> dict[str, Any]:
+        body: dict[str, Any] = self.entry.body[self.kind[:-1]]
+        return body
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.body
+
+    def __str__(self) -> str:
+        # The library's name for the section, kept in its messages.
+        return f"{self.entry.path}: {self.kind}[name={self.entry.name}]/{self.kind[:-1]}"
+
+    def get(self, key: str) -> Any:
+        """A key that is present; null is malformed (the library says so, and so do we)."""
+        value = self.body[key]
+        if value is None:
+            raise ConfigError(
+                f"{self.label}: Invalid kube-config file. Expected key {key} in {self}"
+            )
+        return value
+
+    def optional(self, key: str) -> Any:
+        return self.get(key) if key in self.body else None
+
+    def resolve(self, path: str) -> str:
+        """``path`` relative to the kubeconfig file that defines this section."""
+        return os.path.normpath(self.entry.path.parent.absolute() / path)
+
+    def file(self, key: str) -> str | None:
+        """The file for ``key``: ``key-data`` (base64) in a temp file, else ``key``'s path."""
+        data_key = f"{key}-data"
+        if data_key in self.body:
+            data = self.get(data_key)
+            if not data:
+                return None
+            return _temp_file(
+                base64.standard_b64decode(data.encode() if isinstance(data, str) else data)
+            )
+        if key not in self.body:
+            return None
+        path = self.resolve(self.get(key))
+        if not Path(path).is_file():
+            # sic: the library's message, kept so that both loaders say the same.
+            raise ConfigError(f"{self.label}: File does not exists: {path}")
+        return path
+
+
+_temp_files: dict[bytes, str] = {}
+_temp_files_lock = threading.Lock()
+
+
+def _temp_file(content: bytes) -> str:
+    """A private temp file holding ``content``: ``ssl`` reads certificates from files only.
+
+    One file per distinct content, so loading a kubeconfig again (each session does)
+    creates none; all are removed when the interpreter exits.
+    """
+    with _temp_files_lock:
+        name = _temp_files.get(content)
+        if name is None or not Path(name).is_file():
+            fd, name = tempfile.mkstemp(prefix="asyncpod-kubeconfig-")  # mode 0600
+            with os.fdopen(fd, "wb") as file:
+                file.write(content)
+            _temp_files[content] = name
+        return name
+
+
+@atexit.register
+def _remove_temp_files() -> None:
+    with _temp_files_lock:
+        for name in _temp_files.values():
+            with contextlib.suppress(OSError):  # gone already, or not ours to remove now
+                Path(name).unlink()
+        _temp_files.clear()
 
 
 def _yaml_reason(exc: yaml.YAMLError) -> str:

@@ -3,8 +3,11 @@
 `cryptography` (the control plane's PKI) and `rich` (the CLI's output) are for
 `asyncpod.testing` and `asyncpod.cli` only. The pytest plugin is loaded by every pytest
 run of every project that installed asyncpod, so loading it must not import the
-control plane, aiohttp or the library. Each check runs in a fresh interpreter, since
-this test session has imported everything already.
+control plane, aiohttp or the library. Nothing at start-up imports kubernetes_asyncio
+(its package imports its whole generated client, about a second); connecting with a
+plain kubeconfig does not either (tests/unit/kube/test_config.py connects in a fresh
+interpreter). Each check runs in a fresh interpreter, since this test session has
+imported everything already.
 """
 
 from __future__ import annotations
@@ -63,6 +66,20 @@ def test_the_library_never_loads_cryptography_or_rich(code: str) -> None:
     loaded = loaded_after(code)
     assert loaded & {"asyncpod.core", "asyncpod.kube"}  # the library itself did load
     assert not loaded & {"cryptography", "rich"}
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "import asyncpod",
+        "import asyncpod.kube",
+        "import asyncpod.cli",
+        "import asyncpod.cli.main\nasyncpod.cli.main.build_parser()",
+        "from asyncpod import *",
+    ],
+)
+def test_start_up_never_loads_kubernetes_asyncio(code: str) -> None:
+    assert "kubernetes_asyncio" not in loaded_after(code)
 
 
 def test_loading_the_pytest_plugin_loads_nothing_heavy() -> None:

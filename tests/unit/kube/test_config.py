@@ -3,11 +3,18 @@
 The happy paths talk to a real loopback server (plain http with a token, and https with
 a client certificate) so the whole chain kubeconfig → ClusterConfig → SSL context →
 request headers is exercised, not just the parsing.
+
+Plain kubeconfigs (no exec plugin, no auth provider) are read by asyncpod itself, so
+that connecting does not import kubernetes_asyncio; each is also loaded by the library's
+loader, and both must agree field for field and message for message.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import json
+import os
 import ssl
 import sys
 import textwrap
@@ -25,6 +32,9 @@ from asyncpod.kube.client import KubeClient
 from asyncpod.kube.config import (
     ClusterConfig,
     StaticToken,
+    _load_with_library,
+    _read_and_merge,
+    _select_context,
     build_ssl_context,
     config_source,
     load_config,
@@ -569,3 +579,303 @@ def _configuration(stub: Any) -> Any:
     stub.ssl_ca_cert = stub.cert_file = stub.key_file = stub.tls_server_name = stub.proxy = None
     stub.verify_ssl = True
     return stub
+
+
+# ----------------------------------------------------------------------------- plain kubeconfigs
+
+
+async def by_library(path: Path) -> ClusterConfig:
+    """``path`` loaded by kubernetes_asyncio's loader, as exec-plugin users' kubeconfigs are."""
+    merged = _read_and_merge([path])
+    selected = _select_context(merged, None)
+    label = f"kubeconfig {merged.describe()}, context {selected.name!r}"
+    return await _load_with_library(merged, selected, label=label, secrets=merged.secrets())
+
+
+async def observed(config: ClusterConfig) -> dict[str, Any]:
+    """What a connection uses from ``config``: temp files by their content, not their name."""
+
+    credentials = config.credentials
+    return {
+        "server": config.server,
+        "ca": file_bytes(config.ca_file),
+        "cert": file_bytes(config.client_cert_file),
+        "key": file_bytes(config.client_key_file),
+        "verify_tls": config.verify_tls,
+        "tls_server_name": config.tls_server_name,
+        "proxy": config.proxy,
+        "namespace": config.namespace,
+        "context": config.context,
+        "source": config.source,
+        "authorization": None if credentials is None else await credentials.authorization(),
+        "refreshes": None if credentials is None else await credentials.invalidate(),
+    }
+
+
+def file_bytes(name: str | None) -> bytes | None:
+    return None if name is None else Path(name).read_bytes()
+
+
+PEM = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+
+
+def plain_cases(tmp_path: Path) -> dict[str, dict[str, Any]]:
+    (tmp_path / "certs").mkdir()
+    for name in ("ca.crt", "me.crt", "me.key"):
+        (tmp_path / "certs" / name).write_text(f"{name}\n{PEM}")
+    (tmp_path / "token").write_text("file-token")
+    data = base64.b64encode(PEM.encode()).decode()
+    https = "https://127.0.0.1:6443/prefix/"
+    return {
+        "token": kubeconfig(),
+        "no user fields": kubeconfig(user={}),
+        "basic auth": kubeconfig(user={"username": "admin", "password": SECRET_PASSWORD}),
+        "empty token falls back to basic auth": kubeconfig(
+            user={"token": "", "tokenFile": "token", "username": "u", "password": "p"}
+        ),
+        "token before token file": kubeconfig(user={"token": TOKEN, "tokenFile": "token"}),
+        "relative token file": kubeconfig(user={"tokenFile": "token"}),
+        "http ignores certificates": kubeconfig(
+            cluster={"certificate-authority": "nowhere.crt"},
+            user={"client-certificate": "no.crt", "client-key-data": "!!", "token": TOKEN},
+        ),
+        "data": kubeconfig(
+            https,
+            cluster={"certificate-authority-data": data},
+            user={"client-certificate-data": data, "client-key-data": data},
+        ),
+        "data before files, empty data is none": kubeconfig(
+            https,
+            cluster={"certificate-authority-data": "", "certificate-authority": "certs/ca.crt"},
+            user={"client-certificate-data": data, "client-certificate": "nowhere"},
+        ),
+        "relative files": kubeconfig(
+            https,
+            cluster={"certificate-authority": "certs/ca.crt"},
+            user={"client-certificate": "certs/../certs/me.crt", "client-key": "certs/me.key"},
+        ),
+        "tls options": kubeconfig(
+            https,
+            cluster={
+                "insecure-skip-tls-verify": True,
+                "tls-server-name": "kubernetes",
+                "proxy-url": "http://proxy:3128",
+            },
+        ),
+        "verify stays on": kubeconfig(https, cluster={"insecure-skip-tls-verify": False}),
+    }
+
+
+async def test_plain_kubeconfigs_read_as_the_library_reads_them(tmp_path: Path) -> None:
+    for name, doc in plain_cases(tmp_path).items():
+        path = write(tmp_path / "config", doc)
+        ours = await observed(await load_kubeconfig(path))
+        assert ours == await observed(await by_library(path)), name
+
+
+def broken_cases(tmp_path: Path) -> dict[str, dict[str, Any]]:
+    https = "https://127.0.0.1:6443"
+    return {
+        "missing CA file": kubeconfig(https, cluster={"certificate-authority": "ca.crt"}),
+        "missing key file": kubeconfig(https, user={"client-key": "/nowhere/me.key"}),
+        "missing token file": kubeconfig(user={"tokenFile": "token"}),
+        "bad base64": kubeconfig(https, user={"client-certificate-data": "abc"}),
+        "null token": kubeconfig(user={"token": None}),
+        "null password": kubeconfig(user={"username": "u", "password": None}),
+        "null CA": kubeconfig(https, cluster={"certificate-authority-data": None}),
+        "null skip-verify": kubeconfig(cluster={"insecure-skip-tls-verify": None}),
+        "key without certificate": kubeconfig(
+            https, user={"client-key-data": base64.b64encode(b"key").decode()}
+        ),
+    }
+
+
+async def test_broken_plain_kubeconfigs_fail_as_the_library_does(tmp_path: Path) -> None:
+    for name, doc in broken_cases(tmp_path).items():
+        path = write(tmp_path / "config", doc)
+        with pytest.raises(ConfigError) as ours:
+            await load_kubeconfig(path)
+        with pytest.raises(ConfigError) as theirs:
+            await by_library(path)
+        assert str(ours.value) == str(theirs.value), name
+        assert str(path) in str(ours.value), name
+
+
+async def test_a_server_that_is_not_a_string_is_named(tmp_path: Path) -> None:
+    # The library failed on it with a bare AssertionError.
+    with pytest.raises(ConfigError, match=r"clusters\[name=c\]/cluster: server must be a URL"):
+        await load_kubeconfig(write(tmp_path / "config", kubeconfig(6443)))  # type: ignore[arg-type]
+
+
+async def test_token_file_whitespace_is_dropped(tmp_path: Path, api: FakeApiServer) -> None:
+    # The library sent the newline too, which aiohttp refused to put in a header.
+    api.on("GET", PODS, reply({}))
+    (tmp_path / "token").write_text(f"  {TOKEN}\n")
+    path = write(tmp_path / "config", kubeconfig(api.url, user={"tokenFile": "token"}))
+
+    async with await KubeClient.from_kubeconfig(str(path), qps=None) as client:
+        await client.request("GET", PODS)
+
+    assert api.seen()[0].headers["Authorization"] == f"Bearer {TOKEN}"
+
+
+async def test_a_token_file_gone_on_refresh_is_a_config_error(tmp_path: Path) -> None:
+    (tmp_path / "token").write_text("first-token")
+    path = write(tmp_path / "config", kubeconfig(user={"tokenFile": "token"}))
+    config = await load_kubeconfig(path)
+    assert config.credentials is not None
+    (tmp_path / "token").unlink()
+
+    with pytest.raises(ConfigError, match="refreshing credentials failed") as caught:
+        await config.credentials.invalidate()
+    assert str(tmp_path / "token") in str(caught.value)
+    assert "first-token" not in repr(config.credentials)
+
+
+async def test_concurrent_401s_read_the_token_file_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "token").write_text("first-token")
+    config = await load_kubeconfig(
+        write(tmp_path / "config", kubeconfig(user={"tokenFile": "token"}))
+    )
+    credentials = config.credentials
+    assert credentials is not None
+    reads: list[str] = []
+    read_text = Path.read_text
+
+    def counting(self: Path, *args: Any, **kwargs: Any) -> str:
+        reads.append(str(self))
+        return read_text(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "read_text", counting)
+    (tmp_path / "token").write_text("rotated-token")
+
+    assert await asyncio.gather(*(credentials.invalidate() for _ in range(5))) == [True] * 5
+    assert reads == [str(tmp_path / "token")]
+    assert await credentials.authorization() == "Bearer rotated-token"
+
+
+async def test_client_files_resolve_next_to_the_file_defining_the_user(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As kubectl does; the library resolved them next to the cluster's file.
+    (tmp_path / "users").mkdir()
+    (tmp_path / "users" / "me.crt").write_text(PEM)
+    (tmp_path / "users" / "token").write_text("user-file-token")
+    clusters = kubeconfig("https://127.0.0.1:6443")
+    del clusters["users"]
+    users = {
+        "users": [{"name": "u", "user": {"client-certificate": "me.crt", "tokenFile": "token"}}]
+    }
+    paths = [write(tmp_path / "config", clusters), write(tmp_path / "users" / "config", users)]
+    monkeypatch.setenv("KUBECONFIG", ":".join(str(p) for p in paths))
+
+    config = await load_kubeconfig()
+
+    assert config.client_cert_file == str(tmp_path / "users" / "me.crt")
+    assert config.credentials is not None
+    assert await config.credentials.authorization() == "Bearer user-file-token"
+
+
+async def test_https_context_without_a_user(tmp_path: Path, pki: Pki) -> None:
+    doc = kubeconfig(
+        "https://127.0.0.1:6443", cluster={"certificate-authority-data": b64(pki.ca_cert)}
+    )
+    del doc["contexts"][0]["context"]["user"]
+
+    config = await load_kubeconfig(write(tmp_path / "config", doc))
+
+    assert config.credentials is None
+    assert config.client_cert_file is None
+    assert file_bytes(config.ca_file) == pki.ca_cert.read_bytes()
+
+
+async def test_data_temp_files_are_private_and_reused(tmp_path: Path) -> None:
+    doc = kubeconfig("https://127.0.0.1:6443", user={"client-key-data": b64_text("a key")})
+    doc["users"][0]["user"]["client-certificate-data"] = b64_text("a certificate")
+    path = write(tmp_path / "config", doc)
+
+    first, second = await load_kubeconfig(path), await load_kubeconfig(path)
+
+    assert first.client_key_file is not None
+    assert first.client_key_file == second.client_key_file  # one file per content
+    assert file_bytes(first.client_key_file) == b"a key"
+    assert os.stat(first.client_key_file).st_mode & 0o077 == 0  # noqa: PTH116
+
+
+def b64_text(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+# A fresh interpreter connects and reports which of kubernetes_asyncio's modules it loaded.
+CONNECT = """
+import asyncio, json, sys
+from asyncpod.kube.client import KubeClient
+
+async def main():
+    async with await KubeClient.from_kubeconfig(sys.argv[1], qps=None) as client:
+        return await client.request("GET", sys.argv[2])
+
+answer = asyncio.run(main())
+loaded = [m for m in sys.modules if m.partition(".")[0] == "kubernetes_asyncio"]
+print(json.dumps({"answer": answer, "loaded": loaded}))
+"""
+
+
+async def connect_in_a_fresh_python(path: Path) -> tuple[Any, list[str]]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        CONNECT,
+        str(path),
+        PODS,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=120)
+    assert process.returncode == 0, stderr.decode()
+    found = json.loads(stdout.decode().splitlines()[-1])
+    return found["answer"], found["loaded"]
+
+
+async def test_a_token_kubeconfig_connects_without_kubernetes_asyncio(
+    tmp_path: Path, api: FakeApiServer
+) -> None:
+    api.on("GET", PODS, reply({"items": []}))
+    path = write(tmp_path / "config", kubeconfig(api.url))
+
+    assert await connect_in_a_fresh_python(path) == ({"items": []}, [])
+    assert api.seen()[0].headers["Authorization"] == f"Bearer {TOKEN}"
+
+
+async def test_a_client_certificate_kubeconfig_connects_without_kubernetes_asyncio(
+    tmp_path: Path, pki: Pki, tls_api: FakeApiServer
+) -> None:
+    tls_api.on("GET", PODS, reply({"items": []}))
+    (tmp_path / "ca.crt").write_bytes(pki.ca_cert.read_bytes())
+    doc = kubeconfig(
+        tls_api.url,
+        cluster={"certificate-authority": "ca.crt"},
+        user={
+            "client-certificate-data": b64(pki.admin.cert),
+            "client-key-data": b64(pki.admin.key),
+        },
+    )
+
+    answer, loaded = await connect_in_a_fresh_python(write(tmp_path / "config", doc))
+
+    assert (answer, loaded) == ({"items": []}, [])
+
+
+async def test_an_exec_plugin_kubeconfig_connects_through_kubernetes_asyncio(
+    tmp_path: Path, api: FakeApiServer
+) -> None:
+    api.on("GET", PODS, reply({"items": []}))
+    path = write(tmp_path / "config", kubeconfig(api.url, user=exec_user(tmp_path, 3600)))
+
+    answer, loaded = await connect_in_a_fresh_python(path)
+
+    assert answer == {"items": []}
+    assert "kubernetes_asyncio.config.kube_config" in loaded
+    assert api.seen()[0].headers["Authorization"] == "Bearer exec-token-1"
