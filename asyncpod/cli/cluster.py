@@ -12,19 +12,33 @@ executes. Everything said here says so, so nobody mistakes it for a real cluster
 kubelet with containerd and runc, so ``asyncpod run busybox:1.36 -- ...`` runs a real
 container (busybox images are imported locally; there is no registry). Its kwok nodes
 default to none then, so every pod lands on the real node.
+
+The control plane makes its PKI with ``cryptography``, which comes with the ``testing``
+extra, not with asyncpod itself: it is imported when a command needs it, and when it is
+missing the command says which extra to install (:func:`missing_testing_extra`) instead
+of a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 from pathlib import Path
 
-from asyncpod.testing.binaries import BuildError, cache_dir
-from asyncpod.testing.controlplane import ControlPlaneError, LocalControlPlane
+from asyncpod.testing.binaries import BuildError, cache_dir  # standard library only
 
-__all__ = ["add_parser", "default_state_dir", "ensure_local_cluster"]
+__all__ = [
+    "TESTING_EXTRA",
+    "add_parser",
+    "default_state_dir",
+    "ensure_local_cluster",
+    "missing_testing_extra",
+]
+
+#: What ``pip install 'asyncpod[testing]'`` adds (pyproject.toml), by import name.
+TESTING_EXTRA = frozenset({"cryptography", "pytest", "pytest_asyncio"})
 
 SIMULATED_NOTE = "nodes are simulated by kwok: pods are scheduled and run, no container executes"
 REAL_NOTE = (
@@ -35,6 +49,25 @@ REAL_NOTE = (
 
 def default_state_dir() -> Path:
     return cache_dir().parent / "cluster"
+
+
+def missing_testing_extra(command: str) -> str | None:
+    """None when the local control plane can be imported; else the one line saying why not.
+
+    ``command`` starts the line (``asyncpod cluster up: ...``). Only a missing module of
+    the ``testing`` extra is explained; any other import error is a bug, and raised.
+    """
+    try:
+        importlib.import_module("asyncpod.testing.controlplane")
+    except ModuleNotFoundError as error:
+        missing = (error.name or "").partition(".")[0]
+        if missing not in TESTING_EXTRA:
+            raise
+        return (
+            f"{command}: the local control plane needs the testing extra ({missing} is not "
+            "installed): pip install 'asyncpod[testing]'"
+        )
+    return None
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -62,6 +95,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def _alive(state_dir: Path) -> dict[str, object] | None:
+    from asyncpod.testing.controlplane import LocalControlPlane
+
     state = LocalControlPlane.read_state(state_dir)
     if state is None:
         return None
@@ -78,8 +113,11 @@ def _note(state: dict[str, object]) -> str:
 def ensure_local_cluster(state_dir: Path, *, nodes: int = 3, real_node: bool = False) -> Path:
     """Start the local control plane in ``state_dir`` unless it runs; return its kubeconfig.
 
-    ``real_node``: with a real node (untainted, so every pod may land there).
+    ``real_node``: with a real node (untainted, so every pod may land there). Needs the
+    ``testing`` extra (:func:`missing_testing_extra` says whether it is there).
     """
+    from asyncpod.testing.controlplane import ControlPlaneError, LocalControlPlane
+
     state = _alive(state_dir)
     if state is not None:
         if real_node and not state.get("real_nodes"):
@@ -106,6 +144,12 @@ def ensure_local_cluster(state_dir: Path, *, nodes: int = 3, real_node: bool = F
 
 
 def _handle(args: argparse.Namespace) -> int:
+    missing = missing_testing_extra(f"asyncpod cluster {args.action}")
+    if missing is not None:
+        sys.stderr.write(missing + "\n")
+        return 2
+    from asyncpod.testing.controlplane import ControlPlaneError, LocalControlPlane
+
     state_dir: Path = args.state_dir or default_state_dir()
     try:
         if args.action == "up":

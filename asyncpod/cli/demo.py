@@ -13,7 +13,9 @@ from pod annotations.
 Given a cluster, it says which one and runs the same file there, where the busybox
 commands reproduce the outcomes for real (the annotations are inert); at a terminal it
 asks first (``--yes`` skips the question). It never picks ``~/.kube/config`` by
-itself: a demo must not surprise anyone's real cluster.
+itself: a demo must not surprise anyone's real cluster. The local control plane needs
+the ``testing`` extra; without it the demo says so and exits 2 (a cluster you give
+needs nothing more).
 
 The demo exits 0 when every pod finished, whatever its outcome: the failures are part
 of the show. What it deliberately does not do: stop the local control plane afterwards
@@ -33,10 +35,9 @@ from pathlib import Path
 from asyncpod.cli._common import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from asyncpod.cli.batch import BatchConfig, execute, print_problems
 from asyncpod.cli.batchfile import BatchFileError, parse_batch
-from asyncpod.cli.cluster import default_state_dir, ensure_local_cluster
+from asyncpod.cli.cluster import default_state_dir, ensure_local_cluster, missing_testing_extra
 from asyncpod.core.runner import Cleanup, RunOptions
 from asyncpod.testing.binaries import BuildError, cache_dir
-from asyncpod.testing.controlplane import ControlPlaneError
 
 __all__ = ["DEMO_FILE", "add_parser", "demo_text"]
 
@@ -153,6 +154,12 @@ def handle(args: argparse.Namespace) -> int:
             return EXIT_USAGE
         banner = ()
     else:
+        missing = missing_testing_extra("asyncpod demo")
+        if missing is not None:
+            sys.stderr.write(missing + "\n")
+            return EXIT_USAGE
+        from asyncpod.testing.controlplane import ControlPlaneError
+
         sys.stderr.write(
             "asyncpod demo: no cluster given (--kubeconfig, KUBECONFIG), so the demo runs on "
             f"a local control plane in {state_dir}\n"

@@ -1,7 +1,13 @@
 """The ``asyncpod`` command's entry point: argument parsing and dispatch only.
 
 Each subcommand lives in its own module and registers itself with :func:`add_parser`;
-this module knows their names and nothing of what they do.
+this module knows their names and help lines, and nothing of what they do.
+
+Only the module of the command being run is imported. Together they import the
+library, aiohttp, rich and the local control plane (whose ``cryptography`` comes with
+the ``testing`` extra): about half a second that ``asyncpod --help`` or a mistyped
+command has no use for (docs/architecture.md, "Imports"). The other commands appear as
+placeholders, their name and help line; a test checks these are the modules' own.
 
 Everything after the first ``--`` is handed, untouched, to a subcommand that takes a
 trailing command (``asyncpod run IMAGE -- sh -c '...'``): argparse alone would eat a
@@ -11,23 +17,49 @@ second ``--`` inside that command and reject options placed after the image.
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
+from typing import Final
 
-from asyncpod.cli import batch, cluster, demo, run
+__all__ = ["COMMANDS", "build_parser", "main", "parse_args"]
 
-__all__ = ["build_parser", "main", "parse_args"]
+#: Each command's module and the help line ``asyncpod --help`` shows for it.
+COMMANDS: Final = {
+    "run": ("asyncpod.cli.run", "run one pod, stream its logs, exit with its exit code"),
+    "batch": (
+        "asyncpod.cli.batch",
+        "run every pod of a YAML/JSONL file, bounded, with progress and a summary",
+    ),
+    "demo": (
+        "asyncpod.cli.demo",
+        (
+            "run a 200-pod demo batch (on a local control plane with simulated nodes "
+            "unless a cluster is given)"
+        ),
+    ),
+    "cluster": (
+        "asyncpod.cli.cluster",
+        "start/stop a local Kubernetes control plane (simulated nodes)",
+    ),
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(commands: Collection[str] | None = None) -> argparse.ArgumentParser:
+    """The parser, complete for ``commands`` (for every command when None).
+
+    The others are placeholders with their name and help line: enough for
+    ``asyncpod --help`` and for argparse's list of valid choices.
+    """
     parser = argparse.ArgumentParser(
         prog="asyncpod", description="Run Kubernetes pods from asyncio, at scale."
     )
     subparsers = parser.add_subparsers(dest="command", required=True)
-    run.add_parser(subparsers)
-    batch.add_parser(subparsers)
-    demo.add_parser(subparsers)
-    cluster.add_parser(subparsers)
+    for name, (module, help_line) in COMMANDS.items():
+        if commands is None or name in commands:
+            importlib.import_module(module).add_parser(subparsers)
+        else:
+            subparsers.add_parser(name, help=help_line)
     return parser
 
 
@@ -38,7 +70,10 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     if "--" in words:
         split = words.index("--")
         words, trailing = words[:split], words[split + 1 :]
-    parser = build_parser()
+    # The top-level parser has no option taking a value: its first word that is not an
+    # option is the command.
+    command = next((word for word in words if not word.startswith("-")), None)
+    parser = build_parser([command] if command in COMMANDS else [])
     args = parser.parse_args(words)
     if trailing is not None:
         if not getattr(args, "accepts_trailing_args", False):

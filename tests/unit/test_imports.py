@@ -82,6 +82,24 @@ def test_start_up_never_loads_kubernetes_asyncio(code: str) -> None:
     assert "kubernetes_asyncio" not in loaded_after(code)
 
 
+def cli(*argv: str) -> str:
+    """Code running the CLI's entry point in-process (--help and usage errors exit)."""
+    return (
+        "import contextlib, asyncpod.cli.main\n"
+        f"with contextlib.suppress(SystemExit): asyncpod.cli.main.main({list(argv)!r})"
+    )
+
+
+@pytest.mark.parametrize("argv", [["--help"], [], ["nope"]], ids=repr)
+def test_cli_help_and_usage_errors_load_nothing_heavy(argv: list[str]) -> None:
+    assert loaded_after(cli(*argv)) == set()
+
+
+@pytest.mark.parametrize("argv", [["cluster", "--help"], ["demo", "--help"], ["run"]], ids=repr)
+def test_commands_that_start_no_cluster_do_not_load_the_control_plane(argv: list[str]) -> None:
+    assert "cryptography" not in loaded_after(cli(*argv))
+
+
 def test_loading_the_pytest_plugin_loads_nothing_heavy() -> None:
     assert loaded_after("import asyncpod.testing.pytest_plugin") == set()
 
