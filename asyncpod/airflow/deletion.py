@@ -2,10 +2,10 @@
 
 Why it exists: the trigger deletes its pod when it finishes or is killed, the operator
 when the worker kills the task, and both sweep the live pods of earlier tries after a
-new try made its own. These are plain functions over the session's pods API
-(:class:`asyncpod.kube.pods.Pods`, reached through the session's client as
-:mod:`asyncpod.core` reaches it), so no REST path is spelled in the provider and no
-trigger is built just to delete a pod.
+new try made its own. These are plain functions over the pods API
+(:class:`asyncpod.kube.pods.Pods`) on a client (a session's, ``cluster.client``, or the
+worker's own, which opens no session), so no REST path is spelled in the provider and
+no trigger is built just to delete a pod.
 
 What it deliberately does not do: decide whether to delete (``on_finish_action`` and
 ``on_kill_action`` are the caller's), wait for a deleted pod to be gone, or retry
@@ -14,11 +14,12 @@ beyond the client's own policy.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from asyncpod.airflow.tries import TI_LABEL, TryKey, earlier_tries
-from asyncpod.core.cluster import Cluster
 from asyncpod.errors import ConflictError
+from asyncpod.kube.client import KubeClient
 from asyncpod.kube.pods import Pods
 
 __all__ = ["Log", "delete_earlier_tries", "delete_pod"]
@@ -31,7 +32,7 @@ class Log(Protocol):
 
 
 async def delete_pod(
-    cluster: Cluster,
+    client: KubeClient,
     namespace: str,
     name: str,
     *,
@@ -47,7 +48,7 @@ async def delete_pod(
     other failure raises, after the client's retries.
     """
     try:
-        deleted = await Pods(cluster.client).delete(
+        deleted = await Pods(client).delete(
             namespace, name, uid=uid or None, grace_period_seconds=grace_period
         )
     except ConflictError:
@@ -62,31 +63,36 @@ async def delete_pod(
 
 
 async def delete_earlier_tries(
-    cluster: Cluster,
+    client: KubeClient,
     namespace: str,
     key: TryKey,
     *,
     grace_period: int | None,
     log: Log,
+    listed: Sequence[Mapping[str, Any]] | None = None,
 ) -> list[str]:
     """A new try means the earlier ones are over for good: delete their live pods.
 
     A trigger's ``on_kill`` (Airflow 3.3+) covers a clear while the trigger runs; this
     covers the rest: a clear before a triggerer picked the trigger up, an Airflow
     without the triggerer-side ``on_kill``. One LIST of the task instance's pods (label
-    :data:`~asyncpod.airflow.tries.TI_LABEL`); each live pod of a lower try number is
-    deleted by its uid. Returns the names of the pods this call deleted. Callers skip
-    it for ``on_kill_action="keep_pod"``.
+    :data:`~asyncpod.airflow.tries.TI_LABEL`), or ``listed`` when the caller already
+    has them; none for a first try (Airflow numbers tries from 1: there is no earlier
+    one). Each live pod of a lower try number is deleted by its uid. Returns the names
+    of the pods this call deleted. Callers skip it for ``on_kill_action="keep_pod"``.
     """
-    listed = await Pods(cluster.client).list(
-        namespace, label_selector=f"{TI_LABEL}={key.ti_hash()}"
-    )
+    if listed is None:
+        if key.try_number <= 1:
+            return []
+        listed = (
+            await Pods(client).list(namespace, label_selector=f"{TI_LABEL}={key.ti_hash()}")
+        ).items
     deleted: list[str] = []
-    for pod in earlier_tries(listed.items, key.try_number):
+    for pod in earlier_tries(listed, key.try_number):
         metadata = pod["metadata"]
         name = metadata["name"]
         if await delete_pod(
-            cluster, namespace, name, uid=metadata["uid"], grace_period=grace_period, log=log
+            client, namespace, name, uid=metadata["uid"], grace_period=grace_period, log=log
         ):
             log.info("deleted pod %s of an earlier try", name)
             deleted.append(name)

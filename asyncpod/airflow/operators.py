@@ -10,6 +10,10 @@ triggerer and never polls.
 * Creation is idempotent per try: the pod's name is derived from (dag, task, run, map
   index, try), so a retried create (the worker restarted) gets 409 and reattaches to
   the same pod - by uid from then on - while a new try gets a new pod.
+* The worker that creates the pod opens no session: one POST, and on 409 one LIST
+  selected to the task instance's pods (:mod:`asyncpod.airflow.creation`); no
+  namespace-wide LIST and no WATCH. The trigger gets the pod's name, uid and
+  creation resourceVersion.
 * ``do_xcom_push`` needs no sidecar and no ``pods/exec``: the base container's
   ``terminationMessagePath`` is ``/airflow/xcom/return.json``, the file the image
   already writes, and the kubelet hands it over in the pod's status (4096 bytes max).
@@ -38,6 +42,7 @@ from typing import Any
 from airflow.sdk import BaseOperator
 
 from asyncpod.airflow.connection import DEFAULT_CONN_ID, load_target, open_client
+from asyncpod.airflow.creation import CreatedPod, create_try_pod
 from asyncpod.airflow.deletion import delete_earlier_tries, delete_pod
 from asyncpod.airflow.podbuild import build_manifest, secret_to_json, to_api
 from asyncpod.airflow.tries import TryKey, pod_name_for
@@ -47,9 +52,9 @@ from asyncpod.airflow.triggers import (
     START_CLASSPATH,
     START_TEMPLATE_FIELDS,
     AsyncpodPodTrigger,
+    compact_start_kwargs,
 )
-from asyncpod.core.cluster import Cluster
-from asyncpod.core.runner import Cleanup, RunOptions
+from asyncpod.core.runner import RunOptions
 from asyncpod.errors import UsageError
 from asyncpod.spec import PodSpec
 
@@ -316,21 +321,25 @@ class KubernetesPodOperator(BaseOperator):
 
     def start_trigger_kwargs(self) -> dict[str, Any]:
         """What the start trigger is built from: the pod's parameters as JSON, templates
-        unrendered (the triggerer renders them), and the follow options."""
+        unrendered (the triggerer renders them), and the follow options; only what
+        differs from the defaults (:func:`~asyncpod.airflow.triggers.compact_start_kwargs`:
+        Airflow stores this in every task of the serialized DAG)."""
         _, options = self.build_trigger(namespace="", pod_name="", pod_uid="").serialize()
-        for reference in ("pod_name", "pod_namespace", "pod_uid"):
+        for reference in ("pod_name", "pod_namespace", "pod_uid", "pod_resource_version"):
             options.pop(reference)
         static = set(_MANIFEST_PARAMS) - set(START_TEMPLATE_FIELDS)
         static -= {"base_container_name", "do_xcom_push", "secrets"}
         pod_params = {key: to_api(getattr(self, key)) for key in sorted(static)}
         pod_params["secrets"] = [secret_to_json(secret) for secret in self.secrets]
         fields = {name: to_api(getattr(self, name)) for name in START_TEMPLATE_FIELDS}
-        return {
-            "pod_params": pod_params,
-            "random_name_suffix": self.random_name_suffix,
-            **fields,
-            **options,
-        }
+        return compact_start_kwargs(
+            {
+                "pod_params": pod_params,
+                "random_name_suffix": self.random_name_suffix,
+                **fields,
+                **options,
+            }
+        )
 
     # ------------------------------------------------------------------ building
     def build_manifest(self, *, extra_labels: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -347,12 +356,20 @@ class KubernetesPodOperator(BaseOperator):
             return [value]
         return list(value)
 
-    def build_trigger(self, *, namespace: str, pod_name: str, pod_uid: str) -> AsyncpodPodTrigger:
+    def build_trigger(
+        self,
+        *,
+        namespace: str,
+        pod_name: str,
+        pod_uid: str,
+        pod_resource_version: str | None = None,
+    ) -> AsyncpodPodTrigger:
         """The trigger that follows the pod (also run inline when not deferrable)."""
         return AsyncpodPodTrigger(
             pod_name=pod_name,
             pod_namespace=namespace,
             pod_uid=pod_uid,
+            pod_resource_version=pod_resource_version,
             kubernetes_conn_id=self.kubernetes_conn_id,
             config_file=self.config_file,
             cluster_context=self.cluster_context,
@@ -386,19 +403,25 @@ class KubernetesPodOperator(BaseOperator):
             task_key=key.task_key(),
             template=self.build_manifest(extra_labels=key.labels()),
         )
-        namespace, uid, reattached = asyncio.run(self._create(spec, pod_name, key))
-        self._pod_ref = (namespace, pod_name, uid)
+        pod = asyncio.run(self._create(spec, pod_name, key))
+        self._pod_ref = (pod.namespace, pod.name, pod.uid)
         self.log.info(
             "%s pod %s/%s (uid %s)",
-            "reattached to" if reattached else "created", namespace, pod_name, uid,
+            "reattached to" if pod.reattached else "created", pod.namespace, pod.name, pod.uid,
         )  # fmt: skip
-        trigger = self.build_trigger(namespace=namespace, pod_name=pod_name, pod_uid=uid)
+        trigger = self.build_trigger(
+            namespace=pod.namespace,
+            pod_name=pod.name,
+            pod_uid=pod.uid,
+            pod_resource_version=pod.resource_version,
+        )
         if self.deferrable:
             self.defer(trigger=trigger, method_name="execute_complete")
         event = asyncio.run(_first_event(trigger))
         return self.execute_complete(context, event)
 
-    async def _create(self, spec: PodSpec, pod_name: str, key: TryKey) -> tuple[str, str, bool]:
+    async def _create(self, spec: PodSpec, pod_name: str, key: TryKey) -> CreatedPod:
+        """Create this try's pod (or find it), then sweep earlier tries: no session."""
         target = await load_target(
             self.kubernetes_conn_id,
             in_cluster=self.in_cluster,
@@ -406,25 +429,26 @@ class KubernetesPodOperator(BaseOperator):
             cluster_context=self.cluster_context,
         )
         client = await open_client(target)
-        namespace = self.namespace or target.namespace or client.config.namespace or "default"
-        async with Cluster(client, namespace=namespace) as cluster:
-            run = await cluster.start(
+        async with client:
+            namespace = self.namespace or target.namespace or client.config.namespace or "default"
+            pod = await create_try_pod(
+                client,
+                namespace,
                 spec,
-                name=pod_name,
-                # The trigger follows and deletes the pod; closing this session must not.
-                options=RunOptions(cleanup=Cleanup.KEEP, collect_events=False),
+                pod_name,
+                key,
+                retry_window=RunOptions().create_retry_window,
             )
-            await run.created()
-            assert run.uid is not None
             if self.on_kill_action == "delete_pod":
                 await delete_earlier_tries(
-                    cluster,
+                    client,
                     namespace,
                     key,
                     grace_period=self.termination_grace_period,
                     log=self.log,
+                    listed=pod.listed,
                 )
-            return namespace, run.uid, run.reattached
+            return pod
 
     def execute_complete(self, context: Any, event: Mapping[str, Any]) -> Any:
         """Turn the trigger's event into the task's result, skip or failure."""
@@ -458,17 +482,15 @@ class KubernetesPodOperator(BaseOperator):
         asyncio.run(self._delete(*self._pod_ref))
 
     async def _delete(self, namespace: str, name: str, uid: str) -> None:
-        from asyncpod.airflow.sessions import shared_cluster
-
         target = await load_target(
             self.kubernetes_conn_id,
             in_cluster=self.in_cluster,
             config_file=self.config_file,
             cluster_context=self.cluster_context,
         )
-        async with shared_cluster(target, namespace) as cluster:
+        async with await open_client(target) as client:
             await delete_pod(
-                cluster,
+                client,
                 namespace,
                 name,
                 uid=uid,

@@ -3,9 +3,10 @@
 Why it exists: the reference trigger GETs its pod every few seconds with a new API
 client per call and stores the kubeconfig in the trigger row. This one holds a small
 reference (how to reach the cluster: a connection id or a kubeconfig path and context;
-the pod's namespace, name and uid; options) and follows its pod through the session
-every trigger of the process shares (:mod:`asyncpod.airflow.sessions`): one watch per
-(cluster, namespace), the pod found in that watch's cache, no polling.
+the pod's namespace, name, uid and creation resourceVersion; options) and follows its
+pod through the session every trigger of the process shares
+(:mod:`asyncpod.airflow.sessions`): one watch per (cluster, namespace), the pod found
+in that watch's cache, no polling.
 
 Lifecycle, as Airflow 3.3 drives it:
 
@@ -36,12 +37,13 @@ import contextlib
 import json
 from collections.abc import AsyncIterator, Iterable, Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import anyio
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from asyncpod.airflow.connection import KubeTarget, load_target
+from asyncpod.airflow.connection import DEFAULT_CONN_ID, KubeTarget, load_target
 from asyncpod.airflow.deletion import delete_earlier_tries, delete_pod
 from asyncpod.airflow.logresume import ResumeFilter, ResumeStore, default_state_dir
 from asyncpod.airflow.sessions import shared_cluster
@@ -55,12 +57,14 @@ __all__ = [
     "FINISH_ACTIONS",
     "KILL_ACTIONS",
     "START_CLASSPATH",
+    "START_OPTION_DEFAULTS",
     "START_TEMPLATE_FIELDS",
     "TI_LABEL",
     "TRY_LABEL",
     "XCOM_LIMIT",
     "AsyncpodPodStartTrigger",
     "AsyncpodPodTrigger",
+    "compact_start_kwargs",
     "event_payload",
     "should_delete",
 ]
@@ -157,6 +161,7 @@ class AsyncpodPodTrigger(BaseTrigger):
         pod_name: str,
         pod_namespace: str,
         pod_uid: str | None = None,
+        pod_resource_version: str | None = None,
         kubernetes_conn_id: str | None = None,
         config_file: str | None = None,
         cluster_context: str | None = None,
@@ -185,6 +190,7 @@ class AsyncpodPodTrigger(BaseTrigger):
         self.pod_name = pod_name
         self.pod_namespace = pod_namespace
         self.pod_uid = pod_uid
+        self.pod_resource_version = pod_resource_version
         self.kubernetes_conn_id = kubernetes_conn_id
         self.config_file = config_file
         self.cluster_context = cluster_context
@@ -213,6 +219,7 @@ class AsyncpodPodTrigger(BaseTrigger):
             "pod_name": self.pod_name,
             "pod_namespace": self.pod_namespace,
             "pod_uid": self.pod_uid,
+            "pod_resource_version": self.pod_resource_version,
             "kubernetes_conn_id": self.kubernetes_conn_id,
             "config_file": self.config_file,
             "cluster_context": self.cluster_context,
@@ -299,6 +306,7 @@ class AsyncpodPodTrigger(BaseTrigger):
 
     async def _obtain(self, cluster: Cluster) -> PodRun:
         """The run to follow: here, attach to the pod the worker made, by uid."""
+        # TODO(core): pass resource_version=self.pod_resource_version once Cluster.attach takes it.
         return await cluster.attach(
             self.pod_name, uid=self.pod_uid, namespace=self.pod_namespace, options=self._options()
         )
@@ -388,7 +396,7 @@ class AsyncpodPodTrigger(BaseTrigger):
     async def _delete(self, cluster: Cluster) -> bool:
         """Delete this trigger's pod, by uid when it is known (never a namesake)."""
         return await delete_pod(
-            cluster,
+            cluster.client,
             self.pod_namespace,
             self.pod_name,
             uid=self.pod_uid,
@@ -484,12 +492,91 @@ START_TEMPLATE_FIELDS = (
 )  # fmt: skip
 
 
+#: The start trigger's options as the operator gives them when the DAG leaves them at
+#: its defaults (the follow trigger's own defaults differ: it is also built directly).
+#: ``start_trigger_args`` omit every option equal to these (:func:`compact_start_kwargs`).
+START_OPTION_DEFAULTS: Mapping[str, Any] = MappingProxyType(
+    {
+        "kubernetes_conn_id": DEFAULT_CONN_ID,
+        "config_file": None,
+        "cluster_context": None,
+        "in_cluster": None,
+        "base_container_name": "base",
+        "get_logs": True,
+        "container_logs": False,
+        "init_container_logs": False,
+        "container_name_log_prefix_enabled": True,
+        "startup_timeout": 120,
+        "schedule_timeout": None,
+        "deadline": None,
+        "on_finish_action": "delete_pod",
+        "on_kill_action": "delete_pod",
+        "termination_grace_period": None,
+        "do_xcom_push": False,
+        "skip_on_exit_code": [],
+        "log_events_on_failure": False,
+        "log_state_dir": None,
+    }
+)
+#: Pod parameters whose default :func:`~asyncpod.airflow.podbuild.build_manifest` also
+#: assumes when they are absent (for the others, absent means None or empty).
+_POD_PARAM_DEFAULTS: Mapping[str, Any] = MappingProxyType(
+    {"hostnetwork": False, "termination_message_policy": "File"}
+)
+
+
+def _same(value: Any, default: Any) -> bool:
+    """Equal and of the same type (``0 == False`` must not drop a 0)."""
+    return type(value) is type(default) and bool(value == default)
+
+
+def _empty(value: Any) -> bool:
+    return value is None or (isinstance(value, (str, list, tuple, dict)) and not value)
+
+
+def compact_start_kwargs(kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """The start trigger's kwargs without what its constructor would fill in anyway (pure).
+
+    Why: Airflow stores ``start_trigger_args`` in every task of the serialized DAG, and
+    the triggerer deserializes the whole DAG for each trigger it starts, so each byte
+    here is paid per task per trigger (issue 19: 2,882 bytes per task against the
+    reference's 962). Dropped: options equal to :data:`START_OPTION_DEFAULTS`, template
+    fields and pod parameters that are None or empty (``build_manifest`` reads an absent
+    one the same way; Airflow renders only the template fields present), and
+    ``random_name_suffix=True``. Idempotent; the constructor restores every default.
+    """
+    out: dict[str, Any] = {}
+    for key, value in kwargs.items():
+        if key == "pod_params":
+            params = {
+                name: item
+                for name, item in value.items()
+                if not _empty(item)
+                and not (name in _POD_PARAM_DEFAULTS and _same(item, _POD_PARAM_DEFAULTS[name]))
+            }
+            if params:
+                out[key] = params
+        elif key in START_TEMPLATE_FIELDS:
+            if not _empty(value):
+                out[key] = value
+        elif key == "random_name_suffix":
+            if value is not True:
+                out[key] = value
+        elif key in START_OPTION_DEFAULTS:
+            if not _same(value, START_OPTION_DEFAULTS[key]):
+                out[key] = value
+        else:
+            out[key] = value
+    return out
+
+
 class AsyncpodPodStartTrigger(AsyncpodPodTrigger):
     """Creates the pod in the triggerer, then follows it (``start_from_trigger``, 3.3+).
 
     Built by Airflow from the operator's static ``start_trigger_args``: the pod's
     parameters as the DAG gives them (the template fields by their own names, rendered
-    by the triggerer; everything else in ``pod_params`` as JSON), no pod reference yet.
+    by the triggerer; everything else in ``pod_params`` as JSON), no pod reference yet,
+    and only what differs from the defaults (:func:`compact_start_kwargs`).
     The try comes from the task instance the triggerer sets, so the pod's name is the
     one the worker path would choose, and a triggerer restart reattaches (409, same
     task key) instead of creating a second pod.
@@ -498,7 +585,7 @@ class AsyncpodPodStartTrigger(AsyncpodPodTrigger):
     def __init__(
         self,
         *,
-        pod_params: dict[str, Any],
+        pod_params: dict[str, Any] | None = None,
         random_name_suffix: bool = True,
         image: str | None = None,
         name: str | None = None,
@@ -519,8 +606,9 @@ class AsyncpodPodStartTrigger(AsyncpodPodTrigger):
         node_selector: dict[str, str] | None = None,
         **options: Any,
     ) -> None:
+        options = {**START_OPTION_DEFAULTS, **options}
         super().__init__(pod_name="", pod_namespace="", **options)  # known in run()
-        self.pod_params = pod_params
+        self.pod_params = dict(pod_params or {})
         self.random_name_suffix = random_name_suffix
         self.image = image
         self.name = name
@@ -542,15 +630,17 @@ class AsyncpodPodStartTrigger(AsyncpodPodTrigger):
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         _, options = super().serialize()
-        for reference in ("pod_name", "pod_namespace", "pod_uid"):
+        for reference in ("pod_name", "pod_namespace", "pod_uid", "pod_resource_version"):
             options.pop(reference)
         fields = {name: getattr(self, name) for name in START_TEMPLATE_FIELDS}
-        return START_CLASSPATH, {
-            "pod_params": self.pod_params,
-            "random_name_suffix": self.random_name_suffix,
-            **fields,
-            **options,
-        }
+        return START_CLASSPATH, compact_start_kwargs(
+            {
+                "pod_params": self.pod_params,
+                "random_name_suffix": self.random_name_suffix,
+                **fields,
+                **options,
+            }
+        )
 
     def _try(self) -> TryKey:
         if self.task_instance is None:
@@ -603,7 +693,7 @@ class AsyncpodPodStartTrigger(AsyncpodPodTrigger):
         # their trigger ran; this, a clear before a triggerer picked it up).
         if self.on_kill_action == "delete_pod":
             await delete_earlier_tries(
-                cluster,
+                cluster.client,
                 self.pod_namespace,
                 key,
                 grace_period=self.termination_grace_period,

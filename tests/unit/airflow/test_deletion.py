@@ -17,7 +17,6 @@ from aiohttp.test_utils import TestServer
 
 from asyncpod.airflow.deletion import delete_earlier_tries, delete_pod
 from asyncpod.airflow.tries import TI_LABEL, TryKey
-from asyncpod.core.cluster import Cluster
 from asyncpod.errors import ForbiddenError
 from asyncpod.kube.client import KubeClient
 from asyncpod.kube.config import ClusterConfig, StaticToken
@@ -43,11 +42,11 @@ async def api() -> AsyncIterator[FakeApiServer]:
 
 
 @pytest.fixture
-async def cluster(api: FakeApiServer) -> AsyncIterator[Cluster]:
-    """A session never entered: deleting needs only its client."""
+async def client(api: FakeApiServer) -> AsyncIterator[KubeClient]:
+    """No session: deleting needs only a client."""
     config = ClusterConfig(api.url, credentials=StaticToken(TOKEN))
     async with KubeClient(config, qps=None, retry=FAST_RETRY) as client:
-        yield Cluster(client, namespace="ns")
+        yield client
 
 
 def pod(name: str, uid: str, try_number: int) -> dict[str, Any]:
@@ -56,12 +55,12 @@ def pod(name: str, uid: str, try_number: int) -> dict[str, Any]:
 
 
 async def test_delete_pod_by_uid_with_the_grace_period(
-    api: FakeApiServer, cluster: Cluster, caplog: pytest.LogCaptureFixture
+    api: FakeApiServer, client: KubeClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     api.on("DELETE", pod_path("ns", "p"), reply(pod("p", "u1", 3)))
     caplog.set_level(logging.INFO, LOG.name)
 
-    assert await delete_pod(cluster, "ns", "p", uid="u1", grace_period=5, log=LOG) is True
+    assert await delete_pod(client, "ns", "p", uid="u1", grace_period=5, log=LOG) is True
 
     body = orjson.loads(api.seen("DELETE")[0].body)
     assert body["preconditions"] == {"uid": "u1"}
@@ -71,11 +70,11 @@ async def test_delete_pod_by_uid_with_the_grace_period(
 
 
 async def test_delete_pod_without_uid_or_grace_sends_neither(
-    api: FakeApiServer, cluster: Cluster
+    api: FakeApiServer, client: KubeClient
 ) -> None:
     api.on("DELETE", pod_path("ns", "p"), reply(pod("p", "u1", 3)))
 
-    assert await delete_pod(cluster, "ns", "p", uid="", grace_period=None, log=LOG) is True
+    assert await delete_pod(client, "ns", "p", uid="", grace_period=None, log=LOG) is True
 
     body = orjson.loads(api.seen("DELETE")[0].body)
     assert "preconditions" not in body
@@ -93,7 +92,7 @@ async def test_delete_pod_without_uid_or_grace_sends_neither(
 )
 async def test_a_pod_not_ours_to_delete_is_already_gone(
     api: FakeApiServer,
-    cluster: Cluster,
+    client: KubeClient,
     caplog: pytest.LogCaptureFixture,
     uid: str | None,
     answer: Any,
@@ -101,20 +100,20 @@ async def test_a_pod_not_ours_to_delete_is_already_gone(
     api.on("DELETE", pod_path("ns", "p"), answer)
     caplog.set_level(logging.INFO, LOG.name)
 
-    assert await delete_pod(cluster, "ns", "p", uid=uid, grace_period=None, log=LOG) is False
+    assert await delete_pod(client, "ns", "p", uid=uid, grace_period=None, log=LOG) is False
     told = [record.getMessage() for record in caplog.records if record.name == LOG.name]
     assert told == ["pod ns/p is already gone"]
 
 
-async def test_other_failures_are_raised(api: FakeApiServer, cluster: Cluster) -> None:
+async def test_other_failures_are_raised(api: FakeApiServer, client: KubeClient) -> None:
     api.on("DELETE", pod_path("ns", "p"), fail(403, "Forbidden", 'cannot delete resource "pods"'))
 
     with pytest.raises(ForbiddenError):
-        await delete_pod(cluster, "ns", "p", uid="u1", grace_period=None, log=LOG)
+        await delete_pod(client, "ns", "p", uid="u1", grace_period=None, log=LOG)
 
 
 async def test_earlier_tries_are_listed_once_and_deleted_by_uid(
-    api: FakeApiServer, cluster: Cluster, caplog: pytest.LogCaptureFixture
+    api: FakeApiServer, client: KubeClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     listing = {
         "metadata": {"resourceVersion": "7"},
@@ -125,7 +124,7 @@ async def test_earlier_tries_are_listed_once_and_deleted_by_uid(
     api.on("DELETE", pod_path("ns", "try2"), fail(404, "NotFound", 'pods "try2" not found'))
     caplog.set_level(logging.INFO, LOG.name)
 
-    deleted = await delete_earlier_tries(cluster, "ns", KEY, grace_period=0, log=LOG)
+    deleted = await delete_earlier_tries(client, "ns", KEY, grace_period=0, log=LOG)
 
     assert deleted == ["try1"]
     (listed,) = api.seen("GET")

@@ -148,6 +148,7 @@ TRIGGER_VALUES: dict[str, Any] = {
     "pod_name": "p-1",
     "pod_namespace": "ns",
     "pod_uid": "0f1e",
+    "pod_resource_version": "4711",
     "kubernetes_conn_id": "my_k8s",
     "config_file": "/kube/config",
     "cluster_context": "ctx",
@@ -188,9 +189,12 @@ def test_operator_parameters_reach_the_trigger() -> None:
         skip_on_exit_code=[5, 2], log_events_on_failure=True,
         container_name_log_prefix_enabled=False,
     )  # fmt: skip
-    _, kwargs = op.build_trigger(namespace="ns", pod_name="p", pod_uid="u").serialize()
+    _, kwargs = op.build_trigger(
+        namespace="ns", pod_name="p", pod_uid="u", pod_resource_version="9"
+    ).serialize()
     assert kwargs | {"log_state_dir": None, "deadline": None} == {
-        "pod_name": "p", "pod_namespace": "ns", "pod_uid": "u", "kubernetes_conn_id": "c",
+        "pod_name": "p", "pod_namespace": "ns", "pod_uid": "u", "pod_resource_version": "9",
+        "kubernetes_conn_id": "c",
         "config_file": "/f", "cluster_context": "k", "in_cluster": False,
         "base_container_name": "main", "get_logs": True, "container_logs": ["main"],
         "init_container_logs": True, "container_name_log_prefix_enabled": False,
