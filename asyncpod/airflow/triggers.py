@@ -305,10 +305,17 @@ class AsyncpodPodTrigger(BaseTrigger):
         return self.pod_namespace
 
     async def _obtain(self, cluster: Cluster) -> PodRun:
-        """The run to follow: here, attach to the pod the worker made, by uid."""
-        # TODO(core): pass resource_version=self.pod_resource_version once Cluster.attach takes it.
+        """The run to follow: here, attach to the pod the worker made, by uid.
+
+        With the pod's creation resourceVersion (the worker's create answered it), the
+        shared watch answers without a GET, also after a triggerer restart.
+        """
         return await cluster.attach(
-            self.pod_name, uid=self.pod_uid, namespace=self.pod_namespace, options=self._options()
+            self.pod_name,
+            uid=self.pod_uid,
+            namespace=self.pod_namespace,
+            options=self._options(),
+            resource_version=self.pod_resource_version,
         )
 
     def _error_payload(self, reason: str, message: str) -> dict[str, Any]:

@@ -31,7 +31,7 @@ import anyio.abc
 from asyncpod.core.informer import InformerStatistics, PodInformer
 from asyncpod.core.runner import PodRun, RunOptions
 from asyncpod.core.shielding import complete_despite_cancellation
-from asyncpod.errors import ClosedError
+from asyncpod.errors import ClosedError, NotFoundError
 from asyncpod.kube.client import ClientStatistics, KubeClient, swallowed_interrupt
 from asyncpod.kube.config import load_config
 from asyncpod.kube.pods import Pods
@@ -48,6 +48,10 @@ MANAGED_SELECTOR = f"{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"
 #: usually on its way. Costs this much extra only when attaching to a pod that finished
 #: before anyone followed it, or to a pod asyncpod did not make.
 ATTACH_GRACE_SECONDS = 1.0
+
+#: How long :meth:`Cluster.attach` waits for the namespace's watch to reach a pod's
+#: creation resourceVersion: normally the time its ADDED event takes to arrive.
+ATTACH_VERSION_WAIT_SECONDS = 10.0
 
 logger = logging.getLogger("asyncpod.cluster")
 
@@ -164,8 +168,13 @@ class Cluster:
             self._group = None
             await self.client.aclose()
 
-    def _start_soon(self, function: Callable[[], Coroutine[Any, Any, None]]) -> None:
-        """Run ``function`` in the session's task group (cancelled when it closes)."""
+    def start_soon(self, function: Callable[[], Coroutine[Any, Any, Any]]) -> None:
+        """Run ``function`` in the session's task group (cancelled when it closes).
+
+        For what belongs to the session rather than to one caller's task: a run's
+        driver (:meth:`launch`), a launcher's pipeline, a run's log readers.
+        ClosedError once the session is closed.
+        """
         self._require_open().start_soon(function)
 
     def __del__(self, _warn: Any = warnings.warn) -> None:
@@ -214,21 +223,26 @@ class Cluster:
         same run and task reattaches instead of failing. ``run_id`` labels the pod
         (``asyncpod.dev/run-id``) so a launcher can find its pods after a crash.
         """
-        run = self._new_run(spec, namespace=namespace, name=name, run_id=run_id, options=options)
-        self._launch(run)
+        run = self.new_run(spec, namespace=namespace, name=name, run_id=run_id, options=options)
+        self.launch(run)
         return run
 
-    def _new_run(
+    def new_run(
         self,
         spec: PodSpec,
         *,
-        namespace: str | None,
-        name: str | None,
-        run_id: str | None,
-        options: RunOptions | None,
+        namespace: str | None = None,
+        name: str | None = None,
+        run_id: str | None = None,
+        options: RunOptions | None = None,
     ) -> PodRun:
-        """A run of this session, not yet driven: :meth:`start` drives it in the
-        session's task group; a launcher's worker drives it in its own task."""
+        """A run of this session that nothing drives yet (the launchers' protocol).
+
+        The spec is validated here (a bad one raises before any request or task).
+        Drive it once: ``await run.drive()`` in your own task (its result is what
+        that returns), or :meth:`launch` in the session's task group. :meth:`start`
+        is both steps.
+        """
         self._require_open()
         spec.validate()  # a bad spec raises here, before any request or task
         ns = namespace or self.namespace
@@ -239,6 +253,7 @@ class Cluster:
             namespace=ns,
             spec=spec,
             options=options or self.options,
+            spawn=self.start_soon,
             name=name or spec.name,
             run_id=run_id,
             extra_labels=labels,
@@ -260,28 +275,44 @@ class Cluster:
         uid: str | None = None,
         namespace: str | None = None,
         options: RunOptions | None = None,
+        resource_version: str | None = None,
     ) -> PodRun:
         """Follow an existing pod by name; with ``uid``, only if it is still that pod.
 
-        A pod asyncpod made is followed on the namespace's shared watch (no GET when
-        that watch knows it, or shows it within :data:`ATTACH_GRACE_SECONDS`); a pod
-        made by somebody else, without our label, on an unfiltered watch of the
-        namespace (after that grace and one GET).
+        A pod asyncpod made is answered from the namespace's shared watch, with no
+        request of its own: a live pod is in its cache, and one that ended a short
+        while ago unfollowed is remembered (``PodInformer.recall``). Given the pod's
+        creation ``resource_version`` (from the create's answer: the Airflow trigger
+        keeps it), attaching waits until the watch has reached that version, so a pod
+        created a moment ago is known without a read. Without it, the watch gets
+        :data:`ATTACH_GRACE_SECONDS` to show the pod. A GET is made only when the
+        watch knows nothing of it (ended long ago, or not made by asyncpod: that one
+        is followed on an unfiltered watch of the namespace).
         """
         self._require_open()
         ns = namespace or self.namespace
         informer = self.informer(ns, selector=MANAGED_SELECTOR)
         await informer.wait_synced()
         # Followed from now on, so the watch keeps the pod for the run even if it ends.
-        probe = informer.subscribe(name)
+        probe = informer.subscribe(name, uid=uid)
         try:
-            if probe.latest is None:
+            if probe.latest is None and resource_version is not None:
+                with anyio.move_on_after(ATTACH_VERSION_WAIT_SECONDS):
+                    await informer.wait_version(resource_version)
+            if probe.latest is None and resource_version is None:
                 # Attached right after its create (a deferred Airflow task, a batch
                 # resumed at once), a pod may not have reached the watch yet: give it a
                 # moment before reading it (measured: 0.9 GETs per pod otherwise).
                 with anyio.move_on_after(ATTACH_GRACE_SECONDS):
                     await probe.wait_seen()
-            if probe.latest is None:  # finished before anyone followed it, or not ours
+            if probe.latest is None:
+                ended = informer.recall(name)
+                if ended is not None and ended.deleted and uid in (None, _uid_of(ended.pod)):
+                    raise NotFoundError(
+                        f"pod {ns}/{name} not found (deleted)",
+                        status=404, reason="NotFound", pod=f"{ns}/{name}",
+                    )  # fmt: skip
+                # Nothing known: finished before anyone followed it, or not ours.
                 pod = await Pods(self.client).get(ns, name)
                 labels = (pod.get("metadata") or {}).get("labels") or {}
                 if labels.get(MANAGED_BY_LABEL) != MANAGED_BY_VALUE:
@@ -292,26 +323,32 @@ class Cluster:
                 namespace=ns,
                 spec=None,
                 options=options or self.options,
+                spawn=self.start_soon,
                 name=name,
                 uid=uid,
                 on_done=self._runs.discard,
             )
-            self._launch(run)
+            self._runs.add(run)
+            self._started += 1
+            self.launch(run)
             await run.created()
         finally:
             probe.close()
         return run
 
-    def _launch(self, run: PodRun) -> None:
-        group = self._require_open()
-        self._runs.add(run)
-        self._started += 1
-        group.start_soon(run._drive)
+    def launch(self, run: PodRun) -> None:
+        """Drive ``run`` (from :meth:`new_run`) in the session's task group."""
+        self.start_soon(run.drive)
 
     def _require_open(self) -> anyio.abc.TaskGroup:
         if self._closed or self._group is None:
             raise ClosedError("use the cluster session inside `async with connect(...)`")
         return self._group
+
+
+def _uid_of(pod: dict[str, Any]) -> str | None:
+    uid = (pod.get("metadata") or {}).get("uid")
+    return str(uid) if uid else None
 
 
 class _Unset:
@@ -351,6 +388,10 @@ async def connect(
     reconnect backoff. ``qps``, ``burst``, ``max_streams`` and ``inactivity_timeout``,
     when given, override the fields of the same name. ``options`` are the default
     :class:`RunOptions` of the session's runs.
+
+    Entering it reaches the server once (``GET /version``): a server that cannot be
+    reached (refused, unknown host, TLS failure) raises
+    :class:`~asyncpod.errors.ServerUnreachableError` here, within seconds.
     """
     overrides = {
         name: value
@@ -368,6 +409,9 @@ async def connect(
     client = await KubeClient.from_config(config, **settings.client_options())
     ns = namespace or client.config.namespace or "default"
     try:
+        # First contact now: a server never reached fails here, at once, naming itself;
+        # one that was reached and dies later is an outage the runs ride through.
+        await client.make_contact()
         cluster = Cluster(
             client,
             namespace=ns,

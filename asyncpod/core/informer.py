@@ -3,9 +3,13 @@
 Why: following 1,000 pods with 1,000 GET loops (what Airflow's trigger does) costs
 ~500 requests a second and a blocked event loop; one watch costs one long request.
 This informer keeps the latest version of every matching pod that somebody follows or
-that is still running (a finished pod nobody waits for is dropped, so memory follows
-what runs, not the namespace's history) and hands each change to the subscribers of
-that pod, in order, without ever blocking the stream:
+that is still running, and hands each change to the subscribers of that pod, in order,
+without ever blocking the stream. A pod that ends while nobody follows it is kept a
+little longer (:class:`RecentlyEnded`: ``recent_for`` seconds, at most
+``recent_capacity`` of them), so that attaching to it right after (an Airflow trigger
+deferred a moment after its create, a triggerer restarted, a batch resumed) needs no
+GET; then it is dropped, and memory follows what runs, not the namespace's history.
+Subscribers get their changes
 each subscription has a small buffer and, when it is full, the newest state replaces
 the last buffered one ("latest state wins" - a slow consumer skips intermediate
 states, never the final one).
@@ -36,6 +40,8 @@ from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
+
+import anyio
 
 from asyncpod.core import lifecycle
 from asyncpod.core.flag import Flag
@@ -85,6 +91,59 @@ class InformerStatistics:
     reconnects: int
     coalesced: int
     resource_version: str
+    recently_ended: int = 0
+    """Pods kept a while after they ended unfollowed (:class:`RecentlyEnded`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Ended:
+    """What is known of a pod that ended while nobody followed it."""
+
+    pod: dict[str, Any]
+    """Its last version (projected), as the watch last showed it."""
+    deleted: bool
+    """Gone from the API server (not only finished)."""
+    at: float
+    """When it was seen ending (``time.monotonic()``)."""
+
+
+class RecentlyEnded:
+    """Pods that ended while nobody followed them, kept for a while, oldest out first.
+
+    Bounded twice: an entry lives ``keep_for`` seconds, and at most ``capacity`` live
+    at once. Pure but for the clock, which callers pass in.
+    """
+
+    __slots__ = ("_entries", "capacity", "keep_for")
+
+    def __init__(self, *, keep_for: float, capacity: int) -> None:
+        self.keep_for = keep_for
+        self.capacity = capacity
+        self._entries: dict[str, Ended] = {}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def remember(self, name: str, pod: dict[str, Any], *, deleted: bool, now: float) -> None:
+        self._entries.pop(name, None)  # re-inserted: newest last
+        if self.capacity > 0 and self.keep_for > 0:
+            self._entries[name] = Ended(pod, deleted, now)
+        self.prune(now)
+
+    def recall(self, name: str, *, now: float) -> Ended | None:
+        self.prune(now)
+        return self._entries.get(name)
+
+    def forget(self, name: str) -> Ended | None:
+        return self._entries.pop(name, None)
+
+    def prune(self, now: float) -> None:
+        entries = self._entries
+        while entries:
+            oldest = next(iter(entries))
+            if len(entries) <= self.capacity and now - entries[oldest].at < self.keep_for:
+                return
+            del entries[oldest]
 
 
 class PodSubscription:
@@ -209,6 +268,8 @@ class PodInformer:
         buffer: int = 32,
         page_size: int = 500,
         auth_retry_window: float = 60.0,
+        recent_for: float = 120.0,
+        recent_capacity: int = 2048,
     ) -> None:
         self._client = client
         self._pods = Pods(client)
@@ -222,10 +283,12 @@ class PodInformer:
         self._page_size = page_size
         self._auth_retry_window = auth_retry_window
         self._cache: dict[str, dict[str, Any]] = {}
+        self._recent = RecentlyEnded(keep_for=recent_for, capacity=recent_capacity)
         self._subscribers: dict[str, set[PodSubscription]] = {}
-        self._synced = asyncio.Event()
-        self._settled = asyncio.Event()  # synced, or failed for good
+        self._synced = Flag()
+        self._settled = Flag()  # synced, or failed for good
         self._resource_version = ""
+        self._advanced = Flag()  # set when the resourceVersion moves (wait_version)
         self._failure: BaseException | None = None
         self._stopped = False
         self._lists = self._watches = self._events = self._bookmarks = 0
@@ -258,6 +321,7 @@ class PodInformer:
             reconnects=self._reconnects,
             coalesced=sum(s.coalesced for subs in self._subscribers.values() for s in subs),
             resource_version=self._resource_version,
+            recently_ended=len(self._recent),
         )
 
     @property
@@ -283,6 +347,34 @@ class PodInformer:
         """
         return self._cache.get(name)
 
+    def recall(self, name: str) -> Ended | None:
+        """What is known of pod ``name`` if it ended (finished or was deleted) while
+        nobody followed it, a short while ago (:class:`RecentlyEnded`); else None."""
+        return self._recent.recall(name, now=time.monotonic())
+
+    def has_seen(self, resource_version: str) -> bool | None:
+        """Whether the stream has reached ``resource_version`` (so every change up to
+        it is in the cache). None when versions cannot be compared (not integers: the
+        API contract calls them opaque; etcd-backed servers hand out integers)."""
+        if not resource_version.isdigit():
+            return None
+        mine = self._resource_version
+        return mine.isdigit() and int(mine) >= int(resource_version)
+
+    async def wait_version(self, resource_version: str) -> bool:
+        """Wait until the stream has reached ``resource_version``; False at once if the
+        versions cannot be compared. Raises the informer's error if it stops."""
+        while True:
+            seen = self.has_seen(resource_version)
+            if seen is not False:
+                return bool(seen)
+            if self._failure is not None:
+                raise self._failure
+            if self._stopped:
+                raise ClosedError(f"informer for {self.namespace} is stopped")
+            self._advanced.clear()
+            await self._advanced.wait()
+
     def pods(self) -> list[dict[str, Any]]:
         """Every cached pod (a snapshot list; the dicts are shared, do not mutate)."""
         return list(self._cache.values())
@@ -295,6 +387,10 @@ class PodInformer:
             raise ClosedError(f"informer for {self.namespace} is stopped")
         subscription = PodSubscription(self, name, uid=uid, buffer=self._buffer)
         self._subscribers.setdefault(name, set()).add(subscription)
+        ended = self._recent.recall(name, now=time.monotonic())
+        if name not in self._cache and ended is not None and not ended.deleted:
+            self._recent.forget(name)
+            self._cache[name] = ended.pod  # followed now: cached while followed
         cached = self._cache.get(name)
         if cached is not None:
             subscription._push(PodChange(MODIFIED, cached))
@@ -329,7 +425,7 @@ class PodInformer:
                         "%s: watch interrupted (%s); reconnecting in %.1fs",
                         self._path, error, delay,
                     )  # fmt: skip
-                    await asyncio.sleep(delay)
+                    await anyio.sleep(delay)
                 except (ForbiddenError, UnauthorizedError) as error:
                     # A 401/403 is a missing permission: say so at once. Unless the
                     # permission was there (a LIST worked) or the server was unreachable
@@ -349,7 +445,7 @@ class PodInformer:
                         return
                     failures += 1
                     self._reconnects += 1
-                    await asyncio.sleep(self._backoff.delay(min(failures - 1, 10)))
+                    await anyio.sleep(self._backoff.delay(min(failures - 1, 10)))
                     continue
                 except AsyncpodError as error:
                     # 400/404 and the like: retrying cannot help. Say why and stop.
@@ -390,6 +486,8 @@ class PodInformer:
             new = fresh.get(name)
             if new is None or _uid(new) != _uid(old):
                 del self._cache[name]
+                if name not in self._subscribers:
+                    self._recent.remember(name, old, deleted=True, now=time.monotonic())
                 self._deliver(PodChange(DELETED, old, synthetic=True))
         for name, pod in fresh.items():
             previous = self._cache.get(name)
@@ -398,7 +496,7 @@ class PodInformer:
                 self._deliver(PodChange(ADDED, pod, synthetic=not first))
             elif _rv(previous) != _rv(pod):
                 self._deliver(PodChange(MODIFIED, pod, synthetic=True))
-        self._resource_version = version
+        self._advance(version)
         self._synced.set()
         self._settled.set()
 
@@ -418,17 +516,19 @@ class PodInformer:
                 if event_type == BOOKMARK:
                     self._bookmarks += 1
                     if version:
-                        self._resource_version = version
+                        self._advance(version)
                     continue
                 self._events += 1
                 obj = lifecycle.project(obj)  # what runs read; half the memory
                 name = _name(obj)
                 if event_type == DELETED:
                     self._cache.pop(name, None)
+                    if name not in self._subscribers:
+                        self._recent.remember(name, obj, deleted=True, now=time.monotonic())
                 else:
                     self._keep(name, obj)
                 if version:
-                    self._resource_version = version
+                    self._advance(version)
                 self._deliver(PodChange(event_type, obj))
 
     def _keep(self, name: str, pod: dict[str, Any]) -> None:
@@ -440,8 +540,14 @@ class PodInformer:
         """
         if name in self._subscribers or not _finished(pod):
             self._cache[name] = pod
+            self._recent.forget(name)
         else:
             self._cache.pop(name, None)
+            self._recent.remember(name, pod, deleted=False, now=time.monotonic())
+
+    def _advance(self, version: str) -> None:
+        self._resource_version = version
+        self._advanced.set()
 
     # ------------------------------------------------------------------ fan-out
     def _deliver(self, event: PodChange) -> None:
@@ -453,6 +559,7 @@ class PodInformer:
     def _fail_all(self, error: AsyncpodError) -> None:
         self._failure = error
         self._settled.set()
+        self._advanced.set()
         for subscribers in self._subscribers.values():
             for subscription in subscribers:
                 subscription._fail(error)

@@ -18,7 +18,13 @@ from datetime import datetime
 from typing import Any
 
 from asyncpod.core import lifecycle
-from asyncpod.errors import OptionError
+from asyncpod.errors import (
+    AsyncpodError,
+    ForbiddenError,
+    OptionError,
+    TransientError,
+    UnauthorizedError,
+)
 from asyncpod.results import Outcome, Reason
 
 __all__ = [
@@ -29,6 +35,8 @@ __all__ = [
     "Verdict",
     "clock_from_pod",
     "judge",
+    "judge_deletion",
+    "may_retry",
     "next_deadline",
     "resolve_conflict",
     "should_delete",
@@ -227,6 +235,37 @@ def judge(
                 f"no container running within {limit:g}s of scheduling",
             )
     return None
+
+
+def judge_deletion(pod: dict[str, Any], *, cancel_requested: bool) -> Verdict:
+    """The run is over because its pod is gone from the API server: how.
+
+    A pod that had already finished ended as its containers say (it was deleted
+    afterwards, by us or by a TTL). Otherwise it was stopped: CANCELLED when this
+    run asked for that, else DELETED (somebody else deleted it, or it was evicted and
+    removed).
+    """
+    if lifecycle.is_terminal(pod):
+        return Verdict(None)
+    return Verdict(Outcome.CANCELLED if cancel_requested else Outcome.DELETED)
+
+
+def may_retry(error: AsyncpodError, *, restarted: bool, past_deadline: bool) -> bool:
+    """Whether the runner tries a create, read or delete again after ``error``.
+
+    Within the request's window (``past_deadline`` False): a transient failure (the
+    API server unreachable, restarting, overloaded) always; a 401/403 only when the
+    server was unreachable during this run (``restarted``): a kube-apiserver that has
+    just restarted denies requests until its authorizer has synced RBAC (seen here:
+    403 with "clusterrole ... not found" for a few seconds). Without that, a denial
+    is a missing permission, said at once. Anything else (409, 404, 422, a server
+    never reached) is an answer, not a failure to retry.
+    """
+    if past_deadline:
+        return False
+    if isinstance(error, TransientError):
+        return True
+    return restarted and isinstance(error, (ForbiddenError, UnauthorizedError))
 
 
 def next_deadline(clock: RunClock, options: RunOptions, *, now: float) -> float | None:

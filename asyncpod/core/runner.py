@@ -1,14 +1,17 @@
 """One pod, end to end: create (or reattach) → follow → result → cleanup.
 
-Why a module of its own: this is where the policies live that a caller cares about -
-timeouts for scheduling, startup, image pulls and the whole run; what "deleted
-externally" means; which events to keep; when the pod is deleted - while the facts
-come from the shared informer and :mod:`asyncpod.core.lifecycle` (pure functions).
+Why a module of its own: :class:`PodRun` is the handle a caller holds (``await run``
+for the :class:`PodResult`, ``run.states()`` for the transitions, ``run.logs()`` for
+every container's output) and the thin driver that carries a run's decisions out. The
+decisions themselves are pure functions elsewhere: what each pod state, deadline,
+deletion and 409 means (:mod:`asyncpod.core.policy`, from pod facts in
+:mod:`asyncpod.core.lifecycle`), whether a failed request is worth another try
+(``policy.may_retry``, asked by the one retry loop of :mod:`asyncpod.core.retrying`);
+merging the containers' logs is :mod:`asyncpod.core.runlogs`.
 
-A :class:`PodRun` is the handle: ``await run`` gives the :class:`PodResult`,
-``async for change in run.states()`` the state transitions, ``async for line in
-run.logs()`` every container's output. The lifecycle itself is driven by a task owned
-by the cluster session, so it progresses whether or not anybody awaits it.
+The driver (:meth:`PodRun.drive`) runs in the cluster session's task group
+(``cluster.start``) or in a launcher's worker; its result is what it returns, and the
+handle is settled from it in one place (``_settle``).
 
 Cancellation: cancelling the task that awaits a run, calling :meth:`PodRun.cancel`,
 closing the session, or the event loop shutting down (every task cancelled at once)
@@ -21,8 +24,8 @@ says otherwise.
 Faults: a create that meets an unreachable or restarting API server is retried for
 :attr:`RunOptions.create_retry_window` with the same name and the same attempt token,
 so a create whose answer was lost is recognised (409 + our token = our pod) and no
-second pod is made. The decisions themselves (each state, each deadline, each 409)
-are pure functions in :mod:`asyncpod.core.policy`.
+second pod is made. A create that never reached a server the session never reached
+(:class:`~asyncpod.errors.ServerUnreachableError`) made nothing, and nothing is deleted.
 
 What it deliberately does not do: poll (every state comes from the informer), bound
 concurrency (that is the launcher's), or raise for a pod that ran and failed (that is
@@ -31,12 +34,11 @@ a result; ``result.raise_for_outcome()`` turns it into an exception).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import secrets
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import replace
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -55,23 +57,23 @@ from asyncpod.core.policy import (
     Verdict,
     clock_from_pod,
     judge,
+    judge_deletion,
     next_deadline,
     resolve_conflict,
     should_delete,
 )
+from asyncpod.core.retrying import backoff, until_answered
+from asyncpod.core.runlogs import Spawn, merged_logs
 from asyncpod.core.shielding import complete_despite_cancellation
 from asyncpod.errors import (
     AsyncpodError,
     ClosedError,
     ConflictError,
-    ForbiddenError,
     NotFoundError,
-    OptionError,
     ServerUnreachableError,
-    TransientError,
-    UnauthorizedError,
+    UsageError,
 )
-from asyncpod.kube.logs import LogFollower, LogLine
+from asyncpod.kube.logs import LogLine
 from asyncpod.kube.pods import Pods
 from asyncpod.kube.watch import DELETED
 from asyncpod.results import Outcome, PodResult, Reason
@@ -87,10 +89,8 @@ logger = logging.getLogger("asyncpod.runner")
 #: How many random names a create draws before giving up on 409s for namesakes.
 _NAME_DRAWS = 3
 
-
-def _backoff(failures: int) -> float:
-    """Seconds to wait after ``failures`` consecutive failures of a create/delete/get."""
-    return float(min(0.25 * 2**failures, 5.0))
+#: How long a 409 waits for the namespace's watch to have listed before reading.
+_SYNC_GRACE = 5.0
 
 
 def _older(pod: dict[str, Any], than: dict[str, Any]) -> bool:
@@ -150,7 +150,49 @@ class PodRun:
     only when the pod could not be created or followed at all (an invalid spec, a
     forbidden namespace, ...). ``name``/``uid`` are known once the pod exists
     (``await run.created()``).
+
+    For launchers (the session's internal protocol): ``cluster.new_run(spec)`` makes a
+    run that nothing drives yet; :meth:`drive` drives it in the calling task, or
+    ``cluster.launch(run)`` in the session's task group.
     """
+
+    __slots__ = (
+        "__weakref__",
+        "_cancel_requested",
+        "_changed",
+        "_changes",
+        "_client",
+        "_connection_errors_at_start",
+        "_create_attempt",
+        "_created",
+        "_done_callbacks",
+        "_driven",
+        "_error",
+        "_extra_labels",
+        "_finished",
+        "_informer",
+        "_last_change_slim",
+        "_latest",
+        "_main",
+        "_pods",
+        "_post_sent",
+        "_readers",
+        "_readers_idle",
+        "_result",
+        "_scope",
+        "_settled",
+        "_spawn",
+        "_subscription",
+        "_winding_down",
+        "name",
+        "namespace",
+        "options",
+        "reattached",
+        "run_id",
+        "spec",
+        "task_key",
+        "uid",
+    )
 
     def __init__(
         self,
@@ -160,6 +202,7 @@ class PodRun:
         namespace: str,
         spec: PodSpec | None,
         options: RunOptions,
+        spawn: Spawn,
         name: str | None = None,
         uid: str | None = None,
         run_id: str | None = None,
@@ -169,6 +212,7 @@ class PodRun:
         self._client = client
         self._pods = Pods(client)
         self._informer = informer
+        self._spawn = spawn
         self.namespace = namespace
         self.spec = spec
         self.options = options
@@ -183,6 +227,7 @@ class PodRun:
         self._created = Flag()
         self._finished = Flag()
         self._settled = Flag()  # created, or finished without a pod
+        self._driven = False
         self._result: PodResult | None = None
         self._error: AsyncpodError | None = None
         self._scope: anyio.CancelScope | None = None
@@ -200,7 +245,7 @@ class PodRun:
         self._post_sent = False
         self._create_attempt = ""
         # Transport failures the client had seen when this run began: more since then
-        # means the API server was unreachable during the run (see _denied_by_restart).
+        # means the API server was unreachable during the run (see _restarted).
         self._connection_errors_at_start = client.statistics().connection_errors
 
     def __repr__(self) -> str:
@@ -252,11 +297,23 @@ class PodRun:
         """
         return self._latest
 
+    @property
+    def winding_down(self) -> bool:
+        """Whether the run is ending: its containers are as done as they will get."""
+        return self._winding_down
+
     async def created(self) -> None:
         """Wait until the pod exists (or the run failed before that: then raise)."""
         await self._settled.wait()
         if not self._created.is_set() and self._error is not None:
             raise self._error
+
+    async def changed(self) -> None:
+        """Return after the run's next state change, or its end."""
+        if self.done():
+            return
+        self._changed.clear()
+        await self._changed.wait()
 
     async def result(self) -> PodResult:
         """Wait for the outcome. Cancelling the waiting task cancels the run (pod deleted)."""
@@ -295,8 +352,7 @@ class PodRun:
                 index += 1
             if self.done():
                 return
-            self._changed.clear()
-            await self._changed.wait()
+            await self.changed()
 
     def logs(
         self,
@@ -316,58 +372,84 @@ class PodRun:
         return self._logs(containers, follow=follow, since=since or {})
 
     # ------------------------------------------------------------------ the driver
-    async def _drive(self) -> None:
-        """The run's lifecycle; owned by the cluster session's task group.
+    async def drive(self) -> PodResult | None:
+        """Drive the run to its end in the calling task; return its result.
 
-        Its cleanup sits in ``finally`` and completes even if this task is cancelled
-        from outside (the session's task group, loop shutdown) and then cancelled
-        again: a run that started a create always ends deleting what it made.
+        None when the run ended with an error instead (read it with
+        :meth:`exception`). A run is driven once: ``cluster.start()`` drives it in the
+        session's task group, a launcher's worker in its own task. The cleanup sits
+        in ``finally`` and completes even if this task is cancelled from outside (the
+        session's task group, loop shutdown) and then cancelled again: a run that
+        started a create always ends deleting what it made.
         """
+        if self._driven:
+            raise UsageError(f"{self!r} is already driven: a run is driven once")
+        self._driven = True
+        ended: PodResult | AsyncpodError | None = None
         try:
             with anyio.CancelScope() as scope:
                 self._scope = scope
                 if self._cancel_requested:
                     scope.cancel()
-                try:
-                    await self._create_or_attach()
-                    self._result = await self._follow()
-                except ClosedError:
-                    # The session is closing: its informer stopped a moment before the
-                    # session's cancellation reached this run. The run is cancelled with
-                    # it (the wind-up below builds that result and deletes the pod).
-                    pass
-                except AsyncpodError as error:
-                    self._error = kept_on_the_run(error)
-                except Exception as error:  # a bug of ours must not take the session down
-                    logger.exception("run %s failed unexpectedly", self.ref)
-                    self._error = AsyncpodError(
-                        f"run {self.ref} failed unexpectedly: {type(error).__name__}: {error}"
-                    )
-                    self._error.__cause__ = kept_on_the_run(error)
+                ended = await self._to_the_end()
         finally:
-            await complete_despite_cancellation(self._wind_up())
+            result = await complete_despite_cancellation(self._wind_up(ended))
+        return result
 
-    async def _wind_up(self) -> None:
-        cancelled = self._result is None and self._error is None
+    async def _to_the_end(self) -> PodResult | AsyncpodError | None:
+        """Create or attach, then follow: the result, the error, or None (cancelled)."""
         try:
-            await self._finish(cancelled=cancelled)
-        except Exception as error:  # noqa: BLE001 - reported through the handle
-            logger.warning("cleanup of %s failed: %s", self.ref, error)
-            if self._error is None and self._result is None:
-                self._error = (
-                    kept_on_the_run(error)
-                    if isinstance(error, AsyncpodError)
-                    else AsyncpodError(f"cleanup of {self.ref} failed: {error}")
+            await self._create_or_attach()
+            return await self._follow()
+        except ClosedError:
+            # The session is closing: its informer stopped a moment before the
+            # session's cancellation reached this run. The run is cancelled with it
+            # (the wind-up builds that result and deletes the pod).
+            return None
+        except AsyncpodError as error:
+            return kept_on_the_run(error)
+        except Exception as error:  # a bug of ours must not take the session down
+            logger.exception("run %s failed unexpectedly", self.ref)
+            failure = AsyncpodError(
+                f"run {self.ref} failed unexpectedly: {type(error).__name__}: {error}"
+            )
+            failure.__cause__ = kept_on_the_run(error)
+            return failure
+
+    async def _wind_up(self, ended: PodResult | AsyncpodError | None) -> PodResult | None:
+        """Clean up after ``ended`` and settle the handle; the final result."""
+        error = ended if isinstance(ended, AsyncpodError) else None
+        result = ended if isinstance(ended, PodResult) else None
+        try:
+            result = await self._clean_up(result, cancelled=ended is None)
+        except Exception as failure:  # noqa: BLE001 - reported through the handle
+            logger.warning("cleanup of %s failed: %s", self.ref, failure)
+            if error is None and result is None:
+                error = (
+                    kept_on_the_run(failure)
+                    if isinstance(failure, AsyncpodError)
+                    else AsyncpodError(f"cleanup of {self.ref} failed: {failure}")
                 )
         finally:
-            if self._subscription is not None:
-                self._subscription.close()
-            self._finished.set()
-            self._settled.set()
-            self._changed.set()
-            for callback in self._done_callbacks:
-                callback(self)
+            self._settle(result, error)
+        return result
 
+    def _settle(self, result: PodResult | None, error: AsyncpodError | None) -> None:
+        """The one place the handle learns how the run ended."""
+        self._result, self._error = result, error
+        if self._subscription is not None:
+            self._subscription.close()
+        self._finished.set()
+        self._settled.set()
+        self._changed.set()
+        for callback in self._done_callbacks:
+            callback(self)
+
+    def _restarted(self) -> bool:
+        """Whether the API server was unreachable during this run (see ``may_retry``)."""
+        return self._client.statistics().connection_errors > self._connection_errors_at_start
+
+    # ------------------------------------------------------------------ the start
     async def _create_or_attach(self) -> None:
         if self.spec is None:  # attach to an existing pod
             await self._attach_existing()
@@ -397,7 +479,7 @@ class PodRun:
                 self.name = f"asyncpod-{secrets.token_hex(5)}"
             assert self.name is not None
             self._create_attempt = secrets.token_hex(8)
-            manifest = self.spec.to_manifest(  # validated by Cluster.start
+            manifest = self.spec.to_manifest(  # validated by Cluster.new_run
                 namespace=self.namespace, name=self.name, labels=self._extra_labels
             )
             manifest["metadata"]["annotations"][CREATE_ATTEMPT_ANNOTATION] = self._create_attempt
@@ -421,18 +503,21 @@ class PodRun:
         while True:
             sent_before, self._post_sent = self._post_sent, True
             try:
-                return await self._pods.create(self.namespace, manifest)
+                return await until_answered(
+                    lambda: self._pods.create(self.namespace, manifest),
+                    deadline=deadline, restarted=self._restarted, what=f"create of {self.ref}",
+                )  # fmt: skip
             except ServerUnreachableError:
                 # The connection never opened: this POST cannot have created anything.
                 self._post_sent = sent_before
                 raise
             except ConflictError as conflict:
-                existing = await self._get_until_answered(deadline)
+                existing = await self._namesake(deadline)
                 if existing is None:
                     failures += 1
                     if time.monotonic() >= deadline:
                         raise
-                    await anyio.sleep(_backoff(failures))
+                    await anyio.sleep(backoff(failures))
                     continue  # the namesake went away: create again
                 verdict = resolve_conflict(
                     existing,
@@ -444,24 +529,6 @@ class PodRun:
                     task_key_annotation=TASK_KEY_ANNOTATION,
                 )
                 return self._after_conflict(verdict, existing, conflict)
-            except (TransientError, ForbiddenError, UnauthorizedError) as error:
-                if not isinstance(error, TransientError) and not self._denied_by_restart():
-                    raise  # a missing permission: say so at once
-                if time.monotonic() >= deadline:
-                    raise
-                failures += 1
-                logger.info("create of %s: %s; retrying", self.ref, error)
-                await anyio.sleep(_backoff(failures))
-
-    def _denied_by_restart(self) -> bool:
-        """Whether a 401/403 may be a restarted API server rather than a missing right.
-
-        A kube-apiserver that has just restarted denies requests until its authorizer
-        has synced RBAC (seen here: 403 with "clusterrole ... not found" for a few
-        seconds). So a denial after the client met connection failures during this
-        run is retried within the window; one without is a missing permission.
-        """
-        return self._client.statistics().connection_errors > self._connection_errors_at_start
 
     def _after_conflict(
         self, verdict: ConflictVerdict, existing: dict[str, Any], conflict: ConflictError
@@ -489,22 +556,26 @@ class PodRun:
             conflict
         )
 
-    async def _get_until_answered(self, deadline: float) -> dict[str, Any] | None:
-        """GET our pod by name, retrying while the API server is unreachable; None if 404."""
+    async def _namesake(self, deadline: float) -> dict[str, Any] | None:
+        """The pod a create got 409 for: from the shared watch when it knows the pod
+        (it does once synced: this run subscribed to the name before the POST, so the
+        watch keeps that pod, finished or not), else read; None if it is gone."""
+        with anyio.move_on_after(_SYNC_GRACE):
+            await self._informer.wait_synced()
         assert self.name is not None
-        failures = 0
-        while True:
-            try:
-                return await self._pods.get(self.namespace, self.name)
-            except NotFoundError:
-                return None
-            except (TransientError, ForbiddenError, UnauthorizedError) as error:
-                if not isinstance(error, TransientError) and not self._denied_by_restart():
-                    raise
-                if time.monotonic() >= deadline:
-                    raise
-                failures += 1
-                await anyio.sleep(_backoff(failures))
+        return self._informer.get(self.name) or await self._get(deadline)
+
+    async def _get(self, deadline: float) -> dict[str, Any] | None:
+        """GET our pod by name, riding through an outage until ``deadline``; None if 404."""
+        assert self.name is not None
+        name = self.name
+        try:
+            return await until_answered(
+                lambda: self._pods.get(self.namespace, name),
+                deadline=deadline, restarted=self._restarted, what=f"read of {self.ref}",
+            )  # fmt: skip
+        except NotFoundError:
+            return None
 
     async def _attach_existing(self) -> None:
         assert self.name is not None
@@ -513,8 +584,7 @@ class PodRun:
         self._subscription = self._informer.subscribe(self.name, uid=self.uid)
         pod = self._subscription.latest
         if pod is None:
-            deadline = time.monotonic() + self.options.create_retry_window
-            pod = await self._get_until_answered(deadline)
+            pod = await self._get(time.monotonic() + self.options.create_retry_window)
             if pod is None:
                 raise NotFoundError(
                     f"pod {self.ref} not found", status=404, reason="NotFound", pod=self.ref
@@ -534,6 +604,7 @@ class PodRun:
         self._main = self._main or lifecycle.main_container_name(pod)
         self._observe(pod)
 
+    # ------------------------------------------------------------------ following
     def _observe(
         self, pod: dict[str, Any], *, deleted: bool = False
     ) -> lifecycle.StateChange | None:
@@ -575,10 +646,8 @@ class PodRun:
                 continue  # a deadline passed: judge decides
             if change.type == DELETED:
                 self._observe(change.pod, deleted=True)
-                if lifecycle.is_terminal(change.pod):
-                    return self._result_of(change.pod, Verdict(None))
-                outcome = Outcome.CANCELLED if self._cancel_requested else Outcome.DELETED
-                return self._result_of(change.pod, Verdict(outcome))
+                verdict = judge_deletion(change.pod, cancel_requested=self._cancel_requested)
+                return self._result_of(change.pod, verdict)
             self._observe(change.pod)
             assert self._latest is not None
             pod = self._latest
@@ -596,27 +665,20 @@ class PodRun:
         return replace(result, task_key=self.task_key)
 
     # ------------------------------------------------------------------ the end
-    async def _finish(self, *, cancelled: bool) -> None:
-        """Build the cancelled result if needed, collect events, clean up."""
+    async def _clean_up(self, result: PodResult | None, *, cancelled: bool) -> PodResult | None:
+        """The final result (a cancelled one if needed, events added); the pod deleted
+        as the cleanup policy says."""
         self._winding_down = True  # log readers: the containers are as done as they get
         self._changed.set()
-        if cancelled and self._result is None and self._error is None:
-            if self._latest is not None:
-                self._result = self._result_of(self._latest, Verdict(Outcome.CANCELLED))
-            else:
-                self._result = PodResult(
-                    self.namespace, self.name or "", self.uid,
-                    outcome=Outcome.CANCELLED, reason=Reason.CANCELLED,
-                    message="cancelled before the pod was created", task_key=self.task_key,
-                )  # fmt: skip
+        if cancelled:
+            result = self._cancelled_result()
         if self.uid is None and self._post_sent:
             await self._find_pod_of_cut_create()
         if self.uid is None:
-            return  # nothing was created
-        result = self._result
+            return result  # nothing was created
         if result is not None and not result.ok and self.options.collect_events:
             with contextlib.suppress(AsyncpodError):
-                result = self._result = await self._with_events(result)
+                result = await self._with_events(result)
         finished = self._latest is not None and lifecycle.is_terminal(self._latest)
         outcome = result.outcome if result is not None else None
         succeeded = result is not None and result.ok
@@ -626,6 +688,16 @@ class PodRun:
                 with anyio.move_on_after(self.options.log_drain_timeout):
                     await self._readers_idle.wait()
             await self._delete()
+        return result
+
+    def _cancelled_result(self) -> PodResult:
+        if self._latest is not None:
+            return self._result_of(self._latest, Verdict(Outcome.CANCELLED))
+        return PodResult(
+            self.namespace, self.name or "", self.uid,
+            outcome=Outcome.CANCELLED, reason=Reason.CANCELLED,
+            message="cancelled before the pod was created", task_key=self.task_key,
+        )  # fmt: skip
 
     async def _find_pod_of_cut_create(self) -> None:
         """The POST was cut off or never answered: did the server create the pod anyway?
@@ -637,7 +709,7 @@ class PodRun:
         deadline = time.monotonic() + self.options.delete_retry_window
         for attempt in range(4):
             try:
-                pod = await self._get_until_answered(deadline)
+                pod = await self._get(deadline)
             except AsyncpodError as error:
                 logger.warning("could not check whether %s was created: %s", self.ref, error)
                 return
@@ -656,26 +728,19 @@ class PodRun:
         return replace(result, events=lifecycle.events_from_list({"items": items}))
 
     async def _delete(self) -> None:
-        assert self.name is not None
         # A pod we fail to delete is a leak, so keep trying for a while when the API
-        # server is unreachable or restarting (it answers 403 until RBAC has synced).
-        # The uid precondition means a namesake is never deleted.
-        deadline = time.monotonic() + self.options.delete_retry_window
-        failures = 0
-        while True:
-            try:
-                await self._pods.delete(
-                    self.namespace,
-                    self.name,
-                    uid=self.uid,
-                    grace_period_seconds=self.options.delete_grace_period,
-                )
-                return
-            except (TransientError, ForbiddenError, UnauthorizedError):
-                if time.monotonic() >= deadline:
-                    raise
-                failures += 1
-                await anyio.sleep(_backoff(failures))
+        # server is unreachable or restarting. The uid precondition means a namesake
+        # is never deleted.
+        assert self.name is not None
+        name = self.name
+        await until_answered(
+            lambda: self._pods.delete(
+                self.namespace, name, uid=self.uid,
+                grace_period_seconds=self.options.delete_grace_period,
+            ),
+            deadline=time.monotonic() + self.options.delete_retry_window,
+            restarted=self._restarted, what=f"delete of {self.ref}",
+        )  # fmt: skip
 
     # ------------------------------------------------------------------ logs
     async def _logs(
@@ -684,107 +749,14 @@ class PodRun:
         self._readers += 1
         self._readers_idle.clear()
         try:
-            async for line in self._read_logs(containers, follow=follow, since=since):
-                yield line
+            lines = merged_logs(
+                self, client=self._client, spawn=self._spawn,
+                containers=containers, follow=follow, since=since,
+            )  # fmt: skip
+            async with contextlib.aclosing(lines):
+                async for line in lines:
+                    yield line
         finally:
             self._readers -= 1
             if not self._readers:
                 self._readers_idle.set()
-
-    async def _read_logs(
-        self, containers: tuple[str, ...] | None, *, follow: bool, since: Mapping[str, str]
-    ) -> AsyncIterator[LogLine]:
-        await self.created()
-        pod = self._latest or {}
-        spec = pod.get("spec", {})
-        inits = [c["name"] for c in spec.get("initContainers") or ()]
-        mains = [c["name"] for c in spec.get("containers") or ()]
-        if containers is not None:
-            unknown = set(containers) - set(inits) - set(mains)
-            if unknown:
-                raise OptionError(f"pod {self.ref} has no container {sorted(unknown)}")
-            inits = [c for c in inits if c in containers]
-            mains = [c for c in mains if c in containers]
-        queue: asyncio.Queue[LogLine | BaseException | None] = asyncio.Queue(maxsize=1024)
-
-        async def pump() -> None:
-            try:
-                for name in inits:  # init containers run one after another
-                    await self._pump_container(name, queue, follow=follow, since=since.get(name))
-                await asyncio.gather(
-                    *(
-                        self._pump_container(name, queue, follow=follow, since=since.get(name))
-                        for name in mains
-                    )
-                )
-                await queue.put(None)
-            except asyncio.CancelledError:
-                raise
-            except BaseException as error:  # noqa: BLE001 - handed to the reader
-                await queue.put(error)
-
-        task = asyncio.ensure_future(pump())
-        try:
-            while True:
-                item = await queue.get()
-                if item is None:
-                    return
-                if isinstance(item, BaseException):
-                    raise item
-                yield item
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    async def _pump_container(
-        self,
-        container: str,
-        queue: asyncio.Queue[LogLine | BaseException | None],
-        *,
-        follow: bool,
-        since: str | None = None,
-    ) -> None:
-        # Open the log only once the container has started (or the pod is over), so
-        # thousands of followers do not hammer the API server with "waiting to start".
-        while not (self._container_started(container) or self._container_done(container)):
-            if self.done():
-                break
-            self._changed.clear()
-            await self._changed.wait()
-        if not self._container_started(container):
-            return  # it never ran: no log to read
-
-        async def finished() -> bool:
-            return not follow or self._container_done(container)
-
-        follower = LogFollower(
-            self._client, self.namespace, str(self.name),
-            container=container, container_finished=finished, since_time=since,
-        )  # fmt: skip
-        try:
-            async for line in follower:
-                await queue.put(line)
-        except NotFoundError:
-            return  # the pod is gone; what was delivered is all there is
-
-    def _container_status(self, container: str) -> dict[str, Any] | None:
-        status = (self._latest or {}).get("status", {})
-        for key in ("initContainerStatuses", "containerStatuses"):
-            for item in status.get(key) or ():
-                if item.get("name") == container:
-                    return item  # type: ignore[no-any-return]
-        return None
-
-    def _container_started(self, container: str) -> bool:
-        status = self._container_status(container)
-        if status is None:
-            return False
-        state = status.get("state") or {}
-        return "running" in state or "terminated" in state
-
-    def _container_done(self, container: str) -> bool:
-        if self._winding_down or (self._latest is not None and lifecycle.is_terminal(self._latest)):
-            return True
-        status = self._container_status(container)
-        return status is not None and "terminated" in (status.get("state") or {})

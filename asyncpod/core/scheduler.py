@@ -21,7 +21,6 @@ the task that iterates) cancels every run in flight, and so deletes their pods.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
 import secrets
@@ -74,7 +73,9 @@ class Launcher:
         self.run_id = run_id or f"run-{secrets.token_hex(4)}"
         self.namespace = namespace or cluster.namespace
         self.options = options
-        self._slots = asyncio.Semaphore(max_in_flight)
+        # The one bound on runs in flight, whether submitted one at a time or by an
+        # iteration's workers: a run takes a slot before it exists, its end frees it.
+        self._slots = anyio.Semaphore(max_in_flight)
         self._submitted = 0
         self._in_flight = 0
         self._outcomes: Counter[str] = Counter()
@@ -102,7 +103,7 @@ class Launcher:
     async def submit(self, spec: PodSpec, *, task_key: str | None = None) -> PodRun:
         """Wait for a free slot, then start ``spec``; the slot frees when the run ends."""
         run = await self._new_run(spec, task_key=task_key)
-        self.cluster._launch(run)
+        self.cluster.launch(run)
         return run
 
     async def _new_run(self, spec: PodSpec, *, task_key: str | None) -> PodRun:
@@ -112,7 +113,7 @@ class Launcher:
             spec = dataclasses.replace(spec, task_key=key)
         await self._slots.acquire()
         try:
-            run = self.cluster._new_run(
+            run = self.cluster.new_run(
                 spec,
                 namespace=self.namespace,
                 name=spec.name or (deterministic_pod_name(self.run_id, key) if key else None),
@@ -155,14 +156,22 @@ class Launcher:
         *,
         skip_task_keys: Collection[str] = (),
     ) -> AsyncGenerator[PodResult, None]:
-        """Run every spec; yield results in input order (buffering those that finish early)."""
+        """Run every spec; yield results in input order.
+
+        Results that finish before an earlier one wait for it, at most
+        ``max_in_flight`` of them: no spec further than that ahead of the oldest
+        unfinished one is started until it finishes, so memory stays bounded however
+        slow one task is (at the cost of fewer pods in flight meanwhile).
+        """
         pending: dict[int, PodResult] = {}
-        next_index = 0
-        async for index, result in self._results(specs, skip_task_keys=skip_task_keys):
+        window = _Window(self.max_in_flight)
+        async for index, result in self._results(
+            specs, skip_task_keys=skip_task_keys, window=window
+        ):
             pending[index] = result
-            while next_index in pending:
-                yield pending.pop(next_index)
-                next_index += 1
+            while window.next_index in pending:
+                yield pending.pop(window.next_index)
+                window.advance()
         for index in sorted(pending):
             yield pending[index]
 
@@ -171,6 +180,7 @@ class Launcher:
         specs: Iterable[PodSpec] | AsyncIterable[PodSpec],
         *,
         skip_task_keys: Collection[str],
+        window: _Window | None = None,
     ) -> AsyncIterator[tuple[int, PodResult]]:
         """Run ``specs`` through at most ``max_in_flight`` workers; yield (index, result).
 
@@ -184,8 +194,8 @@ class Launcher:
         results_send, results_receive = anyio.create_memory_object_stream[tuple[int, PodResult]](
             self.max_in_flight
         )
-        pipeline = _Pipeline(self, specs, skip_task_keys, results_send)
-        self.cluster._start_soon(pipeline.run)
+        pipeline = _Pipeline(self, specs, skip_task_keys, results_send, window)
+        self.cluster.start_soon(pipeline.run)
         try:
             async with results_receive:
                 async for item in results_receive:
@@ -208,10 +218,11 @@ class Launcher:
         try:
             run = await self._new_run(spec, task_key=key)
             # The worker drives the run in its own task: one task per pod in flight.
-            await run._drive()
+            finished = await run.drive()
+            if finished is not None:
+                return finished
             failure = run.exception()
-            if failure is None:
-                return await run.result()
+            assert failure is not None
             # Read, not raised: raised here, the error's traceback would gain this
             # frame, which holds the run that holds the error (a reference cycle).
             result = _error_result(self.namespace, spec, index, failure, name=_name(run))
@@ -234,15 +245,17 @@ class _Pipeline:
         specs: Iterable[PodSpec] | AsyncIterable[PodSpec],
         skip_task_keys: Collection[str],
         results: MemoryObjectSendStream[tuple[int, PodResult]],
+        window: _Window | None,
     ) -> None:
         self._launcher = launcher
+        self._window = window
         self._specs = specs
         self._skip = skip_task_keys
         self._results = results
         self._feeder_scope = anyio.CancelScope()
         self._worker_scopes: set[anyio.CancelScope] = set()
         self._stopping = False
-        self._done = asyncio.Event()
+        self._done = anyio.Event()
         self._workers = 0
         self._idle = 0
         self.feeder_error: BaseException | None = None
@@ -281,8 +294,14 @@ class _Pipeline:
         async with work_send:
             try:
                 async for index, spec in _enumerate(self._specs):
+                    if self._window is not None:
+                        await self._window.admit(index)
                     if (spec.task_key or str(index)) in self._skip:
+                        if self._window is not None:
+                            self._window.skip(index)  # no result will come for it
                         continue
+                    # A new worker only when none is idle; never more workers than the
+                    # launcher has slots (the bound itself): more could only wait.
                     if self._idle == 0 and self._workers < launcher.max_in_flight:
                         self._workers += 1
                         group.start_soon(self._work, work_receive.clone(), self._results.clone())
@@ -316,6 +335,44 @@ class _Pipeline:
                             return  # the consumer has gone; stop() is on its way
             finally:
                 self._worker_scopes.discard(scope)
+
+
+class _Window:
+    """How far ahead of the next result ``map()`` yields new specs may start.
+
+    ``next_index`` is the input position ``map()`` yields next. The feeder waits in
+    :meth:`admit` while a spec is ``size`` or more ahead of it, so at most ``size``
+    finished results (and as many skipped positions) wait for a slow earlier one.
+    Skipped specs (``skip_task_keys``) produce no result: :meth:`skip` records them so
+    ``next_index`` moves past them.
+    """
+
+    __slots__ = ("_moved", "_skipped", "next_index", "size")
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.next_index = 0
+        self._skipped: set[int] = set()
+        self._moved = anyio.Event()
+
+    async def admit(self, index: int) -> None:
+        while index >= self.next_index + self.size:
+            await self._moved.wait()
+
+    def skip(self, index: int) -> None:
+        self._skipped.add(index)
+        self._catch_up()
+
+    def advance(self) -> None:
+        self.next_index += 1
+        self._catch_up()
+
+    def _catch_up(self) -> None:
+        while self.next_index in self._skipped:
+            self._skipped.discard(self.next_index)
+            self.next_index += 1
+        self._moved.set()
+        self._moved = anyio.Event()
 
 
 async def _enumerate(

@@ -23,8 +23,8 @@ things that bite at scale are decided in one place:
   stream opens alike by the pure :func:`judge_answer` and :func:`judge_transport_error`;
   when to stop by :meth:`RetryPolicy.next_delay` (a count of attempts, a time window,
   or both).
-* **First contact fails fast.** Until the server has answered this client once, a
-  refused connection, an unknown host or a TLS failure is judged by
+* **First contact fails fast.** Until this client has once opened a connection to its
+  server (TCP and TLS), a refused connection, an unknown host or a TLS failure is judged by
   :func:`judge_first_contact`: a couple of quick tries (``Settings.first_contact``),
   then :class:`~asyncpod.errors.ServerUnreachableError` naming the server and the
   kubeconfig it came from. A server we never reached is a typo, a stopped cluster or a
@@ -45,6 +45,7 @@ import asyncio
 import contextlib
 import dataclasses
 import email.utils
+import functools
 import logging
 import os
 import ssl
@@ -62,11 +63,13 @@ from yarl import URL
 
 from asyncpod.errors import (
     ApiConnectionError,
+    ApiError,
     ApiTimeoutError,
     AsyncpodError,
     ClosedError,
     ConfigError,
     ServerUnreachableError,
+    TransientError,
     UsageError,
     api_error_from_status,
 )
@@ -480,7 +483,13 @@ class KubeClient:
         self._limiter = TokenBucket(qps, burst) if qps is not None else None
         self._retry = retry or _DEFAULTS.retry
         self._first_contact = first_contact or _DEFAULTS.first_contact
-        self._answered = False  # until the server answers once: judge_first_contact
+        # Until a connection to the server has opened once, failing to reach it is a
+        # configuration problem (judge_first_contact); after, an outage. The trace
+        # config tells us when; it is dropped then, so requests pay nothing for it.
+        self._contact = _Contact()
+        self._answered = False
+        reached = aiohttp.TraceConfig()
+        reached.on_connection_create_end.append(functools.partial(_connected, self._contact))
         self._timeout = timeout
         self._connect_timeout = connect_timeout
         if ssl_context is None and config.uses_tls:
@@ -502,6 +511,7 @@ class KubeClient:
             headers={"Accept": "application/json", "User-Agent": user_agent},
             trust_env=trust_env,
             raise_for_status=False,
+            trace_configs=[reached],
         )
         self._closed = False
 
@@ -544,6 +554,11 @@ class KubeClient:
     def answered(self) -> bool:
         """Whether the server has answered this client at least once (any status)."""
         return self._answered
+
+    @property
+    def reached(self) -> bool:
+        """Whether a connection to the server has opened (TCP and TLS) at least once."""
+        return self._contact.reached
 
     async def aclose(self) -> None:
         """Close the session and every connection. Safe to call more than once."""
@@ -612,6 +627,27 @@ class KubeClient:
             rate_limiter_waits=limiter.waits if limiter else 0,
             rate_limiter_wait_seconds=limiter.wait_seconds if limiter else 0.0,
         )
+
+    async def make_contact(self) -> None:
+        """Reach the server once (``GET /version``), or raise ServerUnreachableError.
+
+        Any answer, whatever its status, proves the server is there, and so does a
+        connection that opened and was then cut: from then on, failing to reach it is
+        an outage, ridden through by the retries. What is not contact: a refused
+        connection, an unknown host, a failed TLS handshake (see
+        :func:`judge_first_contact`). One request; the server's version is logged.
+        """
+        try:
+            answer = await self.request("GET", "/version", rate_limited=False)
+        except ServerUnreachableError:
+            raise
+        except (ApiError, TransientError) as error:
+            if not self.reached:
+                raise
+            logger.debug("%s answered /version with: %s", self._base, error)
+            return
+        version = answer.get("gitVersion") if isinstance(answer, dict) else None
+        logger.debug("reached %s (Kubernetes %s)", self._base, version or "?")
 
     # ------------------------------------------------------------------ requests
 
@@ -778,7 +814,11 @@ class KubeClient:
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
                 verdict = judge_transport_error(method, exc, path=path, pod=pod)
                 verdict = self._count_transport_error(verdict, exc, method=method, path=path)
-                first = None if self._answered or self._closed else self._first_contact_verdict(exc)
+                first = (
+                    None
+                    if self._contact.reached or self._closed
+                    else self._first_contact_verdict(exc)
+                )
                 if first is not None:
                     verdict, policy = first, self._first_contact
             except RuntimeError as exc:
@@ -787,7 +827,7 @@ class KubeClient:
                     raise
                 raise ClosedError(f"{method} {path}: the client was closed") from exc
             else:
-                self._answered = True
+                self._answered = self._contact.reached = True
                 self._responses[answer.status] += 1
                 if answer.ok:
                     return answer.value
@@ -863,6 +903,22 @@ class KubeClient:
             return Verdict(closed, retryable=False)
         self._connection_errors += 1
         return verdict
+
+
+class _Contact:
+    """Whether a client has reached its server; apart from the client, so the trace
+    config that sets it holds no reference back to the client (no cycle)."""
+
+    __slots__ = ("reached",)
+
+    def __init__(self) -> None:
+        self.reached = False
+
+
+async def _connected(contact: _Contact, session: aiohttp.ClientSession, *_: object) -> None:
+    """aiohttp's ``on_connection_create_end``: a connection opened (TCP and TLS)."""
+    contact.reached = True
+    session.trace_configs.clear()  # nothing more to learn: later requests skip tracing
 
 
 def _query(params: Mapping[str, Any] | None) -> dict[str, str] | None:

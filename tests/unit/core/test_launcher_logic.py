@@ -1,7 +1,7 @@
 """The launcher's own logic, with a stand-in session: bounds, error results, walking away.
 
-The stand-in replaces only what the launcher calls on a session (``_new_run``, the
-task group) and on a run; what a real server does is tested in tests/integration/core.
+The stand-in replaces only what the launcher calls on a session (``new_run``,
+``start_soon``, ``launch``) and on a run (``drive``, ``exception``); what a real server does is tested in tests/integration/core.
 """
 
 from __future__ import annotations
@@ -21,8 +21,11 @@ from asyncpod.errors import OptionError, SpecError
 
 
 class FakeRun:
-    def __init__(self, name: str, spec: PodSpec, finish: asyncio.Event, behaviour: str) -> None:
+    def __init__(
+        self, name: str, spec: PodSpec, finish: asyncio.Event, behaviour: str, slow: asyncio.Event
+    ) -> None:
         self.name = name
+        self._slow = slow
         self.spec = spec
         self.reattached = False
         self._finish = finish
@@ -39,24 +42,22 @@ class FakeRun:
         for callback in self._callbacks:
             callback(self)
 
-    async def _drive(self) -> None:
+    async def drive(self) -> PodResult:
         try:
-            await self._finish.wait()
+            await (self._slow if self._behaviour == "slow" else self._finish).wait()
         except BaseException:
             self.cancelled = True
             self._end(Outcome.CANCELLED)
             raise
         self._end(Outcome.ERROR if self._behaviour == "bug" else Outcome.SUCCEEDED)
-
-    def exception(self) -> None:
-        return None  # the bug below is raised by result(), as a bug would be
-
-    async def result(self) -> PodResult:
         if self._behaviour == "bug":
             raise KeyError("a bug that is not an AsyncpodError")
         return PodResult(
             "ns", self.name, "uid", outcome=Outcome.SUCCEEDED, task_key=self.spec.task_key
         )
+
+    def exception(self) -> None:
+        return None
 
 
 class FakeCluster:
@@ -65,23 +66,27 @@ class FakeCluster:
     def __init__(self, behaviour: Callable[[PodSpec], str] = lambda _spec: "ok") -> None:
         self.namespace = "ns"
         self.finish = asyncio.Event()
+        self.slow = asyncio.Event()
         self.runs: list[FakeRun] = []
         self.peak_alive = 0
         self._behaviour = behaviour
         self._group: anyio.abc.TaskGroup | None = None
 
-    def _new_run(self, spec: PodSpec, **_: Any) -> FakeRun:
+    def new_run(self, spec: PodSpec, **_: Any) -> FakeRun:
         if self._behaviour(spec) == "invalid":
             raise SpecError("image", "is required")
-        run = FakeRun(f"pod-{len(self.runs)}", spec, self.finish, self._behaviour(spec))
+        run = FakeRun(f"pod-{len(self.runs)}", spec, self.finish, self._behaviour(spec), self.slow)
         self.runs.append(run)
         alive = sum(1 for r in self.runs if not self.finish.is_set() and not r.cancelled)
         self.peak_alive = max(self.peak_alive, alive)
         return run
 
-    def _start_soon(self, function: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    def start_soon(self, function: Callable[[], Coroutine[Any, Any, Any]]) -> None:
         assert self._group is not None
         self._group.start_soon(function)
+
+    def launch(self, run: FakeRun) -> None:
+        self.start_soon(run.drive)
 
 
 async def session(fake: FakeCluster) -> AsyncIterator[Cluster]:
@@ -200,3 +205,34 @@ async def test_skipped_task_keys_are_not_run() -> None:
 def test_max_in_flight_below_one_is_a_usage_error() -> None:
     with pytest.raises(OptionError, match="max_in_flight"):
         Launcher(cast(Cluster, FakeCluster()), max_in_flight=0)
+
+
+async def test_map_starts_nothing_further_than_max_in_flight_ahead_of_a_slow_first_task() -> None:
+    fake = FakeCluster(lambda spec: "slow" if spec.task_key == "t0" else "ok")
+    fake.finish.set()  # every task but t0 finishes at once
+    async with anyio.create_task_group() as group:
+        fake._group = group
+        launcher = Launcher(cast(Cluster, fake), max_in_flight=10, run_id="r")
+        results = launcher.map(specs(1_000))
+        first = asyncio.ensure_future(anext(results))
+        await asyncio.sleep(0.2)  # everything that may start has started and finished
+        # t0 holds the line: t1..t9 finished and wait for it, t10 and later wait to start.
+        assert len(fake.runs) == 10
+        assert not first.done()
+        fake.slow.set()
+        assert (await first).task_key == "t0"
+        rest = [r.task_key async for r in results]
+        group.cancel_scope.cancel()
+    assert rest == [f"t{i}" for i in range(1, 1_000)]
+
+
+async def test_map_moves_past_skipped_task_keys() -> None:
+    fake = FakeCluster()
+    fake.finish.set()
+    async with anyio.create_task_group() as group:
+        fake._group = group
+        launcher = Launcher(cast(Cluster, fake), max_in_flight=2, run_id="r")
+        skip = {f"t{i}" for i in range(0, 50, 2)}
+        keys = [r.task_key async for r in launcher.map(specs(50), skip_task_keys=skip)]
+        group.cancel_scope.cancel()
+    assert keys == [f"t{i}" for i in range(1, 50, 2)]

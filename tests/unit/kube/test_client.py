@@ -322,6 +322,32 @@ async def test_a_server_never_reached_fails_fast_naming_server_and_source(method
     assert not client.answered
 
 
+async def test_a_server_that_accepted_a_connection_and_died_unanswered_is_an_outage() -> None:
+    # Killed after reading a request, before answering anything (the outage tests kill
+    # kube-apiserver mid-burst): the server exists, so what follows is ridden through.
+    accepted = asyncio.Event()
+
+    async def take_and_hang_up(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.set()
+        writer.close()
+
+    server = await asyncio.start_server(take_and_hang_up, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    config = ClusterConfig(f"http://127.0.0.1:{port}")
+    async with KubeClient(config, qps=None, retry=FAST_RETRY, first_contact=_QUICK) as client:
+        task = asyncio.ensure_future(client.request("GET", PODS))
+        await accepted.wait()
+        server.close()
+        await server.wait_closed()
+        with pytest.raises(ApiConnectionError) as caught:
+            await task
+
+    assert not isinstance(caught.value, ServerUnreachableError)
+    assert client.reached
+    assert not client.answered
+    assert client.statistics().requests_sent == {"GET": FAST_RETRY.attempts}
+
+
 async def test_an_unknown_host_fails_fast_naming_it() -> None:
     config = ClusterConfig("http://no-such-host.invalid:6443", source="kubeconfig K")
     async with KubeClient(config, qps=None, retry=FAST_RETRY, first_contact=_QUICK) as client:
