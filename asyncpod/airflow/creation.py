@@ -29,14 +29,14 @@ from typing import Any
 import anyio
 
 from asyncpod.airflow.tries import TI_LABEL, TryKey
-from asyncpod.core.policy import CREATE_ATTEMPT_ANNOTATION, ConflictVerdict, resolve_conflict
-from asyncpod.errors import (
-    ConflictError,
-    ForbiddenError,
-    NotFoundError,
-    TransientError,
-    UnauthorizedError,
+from asyncpod.core.policy import (
+    CREATE_ATTEMPT_ANNOTATION,
+    ConflictVerdict,
+    refusal_message,
+    resolve_conflict,
 )
+from asyncpod.core.retrying import backoff, until_answered
+from asyncpod.errors import ConflictError, NotFoundError
 from asyncpod.kube.client import KubeClient
 from asyncpod.kube.pods import Pods
 from asyncpod.spec import RUN_ID_LABEL, TASK_KEY_ANNOTATION, PodSpec
@@ -67,10 +67,6 @@ def try_selector(key: TryKey) -> str:
     return f"{TI_LABEL}={key.ti_hash()}"
 
 
-def _backoff(failures: int) -> float:
-    return float(min(0.25 * 2**failures, 5.0))
-
-
 async def create_try_pod(
     client: KubeClient,
     namespace: str,
@@ -98,11 +94,18 @@ async def create_try_pod(
     manifest["metadata"]["annotations"][CREATE_ATTEMPT_ANNOTATION] = token
     deadline = time.monotonic() + retry_window
     errors_at_start = client.statistics().connection_errors
+
+    def restarted() -> bool:
+        return client.statistics().connection_errors > errors_at_start
+
     failures = 0
     ref = f"{namespace}/{name}"
     while True:
         try:
-            created = await pods.create(namespace, manifest)
+            created = await until_answered(
+                lambda: pods.create(namespace, manifest),
+                deadline=deadline, restarted=restarted, what=f"create of {ref}",
+            )  # fmt: skip
             return _created(namespace, created, reattached=False, listed=None)
         except ConflictError as conflict:
             listed = (await pods.list(namespace, label_selector=try_selector(key))).items
@@ -113,7 +116,7 @@ async def create_try_pod(
                 failures += 1
                 if time.monotonic() >= deadline:
                     raise
-                await anyio.sleep(_backoff(failures))
+                await anyio.sleep(backoff(failures))
                 continue  # the namesake went away: create again
             verdict = resolve_conflict(
                 existing,
@@ -129,16 +132,8 @@ async def create_try_pod(
                 return _created(namespace, existing, reattached=False, listed=listed)
             if verdict is ConflictVerdict.REATTACH:
                 return _created(namespace, existing, reattached=True, listed=listed)
-            raise _refusal(verdict, existing, ref) from conflict
-        except (TransientError, ForbiddenError, UnauthorizedError) as error:
-            restarted = client.statistics().connection_errors > errors_at_start
-            if not isinstance(error, TransientError) and not restarted:
-                raise  # a missing permission: say so at once
-            if time.monotonic() >= deadline:
-                raise
-            failures += 1
-            logger.info("create of %s: %s; retrying", ref, error)
-            await anyio.sleep(_backoff(failures))
+            message = refusal_message(verdict, existing, ref)
+            raise ConflictError(message, status=409, reason="AlreadyExists", pod=ref) from conflict
 
 
 async def _get(pods: Pods, namespace: str, name: str) -> dict[str, Any] | None:
@@ -160,18 +155,3 @@ def _created(
         reattached=reattached,
         listed=listed,
     )
-
-
-def _refusal(verdict: ConflictVerdict, existing: dict[str, Any], ref: str) -> ConflictError:
-    """The runner's words for a name we may not take (same message, same error)."""
-    metadata = existing.get("metadata") or {}
-    if verdict is ConflictVerdict.BEING_DELETED:
-        message = f"pod {ref} from an earlier attempt is being deleted; retry later"
-    else:
-        labels = metadata.get("labels") or {}
-        annotations = metadata.get("annotations") or {}
-        message = (
-            f"pod {ref} exists but belongs to another run or task (run-id "
-            f"{labels.get(RUN_ID_LABEL)!r}, task {annotations.get(TASK_KEY_ANNOTATION)!r})"
-        )
-    return ConflictError(message, status=409, reason="AlreadyExists", pod=ref)

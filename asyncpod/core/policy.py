@@ -26,6 +26,7 @@ from asyncpod.errors import (
     UnauthorizedError,
 )
 from asyncpod.results import Outcome, Reason
+from asyncpod.spec import RUN_ID_LABEL, TASK_KEY_ANNOTATION
 
 __all__ = [
     "Cleanup",
@@ -38,6 +39,7 @@ __all__ = [
     "judge_deletion",
     "may_retry",
     "next_deadline",
+    "refusal_message",
     "resolve_conflict",
     "should_delete",
 ]
@@ -322,6 +324,23 @@ def resolve_conflict(
     if metadata.get("deletionTimestamp"):
         return ConflictVerdict.BEING_DELETED
     return ConflictVerdict.REATTACH
+
+
+def refusal_message(verdict: ConflictVerdict, existing: dict[str, Any], ref: str) -> str:
+    """Why a create may not take the name another pod holds (BEING_DELETED, FOREIGN).
+
+    ``existing`` is that pod; ``ref`` names it (``namespace/name``). Pure: the words of
+    the runner's and the Airflow worker's ``ConflictError`` alike.
+    """
+    if verdict is ConflictVerdict.BEING_DELETED:
+        return f"pod {ref} from an earlier attempt is being deleted; retry later"
+    metadata = existing.get("metadata") or {}
+    labels = metadata.get("labels") or {}
+    annotations = metadata.get("annotations") or {}
+    return (
+        f"pod {ref} exists but belongs to another run or task (run-id "
+        f"{labels.get(RUN_ID_LABEL)!r}, task {annotations.get(TASK_KEY_ANNOTATION)!r})"
+    )
 
 
 def should_delete(

@@ -59,6 +59,7 @@ from asyncpod.core.policy import (
     judge,
     judge_deletion,
     next_deadline,
+    refusal_message,
     resolve_conflict,
     should_delete,
 )
@@ -543,15 +544,7 @@ class PodRun:
             self.reattached = True
             logger.info("reattached to existing pod %s (uid %s)", self.ref, metadata.get("uid"))
             return existing
-        labels = metadata.get("labels") or {}
-        annotations = metadata.get("annotations") or {}
-        if verdict is ConflictVerdict.BEING_DELETED:
-            message = f"pod {self.ref} from an earlier attempt is being deleted; retry later"
-        else:
-            message = (
-                f"pod {self.ref} exists but belongs to another run or task (run-id "
-                f"{labels.get(RUN_ID_LABEL)!r}, task {annotations.get(TASK_KEY_ANNOTATION)!r})"
-            )
+        message = refusal_message(verdict, existing, self.ref)
         raise ConflictError(message, status=409, reason="AlreadyExists", pod=self.ref) from (
             conflict
         )

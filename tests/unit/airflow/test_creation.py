@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -17,7 +16,6 @@ from typing import Any
 import orjson
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestServer
 
 from asyncpod.airflow.creation import create_try_pod, try_selector
 from asyncpod.airflow.operators import KubernetesPodOperator
@@ -25,34 +23,12 @@ from asyncpod.airflow.tries import TI_LABEL, TRY_LABEL, TryKey, pod_name_for
 from asyncpod.core.policy import CREATE_ATTEMPT_ANNOTATION
 from asyncpod.errors import ConflictError
 from asyncpod.kube.client import KubeClient
-from asyncpod.kube.config import ClusterConfig, StaticToken
 from asyncpod.kube.pods import pod_path
 from asyncpod.spec import TASK_KEY_ANNOTATION, PodSpec
-from tests.unit.kube.fakeapi import FAST_RETRY, TOKEN, FakeApiServer, fail, json_response, reply
+from tests.unit.kube.fakeapi import TOKEN, FakeApiServer, fail, json_response, reply
 
 KEY = TryKey("dag", "mapped", "run", 2, 1)
 NAME = "mapped-pod-1"
-
-
-@pytest.fixture
-async def api() -> AsyncIterator[FakeApiServer]:
-    server = FakeApiServer()
-    test_server = TestServer(server.app)
-    await test_server.start_server()
-    server.url = f"http://127.0.0.1:{test_server.port}"
-    try:
-        yield server
-    finally:
-        server.release.set()
-        await asyncio.sleep(0)
-        await test_server.close()
-
-
-@pytest.fixture
-async def client(api: FakeApiServer) -> AsyncIterator[KubeClient]:
-    config = ClusterConfig(api.url, credentials=StaticToken(TOKEN))
-    async with KubeClient(config, qps=None, retry=FAST_RETRY) as client:
-        yield client
 
 
 def spec_for(key: TryKey) -> PodSpec:

@@ -6,47 +6,21 @@ the operator call these functions and nothing else to delete a pod.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
 import pytest
-from aiohttp.test_utils import TestServer
 
 from asyncpod.airflow.deletion import delete_earlier_tries, delete_pod
 from asyncpod.airflow.tries import TI_LABEL, TryKey
 from asyncpod.errors import ForbiddenError
 from asyncpod.kube.client import KubeClient
-from asyncpod.kube.config import ClusterConfig, StaticToken
 from asyncpod.kube.pods import pod_path
-from tests.unit.kube.fakeapi import FAST_RETRY, TOKEN, FakeApiServer, fail, reply
+from tests.unit.kube.fakeapi import FakeApiServer, fail, reply
 
 LOG = logging.getLogger("tests.airflow.deletion")
 KEY = TryKey("dag", "task", "run", -1, 3)
-
-
-@pytest.fixture
-async def api() -> AsyncIterator[FakeApiServer]:
-    server = FakeApiServer()
-    test_server = TestServer(server.app)
-    await test_server.start_server()
-    server.url = f"http://127.0.0.1:{test_server.port}"
-    try:
-        yield server
-    finally:
-        server.release.set()
-        await asyncio.sleep(0)
-        await test_server.close()
-
-
-@pytest.fixture
-async def client(api: FakeApiServer) -> AsyncIterator[KubeClient]:
-    """No session: deleting needs only a client."""
-    config = ClusterConfig(api.url, credentials=StaticToken(TOKEN))
-    async with KubeClient(config, qps=None, retry=FAST_RETRY) as client:
-        yield client
 
 
 def pod(name: str, uid: str, try_number: int) -> dict[str, Any]:
