@@ -20,8 +20,11 @@ binaries: install
 
 # Optional, root only: the real node (kubelet + containerd + runc) that the `real_node`
 # tests and `asyncpod cluster up --real-node` use. Installs the Debian packages it needs
-# (containerd, runc, containernetworking-plugins, busybox-static; only those missing)
-# and builds the kubelet like the other binaries (minutes, once).
+# (containerd, runc, containernetworking-plugins, busybox-static, mmdebstrap; only those
+# missing), builds the kubelet like the other binaries (minutes, once), and builds the
+# images localhost/python:3.X-slim (Debian's python3, mmdebstrap; ~25 s once per Debian
+# suite and recipe) and localhost/asyncpod:dev (that + this checkout's wheel; ~10 s when
+# the sources changed). A failed image build is one line; its tests then skip, saying so.
 real-node: binaries
 	$(BIN)/python -m asyncpod.testing --real-node
 

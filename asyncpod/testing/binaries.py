@@ -289,7 +289,8 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m asyncpod.testing [--real-node]``: build what is missing, print the paths.
 
     ``--real-node`` also installs the Debian packages a real node needs (as root, with
-    apt-get, only those missing) and builds the kubelet.
+    apt-get, only those missing), builds the kubelet, and builds the Python and asyncpod
+    images (:mod:`asyncpod.testing.images`; once, then from the cache).
     """
     import argparse
 
@@ -308,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     from asyncpod.testing import realnode
 
     try:
-        installed = realnode.install_debian_packages()
+        installed = realnode.install_debian_packages(realnode.IMAGE_BUILD_PACKAGES)
     except realnode.RealNodeSetupError as error:
         sys.stderr.write(f"real node: {error}\n")
         return 1
@@ -319,5 +320,25 @@ def main(argv: list[str] | None = None) -> int:
     if reason is not None:
         sys.stderr.write(f"real node cannot run here: {reason}\n")
         return 1
+    _build_images()
     sys.stdout.write("real node: ready (LocalControlPlane(real_nodes=1), cluster up --real-node)\n")
     return 0
+
+
+def _build_images() -> None:
+    """The real node's Python images (built once, cached); a failure is one line, not fatal.
+
+    Without them the real node still runs busybox, and the tests that need a Python image
+    skip, quoting the line recorded here.
+    """
+    from asyncpod.testing import images
+
+    started = time.monotonic()
+    try:
+        built = images.build_images(cache_dir(), _to_stderr)
+    except images.ImageBuildError as error:
+        sys.stderr.write(f"real node: Python images not built: {error}\n")
+        return
+    for image in built:
+        sys.stdout.write(f"image {' '.join(image.names)}: {image.archive}\n")
+    sys.stdout.write(f"images ready in {time.monotonic() - started:.1f}s\n")

@@ -514,12 +514,24 @@ class LocalControlPlane:
         }  # fmt: skip
 
     def _kubelet_client_args(self) -> list[str]:
-        """How the API server authenticates to real kubelets (pods/log, exec)."""
+        """How the API server authenticates to real kubelets (pods/log, exec).
+
+        With real nodes, also the admission plugins that give every pod of a namespace
+        a node selector and tolerations from the namespace's annotations
+        (``scheduler.alpha.kubernetes.io/node-selector`` and ``.../defaultTolerations``;
+        :func:`realnode.namespace_annotations`): what sends a plain ``asyncpod run``
+        (which sets neither) to the tainted real node. Namespaces without the
+        annotations are unaffected.
+        """
         if not self.real_nodes:
             return []
         assert self._pki is not None
         client = self._pki.apiserver_kubelet_client
-        return [f"--kubelet-client-certificate={client.cert}", f"--kubelet-client-key={client.key}"]
+        return [
+            f"--kubelet-client-certificate={client.cert}",
+            f"--kubelet-client-key={client.key}",
+            "--enable-admission-plugins=PodNodeSelector,PodTolerationRestriction",
+        ]
 
     # ---------------------------------------------------------------- real nodes
     @property
@@ -562,7 +574,12 @@ class LocalControlPlane:
                 return result.returncode == 0
 
             self._wait(f"containerd of {name}", containerd.name, serving)
-            realnode.import_images(ctr, layout.socket, archives)
+            # busybox and pause now (every pod needs the sandbox image); the big Python
+            # archives while the kubelet starts, awaited before the node counts as ready.
+            first = [a for a in archives if realnode.needed_first(a)]
+            realnode.import_images(ctr, layout.socket, first)
+            late = [a for a in archives if a not in first]
+            importer = realnode.BackgroundImport(ctr, layout.socket, late)
             process = _Process(
                 f"kubelet-{index}",
                 realnode.kubelet_argv(kubelet, layout),
@@ -576,6 +593,7 @@ class LocalControlPlane:
                 return _node_ready(body)
 
             self._wait(f"real node {name} Ready", process.name, node_ready)
+            importer.join()
 
     def _stop_real_nodes(self) -> None:
         if not self._real_nodes:

@@ -22,7 +22,9 @@ symlinks in /var/log/containers, and the shim sockets containerd 1.6 always puts
 
 No registry: containerd runs with an HTTP(S) proxy that refuses every connection, so a
 pull of an image that was not imported fails at once with a real ``ErrImagePull``;
-busybox images are imported from Debian's busybox-static (:mod:`asyncpod.testing.images`).
+busybox images are imported from Debian's busybox-static (:mod:`asyncpod.testing.images`),
+and so are ``localhost/python:3.X-slim`` (Debian's python3) and ``localhost/asyncpod:dev``
+when ``make real-node`` has built them.
 
 What it does not do: kube-proxy (no Services), cluster DNS, iptables (the kubelet's
 ``makeIPTablesUtilChains`` is off), cgroup v2 specifics, or anything without root.
@@ -37,13 +39,14 @@ import os
 import random
 import shutil
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from asyncpod.testing.images import PAUSE_IMAGE, build_busybox_archive
+from asyncpod.testing.images import PAUSE_IMAGE, build_busybox_archive, image_archives
 
 __all__ = [
     "DEBIAN_PACKAGES",
@@ -57,6 +60,7 @@ __all__ = [
     "cni_config",
     "containerd_config",
     "kubelet_config",
+    "namespace_annotations",
     "real_node_unavailable",
 ]
 
@@ -73,6 +77,8 @@ REAL_NODE_TOLERATIONS: tuple[Mapping[str, str], ...] = (
 
 # What the real node needs from Debian; `python -m asyncpod.testing --real-node` installs it.
 DEBIAN_PACKAGES = ("containerd", "runc", "containernetworking-plugins", "busybox-static")
+# What building the Python images needs (asyncpod.testing.images), installed beside them.
+IMAGE_BUILD_PACKAGES = ("mmdebstrap",)
 _TOOLS = {
     "containerd": "containerd",
     "ctr": "containerd",
@@ -102,6 +108,23 @@ def real_node_unavailable() -> str | None:
     return None
 
 
+def namespace_annotations() -> dict[str, str]:
+    """Annotations that send every pod of a namespace to the real node.
+
+    The API server of a control plane with real nodes runs the PodNodeSelector and
+    PodTolerationRestriction admission plugins, which add these to each pod created in
+    an annotated namespace: for clients that set no node selector or toleration (the
+    CLI, a launcher running in a pod).
+    """
+    selector = ",".join(f"{k}={v}" for k, v in REAL_NODE_SELECTOR.items())
+    return {
+        "scheduler.alpha.kubernetes.io/node-selector": selector,
+        "scheduler.alpha.kubernetes.io/defaultTolerations": json.dumps(
+            [dict(t) for t in REAL_NODE_TOLERATIONS]
+        ),
+    }
+
+
 class RealNodeSetupError(RuntimeError):
     """Setting the real node up failed (packages, bridge, images); says what and why."""
 
@@ -113,13 +136,17 @@ def missing_debian_packages() -> list[str]:
     return sorted(missing)
 
 
-def install_debian_packages() -> list[str]:
+def install_debian_packages(extra: tuple[str, ...] = ()) -> list[str]:
     """``apt-get install`` what the real node misses (root only); return what it installed.
+
+    ``extra``: more packages, each named after the program it installs (``mmdebstrap``),
+    installed when that program is missing.
 
     Installing ``containerd`` does not start Debian's system service where services
     cannot start (containers, policy-rc.d); the real node never uses it either way.
     """
     missing = missing_debian_packages()
+    missing += [name for name in extra if shutil.which(name) is None]
     if not missing:
         return []
     if os.geteuid() != 0:
@@ -130,7 +157,12 @@ def install_debian_packages() -> list[str]:
         raise RealNodeSetupError(f"no apt-get here; install these yourself: {' '.join(missing)}")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     for command in ([apt, "update", "-qq"], [apt, "install", "-y", "-qq", *missing]):
-        result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+        try:
+            result = subprocess.run(
+                command, env=env, capture_output=True, text=True, check=False, timeout=600
+            )
+        except subprocess.TimeoutExpired:
+            raise RealNodeSetupError(f"`{' '.join(command)}` took over 600s") from None
         if result.returncode != 0:
             raise RealNodeSetupError(
                 f"`{' '.join(command)}` failed ({result.returncode}):\n{result.stderr[-2000:]}"
@@ -425,7 +457,11 @@ def _run(command: list[str], *, timeout: float = 60) -> None:
 
 
 def _image_archives(cache: Path) -> list[Path]:
-    """The busybox and pause archives, built once per busybox binary into ``cache``."""
+    """The busybox and pause archives, built once per busybox binary into ``cache``.
+
+    Plus the Python (and asyncpod) images when ``make real-node`` has built them: they
+    are only looked up here, never built (:func:`asyncpod.testing.images.image_archives`).
+    """
     busybox = busybox_binary()
     stat = busybox.stat()
     target = cache / f"images-v3-busybox-{stat.st_size}-{int(stat.st_mtime)}"
@@ -436,7 +472,7 @@ def _image_archives(cache: Path) -> list[Path]:
         with contextlib.suppress(OSError):
             staging.rename(target)
         shutil.rmtree(staging, ignore_errors=True)
-    return [target / "busybox.tar", target / "pause.tar"]
+    return [target / "busybox.tar", target / "pause.tar", *image_archives(cache)]
 
 
 def cgroup_hierarchies(*, unified: bool = False) -> list[Path]:
@@ -462,6 +498,35 @@ def _make_cgroup_root(name: str) -> None:
             # A fresh cpuset cgroup has no CPUs and no memory nodes: inherit the parent's.
             for item in ("cpuset.cpus", "cpuset.mems"):
                 (path / item).write_text((hierarchy / item).read_text())
+
+
+def needed_first(archive: Path) -> bool:
+    """Whether ``archive`` must be in containerd before the kubelet starts (busybox, pause)."""
+    return archive.name in {"busybox.tar", "pause.tar"}
+
+
+class BackgroundImport:
+    """``import_images`` in a thread (the Python archives take seconds); ``join`` re-raises."""
+
+    def __init__(self, ctr: str, socket: Path, archives: list[Path]) -> None:
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(
+            target=self._run, args=(ctr, socket, archives), name="image-import", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, ctr: str, socket: Path, archives: list[Path]) -> None:
+        try:
+            import_images(ctr, socket, archives)
+        except BaseException as error:  # noqa: BLE001 - handed to join()
+            self._error = error
+
+    def join(self, timeout: float = 180.0) -> None:
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            raise RealNodeSetupError(f"importing the images took over {timeout:g}s")
+        if self._error is not None:
+            raise self._error
 
 
 def import_images(ctr: str, socket: Path, archives: list[Path]) -> None:
