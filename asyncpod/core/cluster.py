@@ -172,10 +172,17 @@ class Cluster:
         """Run ``function`` in the session's task group (cancelled when it closes).
 
         For what belongs to the session rather than to one caller's task: a run's
-        driver (:meth:`launch`), a launcher's pipeline, a run's log readers.
+        driver (:meth:`launch`), a launcher's pipeline.
         ClosedError once the session is closed.
         """
         self._require_open().start_soon(function)
+
+    async def start_task(self, function: Callable[..., Coroutine[Any, Any, Any]]) -> Any:
+        """Start ``function`` in the session's task group; return once it has called
+        ``task_status.started()`` (its value). Unlike :meth:`start_soon`, the task is
+        then known to run: one cancelled before its first step never runs its
+        ``finally``, and whoever waits for that would wait for ever."""
+        return await self._require_open().start(function)
 
     def __del__(self, _warn: Any = warnings.warn) -> None:
         if not getattr(self, "_closed", True) and getattr(self, "_group", None) is not None:
@@ -253,7 +260,7 @@ class Cluster:
             namespace=ns,
             spec=spec,
             options=options or self.options,
-            spawn=self.start_soon,
+            spawn=self.start_task,
             name=name or spec.name,
             run_id=run_id,
             extra_labels=labels,
@@ -323,7 +330,7 @@ class Cluster:
                 namespace=ns,
                 spec=None,
                 options=options or self.options,
-                spawn=self.start_soon,
+                spawn=self.start_task,
                 name=name,
                 uid=uid,
                 on_done=self._runs.discard,

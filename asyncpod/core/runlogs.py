@@ -25,10 +25,11 @@ What it deliberately does not do: decide when a run ends or when its pod is dele
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncGenerator, Callable, Coroutine, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from typing import Any, Final, Protocol
 
 import anyio
+from anyio.abc import TaskStatus
 from anyio.streams.memory import MemoryObjectSendStream
 
 from asyncpod.core import lifecycle
@@ -49,14 +50,17 @@ logger = logging.getLogger("asyncpod.runner")
 #: Lines buffered between the readers and the consumer.
 BUFFER: Final = 1024
 
-Spawn = Callable[[Callable[[], Coroutine[Any, Any, Any]]], None]
+Spawn = Callable[[Callable[..., Coroutine[Any, Any, Any]]], Awaitable[Any]]
+"""Starts a task in the session's task group and returns once it reported started."""
 
 
 class FollowedRun(Protocol):
     """What the merged log needs of a run: its pod as the watch shows it, and changes."""
 
     namespace: str
-    name: str | None
+
+    @property
+    def name(self) -> str | None: ...
 
     @property
     def ref(self) -> str: ...
@@ -128,7 +132,8 @@ async def merged_logs(
 ) -> AsyncGenerator[LogLine, None]:
     """Every line of the run's containers (init containers first), as they come.
 
-    ``spawn`` starts the readers in the session's task group; closing the generator
+    ``spawn`` starts the readers in the session's task group (``Cluster.start_task``,
+    which returns once they run); closing the generator
     cancels them and waits for them. A reader's error ends the iteration with it.
     """
     await run.created()
@@ -151,8 +156,9 @@ async def merged_logs(
             failures.append(error)
             scope.cancel()  # the other readers too: the iteration ends with this error
 
-    async def pump() -> None:
+    async def pump(*, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         try:
+            task_status.started()  # from here on, `ended` is set whatever happens
             with scope:
                 async with send:
                     for container in inits:  # init containers run one after another
@@ -163,7 +169,9 @@ async def merged_logs(
         finally:
             ended.set()
 
-    spawn(pump)
+    # Started, not merely scheduled: a task cancelled before its first step would never
+    # run its `finally`, and the wait for `ended` below would never end.
+    await spawn(pump)
     try:
         async with receive:
             async for line in receive:

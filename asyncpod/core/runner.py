@@ -6,8 +6,9 @@ every container's output) and the thin driver that carries a run's decisions out
 decisions themselves are pure functions elsewhere: what each pod state, deadline,
 deletion and 409 means (:mod:`asyncpod.core.policy`, from pod facts in
 :mod:`asyncpod.core.lifecycle`), whether a failed request is worth another try
-(``policy.may_retry``, asked by the one retry loop of :mod:`asyncpod.core.retrying`);
-merging the containers' logs is :mod:`asyncpod.core.runlogs`.
+(``policy.may_retry``, asked by the one retry loop of :mod:`asyncpod.core.retrying`).
+Getting the pod (a create that never makes two, or an attach) is
+:mod:`asyncpod.core.start`; merging the containers' logs is :mod:`asyncpod.core.runlogs`.
 
 The driver (:meth:`PodRun.drive`) runs in the cluster session's task group
 (``cluster.start``) or in a launcher's worker; its result is what it returns, and the
@@ -36,7 +37,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import secrets
 import time
 from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import replace
@@ -47,11 +47,10 @@ import anyio
 
 from asyncpod.core import lifecycle
 from asyncpod.core.flag import Flag
-from asyncpod.core.informer import PodInformer, PodSubscription
+from asyncpod.core.informer import PodInformer
 from asyncpod.core.policy import (
     CREATE_ATTEMPT_ANNOTATION,
     Cleanup,
-    ConflictVerdict,
     RunClock,
     RunOptions,
     Verdict,
@@ -59,26 +58,22 @@ from asyncpod.core.policy import (
     judge,
     judge_deletion,
     next_deadline,
-    refusal_message,
-    resolve_conflict,
     should_delete,
 )
-from asyncpod.core.retrying import backoff, until_answered
+from asyncpod.core.retrying import until_answered
 from asyncpod.core.runlogs import Spawn, merged_logs
 from asyncpod.core.shielding import complete_despite_cancellation
+from asyncpod.core.start import PodStart
 from asyncpod.errors import (
     AsyncpodError,
     ClosedError,
-    ConflictError,
-    NotFoundError,
-    ServerUnreachableError,
     UsageError,
 )
 from asyncpod.kube.logs import LogLine
 from asyncpod.kube.pods import Pods
 from asyncpod.kube.watch import DELETED
 from asyncpod.results import Outcome, PodResult, Reason
-from asyncpod.spec import RUN_ID_LABEL, TASK_KEY_ANNOTATION, PodSpec
+from asyncpod.spec import PodSpec
 
 if TYPE_CHECKING:
     from asyncpod.kube.client import KubeClient
@@ -86,12 +81,6 @@ if TYPE_CHECKING:
 __all__ = ["CREATE_ATTEMPT_ANNOTATION", "Cleanup", "PodRun", "RunOptions"]
 
 logger = logging.getLogger("asyncpod.runner")
-
-#: How many random names a create draws before giving up on 409s for namesakes.
-_NAME_DRAWS = 3
-
-#: How long a 409 waits for the namespace's watch to have listed before reading.
-_SYNC_GRACE = 5.0
 
 
 def _older(pod: dict[str, Any], than: dict[str, Any]) -> bool:
@@ -163,8 +152,6 @@ class PodRun:
         "_changed",
         "_changes",
         "_client",
-        "_connection_errors_at_start",
-        "_create_attempt",
         "_created",
         "_done_callbacks",
         "_driven",
@@ -176,19 +163,16 @@ class PodRun:
         "_latest",
         "_main",
         "_pods",
-        "_post_sent",
         "_readers",
         "_readers_idle",
         "_result",
         "_scope",
         "_settled",
         "_spawn",
-        "_subscription",
+        "_start",
         "_winding_down",
-        "name",
         "namespace",
         "options",
-        "reattached",
         "run_id",
         "spec",
         "task_key",
@@ -217,11 +201,10 @@ class PodRun:
         self.namespace = namespace
         self.spec = spec
         self.options = options
-        self.name = name
+        self._start = PodStart(client=client, informer=informer, namespace=namespace, name=name)
         self.uid = uid
         self.run_id = run_id
         self.task_key = spec.task_key if spec is not None else None
-        self.reattached = False
         self._extra_labels = extra_labels or {}
         self._done_callbacks: list[Callable[[PodRun], None]] = [on_done] if on_done else []
         self._main = spec.container_name if spec is not None else None
@@ -233,7 +216,6 @@ class PodRun:
         self._error: AsyncpodError | None = None
         self._scope: anyio.CancelScope | None = None
         self._cancel_requested = False
-        self._subscription: PodSubscription | None = None
         self._latest: dict[str, Any] | None = None
         self._changes: list[lifecycle.StateChange] = []
         self._last_change_slim = True  # no change yet
@@ -243,11 +225,6 @@ class PodRun:
         self._readers_idle = Flag()
         self._readers_idle.set()
         self._winding_down = False
-        self._post_sent = False
-        self._create_attempt = ""
-        # Transport failures the client had seen when this run began: more since then
-        # means the API server was unreachable during the run (see _restarted).
-        self._connection_errors_at_start = client.statistics().connection_errors
 
     def __repr__(self) -> str:
         state = self._changes[-1].state.value if self._changes else "new"
@@ -287,6 +264,16 @@ class PodRun:
     @property
     def ref(self) -> str:
         return f"{self.namespace}/{self.name or '?'}"
+
+    @property
+    def name(self) -> str | None:
+        """The pod's name: known once the pod exists (a generated one is drawn then)."""
+        return self._start.name
+
+    @property
+    def reattached(self) -> bool:
+        """Whether the pod was made by an earlier process (a 409 of the same task)."""
+        return self._start.reattached
 
     @property
     def pod(self) -> dict[str, Any] | None:
@@ -438,164 +425,27 @@ class PodRun:
     def _settle(self, result: PodResult | None, error: AsyncpodError | None) -> None:
         """The one place the handle learns how the run ended."""
         self._result, self._error = result, error
-        if self._subscription is not None:
-            self._subscription.close()
+        self._start.close()
         self._finished.set()
         self._settled.set()
         self._changed.set()
         for callback in self._done_callbacks:
             callback(self)
 
-    def _restarted(self) -> bool:
-        """Whether the API server was unreachable during this run (see ``may_retry``)."""
-        return self._client.statistics().connection_errors > self._connection_errors_at_start
-
     # ------------------------------------------------------------------ the start
     async def _create_or_attach(self) -> None:
+        window = self.options.create_retry_window
         if self.spec is None:  # attach to an existing pod
-            await self._attach_existing()
-        else:
-            created = await self._create()
-            self.name = created["metadata"]["name"]
-            self.uid = created["metadata"]["uid"]
-            assert self._subscription is not None
-            self._subscription.pin(str(self.uid))
-            self._observe(created)
+            pod = await self._start.attach(self.uid, window=window)
+            self._main = self._main or lifecycle.main_container_name(pod)
+        else:  # validated by Cluster.new_run
+            pod = await self._start.create(
+                self.spec, labels=self._extra_labels, run_id=self.run_id, window=window
+            )
+        self.uid = pod["metadata"]["uid"]
+        self._observe(pod)
         self._created.set()
         self._settled.set()
-
-    async def _create(self) -> dict[str, Any]:
-        """POST the pod, riding through an API server outage; never make two pods.
-
-        We always choose the name ourselves (not generateName) and mark the create
-        with a random token kept across its retries: a create whose answer was lost,
-        or a run cancelled while its POST was on the wire, can then still find its
-        pod (409 + our token = ours) and adopt or delete it.
-        """
-        assert self.spec is not None
-        generated = self.name is None
-        deadline = time.monotonic() + self.options.create_retry_window
-        for _draw in range(_NAME_DRAWS if generated else 1):
-            if generated:
-                self.name = f"asyncpod-{secrets.token_hex(5)}"
-            assert self.name is not None
-            self._create_attempt = secrets.token_hex(8)
-            manifest = self.spec.to_manifest(  # validated by Cluster.new_run
-                namespace=self.namespace, name=self.name, labels=self._extra_labels
-            )
-            manifest["metadata"]["annotations"][CREATE_ATTEMPT_ANNOTATION] = self._create_attempt
-            if self._subscription is not None:
-                self._subscription.close()
-            self._subscription = self._informer.subscribe(self.name)
-            created = await self._post_until_answered(manifest, deadline, generated=generated)
-            if created is not None:
-                return created
-        raise ConflictError(
-            f"no free pod name after {_NAME_DRAWS} tries in {self.namespace}",
-            status=409,
-            reason="AlreadyExists",
-        )
-
-    async def _post_until_answered(
-        self, manifest: dict[str, Any], deadline: float, *, generated: bool
-    ) -> dict[str, Any] | None:
-        """The created (or adopted) pod; None when a random name was taken."""
-        failures = 0
-        while True:
-            sent_before, self._post_sent = self._post_sent, True
-            try:
-                return await until_answered(
-                    lambda: self._pods.create(self.namespace, manifest),
-                    deadline=deadline, restarted=self._restarted, what=f"create of {self.ref}",
-                )  # fmt: skip
-            except ServerUnreachableError:
-                # The connection never opened: this POST cannot have created anything.
-                self._post_sent = sent_before
-                raise
-            except ConflictError as conflict:
-                existing = await self._namesake(deadline)
-                if existing is None:
-                    failures += 1
-                    if time.monotonic() >= deadline:
-                        raise
-                    await anyio.sleep(backoff(failures))
-                    continue  # the namesake went away: create again
-                verdict = resolve_conflict(
-                    existing,
-                    token=self._create_attempt,
-                    generated_name=generated,
-                    run_id=self.run_id,
-                    task_key=self.task_key,
-                    run_id_label=RUN_ID_LABEL,
-                    task_key_annotation=TASK_KEY_ANNOTATION,
-                )
-                return self._after_conflict(verdict, existing, conflict)
-
-    def _after_conflict(
-        self, verdict: ConflictVerdict, existing: dict[str, Any], conflict: ConflictError
-    ) -> dict[str, Any] | None:
-        metadata = existing.get("metadata") or {}
-        if verdict is ConflictVerdict.OURS:
-            logger.info("create of %s was answered late: adopting the pod", self.ref)
-            return existing
-        if verdict is ConflictVerdict.OTHER_NAME:
-            return None
-        if verdict is ConflictVerdict.REATTACH:
-            self.reattached = True
-            logger.info("reattached to existing pod %s (uid %s)", self.ref, metadata.get("uid"))
-            return existing
-        message = refusal_message(verdict, existing, self.ref)
-        raise ConflictError(message, status=409, reason="AlreadyExists", pod=self.ref) from (
-            conflict
-        )
-
-    async def _namesake(self, deadline: float) -> dict[str, Any] | None:
-        """The pod a create got 409 for: from the shared watch when it knows the pod
-        (it does once synced: this run subscribed to the name before the POST, so the
-        watch keeps that pod, finished or not), else read; None if it is gone."""
-        with anyio.move_on_after(_SYNC_GRACE):
-            await self._informer.wait_synced()
-        assert self.name is not None
-        return self._informer.get(self.name) or await self._get(deadline)
-
-    async def _get(self, deadline: float) -> dict[str, Any] | None:
-        """GET our pod by name, riding through an outage until ``deadline``; None if 404."""
-        assert self.name is not None
-        name = self.name
-        try:
-            return await until_answered(
-                lambda: self._pods.get(self.namespace, name),
-                deadline=deadline, restarted=self._restarted, what=f"read of {self.ref}",
-            )  # fmt: skip
-        except NotFoundError:
-            return None
-
-    async def _attach_existing(self) -> None:
-        assert self.name is not None
-        # Subscribe before reading, so no change between the read and the
-        # subscription is missed; the informer may already know the pod.
-        self._subscription = self._informer.subscribe(self.name, uid=self.uid)
-        pod = self._subscription.latest
-        if pod is None:
-            pod = await self._get(time.monotonic() + self.options.create_retry_window)
-            if pod is None:
-                raise NotFoundError(
-                    f"pod {self.ref} not found", status=404, reason="NotFound", pod=self.ref
-                )
-        uid = pod["metadata"]["uid"]
-        if self.uid is not None and uid != self.uid:
-            raise NotFoundError(
-                f"pod {self.ref} now has uid {uid}, not {self.uid}: the pod we ran is gone "
-                "and another took its name",
-                status=404,
-                reason="NotFound",
-                pod=self.ref,
-            )
-        self.uid = uid
-        self._subscription.pin(uid)
-        self.reattached = True
-        self._main = self._main or lifecycle.main_container_name(pod)
-        self._observe(pod)
 
     # ------------------------------------------------------------------ following
     def _observe(
@@ -619,7 +469,8 @@ class PodRun:
 
     async def _follow(self) -> PodResult:
         """Consume the pod's changes until an outcome is decided."""
-        assert self._subscription is not None
+        subscription = self._start.subscription
+        assert subscription is not None
         assert self._latest is not None
         pod = self._latest
         if self.reattached:
@@ -634,7 +485,7 @@ class PodRun:
             wait = next_deadline(clock, self.options, now=now)
             change = None
             with anyio.move_on_after(wait):
-                change = await self._subscription.next()
+                change = await subscription.next()
             if change is None:
                 continue  # a deadline passed: judge decides
             if change.type == DELETED:
@@ -665,8 +516,12 @@ class PodRun:
         self._changed.set()
         if cancelled:
             result = self._cancelled_result()
-        if self.uid is None and self._post_sent:
-            await self._find_pod_of_cut_create()
+        if self.uid is None and self._start.post_sent:
+            window = self.options.delete_retry_window
+            pod = await self._start.find_cut_create(window=window)
+            if pod is not None:
+                self.uid = pod["metadata"]["uid"]
+                self._latest = self._latest or pod
         if self.uid is None:
             return result  # nothing was created
         if result is not None and not result.ok and self.options.collect_events:
@@ -692,29 +547,6 @@ class PodRun:
             message="cancelled before the pod was created", task_key=self.task_key,
         )  # fmt: skip
 
-    async def _find_pod_of_cut_create(self) -> None:
-        """The POST was cut off or never answered: did the server create the pod anyway?
-
-        Ours only if it carries this create's token. The API server may be down (we
-        keep asking for the delete retry window) or finish the create a moment after
-        we gave up on it (we look a few times).
-        """
-        deadline = time.monotonic() + self.options.delete_retry_window
-        for attempt in range(4):
-            try:
-                pod = await self._get(deadline)
-            except AsyncpodError as error:
-                logger.warning("could not check whether %s was created: %s", self.ref, error)
-                return
-            if pod is None:
-                await anyio.sleep(0.25 * (attempt + 1))
-                continue
-            annotations = pod.get("metadata", {}).get("annotations") or {}
-            if annotations.get(CREATE_ATTEMPT_ANNOTATION) == self._create_attempt:
-                self.uid = pod["metadata"]["uid"]
-                self._latest = self._latest or pod
-            return
-
     async def _with_events(self, result: PodResult) -> PodResult:
         assert self.uid is not None
         items = await self._pods.events_of(self.namespace, self.uid)
@@ -732,7 +564,7 @@ class PodRun:
                 grace_period_seconds=self.options.delete_grace_period,
             ),
             deadline=time.monotonic() + self.options.delete_retry_window,
-            restarted=self._restarted, what=f"delete of {self.ref}",
+            restarted=self._start.restarted, what=f"delete of {self.ref}",
         )  # fmt: skip
 
     # ------------------------------------------------------------------ logs
