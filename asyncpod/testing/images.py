@@ -1,4 +1,4 @@
-"""Container images for the real node, built here from Debian's ``busybox-static``.
+"""Container images for the real node, built here from Debian's packages.
 
 Why: there is no registry to pull from, and the real node (:mod:`asyncpod.testing.realnode`)
 must still run ``busybox:1.36`` when a test asks for it. A busybox image is one static
@@ -10,8 +10,21 @@ CRI finds them without pulling.
 The archive is deterministic (fixed mtimes, sorted entries), so it is built once per
 busybox binary and cached beside the control-plane binaries.
 
-It does not build anything bigger (no Python image: that would need a whole Debian
-root filesystem) and it never pulls.
+Bigger images, built by ``make real-node`` (root) and only looked up when a node starts:
+
+- ``localhost/python:3.X-slim``: Debian's own ``python3`` (and ``python-is-python3``) on
+  an ``mmdebstrap --variant=minbase`` root filesystem of the host's Debian suite, from
+  the host's apt sources; one layer, bit-for-bit the same on every build of the same
+  package versions (SOURCE_DATE_EPOCH, sorted entries, fixed mtimes, numeric owners).
+  Not Docker's official ``python`` image (CPython built from source), hence no plain
+  ``python:3.X-slim`` tag: the kubelet would report it under the default registry's name.
+- ``localhost/asyncpod:dev``: that plus one layer with this checkout's wheel and its
+  dependencies' binary wheels (``pip install --target``, pip's own index settings), the
+  ``asyncpod`` entry point, and docker/Dockerfile's user, workdir, ENV, stop signal,
+  entry point and CMD.
+
+Each is cached beside the control-plane binaries under a key of what went in (suite,
+apt sources and recipe; plus asyncpod's sources), and never pulls.
 """
 
 from __future__ import annotations
@@ -525,7 +538,11 @@ def _stream(command: Sequence[str], *, timeout: float, say: Say, env: Mapping[st
     if time.monotonic() - started >= timeout:
         raise ImageBuildError(f"{program} took over {timeout:g}s and was stopped")
     if process.returncode != 0:
-        last = next((s for s in reversed(lines) if s.strip()), "no output")
+        errors = [s for s in lines if s.startswith(("E: ", "ERROR: "))]
+        last = errors[0] if errors else next((s for s in reversed(lines) if s.strip()), "no output")
+        # apt names the mirror; the message names none (it goes into logs and CI output).
+        last = re.sub(r"\S+://\S+", "<apt source>", last)
+        last = re.sub(r"resolving '[^']*'", "resolving the mirror's name", last)
         hint = ""
         if any(
             word in "\n".join(lines[-30:]).lower()
@@ -806,6 +823,7 @@ def _build_asyncpod(python: BuiltImage, checkout: Path, work: Path, say: Say) ->
     _stream(
         [
             *pip, "install", "--quiet", "--no-compile", "--no-warn-script-location",
+            "--retries=2", "--timeout=30",
             "--only-binary=:all:", "--implementation=cp", f"--python-version={minor}",
             f"--abi=cp{minor.replace('.', '')}", *(f"--platform={p}" for p in platforms),
             "--target", str(site), str(wheel),

@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import subprocess
+import sys
 import time
+import urllib.parse
 from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
@@ -25,8 +28,11 @@ import pytest
 
 import asyncpod
 from asyncpod import ContainerSpec, Outcome, PodSpec, Reason, Toleration
+from asyncpod.testing import images
+from asyncpod.testing.binaries import cache_dir
 from asyncpod.testing.proxy import FaultProxy
 from asyncpod.testing.pytest_plugin import RealNode, TestCluster
+from asyncpod.testing.realnode import namespace_annotations
 
 from .conftest import TEST_OPTIONS
 
@@ -283,3 +289,210 @@ async def test_a_pod_deleted_by_someone_else_is_reported_deleted_even_if_it_exit
     assert result.main.exit_code == 0  # the process's own answer to SIGTERM
     assert result.outcome is Outcome.DELETED
     assert result.reason == Reason.DELETED_EXTERNALLY
+
+
+# ------------------------------------------------------------ real Python (Debian's python3)
+# `make real-node` builds these images (asyncpod.testing.images); a test that needs one
+# skips, saying why, when it is not in the cache.
+
+
+@pytest.fixture
+def python_image() -> str:
+    image = images.built_python_image(cache_dir())
+    if image is None:
+        pytest.skip(images.missing_image_reason(cache_dir(), "python"))
+    return image.name
+
+
+@pytest.fixture
+def asyncpod_image() -> str:
+    image = images.built_asyncpod_image(cache_dir())
+    if image is None:
+        pytest.skip(images.missing_image_reason(cache_dir(), "asyncpod"))
+    return image.name
+
+
+@pytest.fixture
+def real_namespace(kube_cluster: TestCluster, namespace: str, real_node: RealNode) -> str:
+    """``namespace``, whose every pod the API server sends to the real node (admission)."""
+    kube_cluster.admin.request(
+        "PATCH",
+        f"/api/v1/namespaces/{namespace}",
+        {"metadata": {"annotations": namespace_annotations()}},
+    )
+    return namespace
+
+
+def python(code: str) -> dict[str, Any]:
+    return {"command": ["python", "-c", code]}
+
+
+def test_the_cli_runs_debian_python_on_the_real_node(
+    sa_kubeconfig: Path, real_namespace: str, python_image: str, tmp_path: Path
+) -> None:
+    # The CLI sets no node selector: the namespace's annotations send the pod there.
+    code = "import sys; print(42); sys.exit(3)"
+    argv = [
+        sys.executable,
+        "-m",
+        "asyncpod.cli.main",
+        "run",
+        "-v",
+        "--kubeconfig",
+        str(sa_kubeconfig),
+    ]
+    argv += ["-n", real_namespace, python_image, "--", "python", "-c", code]
+    done = subprocess.run(
+        argv, capture_output=True, text=True, timeout=300, cwd=tmp_path, stdin=subprocess.DEVNULL
+    )
+    assert (done.stdout, done.returncode) == ("42\n", 3), done.stderr
+    assert "asyncpod-real-" in done.stderr  # -v names the node it ran on
+
+
+async def test_a_termination_message_written_by_python_arrives(
+    cluster: asyncpod.Cluster, real_node: RealNode, python_image: str
+) -> None:
+    code = "import json; open('/dev/termination-log', 'w').write(json.dumps({'rows': 42}))"
+    result = await cluster.run(on_real_node(real_node, python_image, **python(code)))
+    assert result.ok, result.describe()
+    assert result.termination_message == '{"rows": 42}'
+
+
+async def test_ten_thousand_lines_from_python_arrive_exactly_once_in_order(
+    cluster: asyncpod.Cluster, real_node: RealNode, python_image: str
+) -> None:
+    run = await cluster.start(
+        on_real_node(real_node, python_image, **python("for i in range(10000): print(i)"))
+    )
+    texts = []
+    async with contextlib.aclosing(run.logs()) as stream:
+        async for line in stream:
+            texts.append(line.text)
+    result = await run
+    assert result.ok, result.describe()
+    assert texts == [str(i) for i in range(10000)]
+
+
+async def test_python_over_its_memory_limit_is_oomkilled(
+    cluster: asyncpod.Cluster, real_node: RealNode, python_image: str
+) -> None:
+    # 256 MiB written (not calloc'd: every page is touched) under a 32 MiB limit.
+    spec = on_real_node(
+        real_node,
+        python_image,
+        **python("x = b'a' * (256 << 20); print('survived', len(x))"),
+        resources={"limits": {"memory": "32Mi"}, "requests": {"memory": "32Mi"}},
+    )
+    result = await cluster.run(spec)
+    assert result.outcome is Outcome.FAILED
+    assert result.reason == Reason.OOM_KILLED, result.describe()
+    assert result.exit_code == 137
+
+
+async def test_the_asyncpod_image_runs_as_the_dockerfiles_user(
+    cluster: asyncpod.Cluster, real_node: RealNode, asyncpod_image: str
+) -> None:
+    # docker/Dockerfile: USER 10001:10001, WORKDIR /home/asyncpod, ENV PYTHONUNBUFFERED.
+    code = "import os; print(os.getuid(), os.getgid(), os.getcwd(), os.environ['PYTHONUNBUFFERED'])"
+    spec = on_real_node(real_node, asyncpod_image, command=["python3", "-c", code])
+    assert await _output(cluster, spec) == ["10001 10001 /home/asyncpod 1"]
+
+
+async def _output(cluster: asyncpod.Cluster, spec: PodSpec) -> list[str]:
+    run = await cluster.start(spec)
+    texts = []
+    async with contextlib.aclosing(run.logs()) as stream:
+        async for line in stream:
+            texts.append(line.text)
+    result = await run
+    assert result.ok, (result.describe(), texts)
+    return texts
+
+
+async def test_the_asyncpod_image_runs_a_pod_from_inside_the_cluster(
+    cluster: asyncpod.Cluster,
+    kube_cluster: TestCluster,
+    real_namespace: str,
+    real_node: RealNode,
+    asyncpod_image: str,
+) -> None:
+    """The CLI image as a pod: in-cluster config of a ServiceAccount with the minimal Role.
+
+    No kube-proxy here, so the Service address 10.96.0.1 leads nowhere: the pod shares
+    the host's network and is told the API server's own address through the variables
+    in-cluster clients read (KUBERNETES_SERVICE_HOST/PORT; the serving certificate
+    covers 127.0.0.1). The pod it creates lands on the real node too (the namespace's
+    annotations) and prints hi.
+    """
+    url = urllib.parse.urlsplit(kube_cluster.local.server if kube_cluster.local else "")
+    assert url.hostname
+    assert url.port
+    spec = PodSpec(
+        asyncpod_image,
+        args=["run", "busybox:1.36", "--", "echo", "hi"],
+        env={"KUBERNETES_SERVICE_HOST": url.hostname, "KUBERNETES_SERVICE_PORT": str(url.port)},
+        service_account="asyncpod-runner",  # the sa_kubeconfig fixture's, minimal Role
+        template={"spec": {"hostNetwork": True}},
+    )
+    run = await cluster.start(spec)
+    texts = []
+    async with contextlib.aclosing(run.logs()) as stream:
+        async for line in stream:
+            texts.append(line.text)
+    result = await run
+    assert result.ok, (result.describe(), texts)
+    assert "hi" in texts, texts
+    pods = kube_cluster.admin.request("GET", f"/api/v1/namespaces/{real_namespace}/pods")
+    # The pod the launcher ran: on the real node, and deleted by it (gone, or going).
+    inner = [p for p in pods["items"] if p["metadata"]["name"] != run.name]
+    for pod in inner:
+        assert pod["spec"]["nodeName"] == real_node.name
+        assert pod["metadata"].get("deletionTimestamp")
+
+
+async def test_stopping_the_asyncpod_image_sends_sigint_and_the_cli_deletes_its_pod(
+    cluster: asyncpod.Cluster,
+    kube_cluster: TestCluster,
+    real_namespace: str,
+    real_node: RealNode,
+    asyncpod_image: str,
+) -> None:
+    """docker/Dockerfile's STOPSIGNAL SIGINT, honoured by containerd on a pod delete.
+
+    The CLI exits 130 on SIGINT and 143 on SIGTERM, after deleting its pod: the exit
+    code says which signal the runtime sent.
+    """
+    server = kube_cluster.local.server if kube_cluster.local else ""
+    url = urllib.parse.urlsplit(server)
+    assert url.hostname
+    assert url.port
+    hold = "asyncpod.dev/test-hold"
+    inner = f"{QUIT_ON_TERM}; echo ready; while true; do sleep 0.2; done"
+    spec = PodSpec(
+        asyncpod_image,
+        args=["run", "busybox:1.36", "--", "sh", "-c", inner],
+        env={"KUBERNETES_SERVICE_HOST": url.hostname, "KUBERNETES_SERVICE_PORT": str(url.port)},
+        service_account="asyncpod-runner",
+        template={"metadata": {"finalizers": [hold]}, "spec": {"hostNetwork": True}},
+    )
+    path = ""
+    try:
+        run = await cluster.start(spec)
+        await run.created()
+        path = f"/api/v1/namespaces/{real_namespace}/pods/{run.name}"
+        async with contextlib.aclosing(run.logs()) as stream:
+            async for line in stream:
+                if line.text == "ready":
+                    break
+        kube_cluster.admin.request("DELETE", path)
+        pod = _wait_for(kube_cluster, path, lambda p: _main_state(p).get("terminated") is not None)
+        assert _main_state(pod)["terminated"]["exitCode"] == 130  # SIGINT, not SIGTERM (143)
+        await run
+        pods = kube_cluster.admin.request("GET", f"/api/v1/namespaces/{real_namespace}/pods")
+        for other in pods["items"]:
+            if other["metadata"]["name"] != run.name:  # the CLI's pod: deleted by the CLI
+                assert other["metadata"].get("deletionTimestamp"), other["metadata"]
+    finally:
+        if path:
+            with contextlib.suppress(Exception):
+                kube_cluster.admin.request("PATCH", path, {"metadata": {"finalizers": None}})
