@@ -972,15 +972,19 @@ def _python_layer_files(python: BuiltImage, names: Sequence[str]) -> dict[str, b
     return found
 
 
-def _prune(cache: Path, prefix: str, *, keep: Path, count: int = 2) -> None:
-    """Keep the ``count`` newest cache entries named ``prefix*`` (and ``keep``)."""
+def _prune(cache: Path, prefix: str, *, keep: Path, count: int = 3) -> None:
+    """Remove ``prefix*`` cache entries beyond the ``count`` newest, if a day old.
+
+    Other checkouts on the machine share the cache (each its own asyncpod image): a day
+    leaves a node that is starting from one of them its archive.
+    """
     entries = sorted(
         (p for p in cache.glob(f"{prefix}*") if p.is_dir()),
         key=lambda p: p.stat().st_mtime,
         reverse=True,
     )
     for old in entries[count:]:
-        if old != keep:
+        if old != keep and time.time() - old.stat().st_mtime > 86400:
             shutil.rmtree(old, ignore_errors=True)
 
 
