@@ -14,9 +14,9 @@ triggerer and never polls.
   selected to the task instance's pods (:mod:`asyncpod.airflow.creation`); no
   namespace-wide LIST and no WATCH. The trigger gets the pod's name, uid and
   creation resourceVersion.
-* ``do_xcom_push`` needs no sidecar and no ``pods/exec``: the base container's
-  ``terminationMessagePath`` is ``/airflow/xcom/return.json``, the file the image
-  already writes, and the kubelet hands it over in the pod's status (4096 bytes max).
+* ``do_xcom_push`` needs no ``pods/exec``: a native sidecar sharing ``/airflow/xcom``
+  prints ``return.json`` to its log once the base container has ended, and the trigger
+  reads it there, any size (:mod:`asyncpod.airflow.xcom`).
 * A new try deletes the live pods of earlier tries of the same task instance (unless
   ``on_kill_action="keep_pod"``): a clear that reached no running trigger (or an
   Airflow without the triggerer-side ``on_kill``) leaks no pod.
@@ -68,7 +68,6 @@ UNSUPPORTED: Mapping[str, str] = {
     "logging_interval": "logs are streamed continuously while deferred",
     "trigger_kwargs": "the trigger is asyncpod's own",
     "durable": "not implemented by asyncpod",
-    "xcom_sidecar_container_security_context": "there is no XCom sidecar",
 }
 #: Parameters accepted for compatibility that change nothing (they tune polling).
 NO_EFFECT = (
@@ -194,7 +193,6 @@ class KubernetesPodOperator(BaseOperator):
             "logging_interval": logging_interval,
             "trigger_kwargs": trigger_kwargs,
             "durable": durable,
-            "xcom_sidecar_container_security_context": xcom_sidecar_container_security_context,
         }
         for param, value in given.items():
             if value is not None:
@@ -537,5 +535,5 @@ _MANIFEST_PARAMS = (
     "subdomain", "schedulername", "full_pod_spec", "init_containers", "do_xcom_push",
     "pod_template_file", "pod_template_dict", "priority_class_name", "pod_runtime_info_envs",
     "termination_grace_period", "configmaps", "image_pull_policy", "termination_message_policy",
-    "active_deadline_seconds", "base_container_name",
+    "active_deadline_seconds", "base_container_name", "xcom_sidecar_container_security_context",
 )  # fmt: skip

@@ -25,12 +25,14 @@ from typing import Any
 
 import yaml
 
+from asyncpod.airflow.xcom import XCOM_FILE, add_xcom_sidecar
 from asyncpod.errors import UsageError
 
 __all__ = ["XCOM_PATH", "build_manifest", "merge", "secret_to_json", "to_api"]
 
-#: Where the image writes its XCom value; the kubelet copies it into the termination message.
-XCOM_PATH = "/airflow/xcom/return.json"
+#: Where the image writes its XCom value; the XCom sidecar hands it over
+#: (:mod:`asyncpod.airflow.xcom`).
+XCOM_PATH = XCOM_FILE
 
 
 def to_api(value: Any) -> Any:
@@ -187,8 +189,6 @@ def build_manifest(p: Mapping[str, Any], *, labels: Mapping[str, str]) -> dict[s
         if p.get(key):
             container[field] = to_api(p[key])
     container["terminationMessagePolicy"] = p.get("termination_message_policy") or "File"
-    if p.get("do_xcom_push"):
-        container["terminationMessagePath"] = XCOM_PATH
     spec: dict[str, Any] = {"containers": [container], "restartPolicy": "Never"}
     volumes = [to_api(v) for v in p.get("volumes") or ()] + secret_volumes
     if volumes:
@@ -230,4 +230,10 @@ def build_manifest(p: Mapping[str, Any], *, labels: Mapping[str, str]) -> dict[s
     pod: dict[str, Any] = merge(
         base, {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec}
     )
+    if p.get("do_xcom_push"):
+        pod = add_xcom_sidecar(
+            pod,
+            base_container_name=p["base_container_name"],
+            security_context=to_api(p.get("xcom_sidecar_container_security_context")),
+        )
     return pod

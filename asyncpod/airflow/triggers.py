@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import AsyncIterator, Iterable, Mapping
 from pathlib import Path
 from types import MappingProxyType
@@ -48,6 +47,7 @@ from asyncpod.airflow.deletion import delete_earlier_tries, delete_pod
 from asyncpod.airflow.logresume import ResumeFilter, ResumeStore, default_state_dir
 from asyncpod.airflow.sessions import shared_cluster
 from asyncpod.airflow.tries import TI_LABEL, TRY_LABEL, TryKey, pod_name_for
+from asyncpod.airflow.xcom import SIDECAR_NAME, XComRead, read_xcom
 from asyncpod.core.cluster import MANAGED_SELECTOR, Cluster
 from asyncpod.core.runner import Cleanup, PodRun, RunOptions
 from asyncpod.errors import AsyncpodError, NotFoundError, UsageError
@@ -61,7 +61,6 @@ __all__ = [
     "START_TEMPLATE_FIELDS",
     "TI_LABEL",
     "TRY_LABEL",
-    "XCOM_LIMIT",
     "AsyncpodPodStartTrigger",
     "AsyncpodPodTrigger",
     "compact_start_kwargs",
@@ -71,9 +70,10 @@ __all__ = [
 
 FINISH_ACTIONS = ("delete_pod", "delete_succeeded_pod", "delete_active_pod", "keep_pod")
 KILL_ACTIONS = ("delete_pod", "keep_pod")
-#: The kubelet keeps at most this many bytes of a container's termination message.
-XCOM_LIMIT = 4096
 _CLASSPATH = "asyncpod.airflow.triggers.AsyncpodPodTrigger"
+#: How long past the pod's termination grace period the XCom sidecar's hand-over is
+#: awaited (the kubelet has stopped the sidecar by then; this covers a slow node).
+_XCOM_WAIT = 30
 START_CLASSPATH = "asyncpod.airflow.triggers.AsyncpodPodStartTrigger"
 
 
@@ -89,36 +89,18 @@ def should_delete(action: str, outcome: str) -> bool:
     return False
 
 
-def _xcom(result: PodResult) -> tuple[Any, str | None]:
-    """The base container's termination message as an XCom value, or an error."""
-    text = result.main.message if result.main is not None else None
-    text = text if text is not None else result.termination_message
-    if not text:
-        return None, (
-            "do_xcom_push is set but the base container wrote no /airflow/xcom/return.json "
-            "(its termination message is empty)"
-        )
-    size = len(text.encode())
-    try:
-        return json.loads(text), None
-    except ValueError:
-        if size >= XCOM_LIMIT:
-            return None, (
-                f"the XCom value in /airflow/xcom/return.json is too large: the kubelet keeps "
-                f"at most {XCOM_LIMIT} bytes of a termination message (and 12 KiB per pod). "
-                "Write large results to object storage and return their address instead"
-            )
-        return None, f"/airflow/xcom/return.json does not hold JSON: {text[:200]!r}"
-
-
 def event_payload(
     result: PodResult,
     *,
-    do_xcom_push: bool = False,
+    xcom: XComRead | None = None,
     skip_on_exit_code: Iterable[int] = (),
     deleted: bool = False,
 ) -> dict[str, Any]:
-    """The JSON the trigger fires for ``result`` (pure; read by execute_complete)."""
+    """The JSON the trigger fires for ``result`` (pure; read by execute_complete).
+
+    ``xcom``: what the XCom sidecar handed over (``do_xcom_push``; None otherwise): its
+    value goes in the payload, its error fails a run that succeeded.
+    """
     exit_code = result.exit_code
     payload: dict[str, Any] = {
         "pod_name": result.name,
@@ -136,12 +118,11 @@ def event_payload(
     }
     if result.ok:
         payload["status"] = "success"
-        if do_xcom_push:
-            value, error = _xcom(result)
-            if error is not None:
-                payload.update(status="failed", reason="XComError", message=error)
+        if xcom is not None:
+            if xcom.error is not None:
+                payload.update(status="failed", reason="XComError", message=xcom.error)
             else:
-                payload["xcom"] = value
+                payload["xcom"] = xcom.value
     elif exit_code is not None and exit_code in set(skip_on_exit_code):
         payload["status"] = "skipped"
     elif result.outcome is Outcome.TIMED_OUT:
@@ -285,6 +266,15 @@ class AsyncpodPodTrigger(BaseTrigger):
                 finally:
                     with anyio.CancelScope(shield=True):
                         await run.cancel()  # stop following (KEEP: the pod stays)
+                xcom = None
+                if self.do_xcom_push and result.ok:
+                    # The base container has ended; the sidecar hands the file over.
+                    xcom = await read_xcom(
+                        cluster.client,
+                        self.pod_namespace,
+                        self.pod_name,
+                        limit=_XCOM_WAIT + (self.termination_grace_period or 30),
+                    )
                 deleted = False
                 if should_delete(self.on_finish_action, result.outcome.value):
                     deleted = await self._delete(cluster)
@@ -292,7 +282,7 @@ class AsyncpodPodTrigger(BaseTrigger):
             return self._error_payload(type(error).__name__, str(error))
         payload = event_payload(
             result,
-            do_xcom_push=self.do_xcom_push,
+            xcom=xcom,
             skip_on_exit_code=self.skip_on_exit_code,
             deleted=deleted,
         )
@@ -375,7 +365,7 @@ class AsyncpodPodTrigger(BaseTrigger):
         mains = [c["name"] for c in spec.get("containers") or ()]
         chosen = _choose(inits, self.init_container_logs, default=[])
         chosen += _choose(mains, self.container_logs, default=[self.base_container_name])
-        return tuple(chosen)
+        return tuple(name for name in chosen if name != SIDECAR_NAME)  # as the reference
 
     async def _stream_logs(
         self,

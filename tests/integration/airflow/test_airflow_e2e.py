@@ -6,6 +6,8 @@ Heavy (four Airflow processes plus workers): ``ASYNCPOD_SKIP_AIRFLOW_E2E=1`` ski
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 import secrets
@@ -18,6 +20,7 @@ from typing import Any
 import pytest
 
 from asyncpod.airflow.tries import TRY_LABEL, pod_name_for
+from asyncpod.airflow.xcom import SIDECAR_NAME, frame_lines
 from asyncpod.testing.pytest_plugin import TestCluster
 from asyncpod.testing.simulate import ContainerLog, register_logs
 
@@ -117,13 +120,34 @@ def test_startup_timeout_fails_the_task_with_the_reason(
     ]
 
 
-def test_xcom_reaches_a_downstream_task(airflow: AirflowDeployment) -> None:
-    run_id = airflow.trigger("ap_xcom", "xcom-1")
+def test_xcom_reaches_a_downstream_task_also_1_mib(
+    airflow: AirflowDeployment, kube_cluster: TestCluster, tmp_path: Path
+) -> None:
+    run_id = "xcom-1"
+    blob = "".join(secrets.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(2**20))
+    blob = blob[: 2**20 - len(json.dumps({"blob": ""}))]
+    hand_overs = {
+        "produce": json.dumps({"answer": 42, "items": ["a", "b"]}).encode(),
+        "produce_big": json.dumps({"blob": blob}).encode(),
+    }
+    assert len(hand_overs["produce_big"]) == 2**20
+    for task_id, content in hand_overs.items():
+        pod = pod_name_for(
+            task_id, dag_id="ap_xcom", task_id=task_id, run_id=run_id, map_index=-1, try_number=1
+        )
+        log_file = ContainerLog(tmp_path / f"{task_id}.log")
+        log_file.write(frame_lines(content))
+        register_logs(
+            kube_cluster.admin.request, airflow.namespace, pod, {SIDECAR_NAME: log_file.path}
+        )
+    airflow.trigger("ap_xcom", run_id)
     assert airflow.wait_run("ap_xcom", run_id) == "success", airflow.task_log(
-        "ap_xcom", run_id, "produce"
+        "ap_xcom", run_id, "produce_big"
     )
     assert airflow.xcom("ap_xcom", run_id, "produce") == {"answer": 42, "items": ["a", "b"]}
     assert airflow.xcom("ap_xcom", run_id, "consume") == "got 42 and 2 items"
+    digest = hashlib.sha256(blob.encode()).hexdigest()
+    assert airflow.xcom("ap_xcom", run_id, "measure") == [len(blob), digest]
 
 
 def test_pod_log_lines_reach_the_task_log_exactly_once(
@@ -299,8 +323,8 @@ from asyncpod.testing import outcome
 
 with DAG("ap_dagtest", schedule=None, start_date=datetime.datetime(2024, 1, 1)) as dag:
     first = KubernetesPodOperator(
-        task_id="first", image="busybox:1.36", do_xcom_push=True, get_logs=False,
-        annotations=outcome(duration=0.5, message='{"n": 1}'),
+        task_id="first", image="busybox:1.36", get_logs=False,
+        annotations=outcome(duration=0.5),
     )
     second = KubernetesPodOperator(
         task_id="second", image="busybox:1.36", get_logs=False,

@@ -18,7 +18,8 @@ import pytest
 
 from asyncpod.airflow.connection import KubeTarget
 from asyncpod.airflow.sessions import session_statistics, shared_cluster
-from asyncpod.airflow.triggers import XCOM_LIMIT, AsyncpodPodStartTrigger, AsyncpodPodTrigger
+from asyncpod.airflow.triggers import AsyncpodPodStartTrigger, AsyncpodPodTrigger
+from asyncpod.airflow.xcom import SIDECAR_NAME, XCOM_FILE, add_xcom_sidecar, frame_lines
 from asyncpod.testing import outcome
 from asyncpod.testing.controlplane import LocalControlPlane
 from asyncpod.testing.pytest_plugin import TestCluster
@@ -99,27 +100,39 @@ async def test_skip_on_exit_code(
     assert (await asyncio.wait_for(fire(trigger), 60))["status"] == "skipped"
 
 
-async def test_xcom_from_the_termination_message_and_the_size_limit(
-    kube_cluster: TestCluster, sa_kubeconfig: Path, namespace: str, tmp_path: Path
+async def test_xcom_from_the_sidecar_log_of_a_simulated_pod(
+    kube_cluster: TestCluster,
+    sa_kubeconfig: Path,
+    namespace: str,
+    tmp_path: Path,
+    container_logs: Callable[..., dict[str, Any]],
 ) -> None:
-    too_big = "x" * XCOM_LIMIT  # what a truncated, no longer valid JSON value looks like
+    """kwok runs the sidecar as an init container and serves the log registered for it
+    (the sidecar's shell runs on the real node: test_xcom_real_node.py)."""
+    hand_overs = {"small": b'{"rows": 3, "ok": true}', "bad": b"{oops", "none": None}
+    for name, content in hand_overs.items():
+        container_logs(name, [SIDECAR_NAME])[SIDECAR_NAME].write(frame_lines(content))
+    template = add_xcom_sidecar(
+        {"spec": {"containers": [{"name": "base"}]}}, base_container_name="base"
+    )
     uids = await make_pods(
         kube_cluster,
         namespace,
-        {
-            "small": outcome(duration=0.3, message='{"rows": 3, "ok": true}'),
-            "big": outcome(duration=0.3, message=too_big),
-        },
+        {name: outcome(duration=0.3) for name in hand_overs},
+        template=template,
     )
-    small = trigger_for(
-        sa_kubeconfig, namespace, "small", uids["small"], tmp_path, do_xcom_push=True
-    )
-    big = trigger_for(sa_kubeconfig, namespace, "big", uids["big"], tmp_path, do_xcom_push=True)
-    first, second = await asyncio.wait_for(asyncio.gather(fire(small), fire(big)), 60)
-    assert first["status"] == "success"
-    assert first["xcom"] == {"rows": 3, "ok": True}
-    assert second["status"] == "failed"
-    assert "4096 bytes" in second["message"]
+    triggers = [
+        trigger_for(sa_kubeconfig, namespace, name, uids[name], tmp_path, do_xcom_push=True)
+        for name in hand_overs
+    ]
+    small, bad, none = await asyncio.wait_for(asyncio.gather(*map(fire, triggers)), 60)
+    assert small["status"] == "success", small
+    assert small["xcom"] == {"rows": 3, "ok": True}
+    assert bad["status"] == "failed"
+    assert bad["reason"] == "XComError"
+    assert bad["message"].startswith(f"{XCOM_FILE} does not hold JSON: ")
+    assert none["status"] == "success"
+    assert none["xcom"] is None
 
 
 async def test_startup_timeout(

@@ -94,15 +94,17 @@ def test_manifest_from_kubernetes_models_and_secrets() -> None:
     ]
     assert base["envFrom"] == [{"configMapRef": {"name": "cm1"}}]
     assert base["resources"] == {"limits": {"memory": "1Gi"}}
-    assert base["volumeMounts"][0]["mountPath"] == "/etc/s"
-    assert base["terminationMessagePath"] == XCOM_PATH
-    assert pod["spec"]["volumes"][0]["secret"] == {"secretName": "certs"}
+    assert [m["mountPath"] for m in base["volumeMounts"]] == ["/airflow/xcom", "/etc/s"]
+    assert XCOM_PATH == "/airflow/xcom/return.json"
+    assert "terminationMessagePath" not in base  # the XCom sidecar hands the file over
+    assert [c["name"] for c in pod["spec"]["initContainers"]] == ["airflow-xcom-sidecar"]
+    assert pod["spec"]["volumes"][0] == {"name": "xcom", "emptyDir": {}}
+    assert pod["spec"]["volumes"][1]["secret"] == {"secretName": "certs"}
     assert pod["spec"]["tolerations"] == [{"key": "k", "operator": "Exists"}]
     assert pod["spec"]["imagePullSecrets"] == [{"name": "reg1"}, {"name": "reg2"}]
     assert pod["spec"]["activeDeadlineSeconds"] == 60
     assert pod["spec"]["terminationGracePeriodSeconds"] == 5
     assert pod["metadata"]["labels"] == {"team": "x", "extra": "1"}
-    assert "sidecar" not in json.dumps(pod)
 
 
 def test_template_file_then_full_pod_spec_then_parameters(tmp_path: Path) -> None:

@@ -52,11 +52,12 @@ with _dag("ap_timeout"):
         get_logs=False,
     )
 
+# The XCom sidecar's hand-over is a kwok log the test registers (frame_lines).
 with _dag("ap_xcom"):
     produce = KubernetesPodOperator(
         task_id="produce",
         image="busybox:1.36",
-        annotations=outcome(duration=0.5, message='{"answer": 42, "items": ["a", "b"]}'),
+        annotations=outcome(duration=0.5),
         do_xcom_push=True,
         get_logs=False,
     )
@@ -66,6 +67,23 @@ with _dag("ap_xcom"):
         return f"got {value['answer']} and {len(value['items'])} items"  # type: ignore[arg-type]
 
     consume(produce.output)  # type: ignore[arg-type]
+
+    big = KubernetesPodOperator(
+        task_id="produce_big",
+        image="busybox:1.36",
+        annotations=outcome(duration=0.5),
+        do_xcom_push=True,
+        get_logs=False,
+    )
+
+    @task
+    def measure(value: dict[str, str]) -> list[object]:
+        import hashlib
+
+        blob = value["blob"]
+        return [len(blob), hashlib.sha256(blob.encode()).hexdigest()]
+
+    measure(big.output)  # type: ignore[arg-type]
 
 with _dag("ap_logs"):
     KubernetesPodOperator(
