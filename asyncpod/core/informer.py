@@ -125,9 +125,12 @@ class RecentlyEnded:
         return len(self._entries)
 
     def remember(self, name: str, pod: dict[str, Any], *, deleted: bool, now: float) -> None:
+        """Keep ``pod`` (a deleted one only as its identity: all an attach needs to say
+        "gone" without a read, and a batch deletes thousands a minute)."""
         self._entries.pop(name, None)  # re-inserted: newest last
         if self.capacity > 0 and self.keep_for > 0:
-            self._entries[name] = Ended(pod, deleted, now)
+            kept = _identity(pod) if deleted else pod
+            self._entries[name] = Ended(kept, deleted, now)
         self.prune(now)
 
     def recall(self, name: str, *, now: float) -> Ended | None:
@@ -144,6 +147,11 @@ class RecentlyEnded:
             if len(entries) <= self.capacity and now - entries[oldest].at < self.keep_for:
                 return
             del entries[oldest]
+
+
+def _identity(pod: dict[str, Any]) -> dict[str, Any]:
+    metadata = pod.get("metadata") or {}
+    return {"metadata": {k: metadata[k] for k in ("name", "namespace", "uid") if k in metadata}}
 
 
 class PodSubscription:

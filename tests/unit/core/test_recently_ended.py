@@ -53,3 +53,14 @@ def test_has_seen_compares_integer_versions_and_refuses_opaque_ones() -> None:
     assert informer.has_seen("120") is True
     assert informer.has_seen("1000") is False  # "1000" > "120" as numbers, not as text
     assert informer.has_seen("opaque-v1") is None
+
+
+def test_a_deleted_pod_is_kept_as_its_identity_only() -> None:
+    recent = RecentlyEnded(keep_for=100, capacity=5)
+    pod = {**_pod("a"), "spec": {"containers": [{"name": "main"}]}}
+    pod["metadata"]["namespace"] = "ns"
+    recent.remember("a", pod, deleted=True, now=0.0)
+
+    entry = recent.recall("a", now=0.0)
+    assert entry is not None
+    assert entry.pod == {"metadata": {"name": "a", "namespace": "ns", "uid": "uid-a"}}
