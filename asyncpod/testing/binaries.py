@@ -40,6 +40,7 @@ __all__ = [
     "cache_dir",
     "ensure_binaries",
     "ensure_kubelet",
+    "exclusive",
     "gomodules_dir",
 ]
 
@@ -175,7 +176,9 @@ def _entry_name(component: Component, moddir: Path) -> tuple[str, str]:
 
 
 @contextlib.contextmanager
-def _exclusive(lock_path: Path) -> Iterator[None]:
+def exclusive(lock_path: Path) -> Iterator[None]:
+    """Hold an exclusive file lock for the block: one build of a cache entry at a time,
+    across processes and checkouts that share the cache."""
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     with lock_path.open("a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
@@ -279,7 +282,7 @@ def _ensure_component(component: Component, say: Progress) -> Path:
     root = cache_dir()
     target = root / entry
     if not target.is_dir():
-        with _exclusive(root / f".{entry}.lock"):
+        with exclusive(root / f".{entry}.lock"):
             if not target.is_dir():  # another process may have built it meanwhile
                 _build(component, moddir, version, target, say)
     return target

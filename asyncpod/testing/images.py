@@ -30,7 +30,6 @@ apt sources and recipe; plus asyncpod's sources), and never pulls.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import io
 import json
@@ -44,10 +43,12 @@ import tarfile
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from asyncpod.testing.binaries import exclusive
 
 __all__ = [
     "BUSYBOX_TAGS",
@@ -568,17 +569,6 @@ def _check_space(directory: Path, needed: int = _MIN_FREE_BYTES) -> None:
         )
 
 
-@contextlib.contextmanager
-def _exclusive(lock_path: Path) -> Iterator[None]:
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with lock_path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def _dpkg_arch() -> str:
     return {"x86_64": "amd64", "aarch64": "arm64"}.get(os.uname().machine, os.uname().machine)
 
@@ -665,7 +655,7 @@ def ensure_python_image(cache: Path, say: Say) -> BuiltImage:
     sources = debian_sources(read_host_sources(), suite)
     recipe = python_recipe(suite, sources, _dpkg_arch())
     entry = _python_entry(cache)
-    with _exclusive(cache / f".{entry.name}.lock"):
+    with exclusive(cache / f".{entry.name}.lock"):
         found = built_python_image(cache)
         if found is not None:
             return found
@@ -774,7 +764,7 @@ def ensure_asyncpod_image(cache: Path, say: Say) -> BuiltImage:
     found = _load(entry, "asyncpod.tar")
     if found is not None:
         return found
-    with _exclusive(cache / ".images-asyncpod.lock"):
+    with exclusive(cache / ".images-asyncpod.lock"):
         found = _load(entry, "asyncpod.tar")
         if found is not None:
             return found
