@@ -24,11 +24,18 @@ triggerer and never polls.
   is parsed, naming it (:data:`UNSUPPORTED`); parameters that only tune polling are
   accepted and have no effect (:data:`NO_EFFECT`), since nothing polls.
 
-Where it starts: on Airflow 3.3+, an unmapped deferrable task starts in the triggerer
-(``start_from_trigger``; :class:`~asyncpod.airflow.triggers.AsyncpodPodStartTrigger`
-creates the pod there) and no worker slot is held while the pod is created and runs,
-only for ``execute_complete``. Elsewhere (mapped tasks, Airflow < 3.3, ``dag.test()``,
-``start_from_trigger=False``) the worker creates the pod and defers. Without
+Where it starts: on a worker, which creates the pod and defers, unless the DAG asks
+for ``start_from_trigger=True`` (Airflow 3.3+, deferrable, not mapped;
+:func:`starts_in_triggerer`). Measured (issue 19): for a task that starts in the
+triggerer, Airflow's triggerer rebuilds the task from the whole serialized DAG
+(``DagSerialization.from_dict``) and renders its templates on its event loop, for every
+such trigger and again after every triggerer restart; that grows with the DAG (the
+rebuild alone, bare operators, quiet 2-core machine: 6 ms per trigger at 100 tasks,
+64 ms at 1,000, so ~64 s of loop time for a 1,000-task DAG's triggers;
+``python -m benchmarks.airflow_deployment loopcost``), while the worker path's trigger
+costs the loop the same follow and none of that. So starting in the triggerer always
+costs the loop more than the worker path; what it saves is a worker slot while the pod
+is created. It is the DAG author's trade to make, per task, not the default. Without
 ``deferrable`` the worker runs the same trigger inline.
 """
 
@@ -36,7 +43,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Container, Iterable, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from typing import Any
 
 from airflow.sdk import BaseOperator
@@ -58,7 +65,13 @@ from asyncpod.core.runner import RunOptions
 from asyncpod.errors import UsageError
 from asyncpod.spec import PodSpec
 
-__all__ = ["NO_EFFECT", "UNSUPPORTED", "KubernetesPodOperator", "supports_start_from_trigger"]
+__all__ = [
+    "NO_EFFECT",
+    "UNSUPPORTED",
+    "KubernetesPodOperator",
+    "starts_in_triggerer",
+    "supports_start_from_trigger",
+]
 
 #: Parameters that cannot be honoured, and why; any value but the default fails at parse time.
 UNSUPPORTED: Mapping[str, str] = {
@@ -294,17 +307,17 @@ class KubernetesPodOperator(BaseOperator):
         self._setup_start_from_trigger(start_from_trigger)
 
     def _setup_start_from_trigger(self, wanted: bool | None) -> None:
-        """Start in the triggerer where Airflow can (3.3+, deferrable, not mapped).
+        """Start in the triggerer only when the DAG asks (:func:`starts_in_triggerer`).
 
         A mapped task never gets here at parse time (its operator is built on the
         worker), so the class default - start on a worker - applies to it, as it must:
         expand() values do not reach a trigger started from the scheduler.
         """
-        if wanted is False or not self.deferrable:
-            return
-        if not supports_start_from_trigger():
-            if wanted:
-                raise UsageError("start_from_trigger=True needs Airflow 3.3 or later")
+        if not starts_in_triggerer(
+            wanted,
+            deferrable=self.deferrable,
+            airflow_can=supports_start_from_trigger,
+        ):
             return
         from airflow.triggers.base import StartTriggerArgs
 
@@ -495,6 +508,23 @@ class KubernetesPodOperator(BaseOperator):
                 grace_period=self.termination_grace_period,
                 log=self.log,
             )
+
+
+def starts_in_triggerer(
+    wanted: bool | None, *, deferrable: bool, airflow_can: Callable[[], bool]
+) -> bool:
+    """Whether a task starts in the triggerer (pure but for ``airflow_can``, asked last).
+
+    Only when the DAG says ``start_from_trigger=True`` and the task is deferrable; the
+    default (None) and False start on a worker (see the module docs for the
+    measurement). Asking for it on an Airflow that cannot (before 3.3, where the
+    scheduler ignores it) is a :class:`UsageError` rather than a silent worker start.
+    """
+    if not wanted or not deferrable:
+        return False
+    if not airflow_can():
+        raise UsageError("start_from_trigger=True needs Airflow 3.3 or later")
+    return True
 
 
 def supports_start_from_trigger() -> bool:

@@ -26,6 +26,12 @@ The event payload is plain JSON (:func:`event_payload`, pure) that
 triggerer (Airflow 3.3, ``start_from_trigger``): it creates the pod first, from the
 DAG's parameters, then follows it the same way.
 
+Imports: Airflow's triggerer imports this module on its event loop when the first
+asyncpod trigger arrives, so it holds the trigger classes and their pure decisions
+only; the session, aiohttp and the rest (:data:`MACHINERY`) are imported in a worker
+thread by :func:`load_machinery` before a trigger first needs them
+(``tests/unit/airflow/test_trigger_imports.py`` checks both in a fresh interpreter).
+
 What it deliberately does not do: keep any credential in ``serialize()``, or delete a
 pod on ``cleanup()``.
 """
@@ -34,28 +40,31 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
+import sys
 from collections.abc import AsyncIterator, Iterable, Mapping
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from asyncpod.airflow.connection import DEFAULT_CONN_ID, KubeTarget, load_target
-from asyncpod.airflow.deletion import delete_earlier_tries, delete_pod
-from asyncpod.airflow.logresume import ResumeFilter, ResumeStore, default_state_dir
-from asyncpod.airflow.sessions import shared_cluster
 from asyncpod.airflow.tries import TI_LABEL, TRY_LABEL, TryKey, pod_name_for
-from asyncpod.airflow.xcom import SIDECAR_NAME, XComRead, read_xcom
-from asyncpod.core.cluster import MANAGED_SELECTOR, Cluster
-from asyncpod.core.runner import Cleanup, PodRun, RunOptions
 from asyncpod.errors import AsyncpodError, NotFoundError, UsageError
 from asyncpod.results import Outcome, PodResult
+
+if TYPE_CHECKING:
+    from asyncpod.airflow.connection import KubeTarget
+    from asyncpod.airflow.logresume import ResumeFilter, ResumeStore
+    from asyncpod.airflow.xcom import XComRead
+    from asyncpod.core.cluster import Cluster
+    from asyncpod.core.runner import PodRun, RunOptions
 
 __all__ = [
     "FINISH_ACTIONS",
     "KILL_ACTIONS",
+    "MACHINERY",
     "START_CLASSPATH",
     "START_OPTION_DEFAULTS",
     "START_TEMPLATE_FIELDS",
@@ -65,6 +74,7 @@ __all__ = [
     "AsyncpodPodTrigger",
     "compact_start_kwargs",
     "event_payload",
+    "load_machinery",
     "should_delete",
 ]
 
@@ -75,6 +85,46 @@ _CLASSPATH = "asyncpod.airflow.triggers.AsyncpodPodTrigger"
 #: awaited (the kubelet has stopped the sidecar by then; this covers a slow node).
 _XCOM_WAIT = 30
 START_CLASSPATH = "asyncpod.airflow.triggers.AsyncpodPodStartTrigger"
+#: ``asyncpod.airflow.connection.DEFAULT_CONN_ID`` (that module imports the HTTP client;
+#: a unit test keeps the two equal).
+DEFAULT_CONN_ID = "kubernetes_default"
+
+#: What a trigger runs on, imported in a worker thread before its first use
+#: (:func:`load_machinery`): the session, the runs, aiohttp under them, the log resume,
+#: the XCom hand-over and the pod builder. ~0.2 s of imports that would otherwise stop
+#: the triggerer's loop when its first asyncpod trigger arrives (issue 19: 17 % of the
+#: trigger runner's samples).
+MACHINERY = (
+    "asyncpod.airflow.sessions",
+    "asyncpod.airflow.connection",
+    "asyncpod.airflow.deletion",
+    "asyncpod.airflow.logresume",
+    "asyncpod.airflow.xcom",
+    "asyncpod.airflow.podbuild",
+    "asyncpod.core.cluster",
+    "asyncpod.core.runner",
+    "asyncpod.spec",
+)
+
+
+def _import_machinery() -> None:
+    for name in MACHINERY:
+        importlib.import_module(name)
+
+
+async def load_machinery() -> None:
+    """Import :data:`MACHINERY` off the event loop, once per process.
+
+    Airflow's triggerer imports a trigger's module on its loop (``import_string`` in
+    ``create_triggers``), so this module imports nothing heavy at module level; each
+    trigger awaits this before it touches the session. Once every module is in
+    ``sys.modules`` it costs a few dictionary lookups and no thread. Concurrent
+    first callers each wait in a thread; Python's per-module import locks make them
+    share the one import.
+    """
+    if all(name in sys.modules for name in MACHINERY):
+        return
+    await asyncio.to_thread(_import_machinery)
 
 
 def should_delete(action: str, outcome: str) -> bool:
@@ -227,11 +277,14 @@ class AsyncpodPodTrigger(BaseTrigger):
         # Everything, the shared session included, is released before the yield:
         # dag.test() closes the loop right after the first event, and a triggerer may
         # never resume the generator.
+        await load_machinery()
         payload = await self._follow()
         self._fired = True
         yield TriggerEvent(payload)  # type: ignore[no-untyped-call]
 
     async def _session_target(self) -> KubeTarget:
+        from asyncpod.airflow.connection import load_target
+
         if self._target is None:
             self._target = await load_target(
                 self.kubernetes_conn_id,
@@ -242,6 +295,8 @@ class AsyncpodPodTrigger(BaseTrigger):
         return self._target
 
     def _options(self) -> RunOptions:
+        from asyncpod.core.runner import Cleanup, RunOptions
+
         schedule = self.schedule_timeout or self.startup_timeout
         return RunOptions(
             schedule_timeout=schedule,
@@ -253,6 +308,9 @@ class AsyncpodPodTrigger(BaseTrigger):
         )
 
     async def _follow(self) -> dict[str, Any]:
+        from asyncpod.airflow.sessions import shared_cluster
+        from asyncpod.airflow.xcom import read_xcom
+
         try:
             target = await self._session_target()
             namespace = await self._namespace(target)
@@ -334,6 +392,8 @@ class AsyncpodPodTrigger(BaseTrigger):
                 self.log.error("pod event: %s", line)
 
     async def _wait(self, run: PodRun) -> PodResult:
+        from asyncpod.airflow.logresume import ResumeFilter, ResumeStore, default_state_dir
+
         containers = self._log_containers(run)
         if not containers:
             async for _ in run.states():
@@ -358,6 +418,8 @@ class AsyncpodPodTrigger(BaseTrigger):
         return result
 
     def _log_containers(self, run: PodRun) -> tuple[str, ...]:
+        from asyncpod.airflow.xcom import SIDECAR_NAME
+
         if not self.get_logs:
             return ()
         spec = (run.pod or {}).get("spec", {})
@@ -392,6 +454,8 @@ class AsyncpodPodTrigger(BaseTrigger):
 
     async def _delete(self, cluster: Cluster) -> bool:
         """Delete this trigger's pod, by uid when it is known (never a namesake)."""
+        from asyncpod.airflow.deletion import delete_pod
+
         return await delete_pod(
             cluster.client,
             self.pod_namespace,
@@ -410,6 +474,9 @@ class AsyncpodPodTrigger(BaseTrigger):
         if self._fired or self.on_kill_action == "keep_pod":
             return
         try:
+            await load_machinery()
+            from asyncpod.airflow.sessions import shared_cluster
+
             if not await self._left_this_try():
                 self.log.info("on_kill: the task instance is still deferred on this try; pod kept")
                 return
@@ -430,6 +497,9 @@ class AsyncpodPodTrigger(BaseTrigger):
         if state != "deferred":
             return True
         # Deferred again: a newer try may already have deferred with its own pod.
+        from asyncpod.airflow.sessions import shared_cluster
+        from asyncpod.core.cluster import MANAGED_SELECTOR
+
         target = await self._session_target()
         async with shared_cluster(target, self.pod_namespace) as cluster:
             informer = cluster.informer(self.pod_namespace, selector=MANAGED_SELECTOR)
@@ -658,6 +728,7 @@ class AsyncpodPodStartTrigger(AsyncpodPodTrigger):
         return self.pod_namespace
 
     async def _obtain(self, cluster: Cluster) -> PodRun:
+        from asyncpod.airflow.deletion import delete_earlier_tries
         from asyncpod.airflow.podbuild import build_manifest
         from asyncpod.spec import PodSpec
 

@@ -275,7 +275,7 @@ def start_trigger(
 
     op = KubernetesPodOperator(
         task_id="started", image="busybox:1.36", namespace=namespace, config_file=str(kubeconfig),
-        kubernetes_conn_id=None, get_logs=False, **kw,
+        kubernetes_conn_id=None, get_logs=False, start_from_trigger=True, **kw,
     )  # fmt: skip
     kwargs = dict((op.start_trigger_args.trigger_kwargs or {}) if op.start_trigger_args else {})
     kwargs["log_state_dir"] = str(tmp_path / "state")

@@ -14,7 +14,7 @@ import pytest
 from kubernetes_asyncio.client import models as k8s
 
 from asyncpod.airflow import AsyncpodPodTrigger, KubernetesPodOperator
-from asyncpod.airflow.operators import NO_EFFECT, UNSUPPORTED
+from asyncpod.airflow.operators import NO_EFFECT, UNSUPPORTED, starts_in_triggerer
 from asyncpod.airflow.podbuild import XCOM_PATH
 from asyncpod.airflow.provider import get_provider_info
 from asyncpod.airflow.tries import TRY_LABEL, earlier_tries, pod_name_for
@@ -258,8 +258,45 @@ def test_earlier_tries_are_the_live_pods_of_lower_try_numbers() -> None:
     assert earlier_tries(pods, 1) == []
 
 
-def test_an_unmapped_deferrable_task_starts_in_the_triggerer_on_3_3() -> None:
+def test_a_task_starts_in_the_triggerer_only_when_the_dag_asks() -> None:
+    op = make(image="busybox")
+    assert op.start_from_trigger is False  # the default: the worker creates, then defers
+    assert op.start_trigger_args is None  # nothing extra in the serialized DAG
+    assert make(image="busybox", start_from_trigger=True).start_from_trigger is True
+
+
+@pytest.mark.parametrize(
+    ("wanted", "deferrable", "airflow_can", "expected"),
+    [
+        (None, True, True, False),  # the default: the worker path
+        (False, True, True, False),
+        (True, True, True, True),
+        (True, False, True, False),  # not deferrable: the worker runs the trigger inline
+        (None, True, False, False),
+        (False, False, False, False),
+    ],
+)
+def test_where_a_task_starts(
+    wanted: bool | None, deferrable: bool, airflow_can: bool, expected: bool
+) -> None:
+    asked: list[bool] = []
+
+    def can() -> bool:
+        asked.append(True)
+        return airflow_can
+
+    assert starts_in_triggerer(wanted, deferrable=deferrable, airflow_can=can) is expected
+    assert bool(asked) == bool(wanted and deferrable)  # Airflow's version read only if needed
+
+
+def test_asking_to_start_in_the_triggerer_where_airflow_cannot_is_refused() -> None:
+    with pytest.raises(UsageError, match=r"Airflow 3\.3"):
+        starts_in_triggerer(wanted=True, deferrable=True, airflow_can=lambda: False)
+
+
+def test_an_opted_in_deferrable_task_starts_in_the_triggerer_on_3_3() -> None:
     op = make(
+        start_from_trigger=True,
         image="busybox:{{ params.tag }}",
         env_vars={"TOKEN": "plain-env-value"},
         secrets=[Secret("env", "PW", "db-secret", "password")],
@@ -285,6 +322,7 @@ def test_the_start_trigger_builds_the_same_pod_as_the_worker(tmp_path: Path) -> 
     from asyncpod.airflow.podbuild import build_manifest
 
     op = make(
+        start_from_trigger=True,
         image="busybox", cmds=["sh"], labels={"a": "b"}, node_selector={"n": "1"},
         volumes=[k8s.V1Volume(name="v", empty_dir=k8s.V1EmptyDirVolumeSource())],
         init_containers=[k8s.V1Container(name="init", image="busybox")], do_xcom_push=True,

@@ -107,12 +107,15 @@ with _dag("ap_clear"):
     )
 
 with _dag("ap_restart"):
+    # Started in the triggerer (opt-in; the default is the worker path): a restart must
+    # reattach the start triggers to the pods they made.
     for index in range(3):
         KubernetesPodOperator(
             task_id=f"steady_{index}",
             image="busybox:1.36",
             annotations=outcome(duration=25),
             get_logs=True,
+            start_from_trigger=True,
         )
 
 with _dag("ap_mapped"):
