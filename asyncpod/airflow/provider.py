@@ -9,13 +9,41 @@ belongs to the cncf.kubernetes provider; users who switch already have the conne
 (in the metadata database, an ``AIRFLOW_CONN_*`` variable or a secrets backend), and
 asyncpod reads it without that provider installed (:mod:`asyncpod.airflow.connection`).
 Declaring the same type twice would make Airflow warn when both are installed.
+
+Task decorators (:func:`task_decorators`): ``@task.asyncpod_kubernetes`` always, and
+``@task.kubernetes`` only when the cncf.kubernetes provider is not installed. Airflow
+keeps the first registration of a name and reads providers in package-name order, so
+with both installed the provider's ``kubernetes`` would win anyway and ours would only
+add Airflow's "already registered" warning to every component's log.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["get_provider_info"]
+__all__ = ["REFERENCE_DISTRIBUTION", "get_provider_info", "task_decorators"]
+
+#: The distribution whose ``@task.kubernetes`` asyncpod's gives way to.
+REFERENCE_DISTRIBUTION = "apache-airflow-providers-cncf-kubernetes"
+_DECORATOR = "asyncpod.airflow.decorators.kubernetes_task"
+
+
+def task_decorators(*, reference_installed: bool) -> list[dict[str, str]]:
+    """The ``task-decorators`` asyncpod registers (pure; see the module docstring)."""
+    names = (
+        ["asyncpod_kubernetes"] if reference_installed else ["kubernetes", "asyncpod_kubernetes"]
+    )
+    return [{"name": name, "class-name": _DECORATOR} for name in names]
+
+
+def _reference_installed() -> bool:
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    try:
+        distribution(REFERENCE_DISTRIBUTION)
+    except PackageNotFoundError:
+        return False
+    return True
 
 
 def get_provider_info() -> dict[str, Any]:
@@ -44,6 +72,7 @@ def get_provider_info() -> dict[str, Any]:
         "triggers": [
             {"integration-name": "asyncpod", "python-modules": ["asyncpod.airflow.triggers"]}
         ],
+        "task-decorators": task_decorators(reference_installed=_reference_installed()),
         "config": {
             "asyncpod": {
                 "description": (

@@ -1,0 +1,104 @@
+"""``@task.kubernetes``: a Python function run in a pod by asyncpod's operator.
+
+Why it exists: TaskFlow users run functions in pods with the cncf provider's
+``@task.kubernetes``; switching to asyncpod must not break those DAGs. This is the
+same decorator - the provider's parameters (every ``KubernetesPodOperator`` one, plus
+``use_dill`` and ``multiple_outputs``), its defaults (pod name
+``k8s-airflow-pod-<function>`` with a random suffix, ``do_xcom_push=False``), its
+template fields (``op_args``, ``op_kwargs`` and the operator's, minus ``cmds`` and
+``arguments``) - on :class:`~asyncpod.airflow.operators.KubernetesPodOperator`. The pod
+runs the function in the image's ``python`` (:mod:`asyncpod.airflow.pyscript`); its
+return value comes back through the XCom sidecar, any size.
+
+Airflow finds it through asyncpod's provider info (:mod:`asyncpod.airflow.provider`):
+always as ``@task.asyncpod_kubernetes``, and as ``@task.kubernetes`` when the cncf
+provider is not installed. With both installed, ``@task.kubernetes`` stays the
+provider's (Airflow keeps the first registration, and the provider's package name sorts
+first), so nothing changes under a DAG until its author picks asyncpod's name.
+
+What it deliberately does not do: start in the triggerer. The function's arguments are
+upstream XComs resolved on the worker, so the worker builds the pod (renders the script,
+pickles the arguments), creates it and defers, as a mapped task does.
+"""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from airflow.sdk.bases.decorator import DecoratedOperator, task_decorator_factory
+
+from asyncpod.airflow.operators import KubernetesPodOperator
+from asyncpod.airflow.pyscript import pod_program, with_program_env
+
+__all__ = ["KubernetesDecoratedOperator", "kubernetes_task"]
+
+
+class KubernetesDecoratedOperator(DecoratedOperator, KubernetesPodOperator):
+    """The operator behind ``@task.kubernetes``: the function's call, in a pod."""
+
+    custom_operator_name = "@task.kubernetes"
+
+    # The command and its arguments are the decorator's; the rest is the operator's.
+    template_fields: Sequence[str] = (
+        "op_args",
+        "op_kwargs",
+        *(f for f in KubernetesPodOperator.template_fields if f not in ("cmds", "arguments")),
+    )
+    # The callable is not copied when the task is (it may hold what cannot be).
+    shallow_copy_attrs: Sequence[str] = ("python_callable",)
+
+    def __init__(self, namespace: str | None = None, use_dill: bool = False, **kwargs: Any) -> None:
+        self.use_dill = use_dill
+        function = kwargs["python_callable"]
+        kwargs.setdefault("name", f"k8s-airflow-pod-{function.__name__}")
+        kwargs.setdefault("random_name_suffix", True)
+        kwargs["start_from_trigger"] = False  # the arguments exist only on the worker
+        kwargs["cmds"] = ["python"]  # replaced in execute(), as the provider does
+        super().__init__(namespace=namespace, **kwargs)
+
+    def execute(self, context: Any) -> Any:
+        """Ship the function and its (rendered) arguments, then run the pod."""
+        pickling: Any = pickle
+        if self.use_dill:
+            import dill  # type: ignore[import-untyped]  # the provider's optional dependency; the image needs it too
+
+            pickling = dill
+        op_args, op_kwargs = list(self.op_args), dict(self.op_kwargs)
+        program = pod_program(
+            self.get_python_source_raw(),
+            self.python_callable.__name__,
+            pickled_input=pickling.dumps({"args": op_args, "kwargs": op_kwargs}),
+            pickling_library=pickling.__name__,
+            has_arguments=bool(op_args or op_kwargs),
+            xcom=bool(self.do_xcom_push),
+        )
+        self.cmds = program.cmds
+        self.arguments = []
+        self.env_vars = with_program_env(self.env_vars, program)
+        return super().execute(context)
+
+    def get_python_source_raw(self) -> str:
+        """The function's source as written (decorators and comments kept)."""
+        import inspect
+
+        return inspect.getsource(self.python_callable)
+
+
+def kubernetes_task(
+    python_callable: Callable[..., Any] | None = None,
+    multiple_outputs: bool | None = None,
+    **kwargs: Any,
+) -> Any:
+    """``@task.kubernetes``: run the function in a pod (every operator parameter applies).
+
+    :param python_callable: the function (given when used as ``@task.kubernetes`` bare)
+    :param multiple_outputs: unroll a returned dict into one XCom per key
+    """
+    return task_decorator_factory(
+        python_callable=python_callable,
+        multiple_outputs=multiple_outputs,
+        decorated_operator_class=KubernetesDecoratedOperator,
+        **kwargs,
+    )
