@@ -42,6 +42,10 @@ COMMANDS: Final = {
         "asyncpod.cli.cluster",
         "start/stop a local Kubernetes control plane (simulated nodes)",
     ),
+    "report": (
+        "asyncpod.cli.report",
+        "write a self-contained HTML report (timeline, phases, failures) of a batch's results",
+    ),
 }
 
 

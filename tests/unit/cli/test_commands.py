@@ -24,7 +24,7 @@ PYPROJECT = Path(__file__).parents[3] / "pyproject.toml"
 
 def test_the_placeholders_show_what_the_commands_show() -> None:
     assert build_parser([]).format_help() == build_parser().format_help()
-    assert list(COMMANDS) == ["run", "batch", "demo", "cluster"]
+    assert list(COMMANDS) == ["run", "batch", "demo", "cluster", "report"]
 
 
 def test_the_testing_extra_is_what_the_cli_names() -> None:

@@ -1,0 +1,145 @@
+"""``python -m benchmarks.report_render``: how long ``asyncpod report`` takes on a big file.
+
+Why: issue 20 asks that a 10,000-pod results file renders in seconds. This writes a
+synthetic results file shaped like a real batch's (a bounded number in flight, pods
+queued behind one another, whole-second Kubernetes times, a few percent failures with
+their reasons, cancelled pods without times, an interrupted-and-resumed run's
+duplicates and a last line cut short) and times the whole command, reading to HTML,
+in a fresh interpreter like a user's.
+
+    python -m benchmarks.report_render --pods 10000 [--repeat 3] [--keep DIR]
+
+:func:`write_synthetic` is also what the report's tests read (tests/cli/test_report.py).
+What it deliberately does not do: assert a time (tests never time anything).
+"""
+
+from __future__ import annotations
+
+import argparse
+import heapq
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import orjson
+
+from asyncpod.cli.resultsfile import record_of
+from asyncpod.results import ContainerKind, ContainerResult, Outcome, PodResult, Reason
+
+__all__ = ["main", "synthetic_records", "write_synthetic"]
+
+START = datetime(2026, 12, 5, 12, 0, 0, tzinfo=timezone.utc)
+_FAILURES = (
+    (Outcome.FAILED, Reason.ERROR, 1),
+    (Outcome.FAILED, Reason.OOM_KILLED, 137),
+    (Outcome.FAILED, Reason.EVICTED, None),
+    (Outcome.TIMED_OUT, Reason.RUN_TIMEOUT, None),
+    (Outcome.FAILED, Reason.IMAGE_PULL_BACK_OFF, None),
+)
+
+
+def _whole(at: float) -> datetime:
+    return START + timedelta(seconds=int(at))  # Kubernetes keeps whole seconds
+
+
+def synthetic_records(
+    pods: int, *, in_flight: int = 100, seed: int = 20
+) -> list[dict[str, object]]:
+    """``pods`` results lines of a batch with at most ``in_flight`` alive, in the order
+    they were written (``recorded_at`` a moment after each pod's end)."""
+    rng = random.Random(seed)
+    slots = [0.0] * min(in_flight, max(pods, 1))  # when each slot frees up
+    heapq.heapify(slots)
+    done: list[tuple[float, PodResult]] = []  # (its end, the result)
+    for index in range(pods):
+        created = heapq.heappop(slots) + rng.uniform(0.0, 0.2)
+        scheduled = created + rng.expovariate(1 / 1.5)
+        running = scheduled + rng.uniform(1.0, 4.0)
+        run = rng.lognormvariate(2.5, 0.6) if rng.random() > 0.002 else rng.uniform(300, 900)
+        finished = running + run
+        key = f"task-{index:05d}"
+        roll = rng.random()
+        if roll < 0.01:  # cancelled while pending: no start, no finish
+            outcome, reason, code = Outcome.CANCELLED, Reason.CANCELLED, None
+            finished = scheduled + 1.0
+            result = PodResult(
+                "default", f"pod-{index}", f"uid-{index}", outcome=outcome, reason=reason,
+                created_at=_whole(created), scheduled_at=_whole(scheduled), task_key=key,
+                message="the batch was interrupted",
+            )  # fmt: skip
+        else:
+            outcome, reason, code = Outcome.SUCCEEDED, Reason.COMPLETED, 0
+            if roll < 0.05:
+                outcome, reason, code = _FAILURES[index % len(_FAILURES)]
+            main = ContainerResult(
+                "main", ContainerKind.MAIN, state="terminated", exit_code=code,
+                reason=reason, started_at=_whole(running), finished_at=_whole(finished),
+            )  # fmt: skip
+            result = PodResult(
+                "default", f"pod-{index}", f"uid-{index}", outcome=outcome,
+                phase="Succeeded" if outcome is Outcome.SUCCEEDED else "Failed",
+                reason=reason, containers=(main,), created_at=_whole(created),
+                scheduled_at=_whole(scheduled), started_at=_whole(scheduled),
+                finished_at=_whole(finished), node_name=f"node-{index % 8}", task_key=key,
+                message=None if outcome is Outcome.SUCCEEDED else f"{reason}: synthetic",
+            )  # fmt: skip
+        heapq.heappush(slots, finished)
+        done.append((finished, result))
+    done.sort(key=lambda item: item[0])
+    records = []
+    for end, result in done:
+        record = record_of(result, run_id="synthetic-0001")
+        record["recorded_at"] = (START + timedelta(seconds=end + 0.05)).isoformat()
+        records.append(record)
+    return records
+
+
+def write_synthetic(path: Path, pods: int, *, in_flight: int = 100) -> Path:
+    """A results file of ``pods`` tasks as an interrupted, resumed batch leaves it: the
+    first 2 % of its lines written again (the resumed run recorded them a second time),
+    one line that is not a result, and a last line cut short."""
+    lines = [orjson.dumps(r) for r in synthetic_records(pods, in_flight=in_flight)]
+    lines += lines[: len(lines) // 50]
+    lines.append(b'{"not": "a result"}')
+    with path.open("wb") as file:
+        file.write(b"\n".join(lines) + b"\n")
+        file.write(lines[0][: len(lines[0]) // 2])  # a kill mid-write
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.report_render")
+    parser.add_argument("--pods", type=int, default=10_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--keep", type=Path, default=None, help="write the files here")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as scratch:
+        where = args.keep or Path(scratch)
+        where.mkdir(parents=True, exist_ok=True)
+        source = write_synthetic(where / "synthetic.results.jsonl", args.pods)
+        times = []
+        for _ in range(args.repeat):
+            began = time.perf_counter()
+            subprocess.run(
+                [sys.executable, "-m", "asyncpod.cli.main", "report", str(source), "--png"],
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
+            times.append(time.perf_counter() - began)
+        html = where / "synthetic.report.html"
+        runs = ", ".join(f"{t:.2f}" for t in times)
+        print(
+            f"asyncpod report, {args.pods:,} pods ({source.stat().st_size / 1e6:.1f} MB of "
+            f"results), whole command in a fresh python: median {statistics.median(times):.2f} s "
+            f"(runs: {runs}); HTML {html.stat().st_size / 1e3:.0f} kB"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
