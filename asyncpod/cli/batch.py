@@ -167,6 +167,10 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--progress-interval", type=float, default=10.0, metavar="SECONDS",
         help="seconds between progress lines when not a bar (default 10)",
     )  # fmt: skip
+    output.add_argument(
+        "--report", action="store_true",
+        help="at the end, write the results' HTML report (asyncpod report) and print its path",
+    )  # fmt: skip
     add_verbose_option(output, help_prefix="report more on stderr; ")
     parser.set_defaults(handler=handle)
 
@@ -254,7 +258,12 @@ def handle(args: argparse.Namespace) -> int:
             "nothing was created\n"
         )
         return EXIT_OK
-    return execute(config)
+    code = execute(config)
+    if args.report:  # imported here: the report's module loads nothing a batch needs
+        from asyncpod.cli.report import report_after_batch
+
+        report_after_batch(config.results_path)
+    return code
 
 
 def _keys(batch: Batch) -> set[str]:
