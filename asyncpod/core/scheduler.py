@@ -17,28 +17,78 @@ have recorded (``skip_task_keys``).
 One bad spec fails alone: its result has outcome ERROR (reason CreateFailed) and the
 message of the error; the batch goes on. Stopping the iteration early (or cancelling
 the task that iterates) cancels every run in flight, and so deletes their pods.
+
+Retries (``retry=FailurePolicy(...)``, :mod:`asyncpod.core.failurepolicy`): a failed
+attempt that a rule says to retry is run again in a new pod after a jittered backoff,
+up to the policy's attempts. Attempt *n*'s pod name is deterministic from (run id,
+task key, *n*) (``attempt_pod_name``), so a resumed batch that passes each task's
+:class:`TaskHistory` reattaches to the attempt that was running instead of making
+another. :meth:`Launcher.attempts` yields every attempt (:class:`Attempt`: the result,
+its number, whether it is final, which rule decided); :meth:`~Launcher.as_completed`
+and :meth:`~Launcher.map` yield final results only. A task waiting out its backoff
+holds its worker (not a pod slot): at most ``max_in_flight`` tasks are between
+attempts or running at once.
+
+Stopping: ``max_failures=N`` stops the batch once N tasks have finally failed (or a
+rule's action is ``stop``): no new pod is created, the runs in flight are cancelled
+(their pods deleted) and their results are cancelled ones saying why; tasks never
+started get no result. :attr:`Launcher.stopped` says why.
+
+Kept logs (``keep_logs=KeepLogs(dir)``, :mod:`asyncpod.core.keptlogs`): runs are made
+with cleanup KEEP, and the launcher reads a finished attempt's logs to disk before it
+deletes the pod as the caller's cleanup policy says; a cancelled launcher still
+deletes them (in a ``finally`` completed despite cancellation).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import random
 import secrets
+import time
 from collections import Counter
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Collection, Iterable
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Collection,
+    Iterable,
+    Mapping,
+)
 from dataclasses import dataclass
+from pathlib import Path
 
 import anyio
 import anyio.abc
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from asyncpod.core.cluster import Cluster
-from asyncpod.core.runner import PodRun, RunOptions
+from asyncpod.core.failurepolicy import (
+    FailureAction,
+    FailurePolicy,
+    attempt_pod_name,
+    backoff_delay,
+    decide,
+)
+from asyncpod.core.keptlogs import KeepLogs, keep_log, log_path, wants_log
+from asyncpod.core.policy import should_delete
+from asyncpod.core.retrying import until_answered
+from asyncpod.core.runner import Cleanup, PodRun, RunOptions
+from asyncpod.core.shielding import complete_despite_cancellation
 from asyncpod.errors import AsyncpodError, OptionError
+from asyncpod.kube.pods import Pods
 from asyncpod.results import Outcome, PodResult, Reason
-from asyncpod.spec import PodSpec, deterministic_pod_name
+from asyncpod.spec import PodSpec
 
-__all__ = ["Launcher", "LauncherStatistics"]
+__all__ = ["Attempt", "Launcher", "LauncherStatistics", "TaskHistory"]
+
+ATTEMPT_ANNOTATION = "asyncpod.dev/attempt"
+"""The attempt number (1, 2, ...) of a launcher's pod, on the pod."""
+
+_NO_RETRY = FailurePolicy.never()
 
 logger = logging.getLogger("asyncpod.launcher")
 
@@ -52,6 +102,49 @@ class LauncherStatistics:
     finished: int
     outcomes: dict[str, int]
     reattached: int
+    retried: int = 0
+    """Attempts that were retries (the second attempt of a task and later ones)."""
+    final_failures: int = 0
+    """Tasks that finally did not succeed (cancelled ones aside)."""
+    stopped: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskHistory:
+    """What an earlier process recorded of a task: where a resumed batch goes on.
+
+    ``next_attempt`` is the attempt to run (its pod may exist: it is reattached);
+    ``spent`` the attempts that count against the policy's limit so far.
+    """
+
+    next_attempt: int = 1
+    spent: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One attempt of a task: its result, and what follows it."""
+
+    result: PodResult
+    task_key: str
+    index: int
+    """The task's position in the input."""
+    attempt: int
+    """1 for the first pod of the task, 2 for its first retry, ..."""
+    final: bool
+    """No other attempt follows: ``result`` is the task's."""
+    decision: str | None = None
+    """Why: the rule that matched (``retry:reason=Evicted matched``), or ``no rule matched``."""
+    retry_in: float | None = None
+    """Seconds until the next attempt (a retry)."""
+    log: Path | None = None
+    """The kept log (``keep_logs``)."""
+    log_missing: str | None = None
+    """Why (part of) the log could not be kept."""
+
+
+class _StoppedError(Exception):
+    """The batch stopped before this attempt could take a slot."""
 
 
 class Launcher:
@@ -65,10 +158,22 @@ class Launcher:
         run_id: str | None = None,
         namespace: str | None = None,
         options: RunOptions | None = None,
+        retry: FailurePolicy | None = None,
+        max_failures: int | None = None,
+        keep_logs: KeepLogs | None = None,
     ) -> None:
         if max_in_flight < 1:
             raise OptionError(f"max_in_flight must be at least 1, got {max_in_flight}")
+        if retry is not None and not isinstance(retry, FailurePolicy):
+            raise OptionError(f"retry must be a FailurePolicy, got {type(retry).__name__}")
+        if max_failures is not None and (isinstance(max_failures, bool) or max_failures < 1):
+            raise OptionError(f"max_failures must be at least 1, got {max_failures!r}")
+        if keep_logs is not None and not isinstance(keep_logs, KeepLogs):
+            raise OptionError(f"keep_logs must be a KeepLogs, got {type(keep_logs).__name__}")
         self.cluster = cluster
+        self.retry = retry
+        self.max_failures = max_failures
+        self.keep_logs = keep_logs
         self.max_in_flight = max_in_flight
         self.run_id = run_id or f"run-{secrets.token_hex(4)}"
         self.namespace = namespace or cluster.namespace
@@ -80,6 +185,12 @@ class Launcher:
         self._in_flight = 0
         self._outcomes: Counter[str] = Counter()
         self._reattached = 0
+        self._retried = 0
+        self._final_failures = 0
+        self._stopped: str | None = None
+        self._stop_event = anyio.Event()
+        self._live: set[PodRun] = set()  # the runs in flight, for a stop to cancel
+        self._pipelines: set[_Pipeline] = set()
 
     def __repr__(self) -> str:
         s = self.statistics()
@@ -97,7 +208,15 @@ class Launcher:
             finished=sum(self._outcomes.values()),
             outcomes=dict(self._outcomes),
             reattached=self._reattached,
+            retried=self._retried,
+            final_failures=self._final_failures,
+            stopped=self._stopped,
         )
+
+    @property
+    def stopped(self) -> str | None:
+        """Why the launcher stopped creating pods (``max_failures``, a stop rule), or None."""
+        return self._stopped
 
     # ------------------------------------------------------------------ one at a time
     async def submit(self, spec: PodSpec, *, task_key: str | None = None) -> PodRun:
@@ -106,29 +225,45 @@ class Launcher:
         self.cluster.launch(run)
         return run
 
-    async def _new_run(self, spec: PodSpec, *, task_key: str | None) -> PodRun:
+    async def _new_run(
+        self,
+        spec: PodSpec,
+        *,
+        task_key: str | None,
+        attempt: int = 1,
+        options: RunOptions | None = None,
+    ) -> PodRun:
         """Take a slot and make the run (not yet driven); its end frees the slot."""
         key = spec.task_key or task_key
         if key is not None and spec.task_key is None:
             spec = dataclasses.replace(spec, task_key=key)
+        if attempt > 1:
+            spec = dataclasses.replace(
+                spec, annotations={**spec.annotations, ATTEMPT_ANNOTATION: str(attempt)}
+            )
         await self._slots.acquire()
+        if self._stopped is not None:
+            self._slots.release()
+            raise _StoppedError
         try:
             run = self.cluster.new_run(
                 spec,
                 namespace=self.namespace,
-                name=spec.name or (deterministic_pod_name(self.run_id, key) if key else None),
+                name=_pod_name(spec, self.run_id, key, attempt),
                 run_id=self.run_id,
-                options=self.options,
+                options=options or self.options,
             )
         except BaseException:
             self._slots.release()
             raise
         self._submitted += 1
         self._in_flight += 1
+        self._live.add(run)
         run.add_done_callback(self._run_ended)
         return run
 
     def _run_ended(self, run: PodRun) -> None:
+        self._live.discard(run)
         self._in_flight -= 1
         self._outcomes[(run.outcome or Outcome.ERROR).value] += 1
         if run.reattached:
@@ -147,8 +282,29 @@ class Launcher:
         An async generator: ``contextlib.aclosing`` it to stop early at a known moment
         (closing cancels the runs in flight, which delete their pods, and waits for them).
         """
-        async for _, result in self._results(specs, skip_task_keys=skip_task_keys):
-            yield result
+        async for _, attempt in self._results(specs, skip_task_keys=skip_task_keys):
+            if attempt.final:
+                yield attempt.result
+
+    async def attempts(
+        self,
+        specs: Iterable[PodSpec] | AsyncIterable[PodSpec],
+        *,
+        skip_task_keys: Collection[str] = (),
+        history: Mapping[str, TaskHistory] | None = None,
+        policies: Mapping[str, FailurePolicy] | None = None,
+    ) -> AsyncGenerator[Attempt, None]:
+        """Run every spec; yield each attempt as it ends (completion order).
+
+        Every attempt, retried or final (``attempt.final``). ``history`` tells where
+        each task of a resumed batch goes on (its attempt number: the pod of an attempt
+        that was running is reattached); ``policies`` overrides the launcher's
+        ``retry`` for some task keys. Close it as :meth:`as_completed`.
+        """
+        async for _, attempt in self._results(
+            specs, skip_task_keys=skip_task_keys, history=history, policies=policies
+        ):
+            yield attempt
 
     async def map(
         self,
@@ -165,10 +321,12 @@ class Launcher:
         """
         pending: dict[int, PodResult] = {}
         window = _Window(self.max_in_flight)
-        async for index, result in self._results(
+        async for index, attempt in self._results(
             specs, skip_task_keys=skip_task_keys, window=window
         ):
-            pending[index] = result
+            if not attempt.final:
+                continue
+            pending[index] = attempt.result
             while window.next_index in pending:
                 yield pending.pop(window.next_index)
                 window.advance()
@@ -181,7 +339,9 @@ class Launcher:
         *,
         skip_task_keys: Collection[str],
         window: _Window | None = None,
-    ) -> AsyncIterator[tuple[int, PodResult]]:
+        history: Mapping[str, TaskHistory] | None = None,
+        policies: Mapping[str, FailurePolicy] | None = None,
+    ) -> AsyncIterator[tuple[int, Attempt]]:
         """Run ``specs`` through at most ``max_in_flight`` workers; yield (index, result).
 
         The pipeline (a feeder and the workers) runs in the cluster session's task
@@ -191,10 +351,15 @@ class Launcher:
         the feeder hands one spec at a time through an unbuffered stream, and starts
         a worker only when none is idle.
         """
-        results_send, results_receive = anyio.create_memory_object_stream[tuple[int, PodResult]](
+        results_send, results_receive = anyio.create_memory_object_stream[tuple[int, Attempt]](
             self.max_in_flight
         )
-        pipeline = _Pipeline(self, specs, skip_task_keys, results_send, window)
+        pipeline = _Pipeline(
+            self, specs, skip_task_keys, results_send, window, history or {}, policies or {}
+        )
+        self._pipelines.add(pipeline)
+        if self._stopped is not None:
+            pipeline.stop_feeding()
         self.cluster.start_soon(pipeline.run)
         try:
             async with results_receive:
@@ -206,34 +371,192 @@ class Launcher:
             # Stopped early or cancelled: every run in flight is cancelled (pod deleted).
             with anyio.CancelScope(shield=True):
                 await pipeline.stop()
+            self._pipelines.discard(pipeline)
 
-    async def _run_one(self, index: int, spec: PodSpec) -> PodResult:
-        """One spec to its result; never raises but for cancellation.
+    # ------------------------------------------------------------------ one task
+    async def _run_task(
+        self,
+        index: int,
+        spec: PodSpec,
+        emit: Callable[[Attempt], Awaitable[None]],
+        *,
+        history: TaskHistory | None,
+        policy: FailurePolicy | None,
+    ) -> None:
+        """Every attempt of one task until a final one; each handed to ``emit``.
+
+        Never raises but for cancellation (and the consumer going away).
+        """
+        key = spec.task_key or str(index)
+        policy = policy or self.retry or _NO_RETRY
+        attempt = history.next_attempt if history is not None else 1
+        spent = history.spent if history is not None else 0
+        while True:
+            try:
+                result, kept_path, kept_missing = await self._run_attempt(index, spec, key, attempt)
+            except _StoppedError:
+                if history is None and attempt == 1:
+                    return  # never started: no result, the task is unfinished
+                await emit(self._stopped_attempt(spec, index, key, attempt))
+                return
+            if result.outcome is not Outcome.CANCELLED:
+                spent += 1
+            decision = decide(policy, result, attempts=spent)
+            retry = decision.retry and self._stopped is None
+            delay = backoff_delay(policy, spent, random=random.random())  # noqa: S311 - jitter, not a secret if retry else None
+            if not retry and result.outcome is Outcome.CANCELLED and self._stopped is not None:
+                result = dataclasses.replace(
+                    result, message=f"cancelled: the batch stopped ({self._stopped})"
+                )
+            await emit(
+                Attempt(
+                    result,
+                    key,
+                    index,
+                    attempt,
+                    final=not retry,
+                    decision=decision.why if decision.action is not None else None,
+                    retry_in=delay,
+                    log=kept_path,
+                    log_missing=kept_missing,
+                )
+            )
+            if not retry:
+                if not result.ok and result.outcome is not Outcome.CANCELLED:
+                    self._final_failures += 1
+                    if decision.action is FailureAction.STOP:
+                        await self.stop(f"task {key}: {decision.why}")
+                    elif self.max_failures and self._final_failures >= self.max_failures:
+                        failed, limit = self._final_failures, self.max_failures
+                        await self.stop(f"{failed} tasks failed (max_failures={limit})")
+                return
+            assert delay is not None
+            with anyio.move_on_after(delay):
+                await self._stop_event.wait()
+            attempt += 1
+            self._retried += 1
+
+    def _stopped_attempt(self, spec: PodSpec, index: int, key: str, attempt: int) -> Attempt:
+        result = PodResult(
+            self.namespace,
+            _pod_name(spec, self.run_id, key, attempt) or "",
+            None,
+            outcome=Outcome.CANCELLED,
+            reason=Reason.CANCELLED,
+            message=f"not started: the batch stopped ({self._stopped})",
+            task_key=key,
+        )
+        return Attempt(result, key, index, attempt, final=True)
+
+    async def stop(self, why: str) -> None:
+        """Create no more pods, cancel the runs in flight (pods deleted) and wait for them.
+
+        Their results are cancelled ones saying ``why``; tasks waiting for a retry end
+        cancelled too; tasks not started yet get no result. Idempotent.
+        """
+        if self._stopped is not None:
+            return
+        self._stopped = why
+        logger.warning("launcher %s stops: %s", self.run_id, why)
+        self._stop_event.set()
+        for pipeline in list(self._pipelines):
+            pipeline.stop_feeding()
+        async with anyio.create_task_group() as group:
+            for run in list(self._live):
+                group.start_soon(run.cancel)
+
+    async def _run_attempt(
+        self, index: int, spec: PodSpec, key: str, attempt: int
+    ) -> tuple[PodResult, Path | None, str | None]:
+        """One attempt to its result (and its kept log); never raises but for
+        cancellation and :class:`_StoppedError`.
 
         The books (in flight, outcomes, the slot) are kept by the run's own end
         (:meth:`_run_ended`), so a cancelled run releases its slot too.
         """
-        key = spec.task_key or str(index)
+        keep = self.keep_logs
+        options = run_options = None
+        if keep is not None:
+            options = self.options or self.cluster.options
+            run_options = dataclasses.replace(options, cleanup=Cleanup.KEEP)
         run: PodRun | None = None
+        result: PodResult | None = None
+        kept: tuple[Path | None, str | None] = (None, None)
         try:
-            run = await self._new_run(spec, task_key=key)
+            run = await self._new_run(spec, task_key=key, attempt=attempt, options=run_options)
             # The worker drives the run in its own task: one task per pod in flight.
             finished = await run.drive()
             if finished is not None:
-                return finished
-            failure = run.exception()
-            assert failure is not None
-            # Read, not raised: raised here, the error's traceback would gain this
-            # frame, which holds the run that holds the error (a reference cycle).
-            result = _error_result(self.namespace, spec, index, failure, name=_name(run))
+                result = finished
+            else:
+                failure = run.exception()
+                assert failure is not None
+                # Read, not raised: raised here, the error's traceback would gain this
+                # frame, which holds the run that holds the error (a reference cycle).
+                result = _error_result(self.namespace, spec, index, failure, name=_name(run))
+        except _StoppedError:
+            raise
         except AsyncpodError as error:
             result = _error_result(self.namespace, spec, index, error, name=_name(run))
         except Exception as error:  # a bug of ours: one error result, not a stuck batch
             logger.exception("run of task %s failed unexpectedly", key)
             result = _error_result(self.namespace, spec, index, error, name=_name(run))
+        finally:
+            if options is not None and run is not None:
+                # The run kept its pod for us: keep its log, then delete it as the
+                # caller's cleanup says, even if this task is being cancelled.
+                kept = await complete_despite_cancellation(
+                    self._keep_and_clean(run, result, options, key, attempt)
+                )
         if run is None:  # never started: no run to keep the books
             self._outcomes[Outcome.ERROR.value] += 1
-        return result
+        return result, kept[0], kept[1]
+
+    async def _keep_and_clean(
+        self,
+        run: PodRun,
+        result: PodResult | None,
+        options: RunOptions,
+        key: str,
+        attempt: int,
+    ) -> tuple[Path | None, str | None]:
+        keep = self.keep_logs
+        assert keep is not None
+        pods = Pods(self.cluster.client)
+        kept: tuple[Path | None, str | None] = (None, None)
+        if result is not None and run.name and wants_log(keep, result):
+            log = await keep_log(
+                pods,
+                namespace=run.namespace,
+                name=run.name,
+                pod=run.pod,
+                result=result,
+                path=log_path(keep.directory, key, attempt),
+            )
+            kept = (log.path, log.missing)
+        if run.uid is None or run.name is None:
+            return kept
+        outcome = result.outcome if result is not None else None
+        pod = run.pod
+        finished = pod is not None and (pod.get("status") or {}).get("phase") in (
+            "Succeeded",
+            "Failed",
+        )
+        succeeded = result is not None and result.ok
+        if should_delete(options, outcome, succeeded=succeeded, pod_finished=finished):
+            name, uid = run.name, run.uid
+            try:
+                await until_answered(
+                    lambda: pods.delete(
+                        run.namespace, name, uid=uid,
+                        grace_period_seconds=options.delete_grace_period,
+                    ),
+                    deadline=time.monotonic() + options.delete_retry_window,
+                    restarted=lambda: False, what=f"delete of {run.namespace}/{name}",
+                )  # fmt: skip
+            except AsyncpodError as error:
+                logger.warning("could not delete %s/%s: %s", run.namespace, name, error)
+        return kept
 
 
 class _Pipeline:
@@ -244,10 +567,14 @@ class _Pipeline:
         launcher: Launcher,
         specs: Iterable[PodSpec] | AsyncIterable[PodSpec],
         skip_task_keys: Collection[str],
-        results: MemoryObjectSendStream[tuple[int, PodResult]],
+        results: MemoryObjectSendStream[tuple[int, Attempt]],
         window: _Window | None,
+        history: Mapping[str, TaskHistory],
+        policies: Mapping[str, FailurePolicy],
     ) -> None:
         self._launcher = launcher
+        self._history = history
+        self._policies = policies
         self._window = window
         self._specs = specs
         self._skip = skip_task_keys
@@ -284,6 +611,10 @@ class _Pipeline:
             scope.cancel()
         await self._done.wait()
 
+    def stop_feeding(self) -> None:
+        """No more specs to workers (the launcher stopped); those running go on."""
+        self._feeder_scope.cancel()
+
     async def _feed(
         self,
         group: anyio.abc.TaskGroup,
@@ -312,7 +643,7 @@ class _Pipeline:
     async def _work(
         self,
         work: MemoryObjectReceiveStream[tuple[int, PodSpec]],
-        results: MemoryObjectSendStream[tuple[int, PodResult]],
+        results: MemoryObjectSendStream[tuple[int, Attempt]],
     ) -> None:
         with anyio.CancelScope() as scope:  # cancelled by stop()
             self._worker_scopes.add(scope)
@@ -328,9 +659,19 @@ class _Pipeline:
                             return
                         finally:
                             self._idle -= 1
-                        result = await self._launcher._run_one(index, spec)
+                        key = spec.task_key or str(index)
+
+                        async def emit(attempt: Attempt, index: int = index) -> None:
+                            await results.send((index, attempt))
+
                         try:
-                            await results.send((index, result))
+                            await self._launcher._run_task(
+                                index,
+                                spec,
+                                emit,
+                                history=self._history.get(key),
+                                policy=self._policies.get(key),
+                            )
                         except anyio.BrokenResourceError:
                             return  # the consumer has gone; stop() is on its way
             finally:
@@ -386,6 +727,16 @@ async def _enumerate(
     else:
         for index, spec in enumerate(specs):
             yield index, spec
+
+
+def _pod_name(spec: PodSpec, run_id: str, key: str | None, attempt: int) -> str | None:
+    """The pod name of ``attempt`` of a task: the spec's own (``-a<n>`` added after the
+    first attempt), else deterministic from run id, task key and attempt."""
+    if spec.name:
+        return spec.name if attempt == 1 else f"{spec.name[:56].rstrip('-.')}-a{attempt}"
+    if key is None:
+        return None
+    return attempt_pod_name(run_id, key, attempt)
 
 
 def _name(run: PodRun | None) -> str | None:

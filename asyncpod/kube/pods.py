@@ -14,6 +14,10 @@ in (a namespace, a name, a uid), and the answers stay as orjson-decoded dicts
 * :meth:`Pods.list` pages through a (selected) list; :meth:`Pods.watch` opens one watch
   stream: the two primitives of an informer, on the pods path.
 * :meth:`Pods.events_of` lists the Events of one object by uid, oldest first.
+* :meth:`Pods.evict` asks the eviction subresource to evict a pod (PodDisruptionBudgets
+  honoured, a ``DisruptionTarget`` condition set), as ``kubectl drain`` does.
+* :meth:`Pods.read_log` reads one container's log once (no ``follow``), as raw chunks:
+  a finished pod's whole log in one request, streamed, never held in memory.
 * :func:`pod_path` builds the path for callers that need a subresource (``log``).
 
 What it deliberately does not do: retry beyond the client's own policy, decide
@@ -28,8 +32,10 @@ from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+import aiohttp
+
 from asyncpod.errors import ApiConnectionError, ConflictError, NotFoundError, UsageError
-from asyncpod.kube.client import KubeClient
+from asyncpod.kube.client import KubeClient, translate_transport_error
 from asyncpod.kube.watch import list_objects, watch_stream
 
 __all__ = ["PodList", "Pods", "event_order_key", "pod_path"]
@@ -250,6 +256,80 @@ class Pods:
             inactivity_timeout=inactivity_timeout,
             rate_limited=rate_limited,
         )
+
+    async def evict(
+        self,
+        namespace: str,
+        name: str,
+        *,
+        uid: str | None = None,
+        grace_period_seconds: int | None = None,
+    ) -> bool:
+        """Evict the pod through the ``eviction`` subresource; True if it was evicted.
+
+        The API server checks PodDisruptionBudgets (a refusal is the 429 the client
+        retries within its policy, then :class:`~asyncpod.errors.TooManyRequestsError`),
+        marks the pod with a ``DisruptionTarget`` condition and deletes it. False when
+        there is no such pod (404) or, with ``uid``, only a namesake (409).
+        """
+        body: dict[str, Any] = {
+            "apiVersion": "policy/v1",
+            "kind": "Eviction",
+            "metadata": {"name": name, "namespace": namespace},
+        }
+        options: dict[str, Any] = {}
+        if uid is not None:
+            options["preconditions"] = {"uid": uid}
+        if grace_period_seconds is not None:
+            options["gracePeriodSeconds"] = int(grace_period_seconds)
+        if options:
+            body["deleteOptions"] = options
+        try:
+            await self._client.request(
+                "POST", pod_path(namespace, name, "eviction"), json=body, pod=f"{namespace}/{name}"
+            )
+        except NotFoundError:
+            return False
+        except ConflictError:
+            if uid is None:
+                raise
+            return False
+        return True
+
+    async def read_log(
+        self,
+        namespace: str,
+        name: str,
+        *,
+        container: str,
+        timestamps: bool = True,
+        read_timeout: float | None = 60.0,
+    ) -> AsyncGenerator[bytes, None]:
+        """One container's log as it is now, in raw chunks (one GET, no ``follow``).
+
+        For a finished container that is its whole log. Chunks are the server's bytes
+        (with ``timestamps``, each line starts with its RFC3339Nano time and a space);
+        the caller writes them where they belong, so memory stays one chunk. Opening
+        raises the client's typed errors (400 for a container that never started, 404
+        for a pod gone, 5xx for a node the API server cannot reach); a cut mid-body
+        raises the client's transport error.
+        """
+        path = pod_path(namespace, name, "log")
+        params: dict[str, str] = {"container": container}
+        if timestamps:
+            params["timestamps"] = "true"
+        pod = f"{namespace}/{name}"
+        async with self._client.stream(
+            "GET", path, params=params, pod=pod, read_timeout=read_timeout
+        ) as response:
+            while True:
+                try:
+                    chunk = await response.content.readany()
+                except aiohttp.ClientError as exc:
+                    raise translate_transport_error(exc, method="GET", path=path, pod=pod) from None
+                if not chunk:
+                    return
+                yield chunk
 
     async def events_of(self, namespace: str, uid: str) -> ObjectList:
         """The Events whose ``involvedObject.uid`` is ``uid``, oldest first.
