@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install binaries real-node lint test unit demo cluster-up cluster-down clean
+.PHONY: install binaries real-node browser lint test unit demo cluster-up cluster-down clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,14 @@ binaries: install
 # the sources changed). A failed image build is one line; its tests then skip, saying so.
 real-node: binaries
 	$(BIN)/python -m asyncpod.testing --real-node
+
+# Optional, root only: Debian's chromium, in which tests/cli/test_report.py opens
+# `asyncpod report`'s page (through Playwright, from the dev extra; Playwright's own
+# browser download is never used). Installed only when missing; without it that test
+# skips, saying so.
+browser:
+	@command -v chromium >/dev/null || { \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
 lint: install
 	$(BIN)/ruff check asyncpod tests benchmarks
