@@ -24,11 +24,27 @@ Before the first create, one server-side dry run of the first pod to run checks 
 namespace, the permission to create pods and admission: a batch that cannot create
 anything says so once and exits 2, instead of recording thousands of create failures.
 
+Retries (``--retries N``, ``--retry-on RULE``, an entry's ``retries``/``retry_on``):
+a failed attempt is retried in a new pod when a rule says so; by default what the
+infrastructure did (an eviction, a disruption, a pod deleted by someone else, a lost
+node), up to 2 retries, never a program's own exit code. Rules are
+:mod:`asyncpod.core.failurepolicy`'s; each attempt is a line of the results file
+(``attempt``, ``final``); the summary counts each task's final outcome and the tasks
+retried; the exit code follows final outcomes.
+
+``--max-failures N``: once N tasks have finally failed, no new pod is created, the
+runs in flight are cancelled (pods deleted, results recorded as cancelled), the reason
+is printed and the exit code is 1.
+
+``--logs DIR`` (``--logs-for failed|all``): each kept attempt's logs, every container
+with timestamps, go to ``DIR/<task key>/<attempt>.log`` before its pod is deleted; the
+results line names the file (``log``) or says why it is missing (``log_missing``).
+
 Exit codes: 0 every task succeeded; 1 some task did not (or the batch stopped on an
-error); 2 usage or input-file errors (nothing was created); 130/143 interrupted.
+error or on --max-failures); 2 usage or input-file errors (nothing was created);
+130/143 interrupted.
 
 What it deliberately does not do: stream pod logs (use ``asyncpod run`` for one pod),
-retry failed tasks (a failed pod is a result; rerun those tasks under a new run id),
 or check that a resumed input is the one of the first attempt (task keys are the
 contract: give entries a ``task_key`` if the file may change).
 """
@@ -79,8 +95,10 @@ from asyncpod.cli.heap import batch_collector
 from asyncpod.cli.resultsfile import RecordedResults, ResultsWriter, read_results
 from asyncpod.cli.summary import format_seconds, render, summarize
 from asyncpod.core.cluster import Cluster, connect
+from asyncpod.core.failurepolicy import DEFAULT_RULES, FailurePolicy, FailureRule
+from asyncpod.core.keptlogs import KeepLogs
 from asyncpod.core.runner import Cleanup, RunOptions
-from asyncpod.core.scheduler import Launcher
+from asyncpod.core.scheduler import Attempt, Launcher, TaskHistory
 from asyncpod.errors import AsyncpodError, ConflictError, UsageError
 from asyncpod.kube.pods import Pods
 from asyncpod.results import Outcome, PodResult, Reason
@@ -143,6 +161,32 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--results", type=Path, default=None, metavar="PATH",
         help="JSONL file, one line per finished pod (default: ./RUN_ID.results.jsonl)",
     )  # fmt: skip
+    retries = parser.add_argument_group("retries and stopping")
+    retries.add_argument(
+        "--retries", type=_whole, default=None, metavar="N",
+        help="retries per task after its first attempt, when a rule says so (default 2; 0: none)",
+    )  # fmt: skip
+    retries.add_argument(
+        "--retry-on", action="append", default=[], metavar="RULE",
+        help=(
+            "a failure rule, tried in order before the defaults: reason=Evicted,OOMKilled · "
+            "exit-code=75 · exit-code!=1 · outcome=deleted · fields joined by ';' · "
+            "an action first (retry: by default, fail:, stop:); repeatable"
+        ),
+    )  # fmt: skip
+    retries.add_argument(
+        "--max-failures", type=_positive_int, default=None, metavar="N",
+        help="stop after N tasks finally failed: no new pods, cancel those in flight, exit 1",
+    )  # fmt: skip
+    logs = parser.add_argument_group("kept logs")
+    logs.add_argument(
+        "--logs", type=Path, default=None, metavar="DIR",
+        help="write attempts' logs to DIR/<task key>/<attempt>.log before their pods go",
+    )  # fmt: skip
+    logs.add_argument(
+        "--logs-for", choices=("failed", "all"), default="failed",
+        help="whose logs --logs keeps (default failed)",
+    )  # fmt: skip
     run.add_argument(
         "--dry-run", action="store_true",
         help="validate FILE and report what would run; create nothing",
@@ -185,6 +229,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _whole(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or more, got {value}")
+    return value
+
+
 def new_run_id(source: str) -> str:
     """``<file stem slug>-<8 hex>``: readable in ``kubectl get pods`` and unique."""
     stem = Path(source).stem if source != "-" else "stdin"
@@ -222,6 +276,12 @@ class BatchConfig:
     """Exit 0 once every task has a result, whatever the outcomes (the demo's failures)."""
     verbose: int = 0
     """1: the library's info messages on stderr; 2: its debug log too."""
+    retry: FailurePolicy | None = None
+    """The policy of entries that give none of their own (None: no retries)."""
+    policies: dict[str, FailurePolicy] = field(default_factory=dict)
+    """Entries' own policies (``retries``/``retry_on`` in the file), by task key."""
+    max_failures: int | None = None
+    keep_logs: KeepLogs | None = None
 
 
 def print_problems(error: BatchFileError, *, command: str = "asyncpod batch") -> None:
@@ -280,6 +340,8 @@ def _config_from_args(args: argparse.Namespace, batch: Batch) -> BatchConfig:
             "'-', '_' or '.', starting and ending with a letter or digit"
         )
     results_path: Path = args.results or Path(f"{run_id}.results.jsonl")
+    rules = tuple(FailureRule.parse(text) for text in args.retry_on)
+    retry, policies = failure_policies(batch, retries=args.retries, rules=rules)
     recorded = prepare_results(results_path, run_id=run_id, resume=args.resume)
     qps = args.qps if args.qps > 0 else None
     return BatchConfig(
@@ -299,7 +361,34 @@ def _config_from_args(args: argparse.Namespace, batch: Batch) -> BatchConfig:
         progress_interval=args.progress_interval,
         resume_command=_resume_command(args, run_id, results_path),
         verbose=args.verbose,
+        retry=retry,
+        policies=policies,
+        max_failures=args.max_failures,
+        keep_logs=KeepLogs(args.logs, args.logs_for) if args.logs is not None else None,
     )
+
+
+def failure_policy(retries: int | None, rules: tuple[FailureRule, ...]) -> FailurePolicy:
+    """The policy of ``--retries``/``--retry-on`` (or an entry's): ``rules`` before the
+    defaults, ``retries`` + 1 attempts (default 3)."""
+    attempts = 3 if retries is None else retries + 1
+    return FailurePolicy(rules=(*rules, *DEFAULT_RULES), max_attempts=attempts)
+
+
+def failure_policies(
+    batch: Batch, *, retries: int | None, rules: tuple[FailureRule, ...]
+) -> tuple[FailurePolicy, dict[str, FailurePolicy]]:
+    """The command line's policy, and each entry's that overrides part of it."""
+    default = failure_policy(retries, rules)
+    own: dict[str, FailurePolicy] = {}
+    for entry in batch.entries:
+        if entry.retries is None and entry.retry_on is None:
+            continue
+        own[entry.task_key] = failure_policy(
+            retries if entry.retries is None else entry.retries,
+            rules if entry.retry_on is None else entry.retry_on,
+        )
+    return default, own
 
 
 def prepare_results(path: Path, *, run_id: str, resume: bool) -> RecordedResults:
@@ -330,9 +419,19 @@ def _resume_command(args: argparse.Namespace, run_id: str, results: Path) -> str
         ("--kubeconfig", args.kubeconfig),
         ("--context", args.context),
         ("--namespace", args.namespace),
+        ("--retries", None if getattr(args, "retries", None) is None else str(args.retries)),
+        (
+            "--max-failures",
+            None if getattr(args, "max_failures", None) is None else str(args.max_failures),
+        ),
+        ("--logs", None if getattr(args, "logs", None) is None else str(args.logs)),
     ):
         if value:
             words += [flag, value]
+    for rule in getattr(args, "retry_on", ()):
+        words += ["--retry-on", rule]
+    if getattr(args, "logs", None) is not None and args.logs_for != "failed":
+        words += ["--logs-for", args.logs_for]
     return " ".join(_quote(word) for word in words)
 
 
@@ -347,6 +446,22 @@ def _quote(word: str) -> str:
 
 class _FailFastError(Exception):
     """Every pod so far failed to be created: stop before trying the thousands left."""
+
+
+class _StoppedError(Exception):
+    """The launcher stopped the batch (--max-failures, a stop rule)."""
+
+
+def _attempt_fields(attempt: Attempt) -> dict[str, object]:
+    """What a results line adds to the result: the attempt and what followed it."""
+    return {
+        "attempt": attempt.attempt,
+        "final": attempt.final,
+        "decision": attempt.decision,
+        "retry_in_seconds": None if attempt.retry_in is None else round(attempt.retry_in, 3),
+        "log": None if attempt.log is None else str(attempt.log),
+        "log_missing": attempt.log_missing,
+    }
 
 
 @dataclass
@@ -367,6 +482,7 @@ class _Session:
     def __init__(self, config: BatchConfig) -> None:
         self.config = config
         self.results: dict[str, PodResult] = {}
+        self.attempts: dict[str, int] = {}
         self.counts = _Counts()
         self.launcher: Launcher | None = None
         self.interrupted = Interrupted()
@@ -404,6 +520,8 @@ class _Session:
             failure, code = describe_error(error), EXIT_USAGE
         except _FailFastError as error:
             failure, code = str(error), EXIT_FAILED
+        except _StoppedError as error:
+            failure, code = str(error), EXIT_FAILED
         except (AsyncpodError, OSError) as error:
             failure, code = f"{type(error).__name__}: {error}", EXIT_FAILED
         finally:
@@ -430,6 +548,9 @@ class _Session:
                 run_id=config.run_id,
                 namespace=cluster.namespace,
                 options=config.options,
+                retry=config.retry,
+                max_failures=config.max_failures,
+                keep_logs=config.keep_logs,
             )
             specs = [entry.spec for entry in config.batch.entries]
             # No full GC pass while runs are in flight: asyncpod/cli/heap.py.
@@ -441,12 +562,25 @@ class _Session:
         ticker = asyncio.ensure_future(self._tick())
         self.started = time.monotonic()
         self.progress.start()
+        history = self._history()
+        attempts = launcher.attempts(
+            specs, skip_task_keys=self.skip, history=history, policies=self.config.policies
+        )
         try:
             with ResultsWriter(self.config.results_path, run_id=self.config.run_id) as writer:
-                async for result in launcher.as_completed(specs, skip_task_keys=self.skip):
-                    writer.write(result)
-                    self._record(result)
-                    self._fail_fast()
+                async with contextlib.aclosing(attempts):
+                    async for attempt in attempts:
+                        writer.write(attempt.result, extra=_attempt_fields(attempt))
+                        self.attempts[attempt.task_key] = attempt.attempt
+                        if attempt.final:
+                            self._record(attempt.result)
+                            self._fail_fast()
+            if launcher.stopped is not None:
+                cancelled = sum(r.outcome is Outcome.CANCELLED for r in self.results.values())
+                raise _StoppedError(
+                    f"stopped: {launcher.stopped}; no new pods were created, "
+                    f"{cancelled} tasks in flight were cancelled"
+                )
         finally:
             # Stopped early (Ctrl-C, fail-fast): the launcher has cancelled the runs
             # in flight, and each deleted its pod (a run cut off mid-create finds
@@ -454,6 +588,17 @@ class _Session:
             ticker.cancel()
             await asyncio.gather(ticker, return_exceptions=True)
             self._refresh()
+
+    def _history(self) -> dict[str, TaskHistory]:
+        """Where each task recorded by an earlier attempt of this run goes on."""
+        recorded = self.config.recorded
+        history: dict[str, TaskHistory] = {}
+        for key in recorded.attempts:
+            if key in self.skip:
+                continue
+            attempt, spent = recorded.next_attempt(key)
+            history[key] = TaskHistory(next_attempt=attempt, spent=spent)
+        return history
 
     async def _pods_of_run(self, cluster: Cluster) -> int:
         """Count this run's pods that exist; also proves the cluster answers (and lets us list)."""
@@ -563,6 +708,19 @@ class _Session:
         extra: dict[str, str] = {}
         if stats is not None and stats.reattached:
             extra["reattached"] = f"{stats.reattached} pods of an earlier attempt"
+        retried = {k for k, n in self.attempts.items() if n > 1} | (
+            config.recorded.retried_keys() & set(final)
+        )
+        if retried:
+            attempts = {**config.recorded.attempts, **self.attempts}
+            more = sum(attempts.get(k, 1) - 1 for k in retried)
+            extra["retried"] = (
+                f"{len(retried)} task{'s' if len(retried) != 1 else ''} "
+                f"({more} more attempt{'s' if more != 1 else ''}); "
+                "outcomes above are each task's last attempt"
+            )
+        if config.keep_logs is not None:
+            extra["logs"] = f"{config.keep_logs.directory} (of {config.keep_logs.which} attempts)"
         if self.interrupted.signum is not None:
             # As the signal found it: by now the cancelled runs have ended.
             in_flight = self.interrupted.in_flight or 0

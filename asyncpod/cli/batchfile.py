@@ -41,6 +41,12 @@ Every entry gets a task key: its ``task_key``, else its position in the file (``
 ``1``, ...), the same rule as :class:`asyncpod.Launcher`. Keys and explicit pod names
 must be unique; they are what makes a resumed run reattach instead of duplicating.
 
+Retries per entry (beside the spec's fields, in every format): ``retries: N`` (retries
+after the first attempt; 0: none) and ``retry_on: [RULE, ...]`` (rules in the text of
+``--retry-on``, or mappings ``{action: retry, reason: [Evicted], exit_codes: {in: [75]}}``:
+:mod:`asyncpod.core.failurepolicy`) replace the command line's for that entry. A rule
+that does not parse is a problem on its line, like any field.
+
 Lines: a YAML entry's problems point at the line of the field when it can be found,
 else at the entry's first line; a template's at the line of its parameter row. YAML
 with duplicate keys in a mapping is rejected (PyYAML would silently keep the last).
@@ -63,6 +69,7 @@ from typing import Any, Literal
 import orjson
 import yaml
 
+from asyncpod.core.failurepolicy import FailureRule
 from asyncpod.errors import SpecError, UsageError
 from asyncpod.spec import PodSpec
 
@@ -118,6 +125,10 @@ class Entry:
     line: int
     task_key: str
     spec: PodSpec
+    retries: int | None = None
+    """The entry's ``retries`` (None: the command line's)."""
+    retry_on: tuple[FailureRule, ...] | None = None
+    """The entry's ``retry_on`` rules (None: the command line's)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -412,8 +423,13 @@ def _validate(raw: list[_Raw], problems: list[Problem]) -> list[Entry]:
                 Problem(item.line, "", f"an entry must be a mapping, got {_kind(item.data)}")
             )
             continue
+        data = dict(item.data)
+        retry_fields = _retry_fields(data, item, problems)
+        if retry_fields is None:
+            continue
+        retries, retry_on = retry_fields
         try:
-            spec = PodSpec.from_dict(item.data)
+            spec = PodSpec.from_dict(data)
         except SpecError as error:
             problems.append(Problem(_line_of(item, error.field), error.field, error.problem))
             continue
@@ -450,8 +466,49 @@ def _validate(raw: list[_Raw], problems: list[Problem]) -> list[Entry]:
             names[spec.name] = item.line
         if spec.task_key is None:
             spec = dataclasses.replace(spec, task_key=key)
-        entries.append(Entry(index=index, line=item.line, task_key=key, spec=spec))
+        entries.append(
+            Entry(
+                index=index,
+                line=item.line,
+                task_key=key,
+                spec=spec,
+                retries=retries,
+                retry_on=retry_on,
+            )
+        )
     return entries
+
+
+def _retry_fields(
+    data: dict[str, Any], item: _Raw, problems: list[Problem]
+) -> tuple[int | None, tuple[FailureRule, ...] | None] | None:
+    """Take ``retries`` and ``retry_on`` out of ``data``; None (and problems) if bad."""
+    retries = data.pop("retries", None)
+    raw_rules = data.pop("retry_on", None)
+    ok = True
+    if retries is not None and (
+        isinstance(retries, bool) or not isinstance(retries, int) or retries < 0
+    ):
+        problems.append(
+            Problem(
+                _line_of(item, "retries"),
+                "retries",
+                f"must be a whole number >= 0, got {retries!r}",
+            )
+        )
+        ok = False
+    rules: tuple[FailureRule, ...] | None = None
+    if raw_rules is not None:
+        items = raw_rules if isinstance(raw_rules, list) else [raw_rules]
+        found: list[FailureRule] = []
+        for number, value in enumerate(items):
+            try:
+                found.append(FailureRule.from_value(value, where=f"retry_on[{number}]"))
+            except UsageError as error:
+                problems.append(Problem(_line_of(item, "retry_on"), "retry_on", str(error)))
+                ok = False
+        rules = tuple(found)
+    return (retries, rules) if ok else None
 
 
 def _kind(value: object) -> str:

@@ -1,4 +1,4 @@
-"""The batch results file: one JSON line per finished pod, appended as it finishes.
+"""The batch results file: one JSON line per attempt, appended as it finishes.
 
 Why: it is the batch's memory. A crash (even SIGKILL) loses at most the line being
 written: each line goes to the file in one unbuffered ``write``. ``--resume`` reads it
@@ -14,16 +14,26 @@ containers with their exit codes, events of failed pods) plus ``run_id``,
      "uid": "...", "outcome": "failed", "reason": "OOMKilled", "exit_code": 137,
      "exit_codes": {"main": 137}, "duration_seconds": 12.0, ...}
 
-A task may appear more than once (a run interrupted while it was retried): the last
-line wins. What it deliberately does not do: fsync each line (a crash of the process
-is covered; a power cut is the storage's business), or lock the file against two
-batches appending at once (use one results file per run).
+With retries, a task has one line per attempt: ``attempt`` (1, 2, ...) and ``final``
+(false when another attempt follows; then ``retry_in_seconds``); ``decision`` says
+which rule decided (``retry:reason=Evicted matched``). With kept logs, ``log`` names
+the file and ``log_missing`` says what could not be read and why. Lines written before
+attempts existed read as attempt 1, final.
+
+A task may appear more than once (retried, or a run interrupted and resumed): the
+last line wins, and a resumed batch goes on after the last attempt recorded (a task
+whose last line is not final runs its next attempt).
+
+What it deliberately does not do: fsync each line (a crash of the process is covered;
+a power cut is the storage's business), or lock the file against two batches appending
+at once (use one results file per run).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -40,13 +50,17 @@ RERUN_ON_RESUME = frozenset({Outcome.CANCELLED, Outcome.ERROR})
 """Outcomes that do not count as done: a resumed run tries these tasks again."""
 
 
-def record_of(result: PodResult, *, run_id: str) -> dict[str, Any]:
-    """The JSON object of one results line."""
+def record_of(
+    result: PodResult, *, run_id: str, extra: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The JSON object of one results line (``extra``: attempt, final, log, ...)."""
     record: dict[str, Any] = {"run_id": run_id}
     record.update(result.to_dict())
     record["exit_codes"] = {
         c.name: c.exit_code for c in result.containers if c.exit_code is not None
     }
+    if extra:
+        record.update({k: v for k, v in extra.items() if v is not None})
     record["recorded_at"] = dt.datetime.now(dt.timezone.utc).isoformat()
     return record
 
@@ -77,10 +91,11 @@ class ResultsWriter:
     ) -> None:
         self.close()
 
-    def write(self, result: PodResult) -> None:
+    def write(self, result: PodResult, *, extra: Mapping[str, Any] | None = None) -> None:
         if self._file is None:
             raise ValueError("the results file is not open")
-        self._file.write(orjson.dumps(record_of(result, run_id=self.run_id)) + b"\n")
+        record = record_of(result, run_id=self.run_id, extra=extra)
+        self._file.write(orjson.dumps(record) + b"\n")
         self.written += 1
 
     def close(self) -> None:
@@ -106,6 +121,12 @@ class RecordedResults:
     """What a results file holds: the last result of each task, and its problems."""
 
     results: dict[str, PodResult] = field(default_factory=dict)
+    attempts: dict[str, int] = field(default_factory=dict)
+    """The highest attempt recorded of each task."""
+    spent: dict[str, int] = field(default_factory=dict)
+    """Attempts of each task that count against a retry limit (not cancelled ones)."""
+    final: dict[str, bool] = field(default_factory=dict)
+    """Whether the last line of each task was final."""
     run_ids: set[str] = field(default_factory=set)
     lines: int = 0
     truncated_line: int | None = None
@@ -113,8 +134,25 @@ class RecordedResults:
     problems: list[str] = field(default_factory=list)
 
     def done_keys(self) -> set[str]:
-        """Tasks a resumed run skips: every recorded outcome but cancelled and error."""
-        return {k for k, r in self.results.items() if r.outcome not in RERUN_ON_RESUME}
+        """Tasks a resumed run skips: a final line whose outcome is not cancelled or error."""
+        return {
+            k
+            for k, r in self.results.items()
+            if r.outcome not in RERUN_ON_RESUME and self.final.get(k, True)
+        }
+
+    def next_attempt(self, key: str) -> tuple[int, int]:
+        """``(attempt, spent)`` where a resumed task goes on: after its last recorded
+        attempt, or at 1 for a task never recorded. The attempt that was running when
+        the batch stopped has that number: its pod, if alive, is reattached."""
+        last = self.attempts.get(key)
+        if last is None:
+            return 1, 0
+        return last + 1, self.spent.get(key, 0)
+
+    def retried_keys(self) -> set[str]:
+        """Tasks with more than one attempt recorded."""
+        return {k for k, n in self.attempts.items() if n > 1}
 
 
 def read_results(path: Path) -> RecordedResults:
@@ -148,5 +186,13 @@ def read_results(path: Path) -> RecordedResults:
         if result.task_key is None:
             recorded.problems.append(f"{path}:{number}: no task_key")
             continue
-        recorded.results[result.task_key] = result
+        key = result.task_key
+        attempt = record.get("attempt")
+        attempt = attempt if isinstance(attempt, int) and attempt >= 1 else 1
+        final = record.get("final")
+        recorded.results[key] = result
+        recorded.final[key] = final if isinstance(final, bool) else True
+        recorded.attempts[key] = max(attempt, recorded.attempts.get(key, 0))
+        if result.outcome is not Outcome.CANCELLED:
+            recorded.spent[key] = recorded.spent.get(key, 0) + 1
     return recorded
