@@ -42,7 +42,7 @@ h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;border-bott
 .card b{display:block;font-size:20px}img{max-width:100%;height:auto;display:block}
 table{border-collapse:collapse;width:100%;font-size:13px}
 th,td{text-align:left;padding:3px 8px;border-bottom:1px solid #eef;vertical-align:top}
-th{background:#f4f6fa}td.n{text-align:right;font-variant-numeric:tabular-nums}
+th{background:#f4f6fa}.n{text-align:right;font-variant-numeric:tabular-nums}
 .note{background:#fff7e0;border:1px solid #ecd9a0;padding:6px 10px;border-radius:4px}
 .o-succeeded{color:#2e9d4a}.o-failed,.o-error{color:#d03b3b}
 """
@@ -110,7 +110,8 @@ def _task_table(tasks: Sequence[Task], *, message: bool) -> str:
     if message:
         head.append("message")
     rows = "".join(_task_row(task, message=message) for task in tasks)
-    header = "".join(f"<th>{_e(h)}</th>" for h in head)
+    numeric = {"exit", "total", *(p.value for p in _Phase)}
+    header = "".join(f"<th{' class=n' if h in numeric else ''}>{_e(h)}</th>" for h in head)
     return f"<table><thead><tr>{header}</tr></thead><tbody>{rows}</tbody></table>"
 
 
@@ -122,8 +123,9 @@ def _stats_table(stats: Sequence[PhaseStats]) -> str:
         for s in stats
     )
     return (
-        "<table><thead><tr><th>phase</th><th>pods</th><th>p50</th><th>p90</th><th>p99</th>"
-        f"<th>max</th></tr></thead><tbody>{rows}</tbody></table>"
+        "<table><thead><tr><th>phase</th><th class=n>pods</th><th class=n>p50</th>"
+        "<th class=n>p90</th><th class=n>p99</th><th class=n>max</th></tr></thead>"
+        f"<tbody>{rows}</tbody></table>"
     )
 
 

@@ -17,6 +17,8 @@ import io
 from collections.abc import Sequence
 
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator
 
 from asyncpod.report._bins import Histogram
 from asyncpod.report._phases import InFlight, Phase
@@ -85,7 +87,8 @@ def timeline(series: InFlight, axis: TimeAxis) -> bytes:
     ax.set_ylabel("pods in flight")
     ax.set_ylim(bottom=0)
     ax.set_xlim(left=min(times, default=0.0))
-    ax.legend(loc="upper right", frameon=False)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    figure.legend(loc="outside lower center", ncols=2, frameon=False)
     ax.grid(axis="y", alpha=0.3)
     ax.set_title(f"Pods in flight (peak {series.peak:,})", loc="left")
     return _png(figure)
@@ -149,6 +152,7 @@ def histograms(histos: Sequence[tuple[Phase, Histogram | None]]) -> bytes:
             )
             ax.legend(frameon=False, fontsize=8)
         ax.set_ylabel("pods")
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(axis="y", alpha=0.3)
     return _png(figure)
 
@@ -164,6 +168,7 @@ def outcomes(
     left.invert_yaxis()
     left.set_title("outcomes", loc="left")
     left.set_xlabel("pods")
+    left.xaxis.set_major_locator(MaxNLocator(integer=True))
     for index, (_, count) in enumerate(by_outcome):
         left.annotate(f" {count:,}", (count, index), va="center", fontsize=8)
     reasons = list(by_reason[:12])
@@ -176,6 +181,7 @@ def outcomes(
         right.invert_yaxis()
         right.tick_params(axis="y", labelsize=8)
         right.set_xlabel("pods")
+        right.xaxis.set_major_locator(MaxNLocator(integer=True))
     else:
         right.text(0.5, 0.5, "every pod succeeded", ha="center", va="center")
         right.set_axis_off()
@@ -183,9 +189,7 @@ def outcomes(
     return _png(figure)
 
 
-def _patch(color: str, label: str) -> object:
-    from matplotlib.patches import Patch
-
+def _patch(color: str, label: str) -> Patch:
     return Patch(facecolor=color, label=label)
 
 
