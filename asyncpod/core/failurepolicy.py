@@ -467,7 +467,7 @@ def backoff_delay(policy: FailurePolicy, retry: int, *, random: float) -> float:
     ``random`` is a number in [0, 1) (``random.random()``): pure, so tests pass it.
     """
     if retry < 1:
-        raise ValueError(f"retry numbers start at 1, got {retry}")
+        raise UsageError(f"retry numbers start at 1, got {retry}")
     base = min(policy.max_backoff, policy.backoff * 2 ** min(retry - 1, 62))
     spread = 1 + policy.jitter * (2 * random - 1)
     return max(0.0, float(base * spread))
@@ -485,7 +485,7 @@ def attempt_pod_name(run_id: str, task_key: str, attempt: int) -> str:
     63 characters.
     """
     if attempt < 1:
-        raise ValueError(f"attempts start at 1, got {attempt}")
+        raise UsageError(f"attempts start at 1, got {attempt}")
     if attempt == 1:
         return deterministic_pod_name(run_id, task_key)
     digest = (

@@ -143,7 +143,7 @@ class Attempt:
     """Why (part of) the log could not be kept."""
 
 
-class _StoppedError(Exception):
+class _StoppedError(AsyncpodError):
     """The batch stopped before this attempt could take a slot."""
 
 
