@@ -123,7 +123,14 @@ def gantt(sample: Sequence[Task], axis: TimeAxis, *, of: int) -> bytes:
     ax.set_xlabel(axis.label)
     ax.grid(axis="x", alpha=0.3)
     handles = [_patch(PENDING, "pending")]
-    shown = sorted({task.outcome for task in sample}, key=list(Outcome).index)
+    shown = sorted(
+        {
+            t.outcome
+            for t in sample
+            if t.running is not None and t.end is not None and t.running < t.end
+        },
+        key=list(Outcome).index,
+    )
     handles += [_patch(COLORS[o], f"running, {o.value}") for o in shown]
     figure.legend(handles=handles, loc="outside lower center", ncols=len(handles), frameon=False)
     ax.set_title(f"{rows:,} of {of:,} pods: pending, then running", loc="left")
