@@ -137,7 +137,7 @@ def page(facts: PageFacts, figures: Mapping[str, bytes]) -> str:
     length = None if facts.span is None else facts.span[1] - facts.span[0]
     rate = f"{len(tasks) / length * 60:,.1f} pods/min" if length else "-"
     runs = ", ".join(sorted(loaded.run_ids)) or "-"
-    when = "-" if facts.span is None else f"{_when(facts.span[0])} → {_when(facts.span[1])}"
+    when = "no times" if facts.span is None else f"{_when(facts.span[0])} → {_when(facts.span[1])}"
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -172,6 +172,11 @@ def page(facts: PageFacts, figures: Mapping[str, bytes]) -> str:
     if not tasks:
         parts.append("<p>The results file holds no result yet.</p></body></html>")
         return "\n".join(parts)
+    if facts.span is None:
+        parts.append(
+            '<p class="note">No result has a creation time: no pod was created (see the '
+            "messages below), so there is no timeline and no phase to show.</p>"
+        )
     for name, heading, alt in FIGURES:
         data = figures.get(name)
         if data is None:
@@ -189,8 +194,9 @@ def page(facts: PageFacts, figures: Mapping[str, bytes]) -> str:
         )
         if name == "phases":
             parts.append(_stats_table(facts.stats))
-    parts.append(f"<h2>The slowest {len(facts.slowest)} tasks (creation to end)</h2>")
-    parts.append(_task_table(facts.slowest, message=False))
+    if facts.slowest:
+        parts.append(f"<h2>The slowest {len(facts.slowest)} tasks (creation to end)</h2>")
+        parts.append(_task_table(facts.slowest, message=False))
     failed = facts.failed
     parts.append(f"<h2>Tasks that did not succeed ({len(failed):,})</h2>")
     if failed:

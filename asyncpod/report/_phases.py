@@ -225,7 +225,8 @@ def slowest(tasks: Iterable[Task], limit: int) -> list[Task]:
 
 
 def failed(tasks: Iterable[Task]) -> list[Task]:
-    """Every task that did not succeed, in the order they were created (unknown last)."""
+    """Every task that did not succeed, in the order they were created; those never
+    created (no time) last, in the order given (the results file's)."""
     bad = [task for task in tasks if task.outcome is not Outcome.SUCCEEDED]
-    bad.sort(key=lambda task: (task.created is None, task.created or 0.0, task.key))
+    bad.sort(key=lambda task: (task.created is None, task.created or 0.0))
     return bad

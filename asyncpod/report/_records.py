@@ -4,7 +4,8 @@ Why its own reader: ``asyncpod batch --resume`` refuses a results file with a ba
 but a report is asked for exactly when something went wrong. A batch that was
 interrupted and resumed leaves duplicates (the last line of a task wins, as for
 ``--resume``), a killed one a last line cut short, a cancelled run a result without
-container times; lines of other runs may have been concatenated in. Here every line
+container times; files of several runs may have been put together (a task is its run
+id and task key). Here every line
 that holds a result counts, every other one is a :attr:`Loaded.problems` entry, and
 nothing is refused.
 
@@ -124,7 +125,8 @@ def _recorded_at(record: dict[str, object]) -> float | None:
 def read_tasks(path: Path) -> Loaded:
     """Read ``path`` (raises ``OSError`` when it cannot be read)."""
     loaded = Loaded()
-    by_key: dict[str, Task] = {}
+    # Keyed by run too: files of different runs put together are different tasks.
+    by_key: dict[tuple[str | None, str], Task] = {}
     with path.open("rb") as file:
         for number, line in enumerate(file, start=1):
             if not line.strip():
@@ -138,11 +140,13 @@ def read_tasks(path: Path) -> Loaded:
                 loaded.problems.append(f"{path}:{number}: {error}{cut}")
                 continue
             run_id = record.get("run_id")
-            if isinstance(run_id, str):
+            if not isinstance(run_id, str):
+                run_id = None
+            else:
                 loaded.run_ids.add(run_id)
             task = task_of(result, recorded=_recorded_at(record))
-            if by_key.pop(task.key, None) is not None:
+            if by_key.pop((run_id, task.key), None) is not None:
                 loaded.duplicates += 1
-            by_key[task.key] = task
+            by_key[(run_id, task.key)] = task
     loaded.tasks = list(by_key.values())
     return loaded

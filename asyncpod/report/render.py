@@ -62,9 +62,9 @@ def draw(
             figures["timeline"] = _plots.timeline(series, axis)
             if chosen:
                 figures["gantt"] = _plots.gantt(chosen, axis, of=len(tasks))
-        figures["phases"] = _plots.histograms(
-            [(phase, histogram(phase_values(tasks, phase))) for phase in Phase]
-        )
+        histograms = [(phase, histogram(phase_values(tasks, phase))) for phase in Phase]
+        if any(histo is not None for _, histo in histograms):
+            figures["phases"] = _plots.histograms(histograms)
         figures["outcomes"] = _plots.outcomes(outcome_counts(tasks), reason_counts(tasks))
     facts = PageFacts(
         title=title,

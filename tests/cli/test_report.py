@@ -201,3 +201,24 @@ def write_blank_png() -> bytes:
     buffer = io.BytesIO()
     Figure(figsize=(1, 1)).savefig(buffer, format="png", dpi=10)
     return buffer.getvalue()
+
+
+def test_a_batch_that_created_nothing_gets_its_outcomes_and_messages(tmp_path: Path) -> None:
+    results = tmp_path / "none.results.jsonl"
+    results.write_text(
+        "".join(
+            json.dumps(
+                {"run_id": "r", "namespace": "ns", "name": f"p{i}", "uid": None,
+                 "task_key": f"k{i}", "outcome": "error", "reason": "CreateFailed",
+                 "message": "pods is forbidden"}
+            ) + "\n"
+            for i in range(12)
+        )
+    )  # fmt: skip
+    done = asyncpod("report", str(results), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    text = (tmp_path / "none.report.html").read_text(encoding="utf-8")
+    assert re.findall(r'id="plot-(\w+)"', text) == ["outcomes"]
+    assert "no pod was created" in text
+    assert "Tasks that did not succeed (12)" in text
+    assert text.index(">k2<") < text.index(">k10<")  # the file's order

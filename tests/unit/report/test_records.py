@@ -29,8 +29,8 @@ def result(key: str, outcome: Outcome = Outcome.SUCCEEDED, *, ran: bool = True) 
     )  # fmt: skip
 
 
-def line(res: PodResult, *, recorded: float | None = None) -> bytes:
-    record = record_of(res, run_id="run-1")
+def line(res: PodResult, *, recorded: float | None = None, run_id: str = "run-1") -> bytes:
+    record = record_of(res, run_id=run_id)
     if recorded is not None:
         record["recorded_at"] = at(recorded).isoformat()
     return orjson.dumps(record) + b"\n"
@@ -92,3 +92,12 @@ def test_a_recorded_time_that_cannot_be_read_is_unknown(tmp_path: Path) -> None:
         path.write_bytes(orjson.dumps(record) + b"\n")
         (task,) = read_tasks(path).tasks
         assert task.end is None
+
+
+def test_files_of_two_runs_put_together_keep_both_runs_tasks(tmp_path: Path) -> None:
+    path = tmp_path / "r.jsonl"
+    path.write_bytes(line(result("a")) + line(result("a"), run_id="run-2"))
+    loaded = read_tasks(path)
+    assert len(loaded.tasks) == 2
+    assert loaded.duplicates == 0
+    assert loaded.run_ids == {"run-1", "run-2"}
