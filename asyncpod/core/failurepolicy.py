@@ -55,9 +55,9 @@ __all__ = [
     "DEFAULT_RULES",
     "DISRUPTION_REASONS",
     "KNOWN_REASONS",
-    "FailureAction",
     "Decision",
     "ExitCodes",
+    "FailureAction",
     "FailurePolicy",
     "FailureRule",
     "attempt_pod_name",
@@ -361,7 +361,9 @@ def _reason_matches(reason: str | None, wanted: frozenset[str]) -> bool:
 
 
 DEFAULT_RULES: Final = (
-    FailureRule(FailureAction.RETRY, outcomes=frozenset({Outcome.DELETED}), name="retry:outcome=deleted"),
+    FailureRule(
+        FailureAction.RETRY, outcomes=frozenset({Outcome.DELETED}), name="retry:outcome=deleted"
+    ),
     FailureRule(
         FailureAction.RETRY,
         reasons=_INFRASTRUCTURE_REASONS,

@@ -403,7 +403,10 @@ class Launcher:
                 spent += 1
             decision = decide(policy, result, attempts=spent)
             retry = decision.retry and self._stopped is None
-            delay = backoff_delay(policy, spent, random=random.random())  # noqa: S311 - jitter, not a secret if retry else None
+            delay = None
+            if retry:
+                jitter = random.random()  # noqa: S311 - a spread of delays, not a secret
+                delay = backoff_delay(policy, spent, random=jitter)
             if not retry and result.outcome is Outcome.CANCELLED and self._stopped is not None:
                 result = dataclasses.replace(
                     result, message=f"cancelled: the batch stopped ({self._stopped})"
