@@ -16,9 +16,15 @@ provider is not installed. With both installed, ``@task.kubernetes`` stays the
 provider's (Airflow keeps the first registration, and the provider's package name sorts
 first), so nothing changes under a DAG until its author picks asyncpod's name.
 
-What it deliberately does not do: start in the triggerer. The function's arguments are
-upstream XComs resolved on the worker, so the worker builds the pod (renders the script,
-pickles the arguments), creates it and defers, as a mapped task does.
+Where it runs: never started in the triggerer - the function's arguments are upstream
+XComs resolved on the worker, so the worker builds the pod (renders the script, pickles
+the arguments) and creates it. Then, as the provider's decorator: ``deferrable`` defaults
+to Airflow's ``[operators] default_deferrable`` (False unless set), and a task that is
+not deferrable follows its pod from the worker (asyncpod's trigger run inline, the same
+code). ``deferrable=True`` defers to the triggerer like the operator. Not by default,
+because a short function's trigger fires within seconds, and Airflow 3.3's scheduler
+can then fail the resumed task on the stale "success" of the worker that deferred
+(apache/airflow#71580, #72716; seen here with a 2-second function on LocalExecutor).
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ from airflow.sdk.bases.decorator import DecoratedOperator, task_decorator_factor
 from asyncpod.airflow.operators import KubernetesPodOperator
 from asyncpod.airflow.pyscript import pod_program, with_program_env
 
-__all__ = ["KubernetesDecoratedOperator", "kubernetes_task"]
+__all__ = ["KubernetesDecoratedOperator", "default_deferrable", "kubernetes_task"]
 
 
 class KubernetesDecoratedOperator(DecoratedOperator, KubernetesPodOperator):
@@ -54,6 +60,7 @@ class KubernetesDecoratedOperator(DecoratedOperator, KubernetesPodOperator):
         function = kwargs["python_callable"]
         kwargs.setdefault("name", f"k8s-airflow-pod-{function.__name__}")
         kwargs.setdefault("random_name_suffix", True)
+        kwargs.setdefault("deferrable", default_deferrable())
         kwargs["start_from_trigger"] = False  # the arguments exist only on the worker
         kwargs["cmds"] = ["python"]  # replaced in execute(), as the provider does
         super().__init__(namespace=namespace, **kwargs)
@@ -84,6 +91,13 @@ class KubernetesDecoratedOperator(DecoratedOperator, KubernetesPodOperator):
         import inspect
 
         return inspect.getsource(self.python_callable)
+
+
+def default_deferrable() -> bool:
+    """Airflow's ``[operators] default_deferrable``: the provider's default for the decorator."""
+    from airflow.sdk.configuration import conf
+
+    return bool(conf.getboolean("operators", "default_deferrable", fallback=False))
 
 
 def kubernetes_task(

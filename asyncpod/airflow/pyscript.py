@@ -59,9 +59,10 @@ SCRIPT_ENV = "__PYTHON_SCRIPT"
 INPUT_ENV = "__PYTHON_INPUT"
 
 #: The base container's ``python -c`` program: decode the script and run it as ``__main__``.
+_SCRIPT_NAME = "<task script>"
 BOOTSTRAP = (
     "import base64, os; "
-    f"exec(compile(base64.b64decode(os.environ[{SCRIPT_ENV!r}]), '<task script>', 'exec'))"
+    f"exec(compile(base64.b64decode(os.environ[{SCRIPT_ENV!r}]), {_SCRIPT_NAME!r}, 'exec'))"
 )
 
 # Decorators that only tell Airflow what the function is; the pod has no ``task``.
@@ -174,8 +175,13 @@ def render_script(
         "\n\n"
         "try:\n"
         "    _run_task()\n"
-        "except Exception:\n"
-        "    traceback.print_exc()\n"
+        "except Exception as error:\n"
+        "    # From the function's first frame on: this script's own frames say nothing.\n"
+        "    tb = error.__traceback__\n"
+        "    while tb.tb_next is not None and tb.tb_frame.f_code.co_filename == "
+        f"{_SCRIPT_NAME!r}:\n"
+        "        tb = tb.tb_next\n"
+        "    traceback.print_exception(type(error), error, tb)\n"
         "    sys.exit(1)\n"
     )
 
