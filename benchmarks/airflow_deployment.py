@@ -536,8 +536,16 @@ def loopcost(tasks: int, repeat: int, *, start_from_trigger: bool) -> dict[str, 
             "rebuild_ms": round(1000 * statistics.median(times), 1)}  # fmt: skip
 
 
+def _interrupted(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    # Stopped by SIGTERM, or by SIGINT though started in the background (where the
+    # shell ignores it): the finally blocks still stop Airflow and the control plane.
+    signal.signal(signal.SIGTERM, _interrupted)
+    signal.signal(signal.SIGINT, _interrupted)
     parser = argparse.ArgumentParser(prog="python -m benchmarks.airflow_deployment")
     sub = parser.add_subparsers(dest="command", required=True)
     runner = sub.add_parser("run", help="both operators in a real Airflow deployment")
