@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from asyncpod.cli.report import default_output, missing_report_extra
+from asyncpod.cli.report import default_output, missing_report_extra, report_after_batch
 from asyncpod.report import REPORT_EXTRA
 
 PYPROJECT = Path(__file__).parents[3] / "pyproject.toml"
@@ -63,3 +63,30 @@ def test_help_and_the_pure_parts_load_neither_matplotlib_nor_the_library(code: s
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1] == "[]"
+
+
+def test_batch_report_without_results_says_so_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    report_after_batch(tmp_path / "run.results.jsonl")
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err == (
+        f"asyncpod batch: no report: no result was recorded in {tmp_path / 'run.results.jsonl'}\n"
+    )
+    assert not (tmp_path / "run.report.html").exists()
+
+
+def test_batch_report_prints_the_path_of_the_page_last(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    results = tmp_path / "run.results.jsonl"
+    results.write_text("")
+    report_after_batch(results)
+    out, err = capsys.readouterr()
+    assert err == ""
+    assert out.splitlines() == [
+        f"asyncpod batch: report of {results} (0 tasks):",
+        str(tmp_path / "run.report.html"),
+    ]
+    assert (tmp_path / "run.report.html").is_file()
