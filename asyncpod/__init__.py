@@ -53,10 +53,12 @@ from asyncpod.spec import (
 
 if TYPE_CHECKING:
     from asyncpod.core.cluster import Cluster, ClusterStatistics, connect
+    from asyncpod.core.failurepolicy import ExitCodes, FailureAction, FailurePolicy, FailureRule
     from asyncpod.core.informer import InformerStatistics, PodChange, PodInformer
+    from asyncpod.core.keptlogs import KeepLogs
     from asyncpod.core.lifecycle import PodState, StateChange
     from asyncpod.core.runner import Cleanup, PodRun, RunOptions
-    from asyncpod.core.scheduler import Launcher, LauncherStatistics
+    from asyncpod.core.scheduler import Attempt, Launcher, LauncherStatistics, TaskHistory
     from asyncpod.kube.logs import LogLine
     from asyncpod.kube.settings import RetryPolicy, Settings
 
@@ -67,6 +69,7 @@ __all__ = [
     "ApiError",
     "ApiTimeoutError",
     "AsyncpodError",
+    "Attempt",
     "Cleanup",
     "ClosedError",
     "Cluster",
@@ -78,10 +81,15 @@ __all__ = [
     "ContainerSpec",
     "EnvFrom",
     "EnvVar",
+    "ExitCodes",
+    "FailureAction",
+    "FailurePolicy",
+    "FailureRule",
     "ForbiddenError",
     "GoneError",
     "InformerStatistics",
     "InvalidRequestError",
+    "KeepLogs",
     "Launcher",
     "LauncherStatistics",
     "LogLine",
@@ -107,6 +115,7 @@ __all__ = [
     "Settings",
     "SpecError",
     "StateChange",
+    "TaskHistory",
     "Toleration",
     "TooManyRequestsError",
     "TransientError",
@@ -122,10 +131,16 @@ __all__ = [
 # first used: a program that only builds specs, and every pytest run (which loads our
 # plugin through this package), stays light. See docs/architecture.md, "Imports".
 _LAZY: Final = {
+    "Attempt": "asyncpod.core.scheduler",
     "Cleanup": "asyncpod.core.runner",
     "Cluster": "asyncpod.core.cluster",
     "ClusterStatistics": "asyncpod.core.cluster",
+    "ExitCodes": "asyncpod.core.failurepolicy",
+    "FailureAction": "asyncpod.core.failurepolicy",
+    "FailurePolicy": "asyncpod.core.failurepolicy",
+    "FailureRule": "asyncpod.core.failurepolicy",
     "InformerStatistics": "asyncpod.core.informer",
+    "KeepLogs": "asyncpod.core.keptlogs",
     "Launcher": "asyncpod.core.scheduler",
     "LauncherStatistics": "asyncpod.core.scheduler",
     "LogLine": "asyncpod.kube.logs",
@@ -137,6 +152,7 @@ _LAZY: Final = {
     "RunOptions": "asyncpod.core.runner",
     "Settings": "asyncpod.kube.settings",
     "StateChange": "asyncpod.core.lifecycle",
+    "TaskHistory": "asyncpod.core.scheduler",
     "connect": "asyncpod.core.cluster",
 }
 
