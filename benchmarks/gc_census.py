@@ -27,6 +27,7 @@ import argparse
 import asyncio
 import gc
 import time
+import tracemalloc
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
@@ -63,10 +64,30 @@ async def _ticker(stalls: list[float]) -> None:
         last = now
 
 
-async def _take(kubeconfig: str, pods: int, freeze: bool, ramp_limit: float) -> dict[str, Any]:
+def _bytes_by_line(before: Any, after: Any, pods: int) -> list[tuple[str, int]]:
+    """Bytes per run allocated and still held at peak: in all, by file, by line."""
+
+    def where(stat: Any, *, line: bool) -> str:
+        frame = stat.traceback[0]
+        name = frame.filename.rsplit("/", 2)[-1]
+        return f"{name}:{frame.lineno}" if line else name
+
+    by_file = after.compare_to(before, "filename")
+    by_line = after.compare_to(before, "lineno")
+    total = sum(s.size_diff for s in by_file)
+    return (
+        [("(all)", total // pods)]
+        + [(where(s, line=False), s.size_diff // pods) for s in by_file[:12]]
+        + [(where(s, line=True), s.size_diff // pods) for s in by_line[:30]]
+    )
+
+
+async def _take(
+    kubeconfig: str, pods: int, freeze: bool, ramp_limit: float, trace: bool = False
+) -> dict[str, Any]:
     import asyncpod
     from asyncpod import Launcher, PodSpec
-    from asyncpod.spec import RUN_ID_LABEL
+    from asyncpod.core.cluster import MANAGED_SELECTOR
     from asyncpod.testing import outcome
 
     passes = _Passes()
@@ -81,6 +102,10 @@ async def _take(kubeconfig: str, pods: int, freeze: bool, ramp_limit: float) -> 
         if freeze:
             gc.freeze()
         before = _census()
+        traced_per_run: list[tuple[str, int]] = []
+        if trace:
+            tracemalloc.start()
+            traced_before = tracemalloc.take_snapshot()
         gc.callbacks.append(passes)
         started = time.monotonic()
         running = 0
@@ -93,7 +118,9 @@ async def _take(kubeconfig: str, pods: int, freeze: bool, ramp_limit: float) -> 
                         pass
 
                 group.start_soon(consume)
-                informer = cluster.informer("default", selector=f"{RUN_ID_LABEL}=gc-census")
+                # The runs' own informer: a second one would hold a second copy of
+                # every pod and count it as the runs' memory.
+                informer = cluster.informer("default", selector=MANAGED_SELECTOR)
                 while running < pods and time.monotonic() - started < ramp_limit:
                     await asyncio.sleep(1)
                     running = sum(
@@ -103,6 +130,11 @@ async def _take(kubeconfig: str, pods: int, freeze: bool, ramp_limit: float) -> 
                     )
                 ramp = time.monotonic() - started
                 at_peak = _census()
+                if trace:
+                    gc.collect()
+                    traced_at_peak = tracemalloc.take_snapshot()
+                    traced_per_run = _bytes_by_line(traced_before, traced_at_peak, pods)
+                    tracemalloc.stop()
                 group.cancel_scope.cancel()
         finally:
             gc.callbacks.remove(passes)
@@ -120,6 +152,7 @@ async def _take(kubeconfig: str, pods: int, freeze: bool, ramp_limit: float) -> 
         "per_run_by_type": [(name, round(n / pods, 2)) for name, n in grown.most_common(20)],
         "full_passes": [(round(s * 1000), found) for s, found in passes.full],
         "longest_stall_ms": round(max(stalls, default=0.0) * 1000),
+        "bytes_per_run_by_line": traced_per_run,
     }
 
 
@@ -139,6 +172,9 @@ def report(row: dict[str, Any]) -> str:
         "per run, by type: "
         + ", ".join(f"{name.rsplit('.', 1)[-1]} {n}" for name, n in row["per_run_by_type"]),
     ]
+    if row["bytes_per_run_by_line"]:
+        lines.append("bytes per run held at peak (tracemalloc; all, by file, by line):")
+        lines += [f"  {n:>6,} B  {where}" for where, n in row["bytes_per_run_by_line"]]
     return "\n".join(lines)
 
 
@@ -148,6 +184,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.gc_census", description=__doc__)
     parser.add_argument("--pods", type=int, default=1_000, help="runs in flight (1,000)")
     parser.add_argument("--freeze", action="store_true", help="gc.freeze() before the burst")
+    parser.add_argument(
+        "--tracemalloc", action="store_true", help="bytes per run by allocating line (slow)"
+    )
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds to ramp up")
     args = parser.parse_args(argv)
     plane = LocalControlPlane(
@@ -158,7 +197,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         ready_timeout=120.0,
     )
     with plane:
-        row = asyncio.run(_take(str(plane.kubeconfig), args.pods, args.freeze, args.timeout))
+        row = asyncio.run(
+            _take(str(plane.kubeconfig), args.pods, args.freeze, args.timeout, args.tracemalloc)
+        )
     print(report(row))
     return 0 if row["running"] == row["pods"] else 1
 

@@ -36,7 +36,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -45,6 +44,7 @@ import anyio
 
 from asyncpod.core import lifecycle
 from asyncpod.core.flag import Flag
+from asyncpod.core.sharing import ValueTable
 from asyncpod.errors import (
     AsyncpodError,
     ClosedError,
@@ -159,13 +159,29 @@ class PodSubscription:
 
     Async-iterate it, or call :meth:`next`. The informer pushes without waiting; when
     ``buffer`` changes are queued the newest replaces the last queued one.
+
+    One exists per run in flight, so it is kept small: slots, and a plain list for the
+    queue (it holds one or two changes; a deque's first block alone is 624 bytes).
     """
+
+    __slots__ = (
+        "_buffer",
+        "_closed",
+        "_error",
+        "_informer",
+        "_queue",
+        "_wakeup",
+        "coalesced",
+        "latest",
+        "name",
+        "uid",
+    )
 
     def __init__(self, informer: PodInformer, name: str, *, uid: str | None, buffer: int) -> None:
         self._informer = informer
         self.name = name
         self.uid = uid
-        self._queue: deque[PodChange] = deque()
+        self._queue: list[PodChange] = []
         self._buffer = max(1, buffer)
         self._wakeup = Flag()
         self._error: BaseException | None = None
@@ -179,7 +195,7 @@ class PodSubscription:
     def pin(self, uid: str) -> None:
         """Only accept events of this incarnation of the pod from now on."""
         self.uid = uid
-        self._queue = deque(e for e in self._queue if _uid(e.pod) == uid)
+        self._queue = [e for e in self._queue if _uid(e.pod) == uid]
 
     def _push(self, event: PodChange) -> None:
         if self._closed:
@@ -201,8 +217,10 @@ class PodSubscription:
     async def next(self) -> PodChange:
         """The next change; raises the informer's error if the watch cannot continue."""
         while not self._queue:
-            await self._wait_for_push()
-        return self._queue.popleft()
+            self._check_open()
+            self._wakeup.clear()
+            await self._wakeup.wait()
+        return self._queue.pop(0)  # at most ``buffer`` long, mostly one
 
     async def wait_seen(self) -> dict[str, Any]:
         """The pod as the informer first delivers it (at once if it is cached).
@@ -211,17 +229,17 @@ class PodSubscription:
         error, or :class:`ClosedError` once the subscription is closed.
         """
         while self.latest is None:
-            await self._wait_for_push()
+            self._check_open()
+            self._wakeup.clear()
+            await self._wakeup.wait()
         return self.latest
 
-    async def _wait_for_push(self) -> None:
-        """Until the informer pushes again; its error, or ClosedError, if it cannot."""
+    def _check_open(self) -> None:
+        """Raise the informer's error, or ClosedError, if no push can come any more."""
         if self._error is not None:
             raise self._error
         if self._closed:
             raise ClosedError(f"subscription to pod {self.name} is closed")
-        self._wakeup.clear()
-        await self._wakeup.wait()
 
     def __aiter__(self) -> AsyncIterator[PodChange]:
         return self._iterate()
@@ -291,6 +309,7 @@ class PodInformer:
         self._page_size = page_size
         self._auth_retry_window = auth_retry_window
         self._cache: dict[str, dict[str, Any]] = {}
+        self._values = ValueTable()
         self._recent = RecentlyEnded(keep_for=recent_for, capacity=recent_capacity)
         self._subscribers: dict[str, set[PodSubscription]] = {}
         self._synced = Flag()
@@ -544,10 +563,11 @@ class PodInformer:
 
         A finished pod that nobody follows is dropped (memory follows what runs, not
         the namespace's history); a live one is kept so that attaching to it needs no
-        GET. The dicts are the decoded events themselves, shared, never copied.
+        GET. The dicts are the decoded events themselves, shared, never copied; their
+        repeated values are replaced by one copy each (:mod:`asyncpod.core.sharing`).
         """
         if name in self._subscribers or not _finished(pod):
-            self._cache[name] = pod
+            self._cache[name] = self._values.share(pod)  # in place: subscribers' too
             self._recent.forget(name)
         else:
             self._cache.pop(name, None)

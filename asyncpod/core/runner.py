@@ -70,7 +70,6 @@ from asyncpod.errors import (
     UsageError,
 )
 from asyncpod.kube.logs import LogLine
-from asyncpod.kube.pods import Pods
 from asyncpod.kube.watch import DELETED
 from asyncpod.results import Outcome, PodResult, Reason
 from asyncpod.spec import PodSpec
@@ -162,7 +161,6 @@ class PodRun:
         "_last_change_slim",
         "_latest",
         "_main",
-        "_pods",
         "_readers",
         "_readers_idle",
         "_result",
@@ -195,7 +193,6 @@ class PodRun:
         on_done: Callable[[PodRun], None] | None = None,
     ) -> None:
         self._client = client
-        self._pods = Pods(client)
         self._informer = informer
         self._spawn = spawn
         self.namespace = namespace
@@ -484,8 +481,11 @@ class PodRun:
                 return self._result_of(pod, verdict)
             wait = next_deadline(clock, self.options, now=now)
             change = None
-            with anyio.move_on_after(wait):
+            if wait is None:  # no deadline: no cancel scope to make either
                 change = await subscription.next()
+            else:
+                with anyio.move_on_after(wait):
+                    change = await subscription.next()
             if change is None:
                 continue  # a deadline passed: judge decides
             if change.type == DELETED:
@@ -549,7 +549,7 @@ class PodRun:
 
     async def _with_events(self, result: PodResult) -> PodResult:
         assert self.uid is not None
-        items = await self._pods.events_of(self.namespace, self.uid)
+        items = await self._start.pods.events_of(self.namespace, self.uid)
         return replace(result, events=lifecycle.events_from_list({"items": items}))
 
     async def _delete(self) -> None:
@@ -559,7 +559,7 @@ class PodRun:
         assert self.name is not None
         name = self.name
         await until_answered(
-            lambda: self._pods.delete(
+            lambda: self._start.pods.delete(
                 self.namespace, name, uid=self.uid,
                 grace_period_seconds=self.options.delete_grace_period,
             ),

@@ -66,10 +66,10 @@ class PodStart:
         "_client",
         "_errors_at_start",
         "_informer",
-        "_pods",
         "_token",
         "name",
         "namespace",
+        "pods",
         "post_sent",
         "reattached",
         "subscription",
@@ -79,7 +79,7 @@ class PodStart:
         self, *, client: KubeClient, informer: PodInformer, namespace: str, name: str | None
     ) -> None:
         self._client = client
-        self._pods = Pods(client)
+        self.pods = Pods(client)  # the run's, too: one per run
         self._informer = informer
         self.namespace = namespace
         self.name = name
@@ -153,7 +153,7 @@ class PodStart:
             sent_before, self.post_sent = self.post_sent, True
             try:
                 return await until_answered(
-                    lambda: self._pods.create(self.namespace, manifest),
+                    lambda: self.pods.create(self.namespace, manifest),
                     deadline=deadline, restarted=self.restarted, what=f"create of {self.ref}",
                 )  # fmt: skip
             except ServerUnreachableError:
@@ -212,7 +212,7 @@ class PodStart:
         name = self.name
         try:
             return await until_answered(
-                lambda: self._pods.get(self.namespace, name),
+                lambda: self.pods.get(self.namespace, name),
                 deadline=deadline, restarted=self.restarted, what=f"read of {self.ref}",
             )  # fmt: skip
         except NotFoundError:

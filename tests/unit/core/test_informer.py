@@ -69,7 +69,7 @@ def drain(subscription: PodSubscription) -> list[PodChange]:
     """Everything queued right now, without waiting."""
     out: list[PodChange] = []
     while subscription._queue:
-        out.append(subscription._queue.popleft())
+        out.append(subscription._queue.pop(0))
     return out
 
 
