@@ -93,6 +93,7 @@ def _task_row(task: Task, *, message: bool) -> str:
     cells = [
         f"<td>{_e(task.key)}</td>",
         f'<td class="o-{_e(task.outcome.value)}">{_e(task.outcome.value)}</td>',
+        f'<td class="n">{task.attempt}</td>',
         f"<td>{_e(task.reason or '-')}</td>",
         f'<td class="n">{_e("-" if task.exit_code is None else task.exit_code)}</td>',
     ]
@@ -106,11 +107,12 @@ def _task_row(task: Task, *, message: bool) -> str:
 
 
 def _task_table(tasks: Sequence[Task], *, message: bool) -> str:
-    head = ["task", "outcome", "reason", "exit", *(p.value for p in _Phase), "total", "node"]
+    head = ["task", "outcome", "attempt", "reason", "exit", *(p.value for p in _Phase)]
+    head += ["total", "node"]
     if message:
         head.append("message")
     rows = "".join(_task_row(task, message=message) for task in tasks)
-    numeric = {"exit", "total", *(p.value for p in _Phase)}
+    numeric = {"attempt", "exit", "total", *(p.value for p in _Phase)}
     header = "".join(f"<th{' class=n' if h in numeric else ''}>{_e(h)}</th>" for h in head)
     return f"<table><thead><tr>{header}</tr></thead><tbody>{rows}</tbody></table>"
 
@@ -149,6 +151,14 @@ def page(facts: PageFacts, figures: Mapping[str, bytes]) -> str:
         _card("tasks", f"{len(tasks):,}"),
         _card("succeeded", f"{succeeded:,}"),
         _card("did not succeed", f"{len(tasks) - succeeded:,}"),
+        *(
+            [
+                _card("pods (attempts)", f"{len(loaded.pods):,}"),
+                _card("retried", f"{loaded.retried:,}"),
+            ]
+            if len(loaded.pods) != len(tasks)
+            else []
+        ),
         _card("peak in flight", f"{facts.peak:,}"),
         _card("wall time", _seconds(length)),
         _card("throughput", rate),
@@ -157,8 +167,8 @@ def page(facts: PageFacts, figures: Mapping[str, bytes]) -> str:
     notes = []
     if loaded.duplicates:
         notes.append(
-            f"{loaded.duplicates:,} lines were superseded by a later line of the same task "
-            "(an interrupted or resumed batch); the last line of each task is shown."
+            f"{loaded.duplicates:,} lines were superseded by a later line of the same attempt "
+            "(an interrupted or resumed batch); the last line of each is shown."
         )
     if loaded.problems:
         shown = "".join(f"<li>{_e(p)}</li>" for p in loaded.problems[:20])
@@ -185,15 +195,20 @@ def page(facts: PageFacts, figures: Mapping[str, bytes]) -> str:
         parts.append(f"<h2>{_e(heading)}</h2>")
         if name == "gantt":
             parts.append(
-                f'<p class="meta">{facts.sampled:,} of {len(tasks):,} pods, spread evenly over '
-                "the run in creation order, up to a quarter of them pods that did not succeed."
-                "</p>"
+                f'<p class="meta">{facts.sampled:,} of {len(loaded.pods):,} pods, spread evenly '
+                "over the run in creation order, up to a quarter of them pods that did not "
+                "succeed (a retried task's attempts are pods of their own: #2, #3).</p>"
             )
         parts.append(
             f'<img id="plot-{_e(name)}" alt="{_e(alt)}" src="data:image/png;base64,{encoded}">'
         )
         if name == "phases":
             parts.append(_stats_table(facts.stats))
+            if len(loaded.pods) != len(tasks):
+                parts.append(
+                    f'<p class="meta">Over every pod: {len(loaded.pods):,} attempts of '
+                    f"{len(tasks):,} tasks.</p>"
+                )
     if facts.slowest:
         parts.append(f"<h2>The slowest {len(facts.slowest)} tasks (creation to end)</h2>")
         parts.append(_task_table(facts.slowest, message=False))

@@ -117,7 +117,7 @@ def gantt(sample: Sequence[Task], axis: TimeAxis, *, of: int) -> bytes:
             )
     ax.set_ylim(rows - 0.5, -0.5)
     if rows <= 60:
-        ax.set_yticks(range(rows), [_short(task.key, 28) for task in sample], fontsize=7)
+        ax.set_yticks(range(rows), [_label(task) for task in sample], fontsize=7)
     else:
         ax.set_ylabel("pods, in creation order")
     ax.set_xlabel(axis.label)
@@ -198,6 +198,11 @@ def outcomes(
 
 def _patch(color: str, label: str) -> Patch:
     return Patch(facecolor=color, label=label)
+
+
+def _label(task: Task) -> str:
+    attempt = f" #{task.attempt}" if task.attempt > 1 else ""
+    return _short(task.key, 28 - len(attempt)) + attempt
 
 
 def _short(text: str, limit: int) -> str:

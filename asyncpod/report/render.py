@@ -51,18 +51,20 @@ def draw(
     loaded: Loaded, *, title: str, source: str, sample: int = GANTT_SAMPLE
 ) -> tuple[str, dict[str, bytes]]:
     """The HTML page and its pictures (name → PNG bytes) for ``loaded``."""
-    tasks = loaded.tasks
-    series = in_flight(tasks)
-    run_span = span(tasks)
-    chosen = gantt_sample(tasks, sample)
+    # How tasks ended is read from their last lines; when and how long, from every pod
+    # (a retried task's earlier attempts were pods in flight too).
+    tasks, pods = loaded.tasks, loaded.pods
+    series = in_flight(pods)
+    run_span = span(pods)
+    chosen = gantt_sample(pods, sample)
     figures: dict[str, bytes] = {}
     if tasks:
         if run_span is not None:
             axis = _plots.TimeAxis(run_span[0], run_span[1] - run_span[0])
             figures["timeline"] = _plots.timeline(series, axis)
             if chosen:
-                figures["gantt"] = _plots.gantt(chosen, axis, of=len(tasks))
-        histograms = [(phase, histogram(phase_values(tasks, phase))) for phase in Phase]
+                figures["gantt"] = _plots.gantt(chosen, axis, of=len(pods))
+        histograms = [(phase, histogram(phase_values(pods, phase))) for phase in Phase]
         if any(histo is not None for _, histo in histograms):
             figures["phases"] = _plots.histograms(histograms)
         figures["outcomes"] = _plots.outcomes(outcome_counts(tasks), reason_counts(tasks))
@@ -70,7 +72,7 @@ def draw(
         title=title,
         source=source,
         loaded=loaded,
-        stats=[phase_stats(tasks, phase) for phase in Phase],
+        stats=[phase_stats(pods, phase) for phase in Phase],
         slowest=slowest(tasks, SLOWEST),
         failed=failed(tasks),
         span=run_span,

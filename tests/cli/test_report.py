@@ -75,6 +75,12 @@ def test_an_interrupted_resumed_file_is_reported_with_its_problems(
     text = report.read_text(encoding="utf-8")
     assert "2,000" in text  # tasks, each once: the 40 duplicated lines are superseded
     assert "40 lines were superseded" in text
+    retried = re.search(r"retried<b>(\d+)</b>", text)
+    pods = re.search(r"pods \(attempts\)<b>([\d,]+)</b>", text)
+    assert retried is not None
+    assert pods is not None
+    assert int(retried[1]) > 0  # evicted pods, retried: attempt 2 is a pod of its own
+    assert int(pods[1].replace(",", "")) == 2000 + int(retried[1])
     assert "2 lines hold no result and were skipped" in text
     assert "cut short" in text
     assert "Tasks that did not succeed" in text

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import orjson
+import pytest
 
 from asyncpod.cli.resultsfile import record_of
 from asyncpod.report import read_tasks, tasks_of
@@ -29,8 +30,15 @@ def result(key: str, outcome: Outcome = Outcome.SUCCEEDED, *, ran: bool = True) 
     )  # fmt: skip
 
 
-def line(res: PodResult, *, recorded: float | None = None, run_id: str = "run-1") -> bytes:
-    record = record_of(res, run_id=run_id)
+def line(
+    res: PodResult,
+    *,
+    recorded: float | None = None,
+    run_id: str = "run-1",
+    attempt: int | None = None,
+    final: bool | None = None,
+) -> bytes:
+    record = record_of(res, run_id=run_id, extra={"attempt": attempt, "final": final})
     if recorded is not None:
         record["recorded_at"] = at(recorded).isoformat()
     return orjson.dumps(record) + b"\n"
@@ -101,3 +109,34 @@ def test_files_of_two_runs_put_together_keep_both_runs_tasks(tmp_path: Path) -> 
     assert len(loaded.tasks) == 2
     assert loaded.duplicates == 0
     assert loaded.run_ids == {"run-1", "run-2"}
+
+
+def test_a_retried_task_is_one_task_and_one_pod_per_attempt(tmp_path: Path) -> None:
+    path = tmp_path / "r.jsonl"
+    evicted = result("a", Outcome.FAILED)
+    path.write_bytes(
+        line(evicted, attempt=1, final=False)
+        + line(result("b"))
+        + line(result("a"), attempt=2, final=True)
+        + line(result("a"), attempt=2, final=True)  # a resumed run wrote it again
+    )
+    loaded = read_tasks(path)
+    assert [(t.key, t.attempt, t.outcome) for t in loaded.tasks] == [
+        ("b", 1, Outcome.SUCCEEDED),
+        ("a", 2, Outcome.SUCCEEDED),
+    ]
+    assert [(t.key, t.attempt) for t in loaded.pods] == [("a", 1), ("b", 1), ("a", 2)]
+    assert loaded.retried == 1
+    assert loaded.duplicates == 1
+
+
+@pytest.mark.parametrize("attempt", [0, -1, "2", True, None])
+def test_an_attempt_that_is_not_a_positive_number_is_the_first(
+    tmp_path: Path, attempt: object
+) -> None:
+    record = record_of(result("a"), run_id="run-1")
+    record["attempt"] = attempt
+    path = tmp_path / "r.jsonl"
+    path.write_bytes(orjson.dumps(record) + b"\n")
+    (task,) = read_tasks(path).pods
+    assert task.attempt == 1
