@@ -38,8 +38,9 @@ body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px au
 max-width:1140px;color:#1d2330;padding:0 16px}
 h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #dde}
 .meta{color:#556}.cards{display:flex;flex-wrap:wrap;gap:10px;margin:14px 0}
-.card{border:1px solid #dde;border-radius:6px;padding:8px 12px;min-width:120px}
-.card b{display:block;font-size:20px}img{max-width:100%;height:auto;display:block}
+.card{border:1px solid #dde;border-radius:6px;padding:8px 12px;flex:1 1 90px}
+.card b{display:block;font-size:18px;white-space:nowrap}
+img{max-width:100%;height:auto;display:block}
 table{border-collapse:collapse;width:100%;font-size:13px}
 th,td{text-align:left;padding:3px 8px;border-bottom:1px solid #eef;vertical-align:top}
 th{background:#f4f6fa}.n{text-align:right;font-variant-numeric:tabular-nums}
