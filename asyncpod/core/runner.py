@@ -36,6 +36,7 @@ a result; ``result.raise_for_outcome()`` turns it into an exception).
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import AsyncGenerator, Callable, Mapping
@@ -95,14 +96,31 @@ def _older(pod: dict[str, Any], than: dict[str, Any]) -> bool:
     return int(mine) < int(theirs)
 
 
-def _slim(pod: Mapping[str, Any]) -> dict[str, Any]:
-    """What an old state change keeps of its pod: identity, phase, node."""
-    metadata = pod.get("metadata") or {}
+def _slim(pod: Mapping[str, Any], identity: dict[str, Any] | None) -> dict[str, Any]:
+    """What an old state change keeps of its pod: identity, phase, node.
+
+    Every part is shared: ``identity`` (the run's one ``metadata`` of name, namespace
+    and uid, made from the first version slimmed) and the one-key spec and status,
+    which repeat across runs (:func:`_node_part`, :func:`_phase_part`).
+    """
+    if identity is None:
+        metadata = pod.get("metadata") or {}
+        identity = {k: metadata[k] for k in ("name", "namespace", "uid") if k in metadata}
     return {
-        "metadata": {k: metadata[k] for k in ("name", "namespace", "uid") if k in metadata},
-        "spec": {"nodeName": (pod.get("spec") or {}).get("nodeName")},
-        "status": {"phase": (pod.get("status") or {}).get("phase")},
+        "metadata": identity,
+        "spec": _node_part((pod.get("spec") or {}).get("nodeName")),
+        "status": _phase_part((pod.get("status") or {}).get("phase")),
     }
+
+
+@functools.lru_cache(maxsize=1024)
+def _node_part(node: str | None) -> dict[str, Any]:
+    return {"nodeName": node}
+
+
+@functools.lru_cache(maxsize=16)
+def _phase_part(phase: str | None) -> dict[str, Any]:
+    return {"phase": phase}
 
 
 _E = TypeVar("_E", bound=BaseException)
@@ -456,7 +474,8 @@ class PodRun:
         # older version keeps only its identity, phase and node.
         if self._changes and not self._last_change_slim and self._changes[-1].pod is not pod:
             last = self._changes[-1]
-            self._changes[-1] = replace(last, pod=_slim(last.pod))
+            identity = self._changes[0].pod["metadata"] if len(self._changes) > 1 else None
+            self._changes[-1] = replace(last, pod=_slim(last.pod, identity))
             self._last_change_slim = True
         if change is not None:
             self._changes.append(change)

@@ -33,6 +33,12 @@ __all__ = ["ValueTable"]
 #: or metadata, unique to its pod, does not.
 MAX_SHARED_BYTES: Final = 768
 
+#: Metadata fields unique to each pod: not worth a place in the table.
+_OWN_METADATA: Final = frozenset({"name", "uid", "resourceVersion", "selfLink"})
+#: Metadata maps that differ per pod as a whole (a task key, a create token), though
+#: most of their values repeat: shared value by value, not as a whole.
+_OWN_SETS: Final = frozenset({"labels", "annotations"})
+
 #: Entries kept before the table starts afresh: enough for the values a namespace's
 #: pods repeat (nodes, images, condition strings, a few seconds of timestamps).
 DEFAULT_CAPACITY: Final = 4096
@@ -50,16 +56,43 @@ class ValueTable:
     def __len__(self) -> int:
         return len(self._values)
 
-    def share(self, document: dict[str, Any]) -> dict[str, Any]:
-        """``document`` with its repeated values replaced by canonical ones, in place.
+    def share(self, pod: dict[str, Any]) -> dict[str, Any]:
+        """``pod`` with its repeated values replaced by canonical ones, in place.
 
-        The document must be freshly decoded (owned by the caller): its inner dicts and
-        lists are rewritten. The top-level dict itself is returned, never replaced.
+        The pod must be freshly decoded (owned by the caller): its inner dicts and
+        lists are rewritten; the top-level dict itself is returned, never replaced.
+        What is each pod's own (name, uid, resourceVersion; label and annotation sets,
+        which carry tokens and task keys) is left as it is, so it does not crowd out of
+        the table what repeats; the label and annotation values are shared one by one.
         """
         if len(self._values) > self._capacity:
             self._values.clear()
-        self._share_items(document)
-        return document
+        values = self._values
+        for key, value in pod.items():
+            if key == "metadata" and value.__class__ is dict:
+                self._share_metadata(value)
+            elif value.__class__ is dict or value.__class__ is list:
+                shared = self._share(value)
+                if shared is not value:
+                    pod[key] = shared
+            elif value.__class__ is str:
+                pod[key] = values.setdefault(value, value)
+        return pod
+
+    def _share_metadata(self, metadata: dict[str, Any]) -> None:
+        values = self._values
+        for key, value in metadata.items():
+            if key in _OWN_METADATA:
+                continue
+            kind = value.__class__
+            if kind is str:
+                metadata[key] = values.setdefault(value, value)
+            elif kind is dict and key in _OWN_SETS:
+                for name, item in value.items():
+                    if item.__class__ is str:
+                        value[name] = values.setdefault(item, item)
+            elif kind is dict or kind is list:
+                metadata[key] = self._share(value)
 
     def _share_items(self, container: dict[str, Any]) -> None:
         values = self._values
@@ -82,7 +115,9 @@ class ValueTable:
             kept = self._values.get(key)
             if kept is not None:
                 return kept
-            self._values[key] = value  # first of its kind; its strings shared below
+            # First of its kind; its strings are shared below. The key is copied:
+            # orjson's bytes keep their 4 KB buffer.
+            self._values[bytes(memoryview(key))] = value
         if isinstance(value, dict):
             self._share_items(value)
         else:

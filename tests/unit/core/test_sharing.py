@@ -49,11 +49,12 @@ def test_repeated_values_are_one_object() -> None:
     assert first["status"]["conditions"] is second["status"]["conditions"]
     assert first["status"]["hostIPs"] is second["status"]["hostIPs"]
     assert first["spec"]["containers"] is second["spec"]["containers"]
-    assert first["metadata"]["labels"] is second["metadata"]["labels"]
+    assert first["metadata"]["labels"]["app"] is second["metadata"]["labels"]["app"]
     assert first["spec"]["nodeName"] is second["spec"]["nodeName"]
     assert first["metadata"]["namespace"] is second["metadata"]["namespace"]
-    # What differs stays each pod's own.
+    # What differs stays each pod's own; label sets are shared value by value.
     assert first["metadata"] is not second["metadata"]
+    assert first["metadata"]["labels"] is not second["metadata"]["labels"]
     assert first["metadata"]["uid"] != second["metadata"]["uid"]
 
 
