@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 
+from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
@@ -97,24 +98,28 @@ def timeline(series: InFlight, axis: TimeAxis) -> bytes:
 def gantt(sample: Sequence[Task], axis: TimeAxis, *, of: int) -> bytes:
     """One bar per sampled pod: pending (created → running), then running coloured by outcome."""
     rows = len(sample)
-    figure = _figure(11, max(2.5, 0.9 + 0.16 * rows))
+    figure = _figure(11, min(max(2.5, 0.9 + 0.16 * rows), 30.0))  # --sample 5000 stays 3,000 px
     ax = figure.add_subplot()
+    # One collection of rectangles for all the bars: an artist per bar costs ~4 ms to draw,
+    # 12 s for --sample 3000.
+    boxes: list[list[tuple[float, float]]] = []
+    colors: list[str] = []
+
+    def bar(row: int, start: float, stop: float, color: str) -> None:
+        left, right = axis(start), axis(max(stop, start))
+        top, bottom = row - 0.4, row + 0.4
+        boxes.append([(left, top), (right, top), (right, bottom), (left, bottom)])
+        colors.append(color)
+
     for row, task in enumerate(sample):
         created = task.created if task.created is not None else 0.0
         end = task.end if task.end is not None else created
         running = task.running if task.running is not None and task.running < end else None
-        pending_end = running if running is not None else end
-        ax.broken_barh(
-            [(axis(created), max(axis(pending_end) - axis(created), 0.0))],
-            (row - 0.4, 0.8),
-            facecolors=PENDING,
-        )
+        bar(row, created, running if running is not None else end, PENDING)
         if running is not None:
-            ax.broken_barh(
-                [(axis(running), axis(end) - axis(running))],
-                (row - 0.4, 0.8),
-                facecolors=COLORS[task.outcome],
-            )
+            bar(row, running, end, COLORS[task.outcome])
+    ax.add_collection(PolyCollection(boxes, facecolors=colors, edgecolors="none"))
+    ax.autoscale_view()
     ax.set_ylim(rows - 0.5, -0.5)
     if rows <= 60:
         ax.set_yticks(range(rows), [_label(task) for task in sample], fontsize=7)
