@@ -1,4 +1,5 @@
-"""``@task.kubernetes``: a Python function run in a pod by asyncpod's operator.
+"""``@task.kubernetes`` (and ``@task.kubernetes_cmd``): Python functions and pods, on
+asyncpod's operator.
 
 Why it exists: TaskFlow users run functions in pods with the cncf provider's
 ``@task.kubernetes``; switching to asyncpod must not break those DAGs. This is the
@@ -25,20 +26,33 @@ code). ``deferrable=True`` defers to the triggerer like the operator. Not by def
 because a short function's trigger fires within seconds, and Airflow 3.3's scheduler
 can then fail the resumed task on the stale "success" of the worker that deferred
 (apache/airflow#71580, #72716; seen here with a 2-second function on LocalExecutor).
+
+``@task.kubernetes_cmd`` (:class:`KubernetesCmdDecoratedOperator`) is the provider's other
+decorator, registered the same way: the function runs on the worker, with its arguments
+and the Airflow context it asks for, and returns the pod's command (``args_only=True``:
+the arguments to the image's entry point), checked (a non-empty list of strings) and
+then rendered as a template.
 """
 
 from __future__ import annotations
 
 import pickle
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from airflow.sdk.bases.decorator import DecoratedOperator, task_decorator_factory
 
 from asyncpod.airflow.operators import KubernetesPodOperator
-from asyncpod.airflow.pyscript import pod_program, with_program_env
+from asyncpod.airflow.pyscript import generated_command, pod_program, with_program_env
 
-__all__ = ["KubernetesDecoratedOperator", "default_deferrable", "kubernetes_task"]
+__all__ = [
+    "KubernetesCmdDecoratedOperator",
+    "KubernetesDecoratedOperator",
+    "default_deferrable",
+    "kubernetes_cmd_task",
+    "kubernetes_task",
+]
 
 
 class KubernetesDecoratedOperator(DecoratedOperator, KubernetesPodOperator):
@@ -93,11 +107,69 @@ class KubernetesDecoratedOperator(DecoratedOperator, KubernetesPodOperator):
         return inspect.getsource(self.python_callable)
 
 
+class KubernetesCmdDecoratedOperator(DecoratedOperator, KubernetesPodOperator):
+    """The operator behind ``@task.kubernetes_cmd``: the function, on the worker, returns
+    the pod's command (or, with ``args_only``, the image entry point's arguments)."""
+
+    custom_operator_name = "@task.kubernetes_cmd"
+
+    # The generated command may hold templates: rendered after the function ran.
+    template_fields: Sequence[str] = (
+        "op_args",
+        "op_kwargs",
+        *KubernetesPodOperator.template_fields,
+    )
+    shallow_copy_attrs: Sequence[str] = ("python_callable",)
+    overwrite_rtif_after_execution: bool = True
+
+    def __init__(self, *, python_callable: Callable[..., Any], args_only: bool = False,
+                 **kwargs: Any) -> None:  # fmt: skip
+        self.args_only = args_only
+        given = [kwargs.pop("cmds", None), kwargs.pop("arguments", None)]
+        if given != [None, None]:
+            warnings.warn(
+                f"The `cmds` and `arguments` are unused in {self.custom_operator_name} "
+                "decorator. You should return a list of commands or image entrypoint "
+                "arguments with args_only=True from the python_callable.",
+                UserWarning,
+                stacklevel=3,
+            )
+        kwargs.setdefault("name", f"k8s-airflow-pod-{python_callable.__name__}")
+        kwargs.setdefault("random_name_suffix", True)
+        kwargs.setdefault("deferrable", default_deferrable())
+        kwargs["start_from_trigger"] = False  # the command exists only once the function ran
+        super().__init__(python_callable=python_callable, **kwargs)
+
+    def execute(self, context: Any) -> Any:
+        """Call the function with its arguments and the context it asks for, then run the pod."""
+        from airflow.sdk.definitions.context import context_merge
+
+        self.render_template_fields(context)
+        context_merge(context, self.op_kwargs)
+        kwargs = self.determine_kwargs(context)
+        command = generated_command(
+            self.python_callable(*self.op_args, **kwargs), self.python_callable.__name__
+        )
+        self.cmds, self.arguments = ([], command) if self.args_only else (command, [])
+        self.render_template_fields(context)
+        return super().execute(context)
+
+
 def default_deferrable() -> bool:
     """Airflow's ``[operators] default_deferrable``: the provider's default for the decorator."""
     from airflow.sdk.configuration import conf
 
     return bool(conf.getboolean("operators", "default_deferrable", fallback=False))
+
+
+def kubernetes_cmd_task(python_callable: Callable[..., Any] | None = None, **kwargs: Any) -> Any:
+    """``@task.kubernetes_cmd``: the function returns the pod's command (``args_only``: its
+    arguments to the image's entry point); every operator parameter applies."""
+    return task_decorator_factory(
+        python_callable=python_callable,
+        decorated_operator_class=KubernetesCmdDecoratedOperator,
+        **kwargs,
+    )
 
 
 def kubernetes_task(

@@ -10,8 +10,9 @@ belongs to the cncf.kubernetes provider; users who switch already have the conne
 asyncpod reads it without that provider installed (:mod:`asyncpod.airflow.connection`).
 Declaring the same type twice would make Airflow warn when both are installed.
 
-Task decorators (:func:`task_decorators`): ``@task.asyncpod_kubernetes`` always, and
-``@task.kubernetes`` only when the cncf.kubernetes provider is not installed. Airflow
+Task decorators (:func:`task_decorators`): ``@task.asyncpod_kubernetes`` and
+``@task.asyncpod_kubernetes_cmd`` always, and ``@task.kubernetes`` and
+``@task.kubernetes_cmd`` only when the cncf.kubernetes provider is not installed. Airflow
 keeps the first registration of a name and reads providers in package-name order, so
 with both installed the provider's ``kubernetes`` would win anyway and ours would only
 add Airflow's "already registered" warning to every component's log.
@@ -25,15 +26,20 @@ __all__ = ["REFERENCE_DISTRIBUTION", "get_provider_info", "task_decorators"]
 
 #: The distribution whose ``@task.kubernetes`` asyncpod's gives way to.
 REFERENCE_DISTRIBUTION = "apache-airflow-providers-cncf-kubernetes"
-_DECORATOR = "asyncpod.airflow.decorators.kubernetes_task"
+_DECORATORS = {
+    "kubernetes": "asyncpod.airflow.decorators.kubernetes_task",
+    "kubernetes_cmd": "asyncpod.airflow.decorators.kubernetes_cmd_task",
+}
 
 
 def task_decorators(*, reference_installed: bool) -> list[dict[str, str]]:
     """The ``task-decorators`` asyncpod registers (pure; see the module docstring)."""
-    names = (
-        ["asyncpod_kubernetes"] if reference_installed else ["kubernetes", "asyncpod_kubernetes"]
-    )
-    return [{"name": name, "class-name": _DECORATOR} for name in names]
+    prefixes = ["asyncpod_"] if reference_installed else ["", "asyncpod_"]
+    return [
+        {"name": f"{prefix}{name}", "class-name": path}
+        for prefix in prefixes
+        for name, path in _DECORATORS.items()
+    ]
 
 
 def _reference_installed() -> bool:

@@ -49,6 +49,7 @@ __all__ = [
     "PodProgram",
     "env_list",
     "function_source",
+    "generated_command",
     "pod_program",
     "render_script",
     "with_program_env",
@@ -211,6 +212,20 @@ def pod_program(
         cmds=["python", "-c", BOOTSTRAP],
         env={SCRIPT_ENV: _b64(script.encode()), INPUT_ENV: _b64(pickled_input)},
     )
+
+
+def generated_command(value: Any, function: str) -> list[str]:
+    """What a ``@task.kubernetes_cmd`` function returned, checked as the provider checks it:
+    a non-empty list of strings (the messages are the provider's)."""
+    if not isinstance(value, list):
+        raise TypeError(
+            f"Expected python_callable to return a list of strings, but got {type(value)}"
+        )
+    if not all(isinstance(item, str) for item in value):
+        raise TypeError(f"Expected {function} to return a list of strings, but got {value}")
+    if not value:
+        raise ValueError(f"The {function} returned an empty list of commands")
+    return list(value)
 
 
 def env_list(env_vars: Any) -> list[Any]:

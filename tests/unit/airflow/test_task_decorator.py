@@ -24,6 +24,7 @@ from asyncpod.airflow.pyscript import (
     SCRIPT_ENV,
     PodProgram,
     function_source,
+    generated_command,
     pod_program,
     render_script,
     with_program_env,
@@ -206,29 +207,36 @@ def test_the_pod_program_and_its_environment() -> None:
 
 
 def test_the_provider_info_registers_by_whether_the_provider_is_installed() -> None:
-    path = "asyncpod.airflow.decorators.kubernetes_task"
+    task_path = "asyncpod.airflow.decorators.kubernetes_task"
+    cmd_path = "asyncpod.airflow.decorators.kubernetes_cmd_task"
+    ours = [
+        {"name": "asyncpod_kubernetes", "class-name": task_path},
+        {"name": "asyncpod_kubernetes_cmd", "class-name": cmd_path},
+    ]
     assert task_decorators(reference_installed=False) == [
-        {"name": "kubernetes", "class-name": path},
-        {"name": "asyncpod_kubernetes", "class-name": path},
+        {"name": "kubernetes", "class-name": task_path},
+        {"name": "kubernetes_cmd", "class-name": cmd_path},
+        *ours,
     ]
-    assert task_decorators(reference_installed=True) == [
-        {"name": "asyncpod_kubernetes", "class-name": path},
-    ]
+    assert task_decorators(reference_installed=True) == ours
     info = get_provider_info()
-    assert info["task-decorators"] == task_decorators(reference_installed=True)  # dev extra
+    assert info["task-decorators"] == ours  # the dev extra installs the provider
 
 
 def test_with_the_provider_installed_kubernetes_stays_its_own_without_a_warning() -> None:
     code = (
         "import logging; logging.basicConfig(level=logging.WARNING); "
         "from airflow.sdk import task; "
-        "print(task.kubernetes.__module__); print(task.asyncpod_kubernetes.__module__)"
+        "print(task.kubernetes.__module__, task.kubernetes_cmd.__module__); "
+        "print(task.asyncpod_kubernetes.__module__, task.asyncpod_kubernetes_cmd.__module__)"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
     )
     assert result.stdout.split() == [
         "airflow.providers.cncf.kubernetes.decorators.kubernetes",
+        "airflow.providers.cncf.kubernetes.decorators.kubernetes_cmd",
+        "asyncpod.airflow.decorators",
         "asyncpod.airflow.decorators",
     ]
     assert "already registered" not in result.stderr
@@ -277,4 +285,49 @@ def test_template_fields_and_parameters_are_the_providers() -> None:
     theirs = reference._KubernetesDecoratedOperator
     assert sorted(KubernetesDecoratedOperator.template_fields) == sorted(theirs.template_fields)
     ours = inspect.signature(KubernetesDecoratedOperator.__init__).parameters
+    assert [p for p in inspect.signature(theirs.__init__).parameters if p not in ours] == []
+
+
+# ---------------------------------------------------------------- @task.kubernetes_cmd
+
+
+def test_a_generated_command_is_checked_as_the_provider_checks_it() -> None:
+    assert generated_command(["echo", "hi"], "f") == ["echo", "hi"]
+    with pytest.raises(TypeError, match="return a list of strings, but got <class 'tuple'>"):
+        generated_command(("echo",), "f")
+    with pytest.raises(TypeError, match=r"Expected f to return a list of strings, but got \[1\]"):
+        generated_command([1], "f")
+    with pytest.raises(ValueError, match="The f returned an empty list of commands"):
+        generated_command([], "f")
+
+
+def test_the_cmd_decorators_defaults_and_fields_are_the_providers() -> None:
+    reference = pytest.importorskip("airflow.providers.cncf.kubernetes.decorators.kubernetes_cmd")
+    from airflow.sdk import DAG, task
+
+    from asyncpod.airflow.decorators import KubernetesCmdDecoratedOperator
+
+    with DAG("cmd", schedule=None, start_date=datetime.datetime(2024, 1, 1)) as dag:
+
+        @task.asyncpod_kubernetes_cmd(image="busybox:1.36", args_only=True)
+        def command(who: str) -> list[str]:
+            return ["echo", who]
+
+        command("me")
+
+        @task.asyncpod_kubernetes_cmd(image="busybox:1.36", cmds=["sh"], arguments=["-c"])
+        def other() -> list[str]:
+            return ["true"]
+
+        with pytest.warns(UserWarning, match="`cmds` and `arguments` are unused"):
+            other()
+    tasks: dict[str, Any] = {t.task_id: t for t in dag.tasks}
+    op = tasks["command"]
+    assert isinstance(op, KubernetesCmdDecoratedOperator)
+    assert (op.name, op.random_name_suffix, op.args_only) == ("k8s-airflow-pod-command", True, True)
+    assert (op.deferrable, op.start_from_trigger, op.do_xcom_push) == (False, False, False)
+    assert (tasks["other"].cmds, tasks["other"].arguments) == ([], [])
+    theirs = reference._KubernetesCmdDecoratedOperator
+    assert sorted(KubernetesCmdDecoratedOperator.template_fields) == sorted(theirs.template_fields)
+    ours = inspect.signature(KubernetesCmdDecoratedOperator.__init__).parameters
     assert [p for p in inspect.signature(theirs.__init__).parameters if p not in ours] == []
