@@ -148,7 +148,14 @@ class _StoppedError(AsyncpodError):
 
 
 class Launcher:
-    """Run many specs through ``cluster`` with at most ``max_in_flight`` pods alive."""
+    """Run many specs through ``cluster`` with at most ``max_in_flight`` pods alive.
+
+    ``retry``: the :class:`~asyncpod.FailurePolicy` deciding which failed attempts run
+    again (None, the default: none do). ``max_failures``: stop after that many tasks
+    finally failed (:meth:`stop`). ``keep_logs``: keep attempts' logs on disk before
+    their pods are deleted (:class:`~asyncpod.KeepLogs`). A bad value of any of them
+    is an :class:`~asyncpod.OptionError` here, before anything is created.
+    """
 
     def __init__(
         self,
