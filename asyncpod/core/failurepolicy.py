@@ -38,6 +38,7 @@ retry a cancelled run (cancelling is the caller's own decision) or a succeeded o
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import math
 import re
@@ -63,6 +64,7 @@ __all__ = [
     "attempt_pod_name",
     "backoff_delay",
     "decide",
+    "with_disruption",
 ]
 
 
@@ -461,6 +463,29 @@ def decide(policy: FailurePolicy, result: PodResult, *, attempts: int) -> Decisi
             )
         return Decision(rule.action, str(rule), f"{rule} matched")
     return Decision(FailureAction.FAIL, None, "no rule matched")
+
+
+def with_disruption(result: PodResult, pod: Mapping[str, Any] | None) -> PodResult:
+    """A deleted attempt's result, naming the disruption that deleted it. Pure.
+
+    The eviction API, preemption, the taint manager and pod GC mark a pod with a
+    ``DisruptionTarget`` condition before deleting it; the run only sees the pod go
+    (outcome deleted, reason DeletedExternally). When the pod's last version carries
+    that condition, its reason (``EvictionByEvictionAPI``, ...) becomes the result's,
+    so a rule on ``reason=DisruptionTarget`` matches it and the summary says why.
+    """
+    if result.outcome is not Outcome.DELETED or result.reason != Reason.DELETED_EXTERNALLY:
+        return result
+    status = (pod or {}).get("status") or {}
+    for condition in status.get("conditions") or ():
+        if condition.get("type") == "DisruptionTarget" and condition.get("status") == "True":
+            why = condition.get("message") or condition.get("reason") or "a disruption"
+            return dataclasses.replace(
+                result,
+                reason=condition.get("reason") or "Disrupted",
+                message=f"the pod was deleted before it finished: {why}",
+            )
+    return result
 
 
 def backoff_delay(policy: FailurePolicy, retry: int, *, random: float) -> float:

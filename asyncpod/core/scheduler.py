@@ -72,6 +72,7 @@ from asyncpod.core.failurepolicy import (
     attempt_pod_name,
     backoff_delay,
     decide,
+    with_disruption,
 )
 from asyncpod.core.keptlogs import KeepLogs, keep_log, log_path, wants_log
 from asyncpod.core.policy import should_delete
@@ -497,7 +498,7 @@ class Launcher:
             # The worker drives the run in its own task: one task per pod in flight.
             finished = await run.drive()
             if finished is not None:
-                result = finished
+                result = with_disruption(finished, run.pod)
             else:
                 failure = run.exception()
                 assert failure is not None

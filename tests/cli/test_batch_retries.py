@@ -66,7 +66,7 @@ def test_evicted_and_externally_deleted_attempts_are_retried_and_succeed_next_ti
     jobs = write_jsonl(
         cli.workdir / "jobs.jsonl",
         [
-            {"task_key": k, "image": "busybox", "annotations": {f"{SIM}duration": "5s"}}
+            {"task_key": k, "image": "busybox", "annotations": {f"{SIM}duration": "8s"}}
             for k in keys
         ],
     )
@@ -110,6 +110,8 @@ def test_evicted_and_externally_deleted_attempts_are_retried_and_succeed_next_ti
         assert [line["attempt"] for line in lines] == [1, 2]
         one, two = lines
         assert one["outcome"] == "deleted"
+        evicted = keys.index(key) % 2 == 0
+        assert one["reason"] == ("EvictionByEvictionAPI" if evicted else "DeletedExternally")
         assert one["final"] is False
         assert one["decision"] == "retry:outcome=deleted matched"
         assert one["retry_in_seconds"] > 0

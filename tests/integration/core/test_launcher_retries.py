@@ -32,7 +32,7 @@ async def test_evicted_attempts_are_retried_in_new_pods_and_succeed(
 ) -> None:
     run_id = "lib-evict"
     keys = [f"k{i}" for i in range(3)]
-    specs = [PodSpec("busybox", task_key=k, annotations=outcome(duration=4)) for k in keys]
+    specs = [PodSpec("busybox", task_key=k, annotations=outcome(duration=8)) for k in keys]
     first = {attempt_pod_name(run_id, k, 1) for k in keys}
     attempts: dict[str, list[Attempt]] = defaultdict(list)
     async with asyncpod.connect(kube_cluster.kubeconfig, namespace=namespace) as admin:
@@ -65,6 +65,7 @@ async def test_evicted_attempts_are_retried_in_new_pods_and_succeed(
             (2, True, Outcome.SUCCEEDED),
         ]
         assert made[0].retry_in is not None
+        assert made[0].result.reason == "EvictionByEvictionAPI"  # its DisruptionTarget
         assert made[1].result.name == attempt_pod_name(run_id, key, 2)
     assert stats.retried == 3
     assert stats.final_failures == 0

@@ -14,6 +14,7 @@ from asyncpod.core.failurepolicy import (
     attempt_pod_name,
     backoff_delay,
     decide,
+    with_disruption,
 )
 from asyncpod.errors import UsageError
 from asyncpod.results import ContainerKind, ContainerResult, Outcome, PodResult, Reason
@@ -220,3 +221,28 @@ def test_attempt_names_are_deterministic_distinct_and_dns_labels() -> None:
     assert len(long) <= 63
     assert dns_label_problem(long) is None
     assert attempt_pod_name("r", "x", 3) != attempt_pod_name("s", "x", 3)
+
+
+# ---------------------------------------------------------------------- disruptions
+def test_a_deleted_pod_with_a_disruption_target_condition_is_named_by_it() -> None:
+    evicted = {
+        "status": {
+            "conditions": [
+                {"type": "Ready", "status": "True"},
+                {
+                    "type": "DisruptionTarget",
+                    "status": "True",
+                    "reason": "EvictionByEvictionAPI",
+                    "message": "Eviction API: evicting",
+                },
+            ]
+        }
+    }
+    named = with_disruption(DELETED, evicted)
+    assert (named.outcome, named.reason) == (Outcome.DELETED, "EvictionByEvictionAPI")
+    assert named.message == "the pod was deleted before it finished: Eviction API: evicting"
+    assert FailureRule.parse("reason=DisruptionTarget").matches(named)
+    assert decide(FailurePolicy(), named, attempts=1).retry
+    assert with_disruption(DELETED, {"status": {"conditions": []}}) is DELETED
+    assert with_disruption(DELETED, None) is DELETED
+    assert with_disruption(EXIT_1, evicted) is EXIT_1  # only deletions
