@@ -112,13 +112,14 @@ def log_text(airflow: AirflowDeployment, dag_id: str, run_id: str, task_id: str)
 def test_the_installation_registered_asyncpods_decorator(airflow: AirflowDeployment) -> None:
     code = (
         "from airflow.sdk import task; "
-        "print(task.kubernetes.__module__, task.asyncpod_kubernetes.__module__)"
+        "print(task.kubernetes.__module__, task.kubernetes_cmd.__module__, "
+        "task.asyncpod_kubernetes.__module__)"
     )
     result = subprocess.run(
         [str(airflow.bin / "python"), "-c", code],
         env=airflow.env(), capture_output=True, text=True, timeout=120, check=True,
     )  # fmt: skip
-    assert result.stdout.split() == ["asyncpod.airflow.decorators"] * 2
+    assert result.stdout.split() == ["asyncpod.airflow.decorators"] * 3
 
 
 def test_arguments_go_in_and_return_values_come_out(
@@ -126,7 +127,7 @@ def test_arguments_go_in_and_return_values_come_out(
 ) -> None:
     run_id = airflow.trigger("ap_taskflow", "taskflow-1")
     state = airflow.wait_run("ap_taskflow", run_id, limit=RUN_LIMIT)
-    logs = {t: log_text(airflow, "ap_taskflow", run_id, t) for t in ("summarize", "split")}
+    logs = {t: log_text(airflow, "ap_taskflow", run_id, t) for t in ("summarize", "split", "greet")}
     assert state == "success", logs
     # asyncpod's operator ran the pod (its own log line), in Debian's Python 3.11.
     assert "created pod" in logs["summarize"]
@@ -139,6 +140,8 @@ def test_arguments_go_in_and_return_values_come_out(
     # multiple_outputs: one XCom per key, read downstream by key.
     assert airflow.xcom("ap_taskflow", run_id, "split", key="count") == 7
     assert airflow.xcom("ap_taskflow", run_id, "count_again") == "7 words, first asyncpod"
+    # @task.kubernetes_cmd: the command the function built, its template rendered.
+    assert "[base] hello asyncpod from taskflow-1, task greet" in logs["greet"]
     wait_no_pods(kube_cluster, airflow.namespace)
 
 

@@ -46,7 +46,14 @@ with DAG("ap_taskflow", schedule=None, start_date=START, catchup=False, default_
     def count_again(count: int, words: list[str]) -> str:
         return f"{count} words, first {words[0]}"
 
+    @task.kubernetes_cmd(image="python:3.11-slim")
+    def greet(who: str, run_id: str | None = None) -> list[str]:
+        # Runs on the worker (with the context it asks for); the pod runs what it returns,
+        # rendered as a template first.
+        return ["python", "-c", f"print('hello {who} from {run_id}, task {{{{ task.task_id }}}}')"]
+
     report(summarize(numbers(), "sum", scale=10))  # type: ignore[arg-type]
+    greet("asyncpod")
     parts = split("asyncpod runs this function in a pod")
     count_again(parts["count"], parts["words"])  # type: ignore[index]
 
