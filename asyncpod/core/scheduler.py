@@ -415,6 +415,9 @@ class Launcher:
             if retry:
                 jitter = random.random()  # noqa: S311 - a spread of delays, not a secret
                 delay = backoff_delay(policy, spent, random=jitter)
+            why = decision.why if decision.action is not None else None
+            if decision.retry and not retry:
+                why = f"{why}; not retried: the batch stopped ({self._stopped})"
             if not retry and result.outcome is Outcome.CANCELLED and self._stopped is not None:
                 result = dataclasses.replace(
                     result, message=f"cancelled: the batch stopped ({self._stopped})"
@@ -426,7 +429,7 @@ class Launcher:
                     index,
                     attempt,
                     final=not retry,
-                    decision=decision.why if decision.action is not None else None,
+                    decision=why,
                     retry_in=delay,
                     log=kept_path,
                     log_missing=kept_missing,
