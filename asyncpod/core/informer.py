@@ -311,7 +311,8 @@ class PodInformer:
         self._cache: dict[str, dict[str, Any]] = {}
         self._values = ValueTable()
         self._recent = RecentlyEnded(keep_for=recent_for, capacity=recent_capacity)
-        self._subscribers: dict[str, set[PodSubscription]] = {}
+        # A list per name: mostly one subscription (a set is 216 bytes even then).
+        self._subscribers: dict[str, list[PodSubscription]] = {}
         self._synced = Flag()
         self._settled = Flag()  # synced, or failed for good
         self._resource_version = ""
@@ -413,7 +414,7 @@ class PodInformer:
         if self._stopped:
             raise ClosedError(f"informer for {self.namespace} is stopped")
         subscription = PodSubscription(self, name, uid=uid, buffer=self._buffer)
-        self._subscribers.setdefault(name, set()).add(subscription)
+        self._subscribers.setdefault(name, []).append(subscription)
         ended = self._recent.recall(name, now=time.monotonic())
         if name not in self._cache and ended is not None and not ended.deleted:
             self._recent.forget(name)
@@ -595,7 +596,8 @@ class PodInformer:
     def _unsubscribe(self, subscription: PodSubscription) -> None:
         subscribers = self._subscribers.get(subscription.name)
         if subscribers is not None:
-            subscribers.discard(subscription)
+            if subscription in subscribers:
+                subscribers.remove(subscription)
             if not subscribers:
                 del self._subscribers[subscription.name]
                 cached = self._cache.get(subscription.name)
