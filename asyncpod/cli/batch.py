@@ -184,7 +184,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="write attempts' logs to DIR/<task key>/<attempt>.log before their pods go",
     )  # fmt: skip
     logs.add_argument(
-        "--logs-for", choices=("failed", "all"), default="failed",
+        "--logs-for", choices=("failed", "all"), default=None,
         help="whose logs --logs keeps (default failed)",
     )  # fmt: skip
     run.add_argument(
@@ -340,6 +340,8 @@ def _config_from_args(args: argparse.Namespace, batch: Batch) -> BatchConfig:
             "'-', '_' or '.', starting and ending with a letter or digit"
         )
     results_path: Path = args.results or Path(f"{run_id}.results.jsonl")
+    if args.logs_for is not None and args.logs is None:
+        raise UsageError("--logs-for says whose logs --logs keeps: give --logs DIR too")
     rules = tuple(FailureRule.parse(text) for text in args.retry_on)
     retry, policies = failure_policies(batch, retries=args.retries, rules=rules)
     recorded = prepare_results(results_path, run_id=run_id, resume=args.resume)
@@ -364,7 +366,7 @@ def _config_from_args(args: argparse.Namespace, batch: Batch) -> BatchConfig:
         retry=retry,
         policies=policies,
         max_failures=args.max_failures,
-        keep_logs=KeepLogs(args.logs, args.logs_for) if args.logs is not None else None,
+        keep_logs=KeepLogs(args.logs, args.logs_for or "failed") if args.logs else None,
     )
 
 
@@ -430,7 +432,7 @@ def _resume_command(args: argparse.Namespace, run_id: str, results: Path) -> str
             words += [flag, value]
     for rule in getattr(args, "retry_on", ()):
         words += ["--retry-on", rule]
-    if getattr(args, "logs", None) is not None and args.logs_for != "failed":
+    if getattr(args, "logs", None) is not None and args.logs_for == "all":
         words += ["--logs-for", args.logs_for]
     return " ".join(_quote(word) for word in words)
 
