@@ -7,7 +7,8 @@ the local control plane, every pod on the real node (kubelet + containerd) runni
 ``python:3.11-slim`` (``realnode_airflow.py``). Judged: the function's arguments (an
 upstream XCom, a positional and a keyword argument) reach the pod; its return value,
 larger than a termination message, is read downstream, also unrolled by
-``multiple_outputs``; an exception fails the task with its traceback, the function's own
+``multiple_outputs`` and gathered from a mapped task; ``@task.kubernetes_cmd`` runs the
+command its function built; an exception fails the task with its traceback, the function's own
 lines included, in the task log; no pod is left.
 
 Heavy (four Airflow processes and real containers): ``ASYNCPOD_SKIP_AIRFLOW_E2E=1`` skips it.
@@ -140,6 +141,8 @@ def test_arguments_go_in_and_return_values_come_out(
     # multiple_outputs: one XCom per key, read downstream by key.
     assert airflow.xcom("ap_taskflow", run_id, "split", key="count") == 7
     assert airflow.xcom("ap_taskflow", run_id, "count_again") == "7 words, first asyncpod"
+    # Mapped: one pod per value, the values gathered downstream.
+    assert airflow.xcom("ap_taskflow", run_id, "total") == 12
     # @task.kubernetes_cmd: the command the function built, its template rendered.
     assert "[base] hello asyncpod from taskflow-1, task greet" in logs["greet"]
     wait_no_pods(kube_cluster, airflow.namespace)

@@ -52,7 +52,16 @@ with DAG("ap_taskflow", schedule=None, start_date=START, catchup=False, default_
         # rendered as a template first.
         return ["python", "-c", f"print('hello {who} from {run_id}, task {{{{ task.task_id }}}}')"]
 
+    @task.kubernetes(image="python:3.11-slim", do_xcom_push=True)
+    def double(x: int) -> int:
+        return x * 2
+
+    @task
+    def total(values: list[int]) -> int:
+        return sum(values)
+
     report(summarize(numbers(), "sum", scale=10))  # type: ignore[arg-type]
+    total(double.expand(x=[1, 2, 3]))  # type: ignore[arg-type]
     greet("asyncpod")
     parts = split("asyncpod runs this function in a pod")
     count_again(parts["count"], parts["words"])  # type: ignore[index]
