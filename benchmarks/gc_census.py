@@ -26,10 +26,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import json
 import time
 import tracemalloc
 from collections import Counter
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -102,6 +104,7 @@ async def _take(
         if freeze:
             gc.freeze()
         before = _census()
+        rss_before = _rss_kib()
         traced_per_run: list[tuple[str, int]] = []
         if trace:
             tracemalloc.start()
@@ -130,6 +133,7 @@ async def _take(
                     )
                 ramp = time.monotonic() - started
                 at_peak = _census()
+                rss_at_peak = _rss_kib()
                 if trace:
                     gc.collect()
                     traced_at_peak = tracemalloc.take_snapshot()
@@ -148,12 +152,22 @@ async def _take(
         "freeze": freeze,
         "tracked_before": sum(before.values()),
         "tracked_at_peak": sum(at_peak.values()),
+        "rss_growth_kib": rss_at_peak - rss_before,
+        "rss_per_run_bytes": round((rss_at_peak - rss_before) * 1024 / pods),
         "per_run": round((sum(at_peak.values()) - sum(before.values())) / pods, 1),
         "per_run_by_type": [(name, round(n / pods, 2)) for name, n in grown.most_common(20)],
         "full_passes": [(round(s * 1000), found) for s, found in passes.full],
         "longest_stall_ms": round(max(stalls, default=0.0) * 1000),
         "bytes_per_run_by_line": traced_per_run,
     }
+
+
+def _rss_kib() -> int:
+    """This process's resident memory (Linux), KiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
 
 
 def report(row: dict[str, Any]) -> str:
@@ -166,6 +180,10 @@ def report(row: dict[str, Any]) -> str:
         (
             f"tracked objects: {row['tracked_before']:,} before, {row['tracked_at_peak']:,} "
             f"at peak, {row['per_run']} per run"
+        ),
+        (
+            f"RSS growth: {row['rss_growth_kib'] / 1024:,.1f} MiB, "
+            f"{row['rss_per_run_bytes']:,} bytes per run in flight"
         ),
         f"generation-2 passes during the burst: {passes or 'none'}",
         f"longest loop stall (10 ms ticker): {row['longest_stall_ms']} ms",
@@ -187,6 +205,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--tracemalloc", action="store_true", help="bytes per run by allocating line (slow)"
     )
+    parser.add_argument("--out", type=Path, help="also write the figures to this JSON file")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds to ramp up")
     args = parser.parse_args(argv)
     plane = LocalControlPlane(
@@ -201,6 +220,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             _take(str(plane.kubeconfig), args.pods, args.freeze, args.timeout, args.tracemalloc)
         )
     print(report(row))
+    if args.out is not None:
+        args.out.write_text(json.dumps(row, indent=1) + "\n")
     return 0 if row["running"] == row["pods"] else 1
 
 
