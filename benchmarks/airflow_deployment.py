@@ -10,7 +10,11 @@ with the reference operator (the cncf.kubernetes provider's ``KubernetesPodOpera
 and then asyncpod's, each in a fresh Airflow home and namespace, the same DAGs: N
 unmapped deferrable pod tasks over D DAGs, each pod running ``--duration`` seconds
 under kwok, ``get_logs=False``. Mid-run, once a quarter of the tasks are deferred,
-the triggerer is SIGKILLed (its whole process group) and started again.
+the triggerer is SIGKILLed (its whole process group) and started again. Two more
+contenders on request: ``asyncpod-start`` (asyncpod's opt-in ``start_from_trigger``)
+and ``floor`` (no pod: each task defers to Airflow's ``TimeDeltaTrigger`` for the same
+time, so its triggerer CPU is what Airflow spends per deferred task whatever the
+trigger).
 
 Reported per contender (raw JSON in ``benchmarks/results/``):
 
@@ -81,6 +85,10 @@ CONTENDERS: dict[str, tuple[str, str]] = {
     # asyncpod's opt-in: the task starts in the triggerer (Airflow 3.3), no worker
     # until execute_complete; what the default's choice of the worker path is judged by.
     "asyncpod-start": ("asyncpod.airflow.operators", "start_from_trigger=True,"),
+    # No pod: each task defers to Airflow's own TimeDeltaTrigger for the pod's duration,
+    # the same worker -> triggerer -> worker path. What Airflow itself spends per
+    # deferred task, whatever the trigger: the floor under both operators.
+    "floor": ("", ""),
 }
 #: The reference's trigger and operator read and watch events while a pod starts.
 EVENT_RULES = ({"apiGroups": [""], "resources": ["events"], "verbs": ["get", "list", "watch"]},)
@@ -168,6 +176,8 @@ def dag_source(contender: str, tasks: int, dags: int, duration: float) -> str:
     """The benchmark's DAG file: ``tasks`` pod tasks spread over ``dags`` DAGs."""
     per_dag = [tasks // dags + (1 if i < tasks % dags else 0) for i in range(dags)]
     module, extra = CONTENDERS[contender]
+    if not module:
+        return FLOOR_DAG.format(per_dag=per_dag, duration=duration)
     return textwrap.dedent(
         f'''\
         """Benchmark DAGs ({contender}): {tasks} pod tasks over {dags} DAG(s)."""
@@ -192,6 +202,34 @@ def dag_source(contender: str, tasks: int, dags: int, duration: float) -> str:
                     )
         '''
     )
+
+
+FLOOR_DAG = '''\
+"""Benchmark DAGs (floor): tasks that defer to Airflow's TimeDeltaTrigger, no pod."""
+import datetime
+
+from airflow.sdk import DAG, BaseOperator
+
+START = datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc)
+
+
+class Wait(BaseOperator):
+    def execute(self, context):
+        from airflow.providers.standard.triggers.temporal import TimeDeltaTrigger
+
+        self.defer(trigger=TimeDeltaTrigger(datetime.timedelta(seconds={duration})),
+                   method_name="done")
+
+    def done(self, context, event=None):
+        return None
+
+
+for d, count in enumerate({per_dag!r}):
+    with DAG(f"bench_{{d}}", schedule=None, start_date=START, catchup=False,
+             max_active_tasks=10000, default_args={{"retries": 0}}):
+        for i in range(count):
+            Wait(task_id=f"pod_{{i}}")
+'''
 
 
 PROBE_DAG = '''\
