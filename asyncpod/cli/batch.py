@@ -578,6 +578,7 @@ class _Session:
                             self._record(attempt.result)
                             self._fail_fast()
             if launcher.stopped is not None:
+                await self._delete_unstarted(launcher)
                 cancelled = sum(r.outcome is Outcome.CANCELLED for r in self.results.values())
                 raise _StoppedError(
                     f"stopped: {launcher.stopped}; no new pods were created, "
@@ -590,6 +591,23 @@ class _Session:
             ticker.cancel()
             await asyncio.gather(ticker, return_exceptions=True)
             self._refresh()
+
+    async def _delete_unstarted(self, launcher: Launcher) -> None:
+        """After a stop, delete this run's pods that are still running: those of an
+        earlier process that a resumed task had not reattached to yet (the launcher
+        cancelled every run it had). Finished pods are left to --cleanup; with
+        --cleanup keep nothing is deleted."""
+        if self.config.options.cleanup is Cleanup.KEEP:
+            return
+        pods = Pods(launcher.cluster.client)
+        namespace = launcher.namespace
+        listed = await pods.list(namespace, label_selector=f"{RUN_ID_LABEL}={self.config.run_id}")
+        for pod in listed.items:
+            metadata, status = pod["metadata"], pod.get("status") or {}
+            if metadata.get("deletionTimestamp") or status.get("phase") in ("Succeeded", "Failed"):
+                continue
+            with contextlib.suppress(AsyncpodError):
+                await pods.delete(namespace, metadata["name"], uid=metadata.get("uid"))
 
     def _history(self) -> dict[str, TaskHistory]:
         """Where each task recorded by an earlier attempt of this run goes on."""

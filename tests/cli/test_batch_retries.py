@@ -360,3 +360,43 @@ def test_sigkill_between_attempts_and_resume_runs_no_attempt_twice(
     # The API server created exactly one pod per attempt over both processes.
     assert pods_created(control_plane) - created_before == tasks * attempts
     wait_until(lambda: not pods(kube_cluster, namespace, selector), timeout=15, what="cleanup")
+
+
+@pytest.mark.simulated
+def test_a_resumed_batch_that_stops_deletes_the_earlier_pods_it_had_not_reattached(
+    cli: Cli, control_plane: LocalControlPlane, kube_cluster: TestCluster, namespace: str
+) -> None:
+    tasks = 5
+    fails_soon = {f"{SIM}duration": "10s", f"{SIM}exit-code": "3"}
+    specs: list[dict[str, Any]] = [
+        {"task_key": f"t{i}", "image": "busybox", "annotations": {f"{SIM}duration": "90s"}}
+        for i in range(tasks)
+    ]
+    specs[0]["annotations"] = fails_soon
+    jobs = write_jsonl(cli.workdir / "jobs.jsonl", specs)
+    results = cli.workdir / "results.jsonl"
+    selector = f"{RUN_ID_LABEL}=stop-r"
+    args = ["batch", str(jobs), *cli.cluster_args, "--run-id", "stop-r", "--results", str(results)]
+    created_before = pods_created(control_plane)
+    first = cli.start(*args, "--max-in-flight", str(tasks), "--progress", "none")
+
+    def all_running() -> bool:
+        found = pods(kube_cluster, namespace, selector)
+        running: int = sum(p["status"].get("phase") == "Running" for p in found)
+        return running == tasks
+
+    wait_until(all_running, timeout=30, what="every pod running")
+    first.popen.send_signal(signal.SIGKILL)
+    assert first.wait(10) == -signal.SIGKILL
+
+    # One at a time: t0 is reattached and fails; the stop comes before the others.
+    second = cli.run(
+        *args, "--resume", "--max-in-flight", "1", "--max-failures", "1", "--progress", "none"
+    )
+
+    assert second.popen.returncode == 1, second.stderr
+    assert "stopped: 1 tasks failed (max_failures=1)" in second.stderr
+    lines = read_lines(results)
+    assert [(line["task_key"], line["outcome"]) for line in lines] == [("t0", "failed")]
+    assert pods_created(control_plane) - created_before == tasks  # nothing new
+    wait_until(lambda: not pods(kube_cluster, namespace, selector), timeout=30, what="cleanup")
