@@ -17,6 +17,14 @@ client's request and stream budgets, and a server that pushes back (429) is obey
 ``[asyncpod] client_qps`` / ``client_burst`` in Airflow's configuration
 (``AIRFLOW__ASYNCPOD__CLIENT_QPS``) set one (:func:`client_limits`).
 
+Connection lookups: a trigger reads its Airflow connection through the triggerer's
+supervisor (and, on Airflow 3, the API server behind it). :func:`shared_target` lets
+the triggers of one loop that ask for the same connection within :data:`TARGET_TTL`
+seconds share one lookup: 100 triggers arriving together (a DAG run, a triggerer
+restart) make one, not 100. A failed lookup is not kept; a changed connection is seen
+by the triggers that start after the TTL (the open session keeps what it opened with,
+as it always did).
+
 What it deliberately does not do: own pods. Triggers attach with the KEEP cleanup
 policy, so closing a session (the last trigger leaving, a triggerer shutting down)
 never deletes a pod; deleting is the trigger's explicit decision.
@@ -27,7 +35,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,7 +45,14 @@ from asyncpod.airflow.connection import KubeTarget, open_client
 from asyncpod.core.cluster import Cluster
 from asyncpod.errors import ConfigError
 
-__all__ = ["SessionStatistics", "client_limits", "session_statistics", "shared_cluster"]
+__all__ = [
+    "TARGET_TTL",
+    "SessionStatistics",
+    "client_limits",
+    "session_statistics",
+    "shared_cluster",
+    "shared_target",
+]
 
 _OFF = frozenset({"", "none", "off", "0"})
 
@@ -58,6 +73,44 @@ _Key = tuple[object, ...]
 _registry: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[_Key, _Entry]] = (
     weakref.WeakKeyDictionary()
 )
+
+
+#: Seconds a connection lookup is shared by the triggers that start after it.
+TARGET_TTL = 60.0
+_targets: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, dict[_Key, tuple[float, asyncio.Task[KubeTarget]]]
+] = weakref.WeakKeyDictionary()
+
+
+async def shared_target(
+    key: _Key, load: Callable[[], Awaitable[KubeTarget]], *, ttl: float = TARGET_TTL
+) -> KubeTarget:
+    """``load()``'s target, shared by the running loop's callers of the same ``key``.
+
+    The first caller starts the lookup; callers within ``ttl`` seconds of it await the
+    same lookup (shielded: one caller's cancellation does not cancel it for the others).
+    A lookup that fails is forgotten at once, so the next caller tries again.
+    """
+    loop = asyncio.get_running_loop()
+    entries = _targets.setdefault(loop, {})
+    found = entries.get(key)
+    if found is None or found[0] <= loop.time():
+
+        async def lookup() -> KubeTarget:
+            return await load()
+
+        task = loop.create_task(lookup())
+        entry = (loop.time() + ttl, task)
+        entries[key] = entry
+
+        def forget_failure(done: asyncio.Task[KubeTarget]) -> None:
+            failed = done.cancelled() or done.exception() is not None
+            if failed and entries.get(key) is entry:
+                del entries[key]
+
+        task.add_done_callback(forget_failure)
+        found = entry
+    return await asyncio.shield(found[1])
 
 
 @dataclass(frozen=True, slots=True)

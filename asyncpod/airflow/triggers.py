@@ -284,13 +284,19 @@ class AsyncpodPodTrigger(BaseTrigger):
 
     async def _session_target(self) -> KubeTarget:
         from asyncpod.airflow.connection import load_target
+        from asyncpod.airflow.sessions import shared_target
 
         if self._target is None:
-            self._target = await load_target(
-                self.kubernetes_conn_id,
-                in_cluster=self.in_cluster,
-                config_file=self.config_file,
-                cluster_context=self.cluster_context,
+            key = (self.kubernetes_conn_id, self.in_cluster, self.config_file,
+                   self.cluster_context)  # fmt: skip
+            self._target = await shared_target(
+                key,
+                lambda: load_target(
+                    self.kubernetes_conn_id,
+                    in_cluster=self.in_cluster,
+                    config_file=self.config_file,
+                    cluster_context=self.cluster_context,
+                ),
             )
         return self._target
 
