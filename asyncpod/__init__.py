@@ -61,6 +61,7 @@ if TYPE_CHECKING:
     from asyncpod.core.scheduler import Attempt, Launcher, LauncherStatistics, TaskHistory
     from asyncpod.kube.logs import LogLine
     from asyncpod.kube.settings import RetryPolicy, Settings
+    from asyncpod.metrics import Metrics
 
 __version__ = "0.1.0.dev0"
 
@@ -93,6 +94,7 @@ __all__ = [
     "Launcher",
     "LauncherStatistics",
     "LogLine",
+    "Metrics",
     "NamespaceNotFoundError",
     "NotFoundError",
     "OptionError",
@@ -144,6 +146,7 @@ _LAZY: Final = {
     "Launcher": "asyncpod.core.scheduler",
     "LauncherStatistics": "asyncpod.core.scheduler",
     "LogLine": "asyncpod.kube.logs",
+    "Metrics": "asyncpod.metrics",
     "PodChange": "asyncpod.core.informer",
     "PodInformer": "asyncpod.core.informer",
     "PodRun": "asyncpod.core.runner",

@@ -36,6 +36,7 @@ from asyncpod.kube.client import ClientStatistics, KubeClient, swallowed_interru
 from asyncpod.kube.config import load_config
 from asyncpod.kube.pods import Pods
 from asyncpod.kube.settings import RetryPolicy, Settings
+from asyncpod.metrics import OFF, MetricsOff
 from asyncpod.results import PodResult
 from asyncpod.spec import MANAGED_BY_LABEL, MANAGED_BY_VALUE, RUN_ID_LABEL, PodSpec
 
@@ -381,6 +382,7 @@ async def connect(
     burst: int = UNSET,
     max_streams: int = UNSET,
     inactivity_timeout: float = UNSET,
+    metrics: MetricsOff | None = None,
 ) -> AsyncIterator[Cluster]:
     """Open a :class:`Cluster` session; ``async with connect() as cluster: ...``.
 
@@ -394,7 +396,9 @@ async def connect(
     rate limit, budgets, request timeouts, retries, the watch's inactivity timeout and
     reconnect backoff. ``qps``, ``burst``, ``max_streams`` and ``inactivity_timeout``,
     when given, override the fields of the same name. ``options`` are the default
-    :class:`RunOptions` of the session's runs.
+    :class:`RunOptions` of the session's runs. ``metrics`` (an
+    :class:`asyncpod.Metrics`) counts the session's runs, requests, watches and logs
+    (docs/metrics.md); without it nothing is counted.
 
     Entering it reaches the server once (``GET /version``): a server that cannot be
     reached (refused, unknown host, TLS failure) raises
@@ -413,7 +417,9 @@ async def connect(
     settings = (settings or Settings()).replace(**overrides)
     path = os.fspath(kubeconfig) if kubeconfig is not None else None
     config = await load_config(path, context=context, in_cluster=in_cluster)
-    client = await KubeClient.from_config(config, **settings.client_options())
+    client = await KubeClient.from_config(
+        config, metrics=metrics or OFF, **settings.client_options()
+    )
     ns = namespace or client.config.namespace or "default"
     try:
         # First contact now: a server never reached fails here, at once, naming itself;

@@ -56,6 +56,7 @@ from asyncpod.errors import (
 from asyncpod.kube.client import KubeClient, RetryPolicy
 from asyncpod.kube.pods import Pods, pod_path
 from asyncpod.kube.watch import ADDED, BOOKMARK, DELETED, MODIFIED
+from asyncpod.metrics import OFF, MetricsOff
 
 __all__ = ["InformerStatistics", "PodChange", "PodInformer", "PodSubscription"]
 
@@ -298,6 +299,8 @@ class PodInformer:
         recent_capacity: int = 2048,
     ) -> None:
         self._client = client
+        # asyncpod.metrics (OFF does nothing); a stand-in client of a unit test has none
+        self._metrics: MetricsOff = getattr(client, "metrics", OFF)
         self._pods = Pods(client)
         self.namespace = namespace
         self.label_selector = label_selector
@@ -431,6 +434,7 @@ class PodInformer:
         need_list = True
         denied_since: float | None = None
         self._connection_errors_at_start = self._client.statistics().connection_errors
+        self._metrics.informer_started(self, self._cache.__len__)
         try:
             while True:
                 try:
@@ -441,13 +445,16 @@ class PodInformer:
                     failures = 0  # a clean server-side end: resume from the last version
                 except GoneError:
                     self._gone += 1
+                    self._metrics.watch_relist()
                     need_list = True
                     logger.info("%s: resourceVersion expired (410); relisting", self._path)
                 except (TransientError, OSError, asyncio.TimeoutError) as error:
                     if type(error).__name__ == "WatchStalledError":
                         self._stalls += 1
+                        self._metrics.watch_stalled()
                     failures += 1
                     self._reconnects += 1
+                    self._metrics.watch_reconnect()
                     delay = self._backoff.delay(min(failures - 1, 10))
                     logger.warning(
                         "%s: watch interrupted (%s); reconnecting in %.1fs",
@@ -473,6 +480,7 @@ class PodInformer:
                         return
                     failures += 1
                     self._reconnects += 1
+                    self._metrics.watch_reconnect()
                     await anyio.sleep(self._backoff.delay(min(failures - 1, 10)))
                     continue
                 except AsyncpodError as error:
@@ -492,6 +500,7 @@ class PodInformer:
                 denied_since = None
         finally:
             self._stopped = True
+            self._metrics.informer_stopped(self)
             if self._failure is None:
                 self._fail_all(ClosedError(f"informer for {self.namespace} stopped"))
 
@@ -530,6 +539,7 @@ class PodInformer:
 
     async def _watch_once(self) -> None:
         self._watches += 1
+        self._metrics.watch_opened()
         stream = self._pods.watch(
             self.namespace,
             resource_version=self._resource_version,
@@ -543,10 +553,12 @@ class PodInformer:
                 version = _rv(obj)
                 if event_type == BOOKMARK:
                     self._bookmarks += 1
+                    self._metrics.watch_bookmark()
                     if version:
                         self._advance(version)
                     continue
                 self._events += 1
+                self._metrics.watch_event(event_type)
                 obj = lifecycle.project(obj)  # what runs read; half the memory
                 name = _name(obj)
                 if event_type == DELETED:

@@ -388,6 +388,7 @@ class PodRun:
         if self._driven:
             raise UsageError(f"{self!r} is already driven: a run is driven once")
         self._driven = True
+        self._client.metrics.run_started()
         ended: PodResult | AsyncpodError | None = None
         try:
             with anyio.CancelScope() as scope:
@@ -396,7 +397,7 @@ class PodRun:
                     scope.cancel()
                 ended = await self._to_the_end()
         finally:
-            result = await complete_despite_cancellation(self._wind_up(ended))
+            result = await complete_despite_cancellation(self._wind_up(ended, time.monotonic()))
         return result
 
     async def _to_the_end(self) -> PodResult | AsyncpodError | None:
@@ -419,8 +420,11 @@ class PodRun:
             failure.__cause__ = kept_on_the_run(error)
             return failure
 
-    async def _wind_up(self, ended: PodResult | AsyncpodError | None) -> PodResult | None:
-        """Clean up after ``ended`` and settle the handle; the final result."""
+    async def _wind_up(
+        self, ended: PodResult | AsyncpodError | None, seen: float
+    ) -> PodResult | None:
+        """Clean up after ``ended`` (seen at ``seen``, monotonic) and settle the handle;
+        the final result."""
         error = ended if isinstance(ended, AsyncpodError) else None
         result = ended if isinstance(ended, PodResult) else None
         try:
@@ -435,6 +439,7 @@ class PodRun:
                 )
         finally:
             self._settle(result, error)
+            self._client.metrics.run_ended(result, error, seen)
         return result
 
     def _settle(self, result: PodResult | None, error: AsyncpodError | None) -> None:

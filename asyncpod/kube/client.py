@@ -75,6 +75,7 @@ from asyncpod.errors import (
 )
 from asyncpod.kube.config import ClusterConfig, build_ssl_context, load_incluster, load_kubeconfig
 from asyncpod.kube.settings import RetryPolicy, Settings
+from asyncpod.metrics import OFF, MetricsOff
 
 __all__ = [
     "DEFAULT",
@@ -467,6 +468,7 @@ class KubeClient:
         connect_timeout: float = _DEFAULTS.connect_timeout,
         user_agent: str = "asyncpod",
         trust_env: bool = False,
+        metrics: MetricsOff = OFF,
     ) -> None:
         self._closed = True  # until the session exists, so __del__ stays quiet
         try:
@@ -477,6 +479,7 @@ class KubeClient:
                 "(use `await KubeClient.from_kubeconfig()` or asyncpod.connect())"
             ) from None
         self._config = config
+        self.metrics = metrics  # asyncpod.metrics: OFF does nothing
         self._base = config.server.rstrip("/")
         self._requests = _Budget(max_requests)
         self._streams = _Budget(max_streams)
@@ -720,7 +723,9 @@ class KubeClient:
                     return _Answer(response.status, value=value)
                 return _Answer(response.status, headers=response.headers, body=payload)
 
-        return await self._with_retries(method, path, send, pod=pod, rate_limited=rate_limited)
+        return await self._with_retries(
+            method, path, send, pod=pod, rate_limited=rate_limited, query=query
+        )
 
     @contextlib.asynccontextmanager
     async def stream(
@@ -773,7 +778,7 @@ class KubeClient:
 
         async with self._streams:
             response: aiohttp.ClientResponse = await self._with_retries(
-                method, path, send, pod=pod, rate_limited=rate_limited
+                method, path, send, pod=pod, rate_limited=rate_limited, query=query
             )
             try:
                 yield response
@@ -791,6 +796,7 @@ class KubeClient:
         *,
         pod: str | None,
         rate_limited: bool,
+        query: Mapping[str, str] | None = None,
     ) -> Any:
         """The one attempt loop of :meth:`request` and :meth:`stream`.
 
@@ -812,6 +818,7 @@ class KubeClient:
                 self._sent[method] += 1
                 answer = await send({"Authorization": auth} if auth is not None else {})
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                self.metrics.api_request(method, path, query, 0)
                 verdict = judge_transport_error(method, exc, path=path, pod=pod)
                 verdict = self._count_transport_error(verdict, exc, method=method, path=path)
                 first = (
@@ -829,6 +836,7 @@ class KubeClient:
             else:
                 self._answered = self._contact.reached = True
                 self._responses[answer.status] += 1
+                self.metrics.api_request(method, path, query, answer.status)
                 if answer.ok:
                     return answer.value
                 if answer.status == 401 and not refreshed and await self._refresh_auth():
@@ -836,6 +844,7 @@ class KubeClient:
                     continue
                 if answer.status == 429:
                     self._throttled += 1
+                    self.metrics.api_throttled()
                 verdict = judge_answer(
                     method, answer.status, answer.headers, answer.body, path=path, pod=pod
                 )
@@ -856,6 +865,7 @@ class KubeClient:
                     del verdict
             retries += 1
             self._retries += 1
+            self.metrics.api_retry(verdict.error)
             logger.debug("retrying in %.2fs after: %s", delay, verdict.error)
             del verdict  # nor once a retry succeeds: its cause's traceback holds this frame
             await asyncio.sleep(delay)

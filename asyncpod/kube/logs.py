@@ -147,6 +147,7 @@ class LogFollower:
 
     async def _follow(self) -> AsyncGenerator[LogLine, None]:
         self._iterating = True
+        counted = self._lines  # lines delivered and counted in the metrics
         try:
             quiet = 0  # consecutive opens that delivered nothing new: drives the backoff
             failures = 0
@@ -157,17 +158,22 @@ class LogFollower:
                 tail = b""
                 self._start_replay()
                 try:
-                    async with self._client.stream(
-                        "GET",
-                        self._path,
-                        params=self._params(follow=not finished_before_open),
-                        pod=self._pod,
-                        read_timeout=self._read_timeout,
-                    ) as response:
+                    async with (
+                        self._client.stream(
+                            "GET",
+                            self._path,
+                            params=self._params(follow=not finished_before_open),
+                            pod=self._pod,
+                            read_timeout=self._read_timeout,
+                        ) as response,
+                        self._client.metrics.log_stream(),
+                    ):
                         self._opens += 1
                         splitter = LineSplitter()
                         watch_finish = not finished_before_open
                         while True:
+                            self._client.metrics.log_lines(self._lines - counted)
+                            counted = self._lines
                             chunk = await self._next_chunk(response.content, watch_finish)
                             if chunk is None:
                                 outcome = "finished"  # idle, and the container is done
@@ -232,6 +238,7 @@ class LogFollower:
                 quiet = 0 if self._lines > delivered_before else quiet + 1
                 await asyncio.sleep(self._backoff.delay(quiet))
         finally:
+            self._client.metrics.log_lines(self._lines - counted)
             self._iterating = False
 
     async def _next_chunk(self, reader: aiohttp.StreamReader, watch_finish: bool) -> bytes | None:
