@@ -501,7 +501,9 @@ class Launcher:
             # The worker drives the run in its own task: one task per pod in flight.
             finished = await run.drive()
             if finished is not None:
-                result = with_disruption(finished, run.pod)
+                result = finished
+                if finished.outcome is Outcome.DELETED:  # which disruption, if any
+                    result = with_disruption(finished, run.pod)
             else:
                 failure = run.exception()
                 assert failure is not None
