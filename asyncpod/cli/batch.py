@@ -90,6 +90,7 @@ from asyncpod.cli._common import (
     run_options,
     signal_exit_code,
 )
+from asyncpod.cli._metrics import MetricsFlags, add_metrics_options, exported, metrics_flags
 from asyncpod.cli.batchfile import Batch, BatchFileError, load_batch
 from asyncpod.cli.heap import batch_collector
 from asyncpod.cli.resultsfile import RecordedResults, ResultsWriter, read_results
@@ -216,6 +217,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="at the end, write the results' HTML report (asyncpod report) and print its path",
     )  # fmt: skip
     add_verbose_option(output, help_prefix="report more on stderr; ")
+    add_metrics_options(parser)
     parser.set_defaults(handler=handle)
 
 
@@ -282,6 +284,8 @@ class BatchConfig:
     """Entries' own policies (``retries``/``retry_on`` in the file), by task key."""
     max_failures: int | None = None
     keep_logs: KeepLogs | None = None
+    metrics: MetricsFlags | None = None
+    """``--metrics-port``: serve Prometheus metrics while running (cli/_metrics.py)."""
 
 
 def print_problems(error: BatchFileError, *, command: str = "asyncpod batch") -> None:
@@ -367,6 +371,7 @@ def _config_from_args(args: argparse.Namespace, batch: Batch) -> BatchConfig:
         policies=policies,
         max_failures=args.max_failures,
         keep_logs=KeepLogs(args.logs, args.logs_for or "failed") if args.logs else None,
+        metrics=metrics_flags(args),
     )
 
 
@@ -533,14 +538,18 @@ class _Session:
     async def _work(self) -> None:
         config = self.config
         self._note(*config.banner)
-        async with connect(
-            config.kubeconfig,
-            context=config.context,
-            namespace=config.namespace,
-            options=config.options,
-            qps=config.qps,
-            burst=config.burst or max(1, int(2 * (config.qps or 50))),
-        ) as cluster:
+        async with (
+            exported(config.metrics, title=config.title) as metrics,
+            connect(
+                config.kubeconfig,
+                context=config.context,
+                namespace=config.namespace,
+                options=config.options,
+                qps=config.qps,
+                burst=config.burst or max(1, int(2 * (config.qps or 50))),
+                metrics=metrics,
+            ) as cluster,
+        ):
             alive = await self._pods_of_run(cluster)
             await self._preflight(cluster)
             self._announce(cluster, alive)
@@ -554,6 +563,9 @@ class _Session:
                 max_failures=config.max_failures,
                 keep_logs=config.keep_logs,
             )
+            # Read at scrape time: the tasks not started yet, or between attempts.
+            in_flight = launcher.statistics
+            metrics.queue_depth(lambda: self.to_run - len(self.results) - in_flight().in_flight)
             specs = [entry.spec for entry in config.batch.entries]
             # No full GC pass while runs are in flight: asyncpod/cli/heap.py.
             with batch_collector():

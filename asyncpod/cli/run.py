@@ -44,6 +44,7 @@ from asyncpod.cli._common import (
     run_options,
     signal_exit_code,
 )
+from asyncpod.cli._metrics import add_metrics_options, exported, metrics_flags
 from asyncpod.core.cluster import connect
 from asyncpod.core.lifecycle import StateChange
 from asyncpod.core.runner import Cleanup, PodRun
@@ -108,6 +109,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="report the pod's state changes (and the library's info messages) on stderr; "
         "-vv: also the library's debug log",
     )  # fmt: skip
+    add_metrics_options(parser)
     parser.set_defaults(handler=handle, accepts_trailing_args=True)
 
 
@@ -204,9 +206,13 @@ class _Session:
     async def _work(self) -> PodResult:
         args = self.args
         options = run_options(args, cleanup=Cleanup.KEEP if args.keep else Cleanup.DELETE)
-        async with connect(
-            args.kubeconfig, context=args.context, namespace=args.namespace, options=options
-        ) as cluster:
+        async with (
+            exported(metrics_flags(args), title="asyncpod run") as metrics,
+            connect(
+                args.kubeconfig, context=args.context, namespace=args.namespace,
+                options=options, metrics=metrics,
+            ) as cluster,
+        ):  # fmt: skip
             run = self.run = await cluster.start(self.spec)
             await run.created()
             helpers: list[asyncio.Task[None]] = []
