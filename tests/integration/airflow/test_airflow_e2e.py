@@ -81,6 +81,17 @@ def live(pod: dict[str, Any]) -> bool:
     return not pod["metadata"].get("deletionTimestamp")
 
 
+def created_in(airflow: AirflowDeployment, dag_id: str, run_id: str, task_id: str) -> set[str]:
+    """Which process created the task's pod: 'worker' (the try's own log file) or
+    'triggerer' (a ``.trigger.<job>.log`` file beside it), from the log line it wrote."""
+    folder = airflow.home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={task_id}"
+    return {
+        "triggerer" if ".trigger." in path.name else "worker"
+        for path in folder.glob("attempt=*")
+        if "created pod " in path.read_text(errors="replace")
+    }
+
+
 def test_hello_pod_dag_succeeds_and_its_pod_is_deleted(
     airflow: AirflowDeployment, kube_cluster: TestCluster
 ) -> None:
@@ -90,6 +101,9 @@ def test_hello_pod_dag_succeeds_and_its_pod_is_deleted(
     )
     log = airflow.task_log("ap_hello", run_id, "run_hello_pod")
     assert "created pod default/hello-pod-" in log
+    # The default: the worker creates the pod and defers (the triggerer builds no task
+    # from the serialized DAG and renders nothing).
+    assert created_in(airflow, "ap_hello", run_id, "run_hello_pod") == {"worker"}
     assert not [
         p
         for p in pods(kube_cluster, "default")
@@ -289,6 +303,7 @@ def test_sigterm_and_restart_of_the_triggerer_while_pods_run(
         assert len(uids) == 1, uids
         assert uids <= before
         assert log.count("created pod") == 1
+        assert created_in(airflow, "ap_restart", run_id, task_id) == {"triggerer"}  # opted in
         for line in files[task_id].lines_written:  # every pod log line exactly once
             assert log.count(f"[base] {line}") == 1, (line, log[-2000:])
     after = {
