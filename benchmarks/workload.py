@@ -60,6 +60,10 @@ class ChildConfig:
     ``default`` (Python's collector as it is), ``freeze`` (:func:`gc.freeze` after
     connecting, the batch command's policy until 2026-11-30) or ``batch`` (the batch
     command's :func:`asyncpod.cli.heap.batch_collector`)."""
+    metrics: bool = False
+    """asyncpod's launcher only: count with an :class:`asyncpod.Metrics` (on a registry of
+    its own, scraped once at the end) instead of the default, metrics off
+    (:mod:`benchmarks.metrics_cost`)."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -3,8 +3,13 @@ histograms, and what a scrape shows after the hooks ran (no cluster, no loop).""
 
 from __future__ import annotations
 
+import json
+import re
+import subprocess
+import sys
 import time
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
@@ -214,3 +219,47 @@ async def test_log_stream_counts_open_streams() -> None:
     got = samples(metrics)
     assert got[("asyncpod_log_streams_open", ())] == 0
     assert got[("asyncpod_log_streams_opened_total", ())] == 1
+
+
+def _exposed_names() -> set[str]:
+    """Every sample name a scrape can show (histograms' _bucket/_sum/_count included)."""
+    text = generate_latest(fresh().registry).decode()
+    names: set[str] = set()
+    for family in text_string_to_metric_families(text):
+        if family.type == "counter":
+            names.add(f"{family.name}_total")
+        elif family.type == "histogram":
+            names.update(f"{family.name}{suffix}" for suffix in ("_bucket", "_sum", "_count"))
+        else:
+            names.add(family.name)
+    return names
+
+
+DOCS = Path(__file__).parents[2] / "docs"
+
+
+def test_the_docs_list_every_metric_and_name_no_other() -> None:
+    page = (DOCS / "metrics.md").read_text()
+    exposed = _exposed_names()
+    documented = set(re.findall(r"`(asyncpod_[a-z_]+)`", page))
+    base = {n for n in exposed if not n.endswith(("_bucket", "_sum", "_count"))}
+    base |= {n.removesuffix("_bucket") for n in exposed if n.endswith("_bucket")}
+    assert documented == base
+    for name in re.findall(r"\b(asyncpod_[a-z_]+)", page):
+        assert name in exposed or name in base, name
+
+
+def test_the_grafana_dashboard_queries_only_metrics_that_exist() -> None:
+    dashboard = json.loads((DOCS / "grafana" / "asyncpod.json").read_text())
+    exprs = [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
+    used = {name for expr in exprs for name in re.findall(r"\b(asyncpod_[a-z_]+)", expr)}
+    assert used <= _exposed_names()
+    assert len(used) >= 15
+
+
+def test_a_session_without_metrics_never_imports_prometheus_client() -> None:
+    code = (
+        "import sys, asyncpod, asyncpod.core.cluster, asyncpod.cli.batch, asyncpod.cli.run; "
+        "sys.exit('prometheus_client' in sys.modules)"
+    )
+    assert subprocess.run([sys.executable, "-c", code], check=False, timeout=120).returncode == 0
