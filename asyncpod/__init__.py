@@ -62,6 +62,7 @@ if TYPE_CHECKING:
     from asyncpod.kube.logs import LogLine
     from asyncpod.kube.settings import RetryPolicy, Settings
     from asyncpod.metrics import Metrics
+    from asyncpod.traces import Traces
 
 __version__ = "0.1.0.dev0"
 
@@ -120,6 +121,7 @@ __all__ = [
     "TaskHistory",
     "Toleration",
     "TooManyRequestsError",
+    "Traces",
     "TransientError",
     "UnauthorizedError",
     "UsageError",
@@ -156,6 +158,7 @@ _LAZY: Final = {
     "Settings": "asyncpod.kube.settings",
     "StateChange": "asyncpod.core.lifecycle",
     "TaskHistory": "asyncpod.core.scheduler",
+    "Traces": "asyncpod.traces",
     "connect": "asyncpod.core.cluster",
 }
 

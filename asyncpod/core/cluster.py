@@ -39,6 +39,8 @@ from asyncpod.kube.settings import RetryPolicy, Settings
 from asyncpod.metrics import OFF, MetricsOff
 from asyncpod.results import PodResult
 from asyncpod.spec import MANAGED_BY_LABEL, MANAGED_BY_VALUE, RUN_ID_LABEL, PodSpec
+from asyncpod.traces import OFF as NO_TRACES
+from asyncpod.traces import TracesOff
 
 __all__ = ["Cluster", "ClusterStatistics", "connect"]
 
@@ -383,6 +385,7 @@ async def connect(
     max_streams: int = UNSET,
     inactivity_timeout: float = UNSET,
     metrics: MetricsOff | None = None,
+    traces: TracesOff | None = None,
 ) -> AsyncIterator[Cluster]:
     """Open a :class:`Cluster` session; ``async with connect() as cluster: ...``.
 
@@ -398,7 +401,9 @@ async def connect(
     when given, override the fields of the same name. ``options`` are the default
     :class:`RunOptions` of the session's runs. ``metrics`` (an
     :class:`asyncpod.Metrics`) counts the session's runs, requests, watches and logs
-    (docs/metrics.md); without it nothing is counted.
+    (docs/metrics.md); without it nothing is counted. ``traces`` (an
+    :class:`asyncpod.Traces`) makes an OpenTelemetry span of each run
+    (:mod:`asyncpod.traces`).
 
     Entering it reaches the server once (``GET /version``): a server that cannot be
     reached (refused, unknown host, TLS failure) raises
@@ -418,7 +423,10 @@ async def connect(
     path = os.fspath(kubeconfig) if kubeconfig is not None else None
     config = await load_config(path, context=context, in_cluster=in_cluster)
     client = await KubeClient.from_config(
-        config, metrics=metrics or OFF, **settings.client_options()
+        config,
+        metrics=metrics or OFF,
+        traces=traces or NO_TRACES,
+        **settings.client_options(),
     )
     ns = namespace or client.config.namespace or "default"
     try:

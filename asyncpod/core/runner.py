@@ -440,6 +440,9 @@ class PodRun:
         finally:
             self._settle(result, error)
             self._client.metrics.run_ended(result, error, seen)
+            self._client.traces.run_ended(
+                result, error, namespace=self.namespace, name=self.name, task_key=self.task_key
+            )
         return result
 
     def _settle(self, result: PodResult | None, error: AsyncpodError | None) -> None:

@@ -76,6 +76,8 @@ from asyncpod.errors import (
 from asyncpod.kube.config import ClusterConfig, build_ssl_context, load_incluster, load_kubeconfig
 from asyncpod.kube.settings import RetryPolicy, Settings
 from asyncpod.metrics import OFF, MetricsOff
+from asyncpod.traces import OFF as NO_TRACES
+from asyncpod.traces import TracesOff
 
 __all__ = [
     "DEFAULT",
@@ -469,6 +471,7 @@ class KubeClient:
         user_agent: str = "asyncpod",
         trust_env: bool = False,
         metrics: MetricsOff = OFF,
+        traces: TracesOff = NO_TRACES,
     ) -> None:
         self._closed = True  # until the session exists, so __del__ stays quiet
         try:
@@ -480,6 +483,7 @@ class KubeClient:
             ) from None
         self._config = config
         self.metrics = metrics  # asyncpod.metrics: OFF does nothing
+        self.traces = traces  # asyncpod.traces: OFF does nothing
         self._base = config.server.rstrip("/")
         self._requests = _Budget(max_requests)
         self._streams = _Budget(max_streams)

@@ -34,6 +34,7 @@ from asyncpod.metrics import (
     retry_cause,
 )
 from asyncpod.results import ContainerKind, ContainerResult, Outcome, PodResult
+from asyncpod.traces import span_plan
 
 T0 = datetime(2026, 12, 5, 12, 0, 0, tzinfo=timezone.utc)
 
@@ -263,3 +264,38 @@ def test_a_session_without_metrics_never_imports_prometheus_client() -> None:
         "sys.exit('prometheus_client' in sys.modules)"
     )
     assert subprocess.run([sys.executable, "-c", code], check=False, timeout=120).returncode == 0
+
+
+def test_a_runs_span_plan_from_its_result() -> None:
+    main = ContainerResult("main", ContainerKind.MAIN, started_at=at(3), finished_at=at(9))
+    result = PodResult(
+        "ns", "p", "uid-1", outcome=Outcome.FAILED, reason="Error", containers=(main,),
+        created_at=at(0), scheduled_at=at(1), started_at=at(2), finished_at=at(9),
+        node_name="n1", task_key="k",
+    )  # fmt: skip
+    start, events, attributes, failed = span_plan(
+        result, None, namespace="ns", name="p", task_key="k", now=at(10)
+    )
+    second = 1_000_000_000
+    t0 = int(T0.timestamp()) * second
+    assert start == t0
+    assert events == [
+        ("created", t0), ("scheduled", t0 + second), ("started", t0 + 3 * second),
+        ("finished", t0 + 9 * second), ("result", t0 + 10 * second),
+    ]  # fmt: skip
+    assert attributes == {
+        "k8s.namespace.name": "ns", "k8s.pod.name": "p", "k8s.pod.uid": "uid-1",
+        "k8s.node.name": "n1", "asyncpod.task_key": "k", "asyncpod.outcome": "failed",
+        "asyncpod.reason": "Error",
+    }  # fmt: skip
+    assert failed
+
+
+def test_a_span_plan_without_a_result() -> None:
+    start, events, attributes, failed = span_plan(
+        None, OptionError("no"), namespace="ns", name=None, task_key=None, now=at(5)
+    )
+    assert events == [("result", start)]
+    assert attributes["asyncpod.outcome"] == "error"
+    assert attributes["asyncpod.error"] == "OptionError: no"
+    assert failed
