@@ -112,25 +112,28 @@ def request_labels(
     ``WATCH`` with ``watch=true``; a DELETE of one is ``DELETECOLLECTION``. A path
     outside ``/api`` and ``/apis`` (``/version``) has no resource. Pure.
     """
-    parts = path.strip("/").split("/")
-    if parts[0] == "api":
-        rest = parts[2:]
-    elif parts[0] == "apis":
-        rest = parts[3:]
+    # Indexes into one split, no slicing: this runs for every request when metrics are on.
+    parts = path.rstrip("/").split("/")  # ["", "api", "v1", "namespaces", "ns", "pods", ...]
+    count = len(parts)
+    if count > 1 and parts[1] == "api":
+        at = 3
+    elif count > 1 and parts[1] == "apis":
+        at = 4
     else:
         return method, "", ""
-    if len(rest) >= 3 and rest[0] == "namespaces":
-        rest = rest[2:]  # a namespaced resource
-    if not rest or not rest[0]:
+    if count - at >= 3 and parts[at] == "namespaces":
+        at += 2  # a namespaced resource
+    if at >= count or not parts[at]:
         return method, "", ""
-    named = len(rest) > 1
-    subresource = rest[2] if len(rest) > 2 else ""
-    if not named and method == "GET":
-        watching = query is not None and query.get("watch") in ("true", "1")
-        return ("WATCH" if watching else "LIST"), rest[0], subresource
-    if not named and method == "DELETE":
-        return "DELETECOLLECTION", rest[0], subresource
-    return method, rest[0], subresource
+    resource = parts[at]
+    subresource = parts[at + 2] if count - at > 2 else ""
+    if count - at == 1:  # the collection
+        if method == "GET":
+            watching = query is not None and query.get("watch") in ("true", "1")
+            return ("WATCH" if watching else "LIST"), resource, subresource
+        if method == "DELETE":
+            return "DELETECOLLECTION", resource, subresource
+    return method, resource, subresource
 
 
 def retry_cause(error: BaseException) -> str:
@@ -280,6 +283,7 @@ class Metrics(MetricsOff):
         "_queue",
         "_reasons",
         "_relists",
+        "_request_keys",
         "_requests",
         "_resources",
         "_retries",
@@ -311,6 +315,7 @@ class Metrics(MetricsOff):
         self._runs_ended: dict[tuple[str, str], int] = {}
         self._reasons = Bounded(64)
         self._requests: dict[tuple[str, str, str, str], int] = {}
+        self._request_keys: dict[tuple[str, str, str, int], tuple[str, str, str, str]] = {}
         self._resources = Bounded(32, ("pods", "events", "log", ""))
         self._retries: dict[str, int] = {}
         self._throttled = 0
@@ -346,8 +351,13 @@ class Metrics(MetricsOff):
     def api_request(
         self, method: str, path: str, query: Mapping[str, str] | None, status: int
     ) -> None:
-        verb, resource, subresource = request_labels(method, path, query)
-        key = (verb, self._resources(resource), self._resources(subresource), _code(status))
+        raw = (*request_labels(method, path, query), status)
+        key = self._request_keys.get(raw)
+        if key is None:  # first seen: its label values bounded once
+            verb, resource, subresource, _ = raw
+            key = (verb, self._resources(resource), self._resources(subresource), _code(status))
+            if len(self._request_keys) < 1024:
+                self._request_keys[raw] = key
         self._requests[key] = self._requests.get(key, 0) + 1
 
     def api_retry(self, error: BaseException) -> None:

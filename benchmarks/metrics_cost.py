@@ -12,6 +12,11 @@ same ServiceAccount's requests.
 
     python -m benchmarks.metrics_cost                       # 2,000 pods at 1,000, 3 rounds
     python -m benchmarks.metrics_cost --pods 1000 --rounds 2
+    python -m benchmarks.metrics_cost --hooks               # no cluster: the hooks alone
+
+``--hooks`` times, without a cluster, the hook calls one pod's run makes (a create, a
+delete and a LIST of events answered, four watch events, the run's start and end with
+its phases), off and on: a figure the machine's load disturbs much less than a batch's.
 
 Writes ``benchmarks/results/<date>-metrics-cost[-<label>].json`` and prints a table.
 """
@@ -111,6 +116,46 @@ def table(rows: Sequence[Mapping[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def hook_cost(pods: int = 100_000) -> dict[str, float]:
+    """CPU seconds per pod of the hooks one run calls, metrics off and on (no cluster)."""
+    from datetime import datetime, timedelta, timezone
+
+    from prometheus_client import CollectorRegistry
+
+    from asyncpod.metrics import OFF, Metrics, MetricsOff
+    from asyncpod.results import ContainerKind, ContainerResult, Outcome, PodResult
+
+    t0 = datetime(2026, 12, 5, tzinfo=timezone.utc)
+    main = ContainerResult(
+        "main", ContainerKind.MAIN, started_at=t0 + timedelta(seconds=3),
+        finished_at=t0 + timedelta(seconds=6),
+    )  # fmt: skip
+    result = PodResult(
+        "ns", "p", "u", outcome=Outcome.SUCCEEDED, reason="Completed", containers=(main,),
+        created_at=t0, scheduled_at=t0 + timedelta(seconds=1),
+        started_at=t0 + timedelta(seconds=2), finished_at=t0 + timedelta(seconds=6),
+    )  # fmt: skip
+    watch = {"watch": "true"}
+
+    def one_pod(hooks: MetricsOff, name: str) -> None:
+        hooks.run_started()
+        hooks.api_request("POST", "/api/v1/namespaces/ns/pods", None, 201)
+        for event in ("ADDED", "MODIFIED", "MODIFIED", "MODIFIED"):
+            hooks.watch_event(event)
+        hooks.api_request("DELETE", f"/api/v1/namespaces/ns/pods/{name}", None, 200)
+        hooks.api_request("GET", "/api/v1/namespaces/ns/events", watch, 200)
+        hooks.run_ended(result, None, 0.0)
+
+    out: dict[str, float] = {}
+    for label, hooks in (("off", OFF), ("on", Metrics(CollectorRegistry()))):
+        names = [f"pod-{i}" for i in range(pods)]
+        began = time.process_time()
+        for name in names:
+            one_pod(hooks, name)
+        out[f"{label}_us_per_pod"] = (time.process_time() - began) / pods * 1e6
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="python -m benchmarks.metrics_cost", description=__doc__)
@@ -122,7 +167,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--gc", default="batch", help="the contender's GC policy (batch)")
     parser.add_argument("--warmup", type=int, default=50)
     parser.add_argument("--label", default="")
+    parser.add_argument("--hooks", action="store_true", help="time the hooks alone, no cluster")
     args = parser.parse_args(argv)
+    if args.hooks:
+        for _ in range(3):
+            cost = hook_cost()
+            print(
+                f"hooks of one pod: off {cost['off_us_per_pod']:.2f} µs, "
+                f"on {cost['on_us_per_pod']:.2f} µs (CPU, 100,000 pods)"
+            )
+        return 0
     command = shlex.join(["python", "-m", "benchmarks.metrics_cost", *argv])
     workdir = Path(tempfile.mkdtemp(prefix="asyncpod-metrics-cost-"))
     began = time.time()
