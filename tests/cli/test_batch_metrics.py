@@ -204,3 +204,18 @@ def test_a_port_in_use_is_a_usage_error(cli: Cli, tmp_path: Path) -> None:
         process = cli.run("batch", str(jobs), *cli.cluster_args, "--metrics-port", str(port))
     assert process.popen.returncode == 2, process.stderr
     assert f"cannot serve metrics on 127.0.0.1:{port}" in process.stderr
+
+
+def test_run_serves_metrics_too(cli: Cli) -> None:
+    port = free_port()
+    process = cli.start(
+        "run", "busybox:1.36", *cli.cluster_args, "--no-logs",
+        "-a", "sim.asyncpod.dev/duration=500ms", "-a", "sim.asyncpod.dev/exit-code=3",
+        "--metrics-port", str(port), "--metrics-linger", "120",
+    )  # fmt: skip
+    last, _ = scrape_until_exit(process, port, timeout=120)
+    assert process.popen.returncode == 3, process.stderr
+    got = samples(last)
+    assert by(got, "asyncpod_runs_finished_total", "outcome", "reason") == {("failed", "Error"): 1}
+    assert by(got, "asyncpod_api_requests_total", "verb", "resource")[("POST", "pods")] == 1
+    assert got[("asyncpod_runs_in_flight", ())] == 0
