@@ -26,27 +26,38 @@ Only ``opentelemetry-api`` is used (the ``traces`` extra); the SDK and exporters
 application's. Without an SDK the API's tracer makes non-recording spans; without
 ``traces=`` nothing is called at all.
 
-What it deliberately does not do (yet): write the trace context into the pod
-(``traceparent``), so the program in the pod cannot continue the trace; make spans for
+``Traces(inject=True)`` writes the W3C ``traceparent`` of the context current where the
+run was started into the pod's annotation ``asyncpod.dev/traceparent``, so the program in
+the pod can continue the trace (the downward API puts an annotation into an environment
+variable: ``TRACEPARENT`` from ``metadata.annotations['asyncpod.dev/traceparent']``). It is
+the starter's span, not the run's (made only at the end): the pod's spans are siblings of
+``asyncpod.run`` in the same trace.
+
+What it deliberately does not do: keep a span per run while it runs, or make spans for
 the API requests.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.metadata
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, ClassVar, Final
+from typing import TYPE_CHECKING, Any, ClassVar, Final, TypeVar
 
 from asyncpod.errors import UsageError
 
 if TYPE_CHECKING:
     from asyncpod.results import PodResult
 
-__all__ = ["OFF", "TRACES_EXTRA", "Traces", "TracesOff", "span_plan"]
+__all__ = ["OFF", "TRACEPARENT_ANNOTATION", "TRACES_EXTRA", "Traces", "TracesOff", "span_plan"]
 
 #: What to install for traces; named by the error when ``opentelemetry-api`` is missing.
 TRACES_EXTRA: Final = "asyncpod[traces]"
 SPAN_NAME: Final = "asyncpod.run"
+#: Where ``Traces(inject=True)`` writes the W3C trace context into the pod.
+TRACEPARENT_ANNOTATION: Final = "asyncpod.dev/traceparent"
+
+_Spec = TypeVar("_Spec")
 
 
 def _ns(when: datetime | None) -> int | None:
@@ -111,6 +122,10 @@ class TracesOff:
     __slots__ = ()
     enabled: ClassVar[bool] = False
 
+    def carried(self, spec: _Spec) -> _Spec:
+        """``spec``, with the trace context to carry into the pod when injecting."""
+        return spec
+
     def run_ended(
         self,
         result: PodResult | None,
@@ -130,10 +145,10 @@ OFF: Final = TracesOff()
 class Traces(TracesOff):
     """Spans of runs on ``tracer_provider`` (default: OpenTelemetry's global one)."""
 
-    __slots__ = ("_status", "_tracer")
+    __slots__ = ("_inject", "_status", "_tracer")
     enabled: ClassVar[bool] = True
 
-    def __init__(self, tracer_provider: Any = None) -> None:
+    def __init__(self, tracer_provider: Any = None, *, inject: bool = False) -> None:
         try:
             from opentelemetry import trace
         except ImportError:
@@ -146,6 +161,21 @@ class Traces(TracesOff):
             version = None
         self._tracer = trace.get_tracer("asyncpod", version, tracer_provider=tracer_provider)
         self._status = (trace.Status, trace.StatusCode)
+        self._inject = inject
+
+    def carried(self, spec: _Spec) -> _Spec:
+        if not self._inject:
+            return spec
+        from opentelemetry import propagate
+
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier)  # the current context: where the run was started
+        traceparent = carrier.get("traceparent")
+        annotations = getattr(spec, "annotations", None)
+        if traceparent is None or annotations is None:
+            return spec
+        changed = {**annotations, TRACEPARENT_ANNOTATION: traceparent}
+        return dataclasses.replace(spec, annotations=changed)  # type: ignore[type-var]
 
     def run_ended(
         self,

@@ -463,8 +463,9 @@ class PodRun:
             self._main = self._main or lifecycle.main_container_name(pod)
         else:  # validated by Cluster.new_run
             pod = await self._start.create(
-                self.spec, labels=self._extra_labels, run_id=self.run_id, window=window
-            )
+                self._client.traces.carried(self.spec),  # traceparent, if injecting
+                labels=self._extra_labels, run_id=self.run_id, window=window,
+            )  # fmt: skip
         self.uid = pod["metadata"]["uid"]
         self._observe(pod)
         self._created.set()

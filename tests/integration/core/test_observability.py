@@ -21,6 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 import asyncpod
 from asyncpod import Launcher, Outcome, PodSpec
 from asyncpod.testing import outcome
+from asyncpod.traces import TRACEPARENT_ANNOTATION
 
 from .conftest import TEST_OPTIONS
 
@@ -111,3 +112,24 @@ async def test_a_launchers_runs_as_a_scrape_shows_them(sa_kubeconfig: Path, name
             counted[method] = counted.get(method, 0) + value
     assert counted == requests
     assert got[("asyncpod_informer_cached_pods", ())] >= 0
+
+
+async def test_inject_writes_the_starters_traceparent_into_the_pod(
+    sa_kubeconfig: Path, namespace: str
+) -> None:
+    provider = TracerProvider()
+    tracer = provider.get_tracer("test")
+    async with asyncpod.connect(
+        sa_kubeconfig, namespace=namespace, options=TEST_OPTIONS, qps=None,
+        traces=asyncpod.Traces(provider, inject=True),
+    ) as cluster:  # fmt: skip
+        with tracer.start_as_current_span("caller") as caller:
+            run = await cluster.start(PodSpec("busybox:1.36", annotations=outcome(duration=0.3)))
+        result = await run
+        assert run.pod is not None
+        annotations = run.pod["metadata"]["annotations"]
+    context = caller.get_span_context()
+    assert result.ok
+    assert annotations[TRACEPARENT_ANNOTATION] == (
+        f"00-{context.trace_id:032x}-{context.span_id:016x}-{context.trace_flags:02x}"
+    )
