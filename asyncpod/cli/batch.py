@@ -91,6 +91,7 @@ from asyncpod.cli._common import (
     signal_exit_code,
 )
 from asyncpod.cli._metrics import MetricsFlags, add_metrics_options, exported, metrics_flags
+from asyncpod.cli._traces import traced
 from asyncpod.cli.batchfile import Batch, BatchFileError, load_batch
 from asyncpod.cli.heap import batch_collector
 from asyncpod.cli.resultsfile import RecordedResults, ResultsWriter, read_results
@@ -540,6 +541,7 @@ class _Session:
         self._note(*config.banner)
         async with (
             exported(config.metrics, title=config.title) as metrics,
+            traced(config.title) as traces,  # OTEL_* variables: asyncpod/cli/_traces.py
             connect(
                 config.kubeconfig,
                 context=config.context,
@@ -548,6 +550,7 @@ class _Session:
                 qps=config.qps,
                 burst=config.burst or max(1, int(2 * (config.qps or 50))),
                 metrics=metrics,
+                traces=traces,
             ) as cluster,
         ):
             alive = await self._pods_of_run(cluster)

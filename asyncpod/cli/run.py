@@ -45,6 +45,7 @@ from asyncpod.cli._common import (
     signal_exit_code,
 )
 from asyncpod.cli._metrics import add_metrics_options, exported, metrics_flags
+from asyncpod.cli._traces import traced
 from asyncpod.core.cluster import connect
 from asyncpod.core.lifecycle import StateChange
 from asyncpod.core.runner import Cleanup, PodRun
@@ -208,9 +209,10 @@ class _Session:
         options = run_options(args, cleanup=Cleanup.KEEP if args.keep else Cleanup.DELETE)
         async with (
             exported(metrics_flags(args), title="asyncpod run") as metrics,
+            traced("asyncpod run") as traces,  # OTEL_* variables: asyncpod/cli/_traces.py
             connect(
                 args.kubeconfig, context=args.context, namespace=args.namespace,
-                options=options, metrics=metrics,
+                options=options, metrics=metrics, traces=traces,
             ) as cluster,
         ):  # fmt: skip
             run = self.run = await cluster.start(self.spec)

@@ -17,6 +17,7 @@ import urllib.error
 import urllib.request
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -219,3 +220,28 @@ def test_run_serves_metrics_too(cli: Cli) -> None:
     assert by(got, "asyncpod_runs_finished_total", "outcome", "reason") == {("failed", "Error"): 1}
     assert by(got, "asyncpod_api_requests_total", "verb", "resource")[("POST", "pods")] == 1
     assert got[("asyncpod_runs_in_flight", ())] == 0
+
+
+def test_otel_variables_turn_on_traces_a_span_per_run_under_the_commands(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "console")
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "nightly")
+    process = cli.run(
+        "run", "busybox:1.36", *cli.cluster_args, "--no-logs",
+        "-a", "sim.asyncpod.dev/duration=300ms",
+    )  # fmt: skip
+    assert process.popen.returncode == 0, process.stderr
+    spans: list[dict[str, Any]] = []
+    decoder, text = json.JSONDecoder(), process.stdout.strip()
+    while text:
+        span, end = decoder.raw_decode(text)
+        spans.append(span)
+        text = text[end:].strip()
+    by_name = {span["name"]: span for span in spans}
+    command, run = by_name["asyncpod run"], by_name["asyncpod.run"]
+    assert run["parent_id"] == command["context"]["span_id"]
+    assert run["context"]["trace_id"] == command["context"]["trace_id"]
+    assert [e["name"] for e in run["events"]][-1] == "result"
+    assert run["attributes"]["asyncpod.outcome"] == "succeeded"
+    assert run["resource"]["attributes"]["service.name"] == "nightly"

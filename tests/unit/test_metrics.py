@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 import asyncpod
+from asyncpod.cli._traces import exporter_names
 from asyncpod.errors import (
     ApiConnectionError,
     ApiTimeoutError,
@@ -299,3 +300,20 @@ def test_a_span_plan_without_a_result() -> None:
     assert attributes["asyncpod.outcome"] == "error"
     assert attributes["asyncpod.error"] == "OptionError: no"
     assert failed
+
+
+@pytest.mark.parametrize(
+    ("environ", "names"),
+    [
+        ({}, []),
+        ({"OTEL_TRACES_EXPORTER": "console"}, ["console"]),
+        ({"OTEL_TRACES_EXPORTER": "otlp, console"}, ["otlp", "console"]),
+        ({"OTEL_TRACES_EXPORTER": "none"}, []),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}, ["otlp"]),
+        ({"OTEL_TRACES_EXPORTER": "console", "OTEL_SDK_DISABLED": "true"}, []),
+    ],
+)
+def test_which_otel_variables_turn_on_the_commands_traces(
+    environ: dict[str, str], names: list[str]
+) -> None:
+    assert exporter_names(environ) == names
