@@ -41,10 +41,13 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.metadata
+import logging
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, ClassVar, Final, TypeVar
 
 from asyncpod.errors import UsageError
+
+logger = logging.getLogger("asyncpod.traces")
 
 if TYPE_CHECKING:
     from asyncpod.results import PodResult
@@ -190,10 +193,13 @@ class Traces(TracesOff):
         start, events, attributes, failed = span_plan(
             result, error, namespace=namespace, name=name, task_key=task_key, now=now
         )
-        span = self._tracer.start_span(SPAN_NAME, start_time=start, attributes=attributes)
-        for event, at in events:
-            span.add_event(event, timestamp=at)
-        if failed:
-            status, code = self._status
-            span.set_status(status(code.ERROR, str(attributes["asyncpod.outcome"])))
-        span.end(end_time=events[-1][1])
+        try:
+            span = self._tracer.start_span(SPAN_NAME, start_time=start, attributes=attributes)
+            for event, at in events:
+                span.add_event(event, timestamp=at)
+            if failed:
+                status, code = self._status
+                span.set_status(status(code.ERROR, str(attributes["asyncpod.outcome"])))
+            span.end(end_time=events[-1][1])
+        except Exception:  # an SDK's or exporter's failure must not fail the run's end
+            logger.warning("the span of run %s/%s failed", namespace, name, exc_info=True)
