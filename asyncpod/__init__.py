@@ -54,6 +54,7 @@ from asyncpod.spec import (
 if TYPE_CHECKING:
     from asyncpod.core.cluster import Cluster, ClusterStatistics, connect
     from asyncpod.core.failurepolicy import ExitCodes, FailureAction, FailurePolicy, FailureRule
+    from asyncpod.core.fleet import Fleet, FleetAttempt, FleetMember, FleetStatistics
     from asyncpod.core.informer import InformerStatistics, PodChange, PodInformer
     from asyncpod.core.keptlogs import KeepLogs
     from asyncpod.core.lifecycle import PodState, StateChange
@@ -87,6 +88,10 @@ __all__ = [
     "FailureAction",
     "FailurePolicy",
     "FailureRule",
+    "Fleet",
+    "FleetAttempt",
+    "FleetMember",
+    "FleetStatistics",
     "ForbiddenError",
     "GoneError",
     "InformerStatistics",
@@ -143,6 +148,10 @@ _LAZY: Final = {
     "FailureAction": "asyncpod.core.failurepolicy",
     "FailurePolicy": "asyncpod.core.failurepolicy",
     "FailureRule": "asyncpod.core.failurepolicy",
+    "Fleet": "asyncpod.core.fleet",
+    "FleetAttempt": "asyncpod.core.fleet",
+    "FleetMember": "asyncpod.core.fleet",
+    "FleetStatistics": "asyncpod.core.fleet",
     "InformerStatistics": "asyncpod.core.informer",
     "KeepLogs": "asyncpod.core.keptlogs",
     "Launcher": "asyncpod.core.scheduler",

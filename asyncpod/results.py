@@ -88,6 +88,8 @@ class Reason:
     RUN_TIMEOUT: Final = "RunTimeout"
     CANCELLED: Final = "Cancelled"
     CREATE_FAILED: Final = "CreateFailed"
+    CLUSTER_UNREACHABLE: Final = "ClusterUnreachable"
+    """A fleet's cluster whose API server stopped answering (:mod:`asyncpod.core.routing`)."""
 
 
 @dataclass(frozen=True, slots=True)
