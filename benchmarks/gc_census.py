@@ -30,7 +30,7 @@ import json
 import time
 import tracemalloc
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -85,7 +85,12 @@ def _bytes_by_line(before: Any, after: Any, pods: int) -> list[tuple[str, int]]:
 
 
 async def _take(
-    kubeconfig: str, pods: int, freeze: bool, ramp_limit: float, trace: bool = False
+    kubeconfig: str,
+    pods: int,
+    freeze: bool,
+    ramp_limit: float,
+    trace: bool,
+    on_peak: Callable[[dict[str, Any]], None],
 ) -> dict[str, Any]:
     import asyncpod
     from asyncpod import Launcher, PodSpec
@@ -139,27 +144,32 @@ async def _take(
                     traced_at_peak = tracemalloc.take_snapshot()
                     traced_per_run = _bytes_by_line(traced_before, traced_at_peak, pods)
                     tracemalloc.stop()
+                grown = at_peak - before
+                row = {
+                    "pods": pods,
+                    "running": running,
+                    "ramp_s": round(ramp, 1),
+                    "freeze": freeze,
+                    "tracked_before": sum(before.values()),
+                    "tracked_at_peak": sum(at_peak.values()),
+                    "rss_growth_kib": rss_at_peak - rss_before,
+                    "rss_per_run_bytes": round((rss_at_peak - rss_before) * 1024 / pods),
+                    "per_run": round((sum(at_peak.values()) - sum(before.values())) / pods, 1),
+                    "per_run_by_type": [
+                        (name, round(n / pods, 2)) for name, n in grown.most_common(20)
+                    ],
+                    "full_passes": [(round(s * 1000), found) for s, found in passes.full],
+                    "longest_stall_ms": round(max(stalls, default=0.0) * 1000),
+                    "bytes_per_run_by_line": traced_per_run,
+                }
+                # Reported before the session closes: deleting 20,000 pods takes minutes.
+                on_peak(row)
                 group.cancel_scope.cancel()
         finally:
             gc.callbacks.remove(passes)
             if freeze:
                 gc.unfreeze()
-    grown = at_peak - before
-    return {
-        "pods": pods,
-        "running": running,
-        "ramp_s": round(ramp, 1),
-        "freeze": freeze,
-        "tracked_before": sum(before.values()),
-        "tracked_at_peak": sum(at_peak.values()),
-        "rss_growth_kib": rss_at_peak - rss_before,
-        "rss_per_run_bytes": round((rss_at_peak - rss_before) * 1024 / pods),
-        "per_run": round((sum(at_peak.values()) - sum(before.values())) / pods, 1),
-        "per_run_by_type": [(name, round(n / pods, 2)) for name, n in grown.most_common(20)],
-        "full_passes": [(round(s * 1000), found) for s, found in passes.full],
-        "longest_stall_ms": round(max(stalls, default=0.0) * 1000),
-        "bytes_per_run_by_line": traced_per_run,
-    }
+    return row
 
 
 def _rss_kib() -> int:
@@ -216,12 +226,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         ready_timeout=120.0,
     )
     with plane:
+
+        def at_peak(row: dict[str, Any]) -> None:
+            print(report(row), flush=True)
+            if args.out is not None:
+                args.out.write_text(json.dumps(row, indent=1) + "\n")
+
         row = asyncio.run(
-            _take(str(plane.kubeconfig), args.pods, args.freeze, args.timeout, args.tracemalloc)
+            _take(
+                str(plane.kubeconfig),
+                args.pods,
+                args.freeze,
+                args.timeout,
+                args.tracemalloc,
+                at_peak,
+            )
         )
-    print(report(row))
-    if args.out is not None:
-        args.out.write_text(json.dumps(row, indent=1) + "\n")
     return 0 if row["running"] == row["pods"] else 1
 
 
