@@ -40,6 +40,14 @@ is printed and the exit code is 1.
 with timestamps, go to ``DIR/<task key>/<attempt>.log`` before its pod is deleted; the
 results line names the file (``log``) or says why it is missing (``log_missing``).
 
+Several clusters (``--context A=3 --context B=1``, or several ``--kubeconfig``;
+:mod:`asyncpod.cli.fleetoptions`): one :class:`asyncpod.Fleet` over a session per
+cluster, each with its share of ``--max-in-flight``; each results line names its
+``cluster``. A cluster silent for ``--cluster-lost-after`` seconds gets no new pods and
+its attempts end as ``ClusterUnreachable``, which run again elsewhere only where a rule
+says (their pods may still run there). A resumed batch sends each unfinished task whose
+pod of the run is found on a cluster back there.
+
 Exit codes: 0 every task succeeded; 1 some task did not (or the batch stopped on an
 error or on --max-failures); 2 usage or input-file errors (nothing was created);
 130/143 interrupted.
@@ -81,7 +89,6 @@ from asyncpod.cli._common import (
     EXIT_OK,
     EXIT_USAGE,
     Interrupted,
-    add_cluster_options,
     add_timeout_options,
     add_verbose_option,
     describe_error,
@@ -93,18 +100,22 @@ from asyncpod.cli._common import (
 from asyncpod.cli._metrics import MetricsFlags, add_metrics_options, exported, metrics_flags
 from asyncpod.cli._traces import traced
 from asyncpod.cli.batchfile import Batch, BatchFileError, load_batch
+from asyncpod.cli.fleetoptions import ClusterChoice, add_fleet_cluster_options, cluster_choices
 from asyncpod.cli.heap import batch_collector
 from asyncpod.cli.resultsfile import RecordedResults, ResultsWriter, read_results
 from asyncpod.cli.summary import format_seconds, render, summarize
 from asyncpod.core.cluster import Cluster, connect
 from asyncpod.core.failurepolicy import DEFAULT_RULES, FailurePolicy, FailureRule
+from asyncpod.core.fleet import Fleet, FleetMember
 from asyncpod.core.keptlogs import KeepLogs
+from asyncpod.core.routing import shares
 from asyncpod.core.runner import Cleanup, RunOptions
-from asyncpod.core.scheduler import Attempt, Launcher, TaskHistory
+from asyncpod.core.scheduler import ATTEMPT_ANNOTATION, Attempt, Launcher, TaskHistory
 from asyncpod.errors import AsyncpodError, ConflictError, UsageError
+from asyncpod.kube.config import load_config
 from asyncpod.kube.pods import Pods
 from asyncpod.results import Outcome, PodResult, Reason
-from asyncpod.spec import RUN_ID_LABEL, PodSpec, deterministic_pod_name
+from asyncpod.spec import RUN_ID_LABEL, TASK_KEY_ANNOTATION, PodSpec, deterministic_pod_name
 
 __all__ = ["BatchConfig", "add_parser", "execute", "handle", "new_run_id", "print_problems"]
 
@@ -137,7 +148,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--format", choices=("yaml", "jsonl"), default=None,
         help="input format (default: by extension, else sniffed)",
     )  # fmt: skip
-    add_cluster_options(parser)
+    add_fleet_cluster_options(parser)
     run = parser.add_argument_group("run")
     run.add_argument(
         "--max-in-flight", type=_positive_int, default=100, metavar="N",
@@ -287,6 +298,10 @@ class BatchConfig:
     keep_logs: KeepLogs | None = None
     metrics: MetricsFlags | None = None
     """``--metrics-port``: serve Prometheus metrics while running (cli/_metrics.py)."""
+    clusters: tuple[ClusterChoice, ...] = ()
+    """Two or more: the batch runs over them all (asyncpod.Fleet); else ``kubeconfig``."""
+    lost_after: float | None = None
+    """``--cluster-lost-after``: seconds without an answer before a cluster is lost."""
 
 
 def print_problems(error: BatchFileError, *, command: str = "asyncpod batch") -> None:
@@ -351,13 +366,20 @@ def _config_from_args(args: argparse.Namespace, batch: Batch) -> BatchConfig:
     retry, policies = failure_policies(batch, retries=args.retries, rules=rules)
     recorded = prepare_results(results_path, run_id=run_id, resume=args.resume)
     qps = args.qps if args.qps > 0 else None
+    clusters = cluster_choices(args.kubeconfig or [], args.context or [])
+    if len(clusters) > 1:
+        shares(args.max_in_flight, {c.name: c.weight for c in clusters})  # an OptionError
+    if args.cluster_lost_after is not None and not args.cluster_lost_after > 0:
+        raise UsageError(f"--cluster-lost-after must be positive, got {args.cluster_lost_after}")
     return BatchConfig(
         batch=batch,
         run_id=run_id,
         results_path=results_path,
         options=run_options(args, cleanup=Cleanup(args.cleanup)),
-        kubeconfig=args.kubeconfig,
-        context=args.context,
+        kubeconfig=clusters[0].kubeconfig,
+        context=clusters[0].context,
+        clusters=clusters if len(clusters) > 1 else (),
+        lost_after=args.cluster_lost_after,
         namespace=args.namespace,
         max_in_flight=args.max_in_flight,
         qps=qps,
@@ -423,9 +445,13 @@ def _resume_command(args: argparse.Namespace, run_id: str, results: Path) -> str
     words = ["asyncpod", "batch", args.file, "--run-id", run_id, "--resume"]
     if args.results is not None:
         words += ["--results", str(results)]
+    for flag, values in (
+        ("--kubeconfig", getattr(args, "kubeconfig", None)),
+        ("--context", getattr(args, "context", None)),
+    ):
+        for value in [values] if isinstance(values, str) else values or ():
+            words += [flag, value]
     for flag, value in (
-        ("--kubeconfig", args.kubeconfig),
-        ("--context", args.context),
         ("--namespace", args.namespace),
         ("--retries", None if getattr(args, "retries", None) is None else str(args.retries)),
         (
@@ -493,6 +519,9 @@ class _Session:
         self.attempts: dict[str, int] = {}
         self.counts = _Counts()
         self.launcher: Launcher | None = None
+        self.fleet: Fleet | None = None
+        self.final_clusters: dict[str, str] = {}
+        """The cluster of each task's final result (several clusters)."""
         self.interrupted = Interrupted()
         self.started = time.monotonic()
         done = config.recorded.done_keys() & _keys(config.batch)
@@ -539,6 +568,9 @@ class _Session:
     async def _work(self) -> None:
         config = self.config
         self._note(*config.banner)
+        if config.clusters:
+            await self._work_fleet()
+            return
         async with (
             exported(config.metrics, title=config.title) as metrics,
             traced(config.title) as traces,  # OTEL_* variables: asyncpod/cli/_traces.py
@@ -606,6 +638,143 @@ class _Session:
             ticker.cancel()
             await asyncio.gather(ticker, return_exceptions=True)
             self._refresh()
+
+    # ------------------------------------------------------------------ several clusters
+    async def _work_fleet(self) -> None:
+        """The batch over ``config.clusters``: every context checked, every session
+        opened and every namespace dry-run before the first pod is created."""
+        config = self.config
+        for choice in config.clusters:  # an unknown context: a UsageError naming it
+            await load_config(choice.kubeconfig, context=choice.context)
+        async with (
+            exported(config.metrics, title=config.title) as metrics,
+            traced(config.title) as traces,
+            contextlib.AsyncExitStack() as stack,
+        ):
+            members: list[FleetMember] = []
+            alive = 0
+            for choice in config.clusters:
+                cluster = await stack.enter_async_context(
+                    connect(
+                        choice.kubeconfig,
+                        context=choice.context,
+                        namespace=config.namespace,
+                        options=config.options,
+                        qps=config.qps,
+                        burst=config.burst or max(1, int(2 * (config.qps or 50))),
+                        metrics=metrics,
+                        traces=traces,
+                    )
+                )
+                members.append(FleetMember(choice.name, cluster, choice.weight))
+            pinned: dict[str, str] = {}
+            found: dict[str, int] = {}
+            for member in members:
+                alive += await self._pods_by_task(member, pinned, found)
+            for member in members:
+                await self._preflight(member.cluster)
+            fleet = self.fleet = Fleet(
+                members,
+                max_in_flight=config.max_in_flight,
+                run_id=config.run_id,
+                namespace=config.namespace,
+                options=config.options,
+                retry=config.retry,
+                max_failures=config.max_failures,
+                keep_logs=config.keep_logs,
+                lost_after=config.lost_after,
+            )
+            where = ", ".join(
+                f"{m.name} ({m.cluster.client.config.server}, {fleet.shares[m.name]} at a time)"
+                for m in members
+            )
+            self._note(f"clusters: {where}; namespace {members[0].cluster.namespace}")
+            self._announce(members[0].cluster, alive)
+            metrics.queue_depth(lambda: self.to_run - len(self.results) - self._in_flight())
+            specs = [entry.spec for entry in config.batch.entries]
+            with batch_collector():
+                await self._launch_fleet(fleet, specs, pinned)
+
+    async def _pods_by_task(
+        self, member: FleetMember, pinned: dict[str, str], found: dict[str, int]
+    ) -> int:
+        """This run's pods on ``member``: each task with one goes there again (its
+        latest attempt's cluster), to be reattached, not made twice elsewhere."""
+        cluster = member.cluster
+        listed = await Pods(cluster.client).list(
+            cluster.namespace, label_selector=f"{RUN_ID_LABEL}={self.config.run_id}"
+        )
+        for pod in listed.items:
+            annotations = pod["metadata"].get("annotations") or {}
+            key = annotations.get(TASK_KEY_ANNOTATION)
+            if key is None or key in self.skip:
+                continue
+            try:
+                attempt = int(annotations.get(ATTEMPT_ANNOTATION, "1"))
+            except ValueError:
+                attempt = 1
+            if attempt >= found.get(key, 0):
+                found[key] = attempt
+                pinned[key] = member.name
+        return len(listed.items)
+
+    async def _launch_fleet(
+        self, fleet: Fleet, specs: list[PodSpec], pinned: dict[str, str]
+    ) -> None:
+        """As :meth:`_launch`, through the fleet: each line names its cluster."""
+        ticker = asyncio.ensure_future(self._tick())
+        self.started = time.monotonic()
+        self.progress.start()
+        attempts = fleet.attempts(
+            specs,
+            skip_task_keys=self.skip,
+            history=self._history(),
+            policies=self.config.policies,
+            pinned=pinned,
+        )
+        try:
+            with ResultsWriter(self.config.results_path, run_id=self.config.run_id) as writer:
+                async with contextlib.aclosing(attempts):
+                    async for placed in attempts:
+                        attempt = placed.attempt
+                        extra = {**_attempt_fields(attempt), "cluster": placed.cluster or None}
+                        writer.write(attempt.result, extra=extra)
+                        self.attempts[attempt.task_key] = attempt.attempt
+                        if attempt.final:
+                            self.final_clusters[attempt.task_key] = placed.cluster
+                            self._record(attempt.result)
+                            self._fail_fast()
+            for name, why in fleet.lost.items():
+                self._note(f"{self.config.title}: cluster {name} was lost: {why}")
+            if fleet.stopped is not None:
+                for name, launcher in fleet.launchers.items():
+                    if name not in fleet.lost:
+                        await self._delete_unstarted(launcher)
+                cancelled = sum(r.outcome is Outcome.CANCELLED for r in self.results.values())
+                raise _StoppedError(
+                    f"stopped: {fleet.stopped}; no new pods were created, "
+                    f"{cancelled} tasks in flight were cancelled"
+                )
+        finally:
+            ticker.cancel()
+            await asyncio.gather(ticker, return_exceptions=True)
+            self._refresh()
+
+    def _clusters_line(
+        self, share: dict[str, int], lost: dict[str, str], carried: dict[str, PodResult]
+    ) -> str:
+        """Final results by cluster (with the earlier process's), each cluster's share."""
+        recorded = self.config.recorded.clusters
+        counts = dict.fromkeys(share, 0)
+        for key in [*carried, *self.final_clusters]:
+            name = self.final_clusters.get(key) or recorded.get(key)
+            if name in counts:
+                counts[name] += 1
+        parts = [
+            f"{name} {counts[name]} (share {share[name]}{', lost' if name in lost else ''})"
+            for name in share
+        ]
+        return " · ".join(parts)
 
     async def _delete_unstarted(self, launcher: Launcher) -> None:
         """After a stop, delete this run's pods that are still running: those of an
@@ -680,8 +849,12 @@ class _Session:
             self._note(f"{alive} pods of run {config.run_id} already exist; reattaching to them")
 
     def _note_in_flight(self) -> None:
-        launcher = self.launcher
-        self.interrupted.in_flight = launcher.statistics().in_flight if launcher else 0
+        self.interrupted.in_flight = self._in_flight()
+
+    def _in_flight(self) -> int:
+        if self.fleet is not None:
+            return sum(s.in_flight for s in self.fleet.statistics().clusters.values())
+        return self.launcher.statistics().in_flight if self.launcher is not None else 0
 
     def _note(self, *lines: str) -> None:
         for line in lines:
@@ -699,8 +872,7 @@ class _Session:
         self._refresh()
 
     def _refresh(self) -> None:
-        if self.launcher is not None:
-            self.counts.in_flight = self.launcher.statistics().in_flight
+        self.counts.in_flight = self._in_flight()
         self.progress.update(self.counts, time.monotonic() - self.started)
 
     async def _tick(self) -> None:
@@ -741,8 +913,13 @@ class _Session:
         )
         stats = self.launcher.statistics() if self.launcher is not None else None
         extra: dict[str, str] = {}
-        if stats is not None and stats.reattached:
-            extra["reattached"] = f"{stats.reattached} pods of an earlier attempt"
+        reattached = stats.reattached if stats is not None else 0
+        if self.fleet is not None:
+            fleet = self.fleet.statistics()
+            reattached = sum(s.reattached for s in fleet.clusters.values())
+            extra["clusters"] = self._clusters_line(fleet.shares, fleet.lost, carried)
+        if reattached:
+            extra["reattached"] = f"{reattached} pods of an earlier attempt"
         retried = {k for k, n in self.attempts.items() if n > 1} | (
             config.recorded.retried_keys() & set(final)
         )

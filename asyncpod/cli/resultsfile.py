@@ -18,7 +18,9 @@ With retries, a task has one line per attempt: ``attempt`` (1, 2, ...) and ``fin
 (false when another attempt follows; then ``retry_in_seconds``); ``decision`` says
 which rule decided (``retry:reason=Evicted matched``). With kept logs, ``log`` names
 the file and ``log_missing`` says what could not be read and why. Lines written before
-attempts existed read as attempt 1, final.
+attempts existed read as attempt 1, final. A batch over several clusters adds
+``cluster``: the name of the cluster that ran the attempt (its context, or its
+kubeconfig path).
 
 A task may appear more than once (retried, or a run interrupted and resumed): the
 last line wins, and a resumed batch goes on after the last attempt recorded (a task
@@ -128,6 +130,8 @@ class RecordedResults:
     final: dict[str, bool] = field(default_factory=dict)
     """Whether the last line of each task was final."""
     run_ids: set[str] = field(default_factory=set)
+    clusters: dict[str, str] = field(default_factory=dict)
+    """The cluster of each task's last line (batches over several clusters)."""
     lines: int = 0
     truncated_line: int | None = None
     """The number of a last line cut short by a crash (ignored)."""
@@ -191,6 +195,9 @@ def read_results(path: Path) -> RecordedResults:
         attempt = attempt if isinstance(attempt, int) and attempt >= 1 else 1
         final = record.get("final")
         recorded.results[key] = result
+        cluster = record.get("cluster")
+        if isinstance(cluster, str):
+            recorded.clusters[key] = cluster
         recorded.final[key] = final if isinstance(final, bool) else True
         recorded.attempts[key] = max(attempt, recorded.attempts.get(key, 0))
         if result.outcome is not Outcome.CANCELLED:
