@@ -467,7 +467,10 @@ class PodRun:
                 labels=self._extra_labels, run_id=self.run_id, window=window,
             )  # fmt: skip
         self.uid = pod["metadata"]["uid"]
-        self._observe(pod)
+        # Kept as the watch keeps pods (projected): the POST's or GET's answer is a
+        # whole pod (managedFields, volumes, env: ~8 KB), held until the watch's next
+        # version replaces it, by every run of a burst at once.
+        self._observe(lifecycle.project(pod))
         self._created.set()
         self._settled.set()
 
