@@ -761,9 +761,14 @@ class _Session:
             self._refresh()
 
     def _clusters_line(
-        self, share: dict[str, int], lost: dict[str, str], carried: dict[str, PodResult]
+        self,
+        share: dict[str, int],
+        peak: dict[str, int],
+        lost: dict[str, str],
+        carried: dict[str, PodResult],
     ) -> str:
-        """Final results by cluster (with the earlier process's), each cluster's share."""
+        """Final results by cluster (with the earlier process's), each cluster's share
+        and the most tasks it held at once."""
         recorded = self.config.recorded.clusters
         counts = dict.fromkeys(share, 0)
         for key in [*carried, *self.final_clusters]:
@@ -771,7 +776,8 @@ class _Session:
             if name in counts:
                 counts[name] += 1
         parts = [
-            f"{name} {counts[name]} (share {share[name]}{', lost' if name in lost else ''})"
+            f"{name} {counts[name]} (share {share[name]}, at most {peak.get(name, 0)} at once"
+            f"{', lost' if name in lost else ''})"
             for name in share
         ]
         return " · ".join(parts)
@@ -917,7 +923,7 @@ class _Session:
         if self.fleet is not None:
             fleet = self.fleet.statistics()
             reattached = sum(s.reattached for s in fleet.clusters.values())
-            extra["clusters"] = self._clusters_line(fleet.shares, fleet.lost, carried)
+            extra["clusters"] = self._clusters_line(fleet.shares, fleet.peak, fleet.lost, carried)
         if reattached:
             extra["reattached"] = f"{reattached} pods of an earlier attempt"
         retried = {k for k, n in self.attempts.items() if n > 1} | (

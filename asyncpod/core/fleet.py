@@ -42,7 +42,7 @@ import secrets
 import time
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
@@ -111,6 +111,8 @@ class FleetStatistics:
     lost: dict[str, str]
     """Lost clusters, and why."""
     stopped: str | None = None
+    peak: dict[str, int] = field(default_factory=dict)
+    """The most tasks each cluster held at once (never more than its share)."""
 
 
 class Fleet:
@@ -181,6 +183,7 @@ class Fleet:
             for m in members
         }
         self.lost: dict[str, str] = {}
+        self._peak = dict.fromkeys(self.launchers, 0)
         self._stopped: str | None = None
         self._engines: set[_Engine] = set()
 
@@ -204,6 +207,7 @@ class Fleet:
             clusters={name: launcher.statistics() for name, launcher in self.launchers.items()},
             lost=dict(self.lost),
             stopped=self._stopped,
+            peak=dict(self._peak),
         )
 
     async def stop(self, why: str) -> None:
@@ -428,6 +432,8 @@ class _Engine:
         task.cluster = name
         task.pinned = None
         self.outstanding[name] += 1
+        peak = self.fleet._peak
+        peak[name] = max(peak[name], self.outstanding[name])
         if task.attempt > 1 or task.spent:
             self.live_history[task.key] = TaskHistory(task.attempt, task.spent)
         else:
