@@ -144,12 +144,12 @@ class Fleet:
         members = list(members)
         if not members:
             raise OptionError("a fleet needs at least one cluster")
-        names = [m.name for m in members]
         for member in members:
             if not isinstance(member, FleetMember):
                 raise OptionError(f"fleet members must be FleetMember, got {member!r}")
             if not member.name:
                 raise OptionError("a fleet member needs a name")
+        names = [m.name for m in members]
         if len(set(names)) != len(names):
             dup = next(n for n in names if names.count(n) > 1)
             raise OptionError(f"two fleet members are named {dup!r}")

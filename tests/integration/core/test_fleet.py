@@ -159,3 +159,40 @@ async def test_a_lost_clusters_tasks_move_only_where_the_policy_says(
     assert set(left) <= west_names
     for name in left:
         kube_cluster.admin.request("DELETE", f"/api/v1/namespaces/{namespace}/pods/{name}")
+
+
+async def test_max_failures_stops_every_cluster_of_the_fleet(
+    sa_kubeconfig: Path, west_kubeconfig: Path, namespace: str, kube_cluster: TestCluster
+) -> None:
+    specs = [
+        PodSpec("busybox:1.36", task_key=f"t{i}", annotations=outcome(duration=1, exit_code=1))
+        for i in range(30)
+    ]
+    seen: list[FleetAttempt] = []
+    with anyio.fail_after(240):
+        async with (
+            asyncpod.connect(sa_kubeconfig, namespace=namespace, options=OPTIONS, qps=None) as east,
+            asyncpod.connect(
+                west_kubeconfig, namespace=namespace, options=OPTIONS, qps=None
+            ) as west,
+        ):
+            fleet = Fleet(
+                [FleetMember("east", east), FleetMember("west", west)],
+                max_in_flight=4,
+                run_id="fleet-stop",
+                max_failures=3,
+                probe_interval=1,
+            )
+            async for attempt in fleet.attempts(specs):
+                seen.append(attempt)
+            assert fleet.stopped is not None
+            assert "max_failures=3" in fleet.stopped
+            created = sum(s.submitted for s in fleet.statistics().clusters.values())
+    assert all(a.final for a in seen)
+    assert len({a.task_key for a in seen}) == len(seen)  # one result each, at most
+    failed = [a for a in seen if a.result.outcome is Outcome.FAILED]
+    assert len(failed) >= 3
+    assert all(a.result.outcome in (Outcome.FAILED, Outcome.CANCELLED) for a in seen)
+    assert created <= 4 + len(failed)  # in flight when it stopped, and the failures
+    assert len(seen) < len(specs)  # the rest never started
+    assert run_pods(kube_cluster, namespace, "fleet-stop") == []
