@@ -346,7 +346,8 @@ class _Engine:
                                 send.close()
                     probes.cancel_scope.cancel()
         except Exception as error:  # noqa: BLE001 - handed to the caller of attempts()
-            self.error = error
+            # One error (the input's, a duplicate key) reaches the caller as itself.
+            self.error = _sole(error)
         finally:
             self._done.set()
 
@@ -578,6 +579,15 @@ class _Engine:
         since = time.monotonic()
         while name not in self.fleet.lost and self.last_answer[name] <= since:
             await self._changed.wait()
+
+
+def _sole(error: BaseException) -> BaseException:
+    """The one error inside (nested) exception groups of one, else ``error``."""
+    while True:
+        members = getattr(error, "exceptions", None)  # a (Base)ExceptionGroup
+        if not isinstance(members, tuple) or len(members) != 1:
+            return error
+        error = members[0]
 
 
 class _LiveHistory(dict[str, TaskHistory]):

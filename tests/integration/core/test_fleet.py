@@ -19,6 +19,7 @@ import pytest
 import asyncpod
 from asyncpod import Fleet, FleetAttempt, FleetMember, Outcome, PodSpec
 from asyncpod.core.failurepolicy import DEFAULT_RULES, FailurePolicy, FailureRule
+from asyncpod.errors import UsageError
 from asyncpod.testing import outcome
 from asyncpod.testing.proxy import FaultProxy
 from asyncpod.testing.pytest_plugin import TestCluster
@@ -196,3 +197,21 @@ async def test_max_failures_stops_every_cluster_of_the_fleet(
     assert created <= 4 + len(failed)  # in flight when it stopped, and the failures
     assert len(seen) < len(specs)  # the rest never started
     assert run_pods(kube_cluster, namespace, "fleet-stop") == []
+
+
+async def test_a_task_key_given_twice_is_a_usage_error_and_leaves_no_pod(
+    cluster: asyncpod.Cluster, namespace: str, kube_cluster: TestCluster
+) -> None:
+    specs = [
+        PodSpec("busybox:1.36", task_key=key, annotations=outcome(duration=30))
+        for key in ("t0", "t1", "t0")
+    ]
+    fleet = Fleet(
+        [FleetMember("one", cluster), FleetMember("two", cluster)],
+        max_in_flight=4,
+        run_id="fleet-dup",
+    )
+    with anyio.fail_after(120), pytest.raises(UsageError, match="'t0' appears twice"):
+        async for _ in fleet.attempts(specs):
+            pass
+    assert run_pods(kube_cluster, namespace, "fleet-dup") == []
