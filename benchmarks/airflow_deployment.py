@@ -480,6 +480,10 @@ def run_contender(
                 if (seconds := _seconds(ti.get("start_date"), ti.get("end_date"))) is not None:
                     durations.append(seconds)
         row["task_states"] = states_count
+        # Per task that ended: a run cut by --limit ended only some of its tasks.
+        ended_tasks = states_count.get("success", 0) + states_count.get("failed", 0)
+        if ended_tasks and ended_tasks != tasks:
+            row["triggerer_net_cpu_ms_per_ended_task"] = round(1000 * net / ended_tasks, 1)
         row["task_wall_s"] = spread(durations)
         row["dag_run_wall_s"] = spread(runs)
     except Exception as error:  # noqa: BLE001 - a failed contender is a result, not a crash
