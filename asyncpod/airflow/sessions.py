@@ -42,6 +42,7 @@ from typing import Any
 import anyio
 
 from asyncpod.airflow.connection import KubeTarget, open_client
+from asyncpod.airflow.stats import triggerer_stats
 from asyncpod.core.cluster import Cluster
 from asyncpod.errors import ConfigError
 
@@ -203,7 +204,12 @@ def _configured_limits() -> dict[str, Any]:
 
 
 async def _open(target: KubeTarget, namespace: str, client_options: dict[str, Any]) -> Cluster:
-    options = {"max_streams": DEFAULT_MAX_STREAMS, **_configured_limits(), **client_options}
+    options = {
+        "max_streams": DEFAULT_MAX_STREAMS,
+        "metrics": triggerer_stats(),  # Airflow's own metrics (asyncpod.airflow.stats)
+        **_configured_limits(),
+        **client_options,
+    }
     client = await open_client(target, **options)
     cluster = Cluster(client, namespace=namespace)
     try:

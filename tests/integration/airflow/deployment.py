@@ -53,6 +53,8 @@ class AirflowDeployment:
     namespace: str
     port: int = field(default_factory=free_port)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    #: More environment for every component (e.g. ``AIRFLOW__METRICS__*``).
+    extra_env: dict[str, str] = field(default_factory=dict)
     _token: str | None = None
 
     # ------------------------------------------------------------------ processes
@@ -91,6 +93,7 @@ class AirflowDeployment:
             ASYNCPOD_AIRFLOW_STATE_DIR=str(self.home / "asyncpod-state"),
             PYTHONWARNINGS="ignore",
         )
+        env.update(self.extra_env)
         return env
 
     def migrate(self) -> None:

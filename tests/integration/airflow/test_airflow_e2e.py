@@ -25,6 +25,7 @@ from asyncpod.testing.pytest_plugin import TestCluster
 from asyncpod.testing.simulate import ContainerLog, register_logs
 
 from .deployment import COMPONENTS, AirflowDeployment
+from .statsd_listener import StatsdListener
 
 pytestmark = [
     pytest.mark.integration,
@@ -47,8 +48,17 @@ DAGS = [
 
 
 @pytest.fixture(scope="module")
+def statsd() -> Iterator[StatsdListener]:
+    listener = StatsdListener()
+    try:
+        yield listener
+    finally:
+        listener.close()
+
+
+@pytest.fixture(scope="module")
 def airflow(
-    kube_cluster: TestCluster, tmp_path_factory: pytest.TempPathFactory
+    kube_cluster: TestCluster, tmp_path_factory: pytest.TempPathFactory, statsd: StatsdListener
 ) -> Iterator[AirflowDeployment]:
     home = tmp_path_factory.mktemp("airflow-home")
     (home / "dags").mkdir()
@@ -56,7 +66,16 @@ def airflow(
     namespace = f"airflow-e2e-{secrets.token_hex(3)}"
     kube_cluster.admin.create_namespace(namespace)
     deployment = AirflowDeployment(
-        home=home, kubeconfig=kube_cluster.kubeconfig, namespace=namespace
+        home=home,
+        kubeconfig=kube_cluster.kubeconfig,
+        namespace=namespace,
+        # Airflow's own metrics on, to a StatsD listener: asyncpod's trigger sessions
+        # report through them (asyncpod.airflow.stats).
+        extra_env={
+            "AIRFLOW__METRICS__STATSD_ON": "True",
+            "AIRFLOW__METRICS__STATSD_HOST": "127.0.0.1",
+            "AIRFLOW__METRICS__STATSD_PORT": str(statsd.port),
+        },
     )
     try:
         deployment.migrate()
@@ -109,6 +128,30 @@ def test_hello_pod_dag_succeeds_and_its_pod_is_deleted(
         for p in pods(kube_cluster, "default")
         if live(p) and p["metadata"]["name"].startswith("hello-pod-")
     ]
+
+
+def test_the_triggerers_sessions_report_through_airflows_statsd(
+    airflow: AirflowDeployment, statsd: StatsdListener
+) -> None:
+    """A deferred pod task's trigger session: pods followed, the run's outcome and its
+    API requests, as Airflow's own metrics (prefix ``airflow.``) seen by StatsD."""
+    run_id = airflow.trigger("ap_hello", "stats-1")
+    assert airflow.wait_run("ap_hello", run_id) == "success", airflow.task_log(
+        "ap_hello", run_id, "run_hello_pod"
+    )
+    expected = {
+        "airflow.asyncpod.triggerer.pods_followed",
+        "airflow.asyncpod.runs.succeeded",
+        "airflow.asyncpod.api_requests.LIST",
+        "airflow.asyncpod.api_requests.WATCH",
+    }
+    missing = statsd.wait_for(expected)
+    received = sorted(n for n in statsd.names() if "asyncpod" in n)
+    assert not missing, f"missing {sorted(missing)}; asyncpod metrics received: {received}"
+    # Airflow's own metrics reach the same listener (the set-up is right, not only ours).
+    assert [n for n in statsd.names() if n.startswith("airflow.") and "asyncpod" not in n]
+    # Bounded names: no pod name, task or DAG id in asyncpod's.
+    assert not [n for n in received if "hello" in n or "ap_" in n]
 
 
 def test_failure_reports_exit_code_message_and_events(airflow: AirflowDeployment) -> None:
