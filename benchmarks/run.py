@@ -28,7 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -130,11 +130,14 @@ async def run_one(
     audit_path: Path,
     overrides: Mapping[str, Any] | None = None,
     kill_grace: float = KILL_GRACE,
+    during: Callable[[str], Awaitable[Any]] | None = None,
 ) -> dict[str, Any]:
     """One contender through one workload; its row of the results file.
 
     ``overrides``: further :class:`ChildConfig` fields (the launcher's ``max_in_flight``,
-    the stream mode's settings).
+    the stream mode's settings). ``during``: a coroutine function started with the
+    namespace once the contender's process is, in this process (not measured), and
+    cancelled when that process has ended (:mod:`benchmarks.retries`' evictor).
     """
     entry = BY_NAME[contender]
     namespace = f"b-{contender}-{pods}-{duration:g}s-{secrets.token_hex(2)}".replace(".", "-")
@@ -164,12 +167,23 @@ async def run_one(
                 str(series_path),
                 stdout=stderr, stderr=stderr, cwd=REPO, env=env,
             )  # fmt: skip
+            beside = asyncio.ensure_future(during(namespace)) if during is not None else None
             try:
                 await asyncio.wait_for(child.wait(), cap + kill_grace)
             except asyncio.TimeoutError:
                 killed = True
                 child.kill()
                 await child.wait()
+            except BaseException:  # interrupted (SIGINT/SIGTERM): leave no process behind
+                if child.returncode is None:
+                    child.kill()
+                    await asyncio.shield(child.wait())
+                raise
+            finally:
+                if beside is not None:
+                    beside.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await beside
         # A contender that finished deleted its pods (some may still be terminating); one
         # that failed left them for the namespace's deletion below.
         finished = out_path.exists() and json.loads(out_path.read_text())["status"] == "ok"

@@ -64,6 +64,10 @@ class ChildConfig:
     """asyncpod's launcher only: count with an :class:`asyncpod.Metrics` (on a registry of
     its own, scraped once at the end) instead of the default, metrics off
     (:mod:`benchmarks.metrics_cost`)."""
+    retries: int | None = None
+    """The retries contender only (:mod:`benchmarks.retries`): the policy of ``asyncpod
+    batch --retries N`` (the default rules, N + 1 attempts); ``None``: no policy, the
+    launcher's default (no retry)."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

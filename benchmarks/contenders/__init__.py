@@ -26,6 +26,7 @@ __all__ = [
     "BY_NAME",
     "CONTENDERS",
     "GC_POLICIES",
+    "RETRIES",
     "STREAM",
     "Contender",
     "gc_policy",
@@ -119,7 +120,14 @@ STREAM = Contender(
     "asyncpod Launcher fed a lazily generated input, stopped after a while",
     preload=ASYNCPOD_SESSION_MODULES,
 )
-BY_NAME = {c.name: c for c in (*CONTENDERS, STREAM)}
+#: Not a contender of ``python -m benchmarks run``: the launcher of benchmarks.retries.
+RETRIES = Contender(
+    "asyncpod-retries",
+    "benchmarks.contenders.asyncpod_retries",
+    "asyncpod Launcher.attempts under the --retries N policy (or none), every attempt counted",
+    preload=(*ASYNCPOD_SESSION_MODULES, "asyncpod.cli.batch"),
+)
+BY_NAME = {c.name: c for c in (*CONTENDERS, STREAM, RETRIES)}
 
 
 def unavailable(contender: Contender) -> str | None:
