@@ -476,11 +476,21 @@ class AsyncpodPodTrigger(BaseTrigger):
         """Triggerer shutdown, reassignment, or the end of a run: never deletes the pod."""
 
     async def on_kill(self) -> None:
-        """A user cleared or marked the task (Airflow 3.3+): delete this try's pod."""
+        """A user cleared or marked the task (Airflow 3.3+): delete this try's pod.
+
+        The deletion completes even if the triggerer cancels this again meanwhile
+        (seen here: a second cancellation of the trigger's task ended an on_kill
+        between its check and its DELETE, silently, and the pod stayed).
+        """
         if self._fired or self.on_kill_action == "keep_pod":
             return
+        await load_machinery()
+        from asyncpod.core.shielding import complete_despite_cancellation
+
+        await complete_despite_cancellation(self._kill())
+
+    async def _kill(self) -> None:
         try:
-            await load_machinery()
             from asyncpod.airflow.sessions import shared_cluster
 
             if not await self._left_this_try():

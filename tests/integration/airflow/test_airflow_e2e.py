@@ -267,11 +267,26 @@ def test_clearing_a_deferred_task_deletes_its_pod_and_the_next_try_runs_its_own(
     )
 
 
+def following(statsd: StatsdListener, since: int) -> bool:
+    """Whether a trigger session has reported following a pod since line ``since`` of
+    the StatsD listener (the ``pods_followed`` gauge above 0: a trigger is running)."""
+    gauge = "airflow.asyncpod.triggerer.pods_followed:"
+    return any(
+        line.startswith(gauge) and float(line[len(gauge) :].split("|", 1)[0]) > 0
+        for line in statsd.lines()[since:]
+    )
+
+
 def test_marking_a_deferred_task_failed_deletes_its_pod_through_on_kill(
-    airflow: AirflowDeployment, kube_cluster: TestCluster
+    airflow: AirflowDeployment, kube_cluster: TestCluster, statsd: StatsdListener
 ) -> None:
+    since = len(statsd.lines())
     run_id = airflow.trigger("ap_markfail", "markfail-1")
     airflow.wait_task_state("ap_markfail", run_id, "doomed", "deferred")
+    # On the worker path the pod exists before the triggerer runs the trigger; on_kill
+    # is the running trigger's. Wait for it to follow the pod (a task marked failed
+    # before its trigger ever ran leaves its pod: see the README's Airflow limits).
+    airflow.wait("the trigger to follow the pod", lambda: following(statsd, since))
 
     def doomed() -> list[dict[str, Any]]:
         return [
