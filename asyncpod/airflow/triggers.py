@@ -279,8 +279,22 @@ class AsyncpodPodTrigger(BaseTrigger):
         # never resume the generator.
         await load_machinery()
         payload = await self._follow()
+        if payload.get("outcome") == "deleted" and await self._superseded():
+            # A newer try's worker swept this try's pod before the triggerer cancelled
+            # this trigger: an event now would resume the newer try with this one's
+            # ending (apache/airflow#71580). Airflow cancels a stale trigger; wait.
+            self.log.info("pod %s was deleted for a newer try: no event", self.pod_name)
+            await anyio.sleep_forever()
         self._fired = True
         yield TriggerEvent(payload)  # type: ignore[no-untyped-call]
+
+    async def _superseded(self) -> bool:
+        """Whether the task instance has left this try (never raises: False if unsure)."""
+        try:
+            return await self._left_this_try()
+        except Exception as error:  # noqa: BLE001 - unsure: fire as before
+            self.log.warning("could not check the task instance's try: %s", error)
+            return False
 
     async def _session_target(self) -> KubeTarget:
         from asyncpod.airflow.connection import load_target
@@ -521,10 +535,12 @@ class AsyncpodPodTrigger(BaseTrigger):
             informer = cluster.informer(self.pod_namespace, selector=MANAGED_SELECTOR)
             await informer.wait_synced()
             ours = informer.get(self.pod_name)
-            if ours is None:
-                return False
-            labels = ours["metadata"].get("labels") or {}
-            ti_key, our_try = labels.get(TI_LABEL), int(labels.get(TRY_LABEL, "0"))
+            if ours is not None:
+                labels = ours["metadata"].get("labels") or {}
+                ti_key, our_try = labels.get(TI_LABEL), int(labels.get(TRY_LABEL, "0"))
+            else:  # our pod is gone (a newer try's sweep?): this trigger's own try
+                try_key = TryKey.of(ti)
+                ti_key, our_try = try_key.ti_hash(), try_key.try_number
             for pod in informer.pods():
                 other = pod["metadata"].get("labels") or {}
                 if other.get(TI_LABEL) == ti_key and int(other.get(TRY_LABEL, "0")) > our_try:
