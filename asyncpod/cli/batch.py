@@ -103,6 +103,7 @@ from asyncpod.cli.batchfile import Batch, BatchFileError, load_batch
 from asyncpod.cli.fleetoptions import ClusterChoice, add_fleet_cluster_options, cluster_choices
 from asyncpod.cli.heap import batch_collector
 from asyncpod.cli.resultsfile import RecordedResults, ResultsWriter, read_results
+from asyncpod.cli.simulated import NODE_READ_TIMEOUT, NodeKinds, note
 from asyncpod.cli.summary import format_seconds, render, summarize
 from asyncpod.core.cluster import Cluster, connect
 from asyncpod.core.failurepolicy import DEFAULT_RULES, FailurePolicy, FailureRule
@@ -302,6 +303,9 @@ class BatchConfig:
     """Two or more: the batch runs over them all (asyncpod.Fleet); else ``kubeconfig``."""
     lost_after: float | None = None
     """``--cluster-lost-after``: seconds without an answer before a cluster is lost."""
+    note_simulated: bool = True
+    """Say once when a pod ran on a simulated node (asyncpod/cli/simulated.py); the
+    demo on its own control plane has said so already."""
 
 
 def print_problems(error: BatchFileError, *, command: str = "asyncpod batch") -> None:
@@ -529,6 +533,10 @@ class _Session:
         self.to_run = len(config.batch) - len(done)
         self.stderr = Console(stderr=True, highlight=False)
         self.progress = self._make_progress()
+        self.node_kinds: dict[str, NodeKinds] = {}
+        """Per cluster name ("" for one cluster): which nodes are simulated."""
+        self.simulated_noted = not config.note_simulated
+        self._node_checks: set[asyncio.Task[None]] = set()
 
     def _make_progress(self) -> _Reporter:
         mode = self.config.progress
@@ -588,6 +596,7 @@ class _Session:
             alive = await self._pods_of_run(cluster)
             await self._preflight(cluster)
             self._announce(cluster, alive)
+            self.node_kinds[""] = NodeKinds(cluster.client)
             launcher = self.launcher = Launcher(
                 cluster,
                 max_in_flight=config.max_in_flight,
@@ -620,6 +629,7 @@ class _Session:
                 async with contextlib.aclosing(attempts):
                     async for attempt in attempts:
                         writer.write(attempt.result, extra=_attempt_fields(attempt))
+                        self._check_node("", attempt.result)
                         self.attempts[attempt.task_key] = attempt.attempt
                         if attempt.final:
                             self._record(attempt.result)
@@ -637,6 +647,7 @@ class _Session:
             # its pod by its create-attempt annotation: asyncpod.core.runner).
             ticker.cancel()
             await asyncio.gather(ticker, return_exceptions=True)
+            await self._stop_node_checks()
             self._refresh()
 
     # ------------------------------------------------------------------ several clusters
@@ -667,6 +678,7 @@ class _Session:
                     )
                 )
                 members.append(FleetMember(choice.name, cluster, choice.weight))
+                self.node_kinds[choice.name] = NodeKinds(cluster.client)
             pinned: dict[str, str] = {}
             found: dict[str, int] = {}
             for member in members:
@@ -739,6 +751,7 @@ class _Session:
                         attempt = placed.attempt
                         extra = {**_attempt_fields(attempt), "cluster": placed.cluster or None}
                         writer.write(attempt.result, extra=extra)
+                        self._check_node(placed.cluster, attempt.result)
                         self.attempts[attempt.task_key] = attempt.attempt
                         if attempt.final:
                             self.final_clusters[attempt.task_key] = placed.cluster
@@ -758,6 +771,7 @@ class _Session:
         finally:
             ticker.cancel()
             await asyncio.gather(ticker, return_exceptions=True)
+            await self._stop_node_checks()
             self._refresh()
 
     def _clusters_line(
@@ -866,6 +880,34 @@ class _Session:
         for line in lines:
             sys.stderr.write(line + "\n")
         sys.stderr.flush()
+
+    def _check_node(self, cluster: str, result: PodResult) -> None:
+        """Find out, beside the batch, whether ``result``'s node is simulated: one read
+        per node name, none once said (asyncpod/cli/simulated.py)."""
+        kinds = self.node_kinds.get(cluster)
+        node = result.node_name
+        if self.simulated_noted or kinds is None or not node or kinds.asked(node):
+            return
+        task = asyncio.ensure_future(self._say_if_simulated(kinds, node, result.ref))
+        self._node_checks.add(task)
+        task.add_done_callback(self._node_checks.discard)
+
+    async def _say_if_simulated(self, kinds: NodeKinds, node: str, pod: str) -> None:
+        kind = await kinds.simulator(node)
+        if kind is not None and not self.simulated_noted:
+            self.simulated_noted = True
+            line = note(pod=pod, node=node, simulator=kind, batch=True)
+            self.stderr.print(f"{self.config.title}: {line}", markup=False, soft_wrap=True)
+
+    async def _stop_node_checks(self) -> None:
+        """Let node reads under way end (each is bounded), so a short batch still says
+        its note; then cancel what is left."""
+        checks = list(self._node_checks)
+        if checks:
+            await asyncio.wait(checks, timeout=NODE_READ_TIMEOUT)
+        for task in checks:
+            task.cancel()
+        await asyncio.gather(*checks, return_exceptions=True)
 
     def _record(self, result: PodResult) -> None:
         key = result.task_key or result.name

@@ -200,6 +200,7 @@ def handle(args: argparse.Namespace) -> int:
         title=title,
         banner=banner,
         all_finished_is_success=True,
+        note_simulated=bool(given),  # on its own control plane, every line says so already
     )
     code = execute(config)
     if not given and code in (EXIT_OK, EXIT_FAILED):

@@ -46,6 +46,7 @@ from asyncpod.cli._common import (
 )
 from asyncpod.cli._metrics import add_metrics_options, exported, metrics_flags
 from asyncpod.cli._traces import traced
+from asyncpod.cli.simulated import NodeKinds, note
 from asyncpod.core.cluster import connect
 from asyncpod.core.lifecycle import StateChange
 from asyncpod.core.runner import Cleanup, PodRun
@@ -172,6 +173,8 @@ class _Session:
     spec: PodSpec
     run: PodRun | None = None
     interrupted: Interrupted = field(default_factory=Interrupted)
+    simulated: str | None = None
+    """The note to say when the pod ran on a simulated node (asyncpod/cli/simulated.py)."""
     _last_line: float = 0.0
 
     async def main(self) -> int:
@@ -198,6 +201,8 @@ class _Session:
             sys.stderr.write(f"asyncpod run: interrupted; {what}\n")
             return signal_exit_code(self.interrupted.signum)
         assert result is not None
+        if self.simulated is not None:
+            sys.stderr.write(f"asyncpod run: {self.simulated}\n")
         if not result.ok:
             sys.stderr.write(f"asyncpod run: {result.describe()}\n")
         elif self.args.keep:
@@ -227,6 +232,10 @@ class _Session:
                 result = await asyncio.shield(outcome)
                 if args.logs:
                     await self._drain(helpers[-1])
+                if result.node_name:  # one GET of its node, after the result: no delay
+                    kind = await NodeKinds(cluster.client).simulator(result.node_name)
+                    if kind is not None:
+                        self.simulated = note(pod=result.ref, node=result.node_name, simulator=kind)
                 return result
             except asyncio.CancelledError:
                 # Interrupted. Stop reading logs first: cleanup lets open log readers
