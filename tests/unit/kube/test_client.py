@@ -859,4 +859,8 @@ async def test_failed_and_retried_requests_leave_no_cycle(
         gc.enable()
     assert client.statistics().retries >= retries + 2  # the 503 and a cut were ours to retry
     assert not left & {"NotFoundError", "ApiConnectionError", "ServerError", "Verdict"}, left
-    assert "frame" not in left, left
+    if type(asyncio.current_task()).__module__ == "_asyncio":
+        # Not on 3.10: pytest-asyncio runs the test in backports.asyncio.runner's pure-Python
+        # Task, whose __wakeup frame holds a connection error in a cycle; asyncio.run's C
+        # Task, which an application gets there, does not.
+        assert "frame" not in left, left
