@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
@@ -60,6 +60,8 @@ class CreatedPod:
     """True when the pod was made by an earlier process for this same try."""
     listed: list[dict[str, Any]] | None
     """The task instance's pods when a 409 made us list them (all its tries), else None."""
+    pod: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    """The pod as the API server answered the POST (or as listed on 409)."""
 
 
 def try_selector(key: TryKey) -> str:
@@ -75,6 +77,7 @@ async def create_try_pod(
     key: TryKey,
     *,
     retry_window: float = 60.0,
+    manifest: dict[str, Any] | None = None,
 ) -> CreatedPod:
     """Create ``spec`` as pod ``namespace/name`` for try ``key``; never two pods.
 
@@ -86,12 +89,18 @@ async def create_try_pod(
     this try's pod on its way out, raises :class:`ConflictError`. Requests: one POST;
     on 409 one LIST selected by :func:`try_selector` (and, only when the name is held
     by a pod outside that selection, one GET of it).
+
+    ``manifest``: what to POST instead of ``spec.to_manifest(...)`` (that manifest as
+    the task's callbacks changed it); its name and namespace are this try's.
     """
     spec.validate()
     pods = Pods(client)
     token = secrets.token_hex(8)
-    manifest = spec.to_manifest(namespace=namespace, name=name, labels={})
-    manifest["metadata"]["annotations"][CREATE_ATTEMPT_ANNOTATION] = token
+    if manifest is None:
+        manifest = spec.to_manifest(namespace=namespace, name=name, labels={})
+    metadata = manifest.setdefault("metadata", {})
+    metadata.update(name=name, namespace=namespace)
+    metadata.setdefault("annotations", {})[CREATE_ATTEMPT_ANNOTATION] = token
     deadline = time.monotonic() + retry_window
     errors_at_start = client.statistics().connection_errors
 
@@ -154,4 +163,5 @@ def _created(
         resource_version=metadata.get("resourceVersion"),
         reattached=reattached,
         listed=listed,
+        pod=pod,
     )

@@ -48,7 +48,19 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 
-from asyncpod.airflow.connection import DEFAULT_CONN_ID, load_target, open_client
+from asyncpod.airflow.callbacks import (
+    CallbackCaller,
+    callback_list,
+    resume_calls,
+    trigger_finish_action,
+)
+from asyncpod.airflow.connection import (
+    DEFAULT_CONN_ID,
+    KubeTarget,
+    load_cluster_config,
+    load_target,
+    open_client,
+)
 from asyncpod.airflow.creation import CreatedPod, create_try_pod
 from asyncpod.airflow.deletion import delete_earlier_tries, delete_pod
 from asyncpod.airflow.podbuild import build_manifest, secret_to_json, to_api
@@ -60,9 +72,11 @@ from asyncpod.airflow.triggers import (
     START_TEMPLATE_FIELDS,
     AsyncpodPodTrigger,
     compact_start_kwargs,
+    should_delete,
 )
 from asyncpod.core.runner import RunOptions
-from asyncpod.errors import UsageError
+from asyncpod.errors import NotFoundError, UsageError
+from asyncpod.kube.pods import Pods
 from asyncpod.spec import PodSpec
 
 __all__ = [
@@ -75,19 +89,21 @@ __all__ = [
 
 #: Parameters that cannot be honoured, and why; any value but the default fails at parse time.
 UNSUPPORTED: Mapping[str, str] = {
-    "callbacks": "KubernetesPodOperatorCallback hooks run inside the reference's polling loop",
-    "progress_callback": "log lines go to the task log from the triggerer; no callable runs there",
-    "log_formatter": "a callable cannot travel to the triggerer",
-    "logging_interval": "logs are streamed continuously while deferred",
     "trigger_kwargs": "the trigger is asyncpod's own",
     "durable": "not implemented by asyncpod",
 }
-#: Parameters accepted for compatibility that change nothing (they tune polling).
+#: Parameters accepted for compatibility that change nothing: the first four tune
+#: polling; ``progress_callback`` the reference stores and never calls (provider 10.25.0);
+#: ``logging_interval`` makes the reference's deferred task return to a worker every so
+#: many seconds to fetch its logs, while asyncpod's trigger writes them into the task log
+#: as they come.
 NO_EFFECT = (
     "poll_interval",
     "startup_check_interval_seconds",
     "base_container_status_polling_interval",
     "log_events_on_startup",
+    "progress_callback",
+    "logging_interval",
 )
 
 
@@ -200,10 +216,6 @@ class KubernetesPodOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         given = {
-            "callbacks": callbacks,
-            "progress_callback": progress_callback,
-            "log_formatter": log_formatter,
-            "logging_interval": logging_interval,
             "trigger_kwargs": trigger_kwargs,
             "durable": durable,
         }
@@ -297,17 +309,20 @@ class KubernetesPodOperator(BaseOperator):
         self.is_delete_operator_pod = is_delete_operator_pod
         self.termination_message_policy = termination_message_policy
         self.active_deadline_seconds = active_deadline_seconds
-        self.callbacks = callbacks
+        self.callbacks = callback_list(callbacks)
         self.progress_callback = progress_callback
         self.logging_interval = logging_interval
         self.trigger_kwargs = trigger_kwargs
         self.container_name_log_prefix_enabled = container_name_log_prefix_enabled
         self.log_formatter = log_formatter
         self._pod_ref: tuple[str, str, str] | None = None
+        self._caller: CallbackCaller | None = None
+        self._target: KubeTarget | None = None
         self._setup_start_from_trigger(start_from_trigger)
 
     def _setup_start_from_trigger(self, wanted: bool | None) -> None:
-        """Start in the triggerer only when the DAG asks (:func:`starts_in_triggerer`).
+        """Start in the triggerer only when the DAG asks (:func:`starts_in_triggerer`)
+        and the task has no ``callbacks`` (they run on the worker that creates the pod).
 
         A mapped task never gets here at parse time (its operator is built on the
         worker), so the class default - start on a worker - applies to it, as it must:
@@ -317,6 +332,7 @@ class KubernetesPodOperator(BaseOperator):
             wanted,
             deferrable=self.deferrable,
             airflow_can=supports_start_from_trigger,
+            callbacks=bool(self.callbacks),
         ):
             return
         from airflow.triggers.base import StartTriggerArgs
@@ -392,7 +408,9 @@ class KubernetesPodOperator(BaseOperator):
             container_name_log_prefix_enabled=self.container_name_log_prefix_enabled,
             startup_timeout=self.startup_timeout_seconds,
             schedule_timeout=self.schedule_timeout_seconds,
-            on_finish_action=self.on_finish_action,
+            on_finish_action=trigger_finish_action(
+                self.on_finish_action, callbacks=bool(self.callbacks)
+            ),
             on_kill_action=self.on_kill_action,
             termination_grace_period=self.termination_grace_period,
             do_xcom_push=self.do_xcom_push,
@@ -414,8 +432,16 @@ class KubernetesPodOperator(BaseOperator):
             task_key=key.task_key(),
             template=self.build_manifest(extra_labels=key.labels()),
         )
-        pod = asyncio.run(self._create(spec, pod_name, key))
+        target = self._kube_target()
+        namespace = self.namespace or target.namespace or asyncio.run(_context_namespace(target))
+        manifest = spec.to_manifest(namespace=namespace, name=pod_name, labels={})
+        caller = self._callbacks()
+        if caller is not None:
+            manifest = caller.manifest_created(manifest, context)
+        pod = asyncio.run(self._create(target, namespace, spec, manifest, pod_name, key))
         self._pod_ref = (pod.namespace, pod.name, pod.uid)
+        if caller is not None:
+            caller.call("on_pod_creation", context, pod=caller.pod(pod.pod))
         self.log.info(
             "%s pod %s/%s (uid %s)",
             "reattached to" if pod.reattached else "created", pod.namespace, pod.name, pod.uid,
@@ -431,17 +457,38 @@ class KubernetesPodOperator(BaseOperator):
         event = asyncio.run(_first_event(trigger))
         return self.execute_complete(context, event)
 
-    async def _create(self, spec: PodSpec, pod_name: str, key: TryKey) -> CreatedPod:
+    def _kube_target(self) -> KubeTarget:
+        """The task's cluster (its connection read once per operator instance)."""
+        if self._target is None:
+            self._target = asyncio.run(
+                load_target(
+                    self.kubernetes_conn_id,
+                    in_cluster=self.in_cluster,
+                    config_file=self.config_file,
+                    cluster_context=self.cluster_context,
+                )
+            )
+        return self._target
+
+    def _callbacks(self) -> CallbackCaller | None:
+        """The task's callbacks' caller (one per operator instance), None without any."""
+        if not self.callbacks:
+            return None
+        if self._caller is None:
+            self._caller = CallbackCaller(self.callbacks, operator=self, target=self._kube_target)
+        return self._caller
+
+    async def _create(
+        self,
+        target: KubeTarget,
+        namespace: str,
+        spec: PodSpec,
+        manifest: dict[str, Any],
+        pod_name: str,
+        key: TryKey,
+    ) -> CreatedPod:
         """Create this try's pod (or find it), then sweep earlier tries: no session."""
-        target = await load_target(
-            self.kubernetes_conn_id,
-            in_cluster=self.in_cluster,
-            config_file=self.config_file,
-            cluster_context=self.cluster_context,
-        )
-        client = await open_client(target)
-        async with client:
-            namespace = self.namespace or target.namespace or client.config.namespace or "default"
+        async with await open_client(target) as client:
             pod = await create_try_pod(
                 client,
                 namespace,
@@ -449,6 +496,7 @@ class KubernetesPodOperator(BaseOperator):
                 pod_name,
                 key,
                 retry_window=RunOptions().create_retry_window,
+                manifest=manifest,
             )
             if self.on_kill_action == "delete_pod":
                 await delete_earlier_tries(
@@ -467,6 +515,9 @@ class KubernetesPodOperator(BaseOperator):
 
         status = event.get("status")
         ref = f"{event.get('pod_namespace')}/{event.get('pod_name')}"
+        caller = self._callbacks()
+        if caller is not None:
+            self._resume_callbacks(caller, context, event)
         ti = context["ti"]
         ti.xcom_push(key="pod_name", value=event.get("pod_name"))
         ti.xcom_push(key="pod_namespace", value=event.get("pod_namespace"))
@@ -486,6 +537,39 @@ class KubernetesPodOperator(BaseOperator):
             f"exit code {event.get('exit_code')}, message {event.get('message')}"
         )
 
+    def _resume_callbacks(
+        self, caller: CallbackCaller, context: Any, event: Mapping[str, Any]
+    ) -> None:
+        """The calls the reference makes when its task resumes, around the deletion the
+        trigger left to this worker (:func:`~asyncpod.airflow.callbacks.resume_calls`)."""
+        namespace, name = event.get("pod_namespace"), event.get("pod_name")
+        if not namespace or not name:
+            return
+        found = asyncio.run(self._read_pod(namespace, name))
+        if found is None:
+            self.log.warning("pod %s/%s is gone: no pod callbacks", namespace, name)
+            return
+        before, cleanup = resume_calls(str(event.get("status")))
+        pod = caller.pod(found)
+        try:
+            for method in before:
+                caller.call(method, context, pod=pod)
+        finally:
+            if not event.get("pod_deleted") and should_delete(
+                self.on_finish_action, str(event.get("outcome"))
+            ):
+                uid = event.get("pod_uid") or found["metadata"].get("uid")
+                asyncio.run(self._delete(namespace, name, uid))
+        if cleanup:
+            caller.call("on_pod_cleanup", context, pod=pod)
+
+    async def _read_pod(self, namespace: str, name: str) -> dict[str, Any] | None:
+        async with await open_client(self._kube_target()) as client:
+            try:
+                return await Pods(client).get(namespace, name)
+            except NotFoundError:
+                return None
+
     def on_kill(self) -> None:
         """Worker-side kill (not deferred): delete this try's pod, by uid."""
         if self._pod_ref is None or self.on_kill_action != "delete_pod":
@@ -498,7 +582,7 @@ class KubernetesPodOperator(BaseOperator):
             in_cluster=self.in_cluster,
             config_file=self.config_file,
             cluster_context=self.cluster_context,
-        )
+        )  # not _kube_target(): on_kill may run while execute() is in asyncio.run
         async with await open_client(target) as client:
             await delete_pod(
                 client,
@@ -511,16 +595,22 @@ class KubernetesPodOperator(BaseOperator):
 
 
 def starts_in_triggerer(
-    wanted: bool | None, *, deferrable: bool, airflow_can: Callable[[], bool]
+    wanted: bool | None,
+    *,
+    deferrable: bool,
+    airflow_can: Callable[[], bool],
+    callbacks: bool = False,
 ) -> bool:
     """Whether a task starts in the triggerer (pure but for ``airflow_can``, asked last).
 
     Only when the DAG says ``start_from_trigger=True`` and the task is deferrable; the
     default (None) and False start on a worker (see the module docs for the
-    measurement). Asking for it on an Airflow that cannot (before 3.3, where the
+    measurement). A task with ``callbacks`` starts on a worker whatever it asks: the
+    reference calls them on the worker that creates the pod, and the triggerer's loop
+    must not run user code. Asking for it on an Airflow that cannot (before 3.3, where the
     scheduler ignores it) is a :class:`UsageError` rather than a silent worker start.
     """
-    if not wanted or not deferrable:
+    if not wanted or not deferrable or callbacks:
         return False
     if not airflow_can():
         raise UsageError("start_from_trigger=True needs Airflow 3.3 or later")
@@ -537,6 +627,11 @@ def supports_start_from_trigger() -> bool:
         text = version("apache-airflow")
     major, minor = (int(part) for part in re.findall(r"\d+", text)[:2])
     return (major, minor) >= (3, 3)
+
+
+async def _context_namespace(target: KubeTarget) -> str:
+    """The namespace of the target's kubeconfig context (or service account), else default."""
+    return (await load_cluster_config(target)).namespace or "default"
 
 
 async def _first_event(trigger: AsyncpodPodTrigger) -> dict[str, Any]:
