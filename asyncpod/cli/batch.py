@@ -99,10 +99,20 @@ from asyncpod.cli._common import (
 )
 from asyncpod.cli._metrics import MetricsFlags, add_metrics_options, exported, metrics_flags
 from asyncpod.cli._traces import traced
-from asyncpod.cli.batchfile import Batch, BatchFileError, load_batch
+from asyncpod.cli.batchfile import Batch, BatchFileError
 from asyncpod.cli.fleetoptions import ClusterChoice, add_fleet_cluster_options, cluster_choices
 from asyncpod.cli.heap import batch_collector
+from asyncpod.cli.incluster import (
+    ACTIONS,
+    add_incluster_options,
+    handle_action,
+    load_input,
+    progress_target,
+    submit,
+)
 from asyncpod.cli.resultsfile import RecordedResults, ResultsWriter, read_results
+from asyncpod.cli.shardprogress import PodTarget, ProgressPublisher
+from asyncpod.cli.shards import parse_shard
 from asyncpod.cli.simulated import NODE_READ_TIMEOUT, NodeKinds, note
 from asyncpod.cli.summary import format_seconds, render, summarize
 from asyncpod.core.cluster import Cluster, connect
@@ -144,7 +154,12 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
             "exit codes: 0 all succeeded, 1 some did not, 2 bad input, 130 interrupted"
         ),
     )
-    parser.add_argument("file", metavar="FILE", help="the input: .yaml/.yml/.json/.jsonl, or -")
+    parser.add_argument(
+        "file", metavar="FILE",
+        help="the input: .yaml/.yml/.json/.jsonl, or -; or status|results|cancel RUN_ID "
+        "(an in-cluster batch, --submit)",
+    )  # fmt: skip
+    parser.add_argument("words", nargs="*", help=argparse.SUPPRESS)
     parser.add_argument(
         "--format", choices=("yaml", "jsonl"), default=None,
         help="input format (default: by extension, else sniffed)",
@@ -231,6 +246,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )  # fmt: skip
     add_verbose_option(output, help_prefix="report more on stderr; ")
     add_metrics_options(parser)
+    add_incluster_options(parser)
     parser.set_defaults(handler=handle)
 
 
@@ -303,6 +319,12 @@ class BatchConfig:
     """Two or more: the batch runs over them all (asyncpod.Fleet); else ``kubeconfig``."""
     lost_after: float | None = None
     """``--cluster-lost-after``: seconds without an answer before a cluster is lost."""
+    progress_pod: PodTarget | None = None
+    """A shard of an in-cluster batch: its own pod, where it publishes its counts."""
+    abandon_on_signal: bool = False
+    """A shard: the first SIGINT/SIGTERM exits at once, as a SIGKILL would, leaving the
+    pods in flight to the shard pod that replaces this one (it reattaches to them);
+    deleting them would make each task's pod twice."""
     note_simulated: bool = True
     """Say once when a pod ran on a simulated node (asyncpod/cli/simulated.py); the
     demo on its own control plane has said so already."""
@@ -323,12 +345,27 @@ def print_problems(error: BatchFileError, *, command: str = "asyncpod batch") ->
 
 
 def handle(args: argparse.Namespace) -> int:
+    if args.file in ACTIONS:  # batch status|results|cancel RUN_ID: asyncpod/cli/incluster.py
+        return handle_action(args)
+    if args.words:
+        sys.stderr.write(f"asyncpod batch: unexpected arguments: {' '.join(args.words)}\n")
+        return EXIT_USAGE
     try:
-        batch = load_batch(args.file, format=args.format)
+        batch = load_input(args.file, format=args.format)
     except BatchFileError as error:
         print_problems(error)
         return EXIT_USAGE
+    except UsageError as error:
+        sys.stderr.write(f"asyncpod batch: {error}\n")
+        return EXIT_USAGE
+    if args.submit:
+        return submit(args, batch)
     try:
+        if args.shard is not None:
+            shard = parse_shard(args.shard)
+            batch = dataclasses.replace(
+                batch, entries=tuple(e for e in batch.entries if shard.owns(e.task_key))
+            )
         config = _config_from_args(args, batch)
     except UsageError as error:
         sys.stderr.write(f"asyncpod batch: {error}\n")
@@ -399,6 +436,8 @@ def _config_from_args(args: argparse.Namespace, batch: Batch) -> BatchConfig:
         max_failures=args.max_failures,
         keep_logs=KeepLogs(args.logs, args.logs_for or "failed") if args.logs else None,
         metrics=metrics_flags(args),
+        progress_pod=progress_target(args),
+        abandon_on_signal=args.shard is not None,
     )
 
 
@@ -551,6 +590,8 @@ class _Session:
     async def main(self) -> int:
         failure: str | None = None
         code: int | None = None
+        if self.config.abandon_on_signal:
+            self.interrupted.count = 2  # run_interruptible's next signal exits at once
         try:
             await run_interruptible(
                 self._work(),
@@ -618,6 +659,8 @@ class _Session:
     async def _launch(self, launcher: Launcher, specs: list[PodSpec]) -> None:
         """Every spec through the launcher, each result recorded as it comes."""
         ticker = asyncio.ensure_future(self._tick())
+        publisher = self._publisher(launcher.cluster)
+        publishing = asyncio.ensure_future(publisher.run(self._shard_counts)) if publisher else None
         self.started = time.monotonic()
         self.progress.start()
         history = self._history()
@@ -649,6 +692,26 @@ class _Session:
             await asyncio.gather(ticker, return_exceptions=True)
             await self._stop_node_checks()
             self._refresh()
+            if publishing is not None and publisher is not None:
+                publishing.cancel()
+                await asyncio.gather(publishing, return_exceptions=True)
+                await publisher.publish(self._shard_counts())
+
+    def _publisher(self, cluster: Cluster) -> ProgressPublisher | None:
+        target = self.config.progress_pod
+        return ProgressPublisher(cluster.client, target) if target is not None else None
+
+    def _shard_counts(self) -> dict[str, int]:
+        """This process's counts with what the results file recorded before it."""
+        carried = [r for k, r in self.config.recorded.results.items() if k in self.skip]
+        ok = sum(r.ok for r in carried)
+        return {
+            "tasks": len(self.config.batch),
+            "done": len(carried) + self.counts.done,
+            "ok": ok + self.counts.ok,
+            "failed": len(carried) - ok + self.counts.failed,
+            "in_flight": self._in_flight(),
+        }
 
     # ------------------------------------------------------------------ several clusters
     async def _work_fleet(self) -> None:
@@ -806,9 +869,12 @@ class _Session:
         pods = Pods(launcher.cluster.client)
         namespace = launcher.namespace
         listed = await pods.list(namespace, label_selector=f"{RUN_ID_LABEL}={self.config.run_id}")
+        mine = _keys(self.config.batch)  # a shard's: other shards' pods are theirs
         for pod in listed.items:
             metadata, status = pod["metadata"], pod.get("status") or {}
             if metadata.get("deletionTimestamp") or status.get("phase") in ("Succeeded", "Failed"):
+                continue
+            if (metadata.get("annotations") or {}).get(TASK_KEY_ANNOTATION) not in mine:
                 continue
             with contextlib.suppress(AsyncpodError):
                 await pods.delete(namespace, metadata["name"], uid=metadata.get("uid"))
