@@ -43,7 +43,6 @@ import contextlib
 import importlib
 import sys
 from collections.abc import AsyncIterator, Iterable, Mapping
-from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
@@ -56,10 +55,11 @@ from asyncpod.results import Outcome, PodResult
 
 if TYPE_CHECKING:
     from asyncpod.airflow.connection import KubeTarget
-    from asyncpod.airflow.logresume import ResumeFilter, ResumeStore
+    from asyncpod.airflow.logresume import CommittedLog
     from asyncpod.airflow.xcom import XComRead
     from asyncpod.core.cluster import Cluster
     from asyncpod.core.runner import PodRun, RunOptions
+    from asyncpod.kube.logs import LogLine
 
 __all__ = [
     "FINISH_ACTIONS",
@@ -211,7 +211,6 @@ class AsyncpodPodTrigger(BaseTrigger):
         do_xcom_push: bool = False,
         skip_on_exit_code: list[int] | None = None,
         log_events_on_failure: bool = True,
-        log_state_dir: str | None = None,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         if on_finish_action not in FINISH_ACTIONS:
@@ -240,7 +239,6 @@ class AsyncpodPodTrigger(BaseTrigger):
         self.do_xcom_push = do_xcom_push
         self.skip_on_exit_code = list(skip_on_exit_code or [])
         self.log_events_on_failure = log_events_on_failure
-        self.log_state_dir = log_state_dir
         self._fired = False
         self._target: KubeTarget | None = None
         self._logs_done = asyncio.Event()
@@ -269,7 +267,6 @@ class AsyncpodPodTrigger(BaseTrigger):
             "do_xcom_push": self.do_xcom_push,
             "skip_on_exit_code": self.skip_on_exit_code,
             "log_events_on_failure": self.log_events_on_failure,
-            "log_state_dir": self.log_state_dir,
         }
 
     # ------------------------------------------------------------------ run
@@ -340,7 +337,7 @@ class AsyncpodPodTrigger(BaseTrigger):
                 except NotFoundError as error:
                     return self._error_payload("PodNotFound", str(error))
                 try:
-                    result = await self._wait(run)
+                    result = await self._wait(cluster, run)
                 finally:
                     with anyio.CancelScope(shield=True):
                         await run.cancel()  # stop following (KEEP: the pod stays)
@@ -411,31 +408,49 @@ class AsyncpodPodTrigger(BaseTrigger):
             for line in payload["events"]:
                 self.log.error("pod event: %s", line)
 
-    async def _wait(self, run: PodRun) -> PodResult:
-        from asyncpod.airflow.logresume import ResumeFilter, ResumeStore, default_state_dir
+    async def _wait(self, cluster: Cluster, run: PodRun) -> PodResult:
+        from asyncpod.airflow.logresume import CommittedLog, ResumeCommits, annotation_of
+        from asyncpod.kube.pods import Pods
 
         containers = self._log_containers(run)
         if not containers:
             async for _ in run.states():
                 pass
             return await run.result()
-        store = ResumeStore(Path(self.log_state_dir or default_state_dir()), str(run.uid))
-        filt = ResumeFilter(store.load())
+        commits = ResumeCommits(
+            Pods(cluster.client), self.pod_namespace, self.pod_name, str(run.uid),
+            committed=annotation_of(run.pod),
+        )  # fmt: skip
+        log = CommittedLog(commits, self._emit_line)
         self._logs_done = asyncio.Event()
         try:
             async with anyio.create_task_group() as group:
-                group.start_soon(self._stream_logs, run, containers, filt, store)
+                group.start_soon(self._stream_logs, run, containers, log)
+                group.start_soon(self._commit_periodically, log)
                 async for _ in run.states():
                     pass
                 # The containers are done; give the readers a moment to drain.
                 with anyio.move_on_after(30):
                     await self._logs_done.wait()
                 group.cancel_scope.cancel()
+            await log.flush()  # what the readers left: committed, then logged
         finally:
-            store.save(filt.points)
-        result = await run.result()
-        store.remove()
-        return result
+            log.discard()  # cancelled before its commit: the next trigger logs it
+        return await run.result()
+
+    def _emit_line(self, line: LogLine) -> None:
+        if self.container_name_log_prefix_enabled:
+            self.log.info("[%s] %s", line.container, line.text)
+        else:
+            self.log.info("%s", line.text)
+
+    @staticmethod
+    async def _commit_periodically(log: CommittedLog) -> None:
+        from asyncpod.airflow.logresume import COMMIT_INTERVAL
+
+        while True:
+            await anyio.sleep(COMMIT_INTERVAL)
+            await log.flush()
 
     def _log_containers(self, run: PodRun) -> tuple[str, ...]:
         from asyncpod.airflow.xcom import SIDECAR_NAME
@@ -450,23 +465,14 @@ class AsyncpodPodTrigger(BaseTrigger):
         return tuple(name for name in chosen if name != SIDECAR_NAME)  # as the reference
 
     async def _stream_logs(
-        self,
-        run: PodRun,
-        containers: tuple[str, ...],
-        filt: ResumeFilter,
-        store: ResumeStore,
+        self, run: PodRun, containers: tuple[str, ...], log: CommittedLog
     ) -> None:
         try:
-            stream = run.logs(containers=containers, since=filt.since())
+            stream = run.logs(containers=containers, since=log.filter.since())
             async with contextlib.aclosing(stream):
                 async for line in stream:
-                    if not filt.accept(line):
-                        continue
-                    if self.container_name_log_prefix_enabled:
-                        self.log.info("[%s] %s", line.container, line.text)
-                    else:
-                        self.log.info("%s", line.text)
-                    store.changed(filt.points)
+                    if log.offer(line):
+                        await log.flush()
         except AsyncpodError as error:
             self.log.warning("reading the logs of %s stopped: %s", run.ref, error)
         finally:
@@ -614,7 +620,6 @@ START_OPTION_DEFAULTS: Mapping[str, Any] = MappingProxyType(
         "do_xcom_push": False,
         "skip_on_exit_code": [],
         "log_events_on_failure": False,
-        "log_state_dir": None,
     }
 )
 #: Pod parameters whose default :func:`~asyncpod.airflow.podbuild.build_manifest` also

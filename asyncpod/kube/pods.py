@@ -257,6 +257,42 @@ class Pods:
             rate_limited=rate_limited,
         )
 
+    async def swap_annotation(
+        self,
+        namespace: str,
+        name: str,
+        key: str,
+        *,
+        expected: str | None,
+        value: str,
+        uid: str,
+    ) -> dict[str, Any]:
+        """Set annotation ``key`` to ``value`` only if it is ``expected`` now: a compare-and-swap.
+
+        One JSON Patch whose ``test`` operations make the server apply it only to the
+        pod with this ``uid`` (not a namesake) whose annotation is still ``expected``
+        (``None``: absent). Other writers of the pod (the kubelet's status, other
+        annotations) never conflict with it, unlike a resourceVersion precondition. A
+        failed test is the server's 422, raised as
+        :class:`~asyncpod.errors.InvalidRequestError`: read the pod to learn why.
+        Safe to send again after a lost answer (the test then fails, and the pod
+        shows ``value``). Returns the pod as the server stored it.
+        """
+        path = f"/metadata/annotations/{_json_pointer(key)}"
+        operations: list[dict[str, Any]] = [
+            {"op": "test", "path": "/metadata/uid", "value": uid},
+            {"op": "test", "path": path, "value": expected},
+            {"op": "add", "path": path, "value": value},
+        ]
+        answer = await self._client.request(
+            "PATCH",
+            pod_path(namespace, name),
+            json=operations,
+            content_type="application/json-patch+json",
+            pod=f"{namespace}/{name}",
+        )
+        return _pod_dict(answer, "PATCH", pod_path(namespace, name))
+
     async def evict(
         self,
         namespace: str,
@@ -346,6 +382,11 @@ class Pods:
             self._client, path, field_selector=f"involvedObject.uid={uid}"
         )
         return sorted(items, key=event_order_key)
+
+
+def _json_pointer(token: str) -> str:
+    """``token`` escaped as one JSON Pointer segment (RFC 6901: ``~`` and ``/``)."""
+    return token.replace("~", "~0").replace("/", "~1")
 
 
 def _pod_dict(answer: Any, method: str, path: str) -> dict[str, Any]:

@@ -19,7 +19,12 @@ import yaml
 
 from asyncpod.testing.admin import AdminClient
 
-__all__ = ["MINIMAL_ROLE_RULES", "minimal_role", "service_account_kubeconfig"]
+__all__ = [
+    "AIRFLOW_ROLE_RULES",
+    "MINIMAL_ROLE_RULES",
+    "minimal_role",
+    "service_account_kubeconfig",
+]
 
 #: What asyncpod does with a namespace: create, follow (list+watch), read (a 409 on a
 #: deterministic name is answered by GET), delete pods; read their logs; list the
@@ -32,6 +37,20 @@ MINIMAL_ROLE_RULES: tuple[dict[str, Any], ...] = (
     },
     {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
     {"apiGroups": [""], "resources": ["events"], "verbs": ["list"]},
+)
+
+#: What the Airflow operator and trigger need: the minimal Role, and ``patch`` on pods,
+#: with which a trigger records on its pod where the pod's log stopped being copied into
+#: the task log (:mod:`asyncpod.airflow.logresume`), so that a trigger resumed on
+#: another triggerer logs every line exactly once. Without it they still work, and a
+#: fail-over may repeat log lines.
+AIRFLOW_ROLE_RULES: tuple[dict[str, Any], ...] = (
+    {
+        "apiGroups": [""],
+        "resources": ["pods"],
+        "verbs": ["create", "get", "list", "watch", "delete", "patch"],
+    },
+    *MINIMAL_ROLE_RULES[1:],
 )
 
 

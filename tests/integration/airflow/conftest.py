@@ -12,7 +12,7 @@ import pytest
 import asyncpod
 from asyncpod.testing.admin import AdminRequestError
 from asyncpod.testing.pytest_plugin import TestCluster
-from asyncpod.testing.rbac import service_account_kubeconfig
+from asyncpod.testing.rbac import AIRFLOW_ROLE_RULES, service_account_kubeconfig
 
 KEEP = asyncpod.RunOptions(cleanup=asyncpod.Cleanup.KEEP, collect_events=False)
 
@@ -64,10 +64,12 @@ async def wait_until(condition: Callable[[], bool], *, limit: float = 30.0) -> N
 
 @pytest.fixture
 def sa_kubeconfig(kube_cluster: TestCluster, namespace: str, tmp_path: Path) -> Path:
-    """A ServiceAccount bound to exactly the README's minimal Role (no pods/exec)."""
+    """A ServiceAccount bound to exactly the Airflow Role (the minimal Role and ``patch``
+    on pods, for the log resume point; no pods/exec)."""
     return service_account_kubeconfig(
         kube_cluster.admin,
         kube_cluster.kubeconfig,
         namespace=namespace,
         out=tmp_path / "sa.kubeconfig",
+        rules=AIRFLOW_ROLE_RULES,
     )

@@ -90,7 +90,6 @@ class AirflowDeployment:
             AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC="1",
             AIRFLOW__LOGGING__BASE_LOG_FOLDER=str(self.home / "logs"),
             AIRFLOW_CONN_KUBERNETES_DEFAULT=json.dumps(connection),
-            ASYNCPOD_AIRFLOW_STATE_DIR=str(self.home / "asyncpod-state"),
             PYTHONWARNINGS="ignore",
         )
         env.update(self.extra_env)

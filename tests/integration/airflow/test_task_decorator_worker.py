@@ -100,8 +100,6 @@ async def test_deferred_decorated_tasks_return_their_value_or_skip(
     assert [e["name"] for e in power.env_vars] == ["__PYTHON_SCRIPT", "__PYTHON_INPUT"]
     assert trigger.pod_name.startswith("k8s-airflow-pod-power-")
 
-    for t in (trigger, skip_trigger):
-        t.log_state_dir = str(tmp_path / "state")
     events = await asyncio.wait_for(
         asyncio.gather(anext(trigger.run()), anext(skip_trigger.run())), LIMIT
     )

@@ -41,7 +41,6 @@ def trigger_for(
         pod_namespace=namespace,
         pod_uid=uid,
         config_file=str(kubeconfig),
-        log_state_dir=str(tmp_path / "state"),
         **options,
     )
 
@@ -278,7 +277,6 @@ def start_trigger(
         kubernetes_conn_id=None, get_logs=False, start_from_trigger=True, **kw,
     )  # fmt: skip
     kwargs = dict((op.start_trigger_args.trigger_kwargs or {}) if op.start_trigger_args else {})
-    kwargs["log_state_dir"] = str(tmp_path / "state")
     trigger = AsyncpodPodStartTrigger(**kwargs)
     trigger.task_instance = SimpleNamespace(  # type: ignore[assignment]
         dag_id="d", task_id="started", run_id="r1", map_index=-1, try_number=try_number

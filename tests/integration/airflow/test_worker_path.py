@@ -130,8 +130,6 @@ async def test_a_mapped_task_on_the_worker_path_makes_no_watch_and_no_namespace_
 
     # The deferred triggers follow the pods they were handed, to their end.
     monkeypatch.undo()
-    for trigger in (triggers[0], triggers[2], second):
-        trigger.log_state_dir = str(tmp_path / "state")
     payloads = await asyncio.wait_for(
         asyncio.gather(*(anext(t.run()) for t in (triggers[0], triggers[2], second))), 120
     )

@@ -65,7 +65,6 @@ async def run_xcom_pod(
         pod_namespace=namespace,
         pod_uid=uid,
         config_file=str(sa_kubeconfig),
-        log_state_dir=str(tmp_path / "state" / name),
         startup_timeout=300,
         do_xcom_push=True,
         **{"get_logs": False, **trigger_options},

@@ -169,7 +169,6 @@ TRIGGER_VALUES: dict[str, Any] = {
     "do_xcom_push": True,
     "skip_on_exit_code": [3, 4],
     "log_events_on_failure": False,
-    "log_state_dir": "/state",
 }
 
 
@@ -194,7 +193,7 @@ def test_operator_parameters_reach_the_trigger() -> None:
     _, kwargs = op.build_trigger(
         namespace="ns", pod_name="p", pod_uid="u", pod_resource_version="9"
     ).serialize()
-    assert kwargs | {"log_state_dir": None, "deadline": None} == {
+    assert kwargs | {"deadline": None} == {
         "pod_name": "p", "pod_namespace": "ns", "pod_uid": "u", "pod_resource_version": "9",
         "kubernetes_conn_id": "c",
         "config_file": "/f", "cluster_context": "k", "in_cluster": False,
@@ -203,7 +202,7 @@ def test_operator_parameters_reach_the_trigger() -> None:
         "startup_timeout": 9, "schedule_timeout": 8, "deadline": None,
         "on_finish_action": "keep_pod", "on_kill_action": "keep_pod",
         "termination_grace_period": 3, "do_xcom_push": True, "skip_on_exit_code": [2, 5],
-        "log_events_on_failure": True, "log_state_dir": None,
+        "log_events_on_failure": True,
     }  # fmt: skip
 
 
