@@ -595,6 +595,14 @@ class LocalControlPlane:
             self._wait(f"real node {name} Ready", process.name, node_ready)
             importer.join()
 
+    def import_images(self, archives: Sequence[Path]) -> None:
+        """Import image archives into every real node's containerd, after it started:
+        an image built since (``localhost/asyncpod:dev`` of sources changed since the
+        session began) replaces the one of the same name."""
+        ctr = shutil.which("ctr") or "ctr"
+        for layout in self._real_nodes:
+            realnode.import_images(ctr, layout.socket, list(archives))
+
     def _stop_real_nodes(self) -> None:
         if not self._real_nodes:
             return

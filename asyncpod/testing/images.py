@@ -535,6 +535,8 @@ def _stream(command: Sequence[str], *, timeout: float, say: Say, env: Mapping[st
         process.wait()
     finally:
         timer.cancel()
+        if process.stdout is not None:  # else a ResourceWarning when it is collected
+            process.stdout.close()
     program = Path(command[0]).name
     if time.monotonic() - started >= timeout:
         raise ImageBuildError(f"{program} took over {timeout:g}s and was stopped")

@@ -6,6 +6,7 @@ import base64
 import json
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -126,7 +127,7 @@ def test_template_merge_by_container_name_and_env_appended() -> None:
     assert [e["name"] for e in merged["spec"]["containers"][0]["env"]] == ["A", "B"]
 
 
-def _pod(index: int, created: str, phase: str, progress: dict[str, int] | None) -> dict:
+def _pod(index: int, created: str, phase: str, progress: dict[str, int] | None) -> dict[str, Any]:
     annotations = {"batch.kubernetes.io/job-completion-index": str(index)}
     if progress is not None:
         annotations[submitplan.PROGRESS_ANNOTATION] = json.dumps(progress)
