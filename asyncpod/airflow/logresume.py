@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import secrets
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -50,6 +51,7 @@ from asyncpod.kube.pods import Pods
 
 __all__ = [
     "COMMIT_INTERVAL",
+    "CommitUnavailableError",
     "RESUME_ANNOTATION",
     "CommittedLog",
     "ResumeCommits",
@@ -120,10 +122,12 @@ class ResumeFilter:
         return True
 
 
-def encode_points(points: dict[str, ResumePoint]) -> str:
-    """The annotation's value: compact JSON ``{container: [timestamp, {digest: count}]}``."""
+def encode_points(points: dict[str, ResumePoint], writer: str = "") -> str:
+    """The annotation's value: compact JSON ``{"w": writer, "p": {container: [timestamp,
+    {digest: count}]}}``. The writer tells a trigger's own earlier write (whose answer
+    was lost) from another trigger's write of the same point."""
     body = {c: [p.timestamp, dict(sorted(p.seen.items()))] for c, p in sorted(points.items())}
-    return orjson.dumps(body).decode()
+    return orjson.dumps({"w": writer, "p": body}).decode()
 
 
 def decode_points(value: str | None) -> dict[str, ResumePoint]:
@@ -131,12 +135,12 @@ def decode_points(value: str | None) -> dict[str, ResumePoint]:
     if not value:
         return {}
     try:
-        raw = orjson.loads(value)
+        raw = orjson.loads(value)["p"]
         return {
             str(c): ResumePoint(str(ts), Counter({str(d): int(n) for d, n in seen.items()}))
             for c, (ts, seen) in raw.items()
         }
-    except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError):
+    except (orjson.JSONDecodeError, AttributeError, KeyError, TypeError, ValueError):
         return {}
 
 
@@ -161,13 +165,16 @@ class ResumeCommits:
         self._namespace = namespace
         self._name = name
         self._uid = uid
+        self._writer = secrets.token_hex(6)
         self.committed = committed
 
-    async def commit(self, value: str) -> dict[str, ResumePoint] | None:
-        """Make ``value`` the committed point: None when it is; else the points that another
-        trigger committed meanwhile (adopt them). Raises :class:`CommitUnavailableError`."""
-        if value == self.committed:
+    async def commit(self, points: dict[str, ResumePoint]) -> dict[str, ResumePoint] | None:
+        """Make ``points`` the committed point: None when they are; else the points that
+        another trigger committed meanwhile (adopt them). Raises
+        :class:`CommitUnavailableError`."""
+        if points == decode_points(self.committed):
             return None
+        value = encode_points(points, self._writer)
         expected = self.committed
         try:
             await until_answered(
@@ -248,7 +255,7 @@ class CommittedLog:
             while self._pending and not self.uncommitted:
                 batch, self._pending = self._pending, []
                 try:
-                    adopted = await self._commits.commit(encode_points(self.filter.points))
+                    adopted = await self._commits.commit(self.filter.points)
                 except CommitUnavailableError as error:
                     logger.warning(
                         "cannot record where the log stopped (%s): lines are logged at once, "

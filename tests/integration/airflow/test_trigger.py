@@ -23,6 +23,7 @@ from asyncpod.airflow.xcom import SIDECAR_NAME, XCOM_FILE, add_xcom_sidecar, fra
 from asyncpod.testing import outcome
 from asyncpod.testing.controlplane import LocalControlPlane
 from asyncpod.testing.pytest_plugin import TestCluster
+from asyncpod.testing.rbac import MINIMAL_ROLE_RULES, service_account_kubeconfig
 
 from .conftest import make_pods, pod_alive, wait_until
 
@@ -195,6 +196,75 @@ async def test_logs_exactly_once_across_a_triggerer_restart(
     payload = await asyncio.wait_for(fire(second), 60)
     assert payload["status"] == "success"
     assert logged() == ["one", "two", "two", "three", "two"]
+
+
+def log_collector(capsys: pytest.CaptureFixture[str]) -> Callable[[], list[str]]:
+    """The ``[base]`` lines the triggers logged so far (Airflow's structlog setup renders
+    a trigger's log to stdout; in a triggerer, that is the task log)."""
+    seen: list[str] = []
+
+    def logged() -> list[str]:
+        for row in capsys.readouterr().out.splitlines():
+            if "[base] " in row and TRIGGER_LOGGER in row:
+                seen.append(row.split("[base] ", 1)[1].split("  ", 1)[0].strip())
+        return seen
+
+    return logged
+
+
+async def test_two_triggers_following_one_pod_at_once_log_each_line_once(
+    kube_cluster: TestCluster,
+    sa_kubeconfig: Path,
+    namespace: str,
+    tmp_path: Path,
+    container_logs: Callable[..., dict[str, Any]],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """An overlapping fail-over: the old trigger still runs when the new one starts. The
+    resume point on the pod is swapped, never overwritten, so only one logs a line."""
+    logs = container_logs("twice", ["base"])
+    logs["base"].write(["one", "two", "two"])
+    uids = await make_pods(kube_cluster, namespace, {"twice": outcome(duration=8)})
+    logged = log_collector(capsys)
+    first, second = (
+        trigger_for(sa_kubeconfig, namespace, "twice", uids["twice"], tmp_path, get_logs=True)
+        for _ in range(2)
+    )
+    both = asyncio.gather(fire(first), fire(second))
+    await wait_until(lambda: len(logged()) >= 3)
+    logs["base"].write(["three", "two"])
+    payloads = await asyncio.wait_for(both, 60)
+    assert {p["status"] for p in payloads} == {"success"}
+    assert logged() == ["one", "two", "two", "three", "two"]
+
+
+async def test_without_patch_on_pods_the_lines_are_logged_and_a_warning_says_why(
+    kube_cluster: TestCluster,
+    namespace: str,
+    tmp_path: Path,
+    container_logs: Callable[..., dict[str, Any]],
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    kubeconfig = service_account_kubeconfig(
+        kube_cluster.admin,
+        kube_cluster.kubeconfig,
+        namespace=namespace,
+        out=tmp_path / "nopatch.kubeconfig",
+        rules=MINIMAL_ROLE_RULES,
+        name="asyncpod-nopatch",
+    )
+    logs = container_logs("nopatch", ["base"])
+    logs["base"].write(["alpha", "beta"])
+    uids = await make_pods(kube_cluster, namespace, {"nopatch": outcome(duration=2)})
+    logged = log_collector(capsys)
+    trigger = trigger_for(
+        kubeconfig, namespace, "nopatch", uids["nopatch"], tmp_path, get_logs=True
+    )
+    payload = await asyncio.wait_for(fire(trigger), 60)
+    assert payload["status"] == "success"
+    assert logged() == ["alpha", "beta"]
+    assert "grant 'patch' on pods" in caplog.text + capsys.readouterr().out
 
 
 async def test_sessions_are_shared_per_loop_and_closed_by_the_last_user(

@@ -8,8 +8,8 @@ from collections import Counter
 import pytest
 
 from asyncpod.airflow.logresume import (
-    CommitUnavailableError,
     CommittedLog,
+    CommitUnavailableError,
     ResumeCommits,
     ResumeFilter,
     ResumePoint,
@@ -65,9 +65,14 @@ def test_points_round_trip_through_the_annotation() -> None:
     assert decode_points(encoded) == points
     assert encode_points(decode_points(encoded)) == encoded  # stable: equal points, equal text
     assert len(encoded) < 200  # digests, not texts: a 1 MB line costs 16 characters
+    # Two triggers that logged the same lines write different values: each knows its own.
+    assert encode_points(points, "a") != encode_points(points, "b")
+    assert decode_points(encode_points(points, "a")) == points
 
 
-@pytest.mark.parametrize("value", [None, "", "{not json", "[1, 2]", '{"base": 3}', '{"b": ["t"]}'])
+@pytest.mark.parametrize(
+    "value", [None, "", "{not json", "[1, 2]", '{"p": {"base": 3}}', '{"p": {"b": ["t"]}}', "{}"]
+)
 def test_an_unreadable_annotation_means_start_over(value: str | None) -> None:
     assert decode_points(value) == {}
 
@@ -81,11 +86,12 @@ class RecordedCommits(ResumeCommits):
         self.unavailable = unavailable
         self.swaps: list[str] = []
 
-    async def commit(self, value: str) -> dict[str, ResumePoint] | None:
+    async def commit(self, points: dict[str, ResumePoint]) -> dict[str, ResumePoint] | None:
         if self.unavailable:
             raise CommitUnavailableError("403 Forbidden: cannot patch pods")
-        if value == self.committed:
+        if points == decode_points(self.committed):
             return None
+        value = encode_points(points, "me")
         if self.remote != self.committed:  # another trigger committed since we looked
             self.committed = self.remote
             return decode_points(self.remote)
@@ -142,7 +148,7 @@ async def test_two_triggers_at_once_never_both_log_a_line() -> None:
     other = ResumeFilter()
     for x in [line(T1, "a"), line(T2, "b"), line(T3, "c")]:
         other.accept(x)
-    commits.remote = encode_points(other.points)
+    commits.remote = encode_points(other.points, "other")
     logged += ["other a", "other b", "other c"]
     mine.offer(line(T4, "d"))
     await mine.flush()
