@@ -51,8 +51,8 @@ from asyncpod.kube.pods import Pods
 
 __all__ = [
     "COMMIT_INTERVAL",
-    "CommitUnavailableError",
     "RESUME_ANNOTATION",
+    "CommitUnavailableError",
     "CommittedLog",
     "ResumeCommits",
     "ResumeFilter",
