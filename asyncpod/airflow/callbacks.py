@@ -159,11 +159,16 @@ def callback_list(callbacks: Any) -> list[Any]:
     return [callbacks]
 
 
-def resume_calls(status: str) -> tuple[tuple[str, ...], bool]:
-    """What the worker that resumes a task calls for the trigger's ``status`` (pure):
-    the methods before the pod is deleted, and whether ``on_pod_cleanup`` follows the
+def resume_calls(status: str, *, started: bool | None = None) -> tuple[tuple[str, ...], bool]:
+    """What the worker calls once the trigger's event (``status``) is in (pure): the
+    methods before the pod is deleted, and whether ``on_pod_cleanup`` follows the
     deletion. The reference calls completion and teardown for every ending, and reaches
-    ``on_pod_cleanup`` only when its cleanup does not raise: the pod succeeded."""
+    ``on_pod_cleanup`` only when its cleanup does not raise: the pod succeeded.
+    ``started``: not deferrable, whether ``on_pod_starting`` was called (None when
+    deferrable); the reference's sync path calls nothing more for a pod that never
+    started (its start-up failure raises before)."""
+    if started is False:
+        return (), False
     return _RESUME, status == "success"
 
 

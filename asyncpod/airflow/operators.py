@@ -21,8 +21,18 @@ triggerer and never polls.
   ``on_kill_action="keep_pod"``): a clear that reached no running trigger (or an
   Airflow without the triggerer-side ``on_kill``) leaks no pod.
 * A parameter asyncpod cannot honour raises :class:`~asyncpod.UsageError` when the DAG
-  is parsed, naming it (:data:`UNSUPPORTED`); parameters that only tune polling are
-  accepted and have no effect (:data:`NO_EFFECT`), since nothing polls.
+  is parsed, naming it (:data:`UNSUPPORTED`); parameters that only tune polling, and
+  two the reference itself ignores or needs only because its trigger reads no logs
+  (``progress_callback``, ``logging_interval``), are accepted and have no effect
+  (:data:`NO_EFFECT`).
+* ``callbacks`` (``KubernetesPodOperatorCallback`` classes) are called as the reference
+  calls them, all on workers with ``mode=SYNC`` (:mod:`asyncpod.airflow.callbacks`,
+  ``docs/airflow-callbacks.md``): a task with callbacks always starts on a worker
+  (``start_from_trigger`` is ignored for it), and its trigger leaves the pod to the
+  worker that resumes the task, which deletes it after ``on_pod_teardown``; nothing
+  of them runs in the triggerer. Not deferrable, ``on_pod_starting``, each log line's
+  ``progress_callback`` and ``log_formatter`` too (deferred, the reference uses
+  neither of the last two, nor does asyncpod).
 
 Where it starts: on a worker, which creates the pod and defers, unless the DAG asks
 for ``start_from_trigger=True`` (Airflow 3.3+, deferrable, not mapped;
@@ -46,6 +56,7 @@ import re
 from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from typing import Any
 
+import anyio
 from airflow.sdk import BaseOperator
 
 from asyncpod.airflow.callbacks import (
@@ -75,7 +86,8 @@ from asyncpod.airflow.triggers import (
     should_delete,
 )
 from asyncpod.core.runner import RunOptions
-from asyncpod.errors import NotFoundError, UsageError
+from asyncpod.errors import AsyncpodError, NotFoundError, UsageError
+from asyncpod.kube.logs import LogLine
 from asyncpod.kube.pods import Pods
 from asyncpod.spec import PodSpec
 
@@ -317,6 +329,7 @@ class KubernetesPodOperator(BaseOperator):
         self.log_formatter = log_formatter
         self._pod_ref: tuple[str, str, str] | None = None
         self._caller: CallbackCaller | None = None
+        self._started: bool | None = None  # not deferrable: whether on_pod_starting ran
         self._target: KubeTarget | None = None
         self._setup_start_from_trigger(start_from_trigger)
 
@@ -454,8 +467,84 @@ class KubernetesPodOperator(BaseOperator):
         )
         if self.deferrable:
             self.defer(trigger=trigger, method_name="execute_complete")
-        event = asyncio.run(_first_event(trigger))
+        if caller is None and self.log_formatter is None:
+            event = asyncio.run(_first_event(trigger))
+        else:
+            inline = _InlineTrigger(
+                on_line=self._line_hook(caller, pod.pod, context), **trigger.serialize()[1]
+            )
+            event = asyncio.run(self._follow_inline(inline, caller, context, target))
         return self.execute_complete(context, event)
+
+    def _line_hook(
+        self, caller: CallbackCaller | None, created: Mapping[str, Any], context: Any
+    ) -> Callable[[LogLine], str | None]:
+        """What a non-deferrable task does with each log line, as the reference's sync log
+        reading: the callbacks' ``progress_callback``, then ``log_formatter``. A line
+        before ``on_pod_starting`` was called means the pod runs: it is called first (the
+        pod read with the callbacks' client when there is one), as in the reference."""
+        pod = caller.pod(created) if caller is not None else None
+        formatter = self.log_formatter
+
+        def on_line(line: LogLine) -> str | None:
+            if caller is not None:
+                if self._started is False:
+                    self._started = True
+                    client = caller.client()
+                    now = pod
+                    if client is not None:
+                        meta = created["metadata"]
+                        now = client.read_namespaced_pod(meta["name"], meta["namespace"])
+                    caller.call("on_pod_starting", context, pod=now)
+                caller.progress(
+                    line=line.text, container_name=line.container,
+                    timestamp=_log_time(line.timestamp), pod=pod,
+                )  # fmt: skip
+            return None if formatter is None else str(formatter(line.container, line.text))
+
+        return on_line
+
+    async def _follow_inline(
+        self,
+        trigger: AsyncpodPodTrigger,
+        caller: CallbackCaller | None,
+        context: Any,
+        target: KubeTarget,
+    ) -> dict[str, Any]:
+        """Not deferrable: the trigger inline, and ``on_pod_starting`` once the pod has
+        left Pending (the reference's sync path calls it after the pod started)."""
+        if caller is None:
+            return await _first_event(trigger)
+        self._started = False
+        async with anyio.create_task_group() as group:
+            group.start_soon(self._announce_start, caller, context, target, trigger)
+            event = await _first_event(trigger)
+            group.cancel_scope.cancel()
+        return event
+
+    async def _announce_start(
+        self,
+        caller: CallbackCaller,
+        context: Any,
+        target: KubeTarget,
+        trigger: AsyncpodPodTrigger,
+    ) -> None:
+        async with await open_client(target) as client:
+            pods = Pods(client)
+            while True:
+                await anyio.sleep(1)
+                try:
+                    pod = await pods.get(trigger.pod_namespace, trigger.pod_name)
+                except AsyncpodError:
+                    continue  # gone or unreachable: the trigger's event tells
+                if pod.get("status", {}).get("phase", "Pending") != "Pending":
+                    break
+        if self._started:
+            return  # a log line came first
+        self._started = True
+        await anyio.to_thread.run_sync(
+            lambda: caller.call("on_pod_starting", context, pod=caller.pod(pod))
+        )
 
     def _kube_target(self) -> KubeTarget:
         """The task's cluster (its connection read once per operator instance)."""
@@ -545,12 +634,16 @@ class KubernetesPodOperator(BaseOperator):
         namespace, name = event.get("pod_namespace"), event.get("pod_name")
         if not namespace or not name:
             return
-        found = asyncio.run(self._read_pod(namespace, name))
+        found = asyncio.run(self._read_pod(self._kube_target(), namespace, name))
         if found is None:
             self.log.warning("pod %s/%s is gone: no pod callbacks", namespace, name)
             return
-        before, cleanup = resume_calls(str(event.get("status")))
         pod = caller.pod(found)
+        if self._started is False and event.get("exit_code") is not None:
+            # Not deferrable, and the pod ran between two looks: announced now.
+            self._started = True
+            caller.call("on_pod_starting", context, pod=pod)
+        before, cleanup = resume_calls(str(event.get("status")), started=self._started)
         try:
             for method in before:
                 caller.call(method, context, pod=pod)
@@ -563,8 +656,9 @@ class KubernetesPodOperator(BaseOperator):
         if cleanup:
             caller.call("on_pod_cleanup", context, pod=pod)
 
-    async def _read_pod(self, namespace: str, name: str) -> dict[str, Any] | None:
-        async with await open_client(self._kube_target()) as client:
+    @staticmethod
+    async def _read_pod(target: KubeTarget, namespace: str, name: str) -> dict[str, Any] | None:
+        async with await open_client(target) as client:
             try:
                 return await Pods(client).get(namespace, name)
             except NotFoundError:
@@ -627,6 +721,33 @@ def supports_start_from_trigger() -> bool:
         text = version("apache-airflow")
     major, minor = (int(part) for part in re.findall(r"\d+", text)[:2])
     return (major, minor) >= (3, 3)
+
+
+class _InlineTrigger(AsyncpodPodTrigger):
+    """The trigger as a non-deferrable task's worker runs it: ``on_line`` sees each log
+    line first and may return the text to log instead (``log_formatter``). Never
+    serialized, never in a triggerer: a callable runs only on the worker."""
+
+    def __init__(self, *, on_line: Callable[[LogLine], str | None], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._on_line = on_line
+
+    def _emit_line(self, line: LogLine) -> None:
+        text = self._on_line(line)
+        if text is None:
+            super()._emit_line(line)
+        else:
+            self.log.info("%s", text)
+
+
+def _log_time(stamp: str) -> Any:
+    """A log line's RFC 3339 timestamp as the reference passes it (a pendulum DateTime)."""
+    import pendulum
+
+    try:
+        return pendulum.parse(stamp)
+    except (ValueError, TypeError):
+        return None
 
 
 async def _context_namespace(target: KubeTarget) -> str:

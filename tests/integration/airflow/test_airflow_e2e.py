@@ -44,6 +44,8 @@ DAGS = [
     "ap_clear",
     "ap_restart",
     "ap_mapped",
+    "ap_callbacks",
+    "ref_callbacks",
 ]
 
 
@@ -444,3 +446,50 @@ def test_dag_test_runs_each_trigger_on_its_own_loop(
         assert [p for p in pods(kube_cluster, namespace) if live(p)] == []
     finally:
         kube_cluster.admin.delete_namespace(namespace)
+
+
+def callback_calls(airflow: AirflowDeployment, impl: str, task_id: str) -> list[dict[str, Any]]:
+    """The recording callback's calls for one operator's task (the DAG file's ``Recording``)."""
+    record = airflow.home / "callback-calls.jsonl"
+    lines = record.read_text().splitlines() if record.exists() else []
+    calls = [json.loads(line) for line in lines]
+    return [c for c in calls if c["impl"] == impl and c["task_id"] == task_id]
+
+
+def test_callbacks_are_called_as_the_reference_calls_them(
+    airflow: AirflowDeployment, kube_cluster: TestCluster
+) -> None:
+    """The same DAG with the reference operator and with asyncpod's, one recording
+    callback class: the same methods in the same order with the same mode, the same
+    argument types (the ``kubernetes`` package is installed here: CoreV1Api, V1Pod),
+    all in task processes, none in the triggerer's; a label a callback adds to the pod request is on the pod created."""
+    runs = {dag_id: airflow.trigger(dag_id, "callbacks-1") for dag_id in ("ref_callbacks",
+            "ap_callbacks")}  # fmt: skip
+    for dag_id, run_id in runs.items():
+        assert airflow.wait_run(dag_id, run_id, limit=240) == "failed"  # "fails" fails
+        for task_id, state in (("ok", "success"), ("fails", "failed")):
+            found = airflow.task(dag_id, run_id, task_id)["state"]
+            assert found == state, airflow.task_log(dag_id, run_id, task_id)[-6000:]
+    triggerer_group = airflow.processes["triggerer"].pid  # its forked runner included
+    for task_id in ("ok", "fails"):
+        reference = callback_calls(airflow, "reference", task_id)
+        ours = callback_calls(airflow, "asyncpod", task_id)
+        print(f"{task_id}: reference {[(c['method'], c['mode']) for c in reference]}")
+        print(f"{task_id}: asyncpod  {[(c['method'], c['mode']) for c in ours]}")
+        shape = ("method", "mode", "client", "pod", "has_context")
+        assert [tuple(c[k] for k in shape) for c in ours] == [
+            tuple(c[k] for k in shape) for c in reference
+        ]
+        # The first worker creates and defers; the one that resumes has a client of its own.
+        assert [c["method"] for c in ours] == [
+            "on_sync_client_creation", "on_pod_manifest_created", "on_pod_creation",
+            "on_sync_client_creation", "on_pod_completion", "on_pod_teardown",
+        ] + (["on_pod_cleanup"] if task_id == "ok" else [])  # fmt: skip
+        assert len({c["pid"] for c in ours[:3]} | {c["pid"] for c in ours[3:]}) == 2
+        assert triggerer_group not in {c["pgid"] for c in ours + reference}
+        creation = next(c for c in ours if c["method"] == "on_pod_creation")
+        assert creation["labels"]["cost-center"] == "e2e"
+        assert {c["mode"] for c in ours if c["mode"] is not None} == {"sync"}
+    namespace = airflow.namespace
+    assert not [p for p in pods(kube_cluster, namespace) if p["metadata"]["name"].startswith("cb-")
+                and live(p)]  # fmt: skip

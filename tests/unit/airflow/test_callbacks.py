@@ -213,3 +213,32 @@ def test_the_caller_makes_one_client_and_honours_a_changed_request(tmp_path: Pat
     assert creation["operator"] is op
     assert creation["client"] is Recorder.calls[0][1]["client"]
     assert creation["pod"].metadata.name == "p"
+
+
+def test_not_deferrable_a_pod_that_never_started_gets_no_more_calls() -> None:
+    assert resume_calls("timeout", started=False) == ((), False)
+    assert resume_calls("success", started=True) == (
+        ("on_pod_completion", "on_pod_teardown"),
+        True,
+    )
+
+
+def test_the_inline_trigger_lets_the_hook_format_each_line() -> None:
+    from asyncpod.airflow.operators import _InlineTrigger, _log_time
+    from asyncpod.kube.logs import LogLine
+
+    seen: list[LogLine] = []
+    logged: list[str] = []
+
+    def hook(line: LogLine) -> str | None:
+        seen.append(line)
+        return None if line.text == "plain" else f"<{line.container}> {line.text}"
+
+    trigger = _InlineTrigger(on_line=hook, pod_name="p", pod_namespace="n")
+    trigger.log.info = lambda fmt, *args: logged.append(fmt % args)  # type: ignore[method-assign]
+    trigger._emit_line(LogLine("2024-05-01T10:00:00.123456789Z", "formatted", "base"))
+    trigger._emit_line(LogLine("2024-05-01T10:00:01Z", "plain", "base"))
+    assert logged == ["<base> formatted", "[base] plain"]
+    assert len(seen) == 2
+    assert _log_time("2024-05-01T10:00:00.123456789Z").year == 2024
+    assert _log_time("not a time") is None

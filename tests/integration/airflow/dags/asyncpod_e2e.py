@@ -138,3 +138,88 @@ with _dag("ap_markfail"):
         annotations=outcome(duration=300),
         get_logs=False,
     )
+
+
+# ``callbacks``: one DAG with asyncpod's operator, the same DAG with the reference's;
+# a callback class records every call (method, mode, argument types, process) to a file
+# in AIRFLOW_HOME that the test compares. Subclassing the provider's base class, as a
+# DAG written for the provider does.
+def _callback_dags() -> None:
+    import json
+    import os
+    from pathlib import Path
+    from typing import Any
+
+    from airflow.providers.cncf.kubernetes.callbacks import KubernetesPodOperatorCallback
+    from airflow.providers.cncf.kubernetes.operators.pod import (
+        KubernetesPodOperator as ReferenceOperator,
+    )
+
+    record = Path(__file__).resolve().parent.parent / "callback-calls.jsonl"
+
+    def write(method: str, operator: Any, **kwargs: Any) -> None:
+        pod = kwargs.get("pod", kwargs.get("pod_request"))
+        metadata = getattr(pod, "metadata", None)
+        mode = kwargs.get("mode")
+        entry = {
+            "impl": "asyncpod" if type(operator).__module__.startswith("asyncpod") else "reference",
+            "dag_id": operator.dag_id,
+            "task_id": operator.task_id,
+            "method": method,
+            "mode": getattr(mode, "value", mode),
+            "client": type(kwargs.get("client")).__name__,
+            "pod": type(pod).__name__ if pod is not None else None,
+            "pod_name": getattr(metadata, "name", None),
+            "labels": dict(getattr(metadata, "labels", None) or {}),
+            "has_context": kwargs.get("context") is not None,
+            "pgid": os.getpgid(0),
+            "pid": os.getpid(),
+        }
+        with record.open("a") as handle:
+            handle.write(json.dumps(entry) + "\n")
+
+    def recorder(method: str) -> Any:
+        def call(*, operator: Any, **kwargs: Any) -> None:
+            write(method, operator, **kwargs)
+
+        return staticmethod(call)
+
+    class Recording(KubernetesPodOperatorCallback):
+        on_sync_client_creation = recorder("on_sync_client_creation")
+        on_pod_creation = recorder("on_pod_creation")
+        on_pod_starting = recorder("on_pod_starting")
+        on_pod_completion = recorder("on_pod_completion")
+        on_pod_teardown = recorder("on_pod_teardown")
+        on_pod_cleanup = recorder("on_pod_cleanup")
+        on_operator_resuming = recorder("on_operator_resuming")
+
+        @staticmethod
+        def on_pod_manifest_created(*, operator: Any, **kwargs: Any) -> None:
+            # What a cost-tagging callback does: the pod is created with the label.
+            kwargs["pod_request"].metadata.labels["cost-center"] = "e2e"
+            write("on_pod_manifest_created", operator, **kwargs)
+
+    for dag_id, operator in (("ap_callbacks", KubernetesPodOperator),
+                             ("ref_callbacks", ReferenceOperator)):  # fmt: skip
+        with _dag(dag_id):
+            operator(
+                task_id="ok",
+                name="cb-ok",
+                image="busybox:1.36",
+                annotations=outcome(duration=8),
+                get_logs=False,
+                callbacks=Recording,
+                deferrable=True,  # the reference's default is False
+            )
+            operator(
+                task_id="fails",
+                name="cb-fails",
+                image="busybox:1.36",
+                annotations=outcome(duration=8, exit_code=3, message="boom"),
+                get_logs=False,
+                callbacks=[Recording],
+                deferrable=True,
+            )
+
+
+_callback_dags()
