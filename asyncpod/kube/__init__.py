@@ -7,9 +7,10 @@ reverse; import-linter enforces it).
 ``config`` says where the server is and who we are; ``client`` owns the HTTP session
 (budgets, rate limit, retries, error mapping); ``watch`` and ``logs`` are the raw
 streaming primitives built on ``KubeClient.stream``; ``pods`` is the typed pods API
-(create, get, delete with a uid precondition, list, watch, events of a uid), so no
-code outside this package spells a REST path; ``settings`` is the one value holding
-every client-side knob (rate, budgets, timeouts, retries, the watch's patience).
+(create, get, delete with a uid precondition, list, watch, events of a uid) and
+``nodes`` reads one Node, so no code outside this package spells a REST path;
+``settings`` is the one value holding every client-side knob (rate, budgets,
+timeouts, retries, the watch's patience).
 """
 
 from __future__ import annotations
