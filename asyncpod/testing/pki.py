@@ -91,6 +91,7 @@ def make_pki(
     now = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = _name("asyncpod-local-ca")
+    ca_subject_key_id = x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key())
     ca_cert = (
         x509.CertificateBuilder()
         .subject_name(ca_name)
@@ -108,8 +109,12 @@ def make_pki(
             ),
             critical=True,
         )
+        # Key identifiers: Python 3.13's default SSL context verifies strictly
+        # (VERIFY_X509_STRICT) and refuses a chain without them.
+        .add_extension(ca_subject_key_id, critical=False)
         .sign(ca_key, hashes.SHA256())
     )  # fmt: skip
+    ca_key_id = x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key())
 
     def issue(stem: str, subject: x509.Name, *, server: bool) -> tuple[Path, Path]:
         key = ec.generate_private_key(ec.SECP256R1())
@@ -122,6 +127,10 @@ def make_pki(
             .not_valid_before(now)
             .not_valid_after(now + _VALIDITY)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(
+                x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
+            )
+            .add_extension(ca_key_id, critical=False)
         )
         if server:
             names: list[x509.GeneralName] = [
