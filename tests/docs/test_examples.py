@@ -1,6 +1,6 @@
 """Every code example of the README and of the site runs as written (issue 18).
 
-The blocks are read from the Markdown (tests/docs/markdown.py says how a block is
+The blocks are read from the Markdown (tests/docs/blocks.py says how a block is
 marked). Python programs run in a subprocess, alone or against the test cluster through
 ``KUBECONFIG`` (a copy of the session's kubeconfig whose context names a fresh
 namespace, as a user's would); shell blocks of ``asyncpod`` commands run one line at a
@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from asyncpod.testing.pytest_plugin import TestCluster
-from tests.docs.markdown import OUTPUT_LANGUAGES, Example, all_examples, commands
+from tests.docs.blocks import OUTPUT_LANGUAGES, Example, all_examples, commands
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -97,8 +97,7 @@ def test_every_block_is_run_or_says_why_not(example: Example) -> None:
         return
     runnable_by_default = {"yaml", "toml", "python"} | set(SKIPPED_LANGUAGES)
     assert example.language in OUTPUT_LANGUAGES | runnable_by_default | {""}, (
-        f"a {example.language!r} block needs an <!-- example: ... --> marker "
-        "(tests/docs/markdown.py)"
+        f"a {example.language!r} block needs an <!-- example: ... --> marker (tests/docs/blocks.py)"
     )
 
 

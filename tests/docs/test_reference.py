@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from tests.docs.markdown import ROOT, pages
+from tests.docs.blocks import ROOT, pages
 
 MKDOCS = Path(sys.executable).parent / "mkdocs"
 PUBLIC_MODULES = ("asyncpod", "asyncpod.airflow", "asyncpod.testing")
