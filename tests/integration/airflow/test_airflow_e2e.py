@@ -460,18 +460,21 @@ def test_callbacks_are_called_as_the_reference_calls_them(
     airflow: AirflowDeployment, kube_cluster: TestCluster
 ) -> None:
     """The same DAG with the reference operator and with asyncpod's, one recording
-    callback class: the same methods in the same order with the same mode, the same
-    argument types (the ``kubernetes`` package is installed here: CoreV1Api, V1Pod),
-    all in task processes, none in the triggerer's; a label a callback adds to the pod request is on the pod created."""
+    callback class, deferred and not: the same methods in the same order with the same
+    mode, the same argument types (the ``kubernetes`` package is installed here:
+    CoreV1Api, V1Pod), all in task processes, none in the triggerer's; a label a
+    callback adds to the pod request is on the pod created."""
     runs = {dag_id: airflow.trigger(dag_id, "callbacks-1") for dag_id in ("ref_callbacks",
             "ap_callbacks")}  # fmt: skip
+    tasks = {"ok": "success", "fails": "failed", "ok_sync": "success", "fails_sync": "failed"}
     for dag_id, run_id in runs.items():
         assert airflow.wait_run(dag_id, run_id, limit=240) == "failed"  # "fails" fails
-        for task_id, state in (("ok", "success"), ("fails", "failed")):
+        for task_id, state in tasks.items():
             found = airflow.task(dag_id, run_id, task_id)["state"]
             assert found == state, airflow.task_log(dag_id, run_id, task_id)[-6000:]
     triggerer_group = airflow.processes["triggerer"].pid  # its forked runner included
-    for task_id in ("ok", "fails"):
+    made = ["on_sync_client_creation", "on_pod_manifest_created", "on_pod_creation"]
+    for task_id, state in tasks.items():
         reference = callback_calls(airflow, "reference", task_id)
         ours = callback_calls(airflow, "asyncpod", task_id)
         print(f"{task_id}: reference {[(c['method'], c['mode']) for c in reference]}")
@@ -480,12 +483,14 @@ def test_callbacks_are_called_as_the_reference_calls_them(
         assert [tuple(c[k] for k in shape) for c in ours] == [
             tuple(c[k] for k in shape) for c in reference
         ]
-        # The first worker creates and defers; the one that resumes has a client of its own.
-        assert [c["method"] for c in ours] == [
-            "on_sync_client_creation", "on_pod_manifest_created", "on_pod_creation",
-            "on_sync_client_creation", "on_pod_completion", "on_pod_teardown",
-        ] + (["on_pod_cleanup"] if task_id == "ok" else [])  # fmt: skip
-        assert len({c["pid"] for c in ours[:3]} | {c["pid"] for c in ours[3:]}) == 2
+        cleanup = ["on_pod_cleanup"] if state == "success" else []
+        if task_id.endswith("_sync"):  # one process, one client
+            expected = [*made, "on_pod_starting", "on_pod_completion", "on_pod_teardown"]
+            assert len({c["pid"] for c in ours}) == 1
+        else:  # the first worker creates and defers; the one that resumes has its own client
+            expected = [*made, "on_sync_client_creation", "on_pod_completion", "on_pod_teardown"]
+            assert len({c["pid"] for c in ours[:3]} | {c["pid"] for c in ours[3:]}) == 2
+        assert [c["method"] for c in ours] == expected + cleanup
         assert triggerer_group not in {c["pgid"] for c in ours + reference}
         creation = next(c for c in ours if c["method"] == "on_pod_creation")
         assert creation["labels"]["cost-center"] == "e2e"

@@ -202,24 +202,26 @@ def _callback_dags() -> None:
     for dag_id, operator in (("ap_callbacks", KubernetesPodOperator),
                              ("ref_callbacks", ReferenceOperator)):  # fmt: skip
         with _dag(dag_id):
-            operator(
-                task_id="ok",
-                name="cb-ok",
-                image="busybox:1.36",
-                annotations=outcome(duration=8),
-                get_logs=False,
-                callbacks=Recording,
-                deferrable=True,  # the reference's default is False
-            )
-            operator(
-                task_id="fails",
-                name="cb-fails",
-                image="busybox:1.36",
-                annotations=outcome(duration=8, exit_code=3, message="boom"),
-                get_logs=False,
-                callbacks=[Recording],
-                deferrable=True,
-            )
+            # Deferred, and not (the reference's default is deferrable=False, asyncpod's True).
+            for suffix, deferrable in (("", True), ("_sync", False)):
+                operator(
+                    task_id=f"ok{suffix}",
+                    name="cb-ok",
+                    image="busybox:1.36",
+                    annotations=outcome(duration=8),
+                    get_logs=False,
+                    callbacks=Recording,
+                    deferrable=deferrable,
+                )
+                operator(
+                    task_id=f"fails{suffix}",
+                    name="cb-fails",
+                    image="busybox:1.36",
+                    annotations=outcome(duration=8, exit_code=3, message="boom"),
+                    get_logs=False,
+                    callbacks=[Recording],
+                    deferrable=deferrable,
+                )
 
 
 _callback_dags()
