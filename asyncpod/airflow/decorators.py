@@ -157,7 +157,10 @@ class KubernetesCmdDecoratedOperator(DecoratedOperator, KubernetesPodOperator):
 
 def default_deferrable() -> bool:
     """Airflow's ``[operators] default_deferrable``: the provider's default for the decorator."""
-    from airflow.sdk.configuration import conf
+    try:
+        from airflow.sdk.configuration import conf
+    except ImportError:  # Airflow 3.0: the task SDK has no configuration module yet
+        from airflow.configuration import conf
 
     return bool(conf.getboolean("operators", "default_deferrable", fallback=False))
 

@@ -141,7 +141,10 @@ def kubeconfig(tmp_path: Path, server: str) -> Path:
 
 def defer(op: KubernetesPodOperator, key: TryKey) -> Any:
     """Run the worker path (execute) as a worker does; the trigger it defers to."""
-    from airflow.sdk.exceptions import TaskDeferred
+    try:
+        from airflow.sdk.exceptions import TaskDeferred
+    except ImportError:  # Airflow 3.0
+        from airflow.exceptions import TaskDeferred  # type: ignore[no-redef]
 
     ti = SimpleNamespace(
         dag_id=key.dag_id, task_id=key.task_id, run_id=key.run_id,

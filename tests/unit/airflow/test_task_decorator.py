@@ -133,7 +133,8 @@ def test_an_exception_prints_the_functions_traceback_and_exits_1(tmp_path: Path)
     )
     result = run_program(script_program(source, "explode", tmp_path, 7), tmp_path)
     assert result.returncode == 1
-    assert result.stderr.splitlines() == [
+    # Without the lines of ~ and ^ under the code that Python 3.13 adds.
+    assert [line for line in result.stderr.splitlines() if line.strip(" ~^")] == [
         "Traceback (most recent call last):",
         '  File "<@task.kubernetes explode>", line 5, in explode',
         "    check(items)",
@@ -233,7 +234,8 @@ def test_with_the_provider_installed_kubernetes_stays_its_own_without_a_warning(
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
     )
-    assert result.stdout.split() == [
+    # The last two lines: Airflow 3.0 and 3.2 log their plugins' setup to stdout first.
+    assert " ".join(result.stdout.splitlines()[-2:]).split() == [
         "airflow.providers.cncf.kubernetes.decorators.kubernetes",
         "airflow.providers.cncf.kubernetes.decorators.kubernetes_cmd",
         "asyncpod.airflow.decorators",
