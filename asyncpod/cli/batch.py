@@ -438,6 +438,9 @@ def _config_from_args(args: argparse.Namespace, batch: Batch) -> BatchConfig:
         metrics=metrics_flags(args),
         progress_pod=progress_target(args),
         abandon_on_signal=args.shard is not None,
+        # A shard that recorded every task is done, whatever their outcomes: exit 1
+        # would have the Job run it again (and again) for the tasks' own failures.
+        all_finished_is_success=args.shard is not None,
     )
 
 
@@ -695,7 +698,7 @@ class _Session:
             if publishing is not None and publisher is not None:
                 publishing.cancel()
                 await asyncio.gather(publishing, return_exceptions=True)
-                await publisher.publish(self._shard_counts())
+                await publisher.publish(self._shard_counts(), final=True)
 
     def _publisher(self, cluster: Cluster) -> ProgressPublisher | None:
         target = self.config.progress_pod
@@ -711,6 +714,7 @@ class _Session:
             "ok": ok + self.counts.ok,
             "failed": len(carried) - ok + self.counts.failed,
             "in_flight": self._in_flight(),
+            "cpu_ms": int(time.process_time() * 1000),  # this process's, for benchmarks
         }
 
     # ------------------------------------------------------------------ several clusters

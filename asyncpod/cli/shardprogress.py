@@ -3,8 +3,8 @@
 Why: ``asyncpod batch status`` reads progress from the API alone (the results volume is
 out of its reach), and the shard's own pod is the one object that is the shard's: its
 annotation :data:`~asyncpod.cli.submitplan.PROGRESS_ANNOTATION` holds
-``{"tasks", "done", "ok", "failed", "in_flight"}``. One merge PATCH at most every
-``interval`` seconds, only when the counts changed, and a last one at the end: at 20,000
+``{"tasks", "done", "ok", "failed", "in_flight", "cpu_ms"}``. One merge PATCH at most
+every ``interval`` seconds, only when the counts changed, and a last one at the end: at 20,000
 tasks that is a handful of requests a minute per shard, not one per task.
 
 A failed PATCH is logged and skipped (progress is a courtesy; the results file is the
@@ -54,8 +54,12 @@ class ProgressPublisher:
             await self.publish(read())
             await asyncio.sleep(self._interval)
 
-    async def publish(self, counts: Mapping[str, int]) -> None:
-        if counts == self._last:
+    async def publish(self, counts: Mapping[str, int], *, final: bool = False) -> None:
+        """PATCH ``counts`` unless only its ``cpu_ms`` moved (always when ``final``)."""
+        unchanged = self._last is not None and all(
+            counts.get(k) == self._last.get(k) for k in {*counts, *self._last} - {"cpu_ms"}
+        )
+        if unchanged and not final:
             return
         patch = {"metadata": {"annotations": {PROGRESS_ANNOTATION: json.dumps(dict(counts))}}}
         try:

@@ -16,7 +16,9 @@ mistakes another shard's launcher pod for a task of the run.
 The Job: Indexed, ``completions`` = ``parallelism`` = K, ``restartPolicy: Never`` with
 ``backoffLimitPerIndex`` (a shard pod that dies is replaced with the same index and
 resumes from its own results file), a ``podFailurePolicy`` that does not count
-disruptions (eviction, preemption, node loss) against that limit.
+disruptions (eviction, preemption, node loss) against that limit and fails an index at
+once on exit code 2 (a usage error no other pod can fix). A shard exits 0 once every
+task of its share has a final result, whatever the outcomes.
 
 What it does not do: decide anything about tasks (the shards run the ordinary batch), or
 pick a storage class (``--results-size`` makes a claim of the cluster's default class).
@@ -246,7 +248,14 @@ def job(submission: Submission, parts: int) -> dict[str, Any]:
             "parallelism": submission.shards,
             "backoffLimitPerIndex": submission.backoff_limit_per_index,
             "podFailurePolicy": {
-                "rules": [{"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}]
+                "rules": [
+                    {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
+                    # 2: a usage error (the input, an option): another pod cannot help.
+                    {
+                        "action": "FailIndex",
+                        "onExitCodes": {"containerName": "shard", "operator": "In", "values": [2]},
+                    },
+                ]
             },
             "template": template,
         },

@@ -185,7 +185,7 @@ def job_done(kube_cluster: TestCluster, namespace: str, run_id: str) -> str | No
 def shard_process(run_id: str, index: int) -> int | None:
     """The host pid of shard ``index``'s asyncpod process (the real node runs it here)."""
     found = subprocess.run(
-        ["pgrep", "-f", f"--run-id {run_id} --resume --shard {index}/"],
+        ["pgrep", "-f", "--", f"--run-id {run_id} --resume --shard {index}/"],
         capture_output=True,
         text=True,
         check=False,
