@@ -12,13 +12,16 @@ import json
 
 import pytest
 
+from asyncpod.testing.pytest_plugin import RealNode, TestCluster
+from asyncpod.testing.realnode import namespace_annotations
 from tests.cli.helpers import Cli
 
-pytestmark = [pytest.mark.integration, pytest.mark.simulated]
+pytestmark = pytest.mark.integration
 
 SIM = "sim.asyncpod.dev/"
 
 
+@pytest.mark.simulated
 def test_run_on_a_kwok_node_says_no_container_ran(cli: Cli, namespace: str) -> None:
     process = cli.run(
         "run", "busybox:1.36", *cli.cluster_args, "--name", "played",
@@ -34,6 +37,7 @@ def test_run_on_a_kwok_node_says_no_container_ran(cli: Cli, namespace: str) -> N
     assert "(simulated): no container ran" in said
 
 
+@pytest.mark.simulated
 def test_batch_says_it_once(cli: Cli) -> None:
     jobs = cli.workdir / "jobs.jsonl"
     specs = [
@@ -51,3 +55,22 @@ def test_batch_says_it_once(cli: Cli) -> None:
     assert len(notes) == 1, process.stderr
     assert notes[0].startswith("asyncpod batch: note: pod "), notes
     assert " ran on kwok node kwok-node-" in notes[0]
+
+
+@pytest.mark.real_node
+def test_run_on_a_real_node_says_nothing_of_the_kind(
+    cli: Cli, kube_cluster: TestCluster, namespace: str, real_node: RealNode
+) -> None:
+    # As admin (who may read nodes): the node is read, and it is not kwok's.
+    kube_cluster.admin.request(
+        "PATCH",
+        f"/api/v1/namespaces/{namespace}",
+        {"metadata": {"annotations": namespace_annotations()}},
+    )
+    process = cli.run(
+        "run", "busybox:1.36", *cli.cluster_args, "-v", "--", "sh", "-c", "echo hi; exit 3"
+    )
+
+    assert (process.stdout, process.popen.returncode) == ("hi\n", 3), process.stderr
+    assert f"on {real_node.name}" in process.stderr  # -v names the node it ran on
+    assert "note:" not in process.stderr
