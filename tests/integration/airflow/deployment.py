@@ -55,6 +55,9 @@ class AirflowDeployment:
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     #: More environment for every component (e.g. ``AIRFLOW__METRICS__*``).
     extra_env: dict[str, str] = field(default_factory=dict)
+    #: The metadata database (default: ``home/airflow.db``). A second triggerer with its
+    #: own AIRFLOW_HOME shares the first one's (and its api-server ``port``).
+    database: Path | None = None
     _token: str | None = None
 
     # ------------------------------------------------------------------ processes
@@ -80,7 +83,7 @@ class AirflowDeployment:
             AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="False",
             AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS="True",
             AIRFLOW__CORE__EXECUTION_API_SERVER_URL=f"http://127.0.0.1:{self.port}/execution/",
-            AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{self.home / 'airflow.db'}",
+            AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{self.database or self.home / 'airflow.db'}",
             AIRFLOW__API_AUTH__JWT_SECRET="asyncpod-e2e-jwt-secret-not-for-production",
             AIRFLOW__API__HOST="127.0.0.1",
             AIRFLOW__API__PORT=str(self.port),
