@@ -29,7 +29,7 @@ def test_a_cold_build_names_every_binary_and_an_estimate_from_the_measurements()
     loaded = sum(MEASURED_BUILD_SECONDS[c.name][1] for c in COMPONENTS)
     assert f"about {round(quiet / 60)} min on a quiet 2-core machine" in line
     assert f"up to {round(loaded / 60)} min on a loaded one" in line
-    assert "etcd 48-140 s" in line
+    assert "etcd 44-140 s" in line
     assert "\n" not in line
 
 
