@@ -20,6 +20,7 @@ from asyncpod.airflow.provider import get_provider_info
 from asyncpod.airflow.tries import TRY_LABEL, earlier_tries, pod_name_for
 from asyncpod.airflow.triggers import AsyncpodPodStartTrigger
 from asyncpod.errors import UsageError
+from tests.unit.airflow.versions import from_3_3
 
 
 @dataclass
@@ -257,6 +258,7 @@ def test_earlier_tries_are_the_live_pods_of_lower_try_numbers() -> None:
     assert earlier_tries(pods, 1) == []
 
 
+@from_3_3
 def test_a_task_starts_in_the_triggerer_only_when_the_dag_asks() -> None:
     op = make(image="busybox")
     assert op.start_from_trigger is False  # the default: the worker creates, then defers
@@ -293,6 +295,7 @@ def test_asking_to_start_in_the_triggerer_where_airflow_cannot_is_refused() -> N
         starts_in_triggerer(wanted=True, deferrable=True, airflow_can=lambda: False)
 
 
+@from_3_3
 def test_an_opted_in_deferrable_task_starts_in_the_triggerer_on_3_3() -> None:
     op = make(
         start_from_trigger=True,
@@ -317,6 +320,7 @@ def test_an_opted_in_deferrable_task_starts_in_the_triggerer_on_3_3() -> None:
     assert AsyncpodPodStartTrigger(**kwargs).serialize() == (args.trigger_cls, kwargs)
 
 
+@from_3_3
 def test_the_start_trigger_builds_the_same_pod_as_the_worker(tmp_path: Path) -> None:
     from asyncpod.airflow.podbuild import build_manifest
 

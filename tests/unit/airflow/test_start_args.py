@@ -22,6 +22,7 @@ from asyncpod.airflow.triggers import (
     AsyncpodPodStartTrigger,
     compact_start_kwargs,
 )
+from tests.unit.airflow.versions import from_3_3
 
 #: Bytes per task of a DAG of 200 bare operators that start in the triggerer (measured
 #: 1,237 after the compaction, 2,872 before it; the reference provider's operator: 957).
@@ -43,6 +44,7 @@ def serialized_per_task(operator: Any, count: int = 200, **kwargs: Any) -> int:
     return len(json.dumps(DagSerialization.to_dict(dag))) // count
 
 
+@from_3_3
 def test_a_bare_operator_serializes_to_less_than_the_limit() -> None:
     size = serialized_per_task(KubernetesPodOperator, start_from_trigger=True)
     print(f"asyncpod, started in the triggerer: {size} bytes per task")
@@ -52,6 +54,7 @@ def test_a_bare_operator_serializes_to_less_than_the_limit() -> None:
     assert size <= WORKER_PATH_LIMIT
 
 
+@from_3_3
 def test_start_trigger_args_of_a_bare_operator_hold_only_the_image() -> None:
     op = KubernetesPodOperator(task_id="t", image="busybox", start_from_trigger=True)
     assert op.start_trigger_args is not None
@@ -79,6 +82,7 @@ OPERATORS: list[dict[str, Any]] = [
 ]  # fmt: skip
 
 
+@from_3_3
 @pytest.mark.parametrize("params", OPERATORS, ids=["bare", "everything"])
 def test_the_start_trigger_follows_as_the_worker_paths_trigger_would(
     params: dict[str, Any],

@@ -11,31 +11,14 @@ tests/integration/airflow/test_airflow_e2e.py).
 from __future__ import annotations
 
 import inspect
-import re
 import subprocess
 import sys
-from importlib.metadata import PackageNotFoundError, version
 
 import pytest
 
+from tests.unit.airflow.versions import AIRFLOW, before_3_3, from_3_3
 
-def _installed() -> tuple[int, int]:
-    for distribution in ("apache-airflow-core", "apache-airflow"):
-        try:
-            text = version(distribution)
-        except PackageNotFoundError:
-            continue
-        major, minor = (int(part) for part in re.findall(r"\d+", text)[:2])
-        return major, minor
-    return 0, 0
-
-
-AIRFLOW = _installed()
 airflow_3 = pytest.mark.skipif(AIRFLOW[0] != 3, reason=f"Airflow {AIRFLOW} is not 3.x")
-before_3_3 = pytest.mark.skipif(
-    not (3, 0) <= AIRFLOW < (3, 3), reason=f"Airflow {AIRFLOW}: 3.3's behaviour is tested"
-)
-from_3_3 = pytest.mark.skipif(AIRFLOW < (3, 3), reason=f"Airflow {AIRFLOW} is older than 3.3")
 
 
 def test_the_version_check_refuses_airflow_2_naming_the_supported_versions() -> None:
