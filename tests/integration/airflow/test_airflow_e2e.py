@@ -13,6 +13,7 @@ import re
 import secrets
 import shutil
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from asyncpod.airflow.tries import TRY_LABEL, pod_name_for
 from asyncpod.airflow.xcom import SIDECAR_NAME, frame_lines
 from asyncpod.testing.pytest_plugin import TestCluster
 from asyncpod.testing.simulate import ContainerLog, register_logs
+from tests.unit.airflow.versions import AIRFLOW, before_3_3, from_3_3
 
 from .deployment import COMPONENTS, AirflowDeployment
 from .statsd_listener import StatsdListener
@@ -261,12 +263,16 @@ def test_clearing_a_deferred_task_deletes_its_pod_and_the_next_try_runs_its_own(
     second_log = airflow.task_log("ap_clear", run_id, "long", attempt=2)
     assert "created pod" in second_log
     assert f"created pod {airflow.namespace}/{name} " not in second_log  # its own pod
-    # Deleted by the first try's on_kill, or by the second try's sweep of earlier tries.
+    # Deleted by the first try's on_kill, or by the second try's sweep of earlier tries;
+    # before 3.3 the triggerer calls no on_kill, so only the sweep can have.
     logs = airflow.task_log("ap_clear", run_id, "long")
-    assert (
-        f"deleted pod {airflow.namespace}/{name}" in logs
-        or f"deleted pod {name} of an earlier try" in logs
-    )
+    if AIRFLOW < (3, 3):
+        assert f"deleted pod {name} of an earlier try" in logs
+    else:
+        assert (
+            f"deleted pod {airflow.namespace}/{name}" in logs
+            or f"deleted pod {name} of an earlier try" in logs
+        )
 
 
 def following(statsd: StatsdListener, since: int) -> bool:
@@ -279,6 +285,7 @@ def following(statsd: StatsdListener, since: int) -> bool:
     )
 
 
+@from_3_3
 def test_marking_a_deferred_task_failed_deletes_its_pod_through_on_kill(
     airflow: AirflowDeployment, kube_cluster: TestCluster, statsd: StatsdListener
 ) -> None:
@@ -304,6 +311,37 @@ def test_marking_a_deferred_task_failed_deletes_its_pod_through_on_kill(
     airflow.wait("on_kill to delete the pod", lambda: not doomed(), limit=90)
     assert airflow.task(run_id=run_id, dag_id="ap_markfail", task_id="doomed")["state"] == "failed"
     assert pod["metadata"]["name"]
+
+
+@before_3_3
+def test_before_3_3_marking_a_deferred_task_failed_leaves_its_pod(
+    airflow: AirflowDeployment, kube_cluster: TestCluster, statsd: StatsdListener
+) -> None:
+    """Airflow 3.0-3.2 cancel the trigger without calling its on_kill: the pod is left
+    (a later try would sweep it; none comes here), as the README's Airflow limits say."""
+    since = len(statsd.lines())
+    run_id = airflow.trigger("ap_markfail", "markfail-old")
+    airflow.wait_task_state("ap_markfail", run_id, "doomed", "deferred")
+    airflow.wait("the trigger to follow the pod", lambda: following(statsd, since))
+    name = pod_name_for(
+        "doomed", dag_id="ap_markfail", task_id="doomed", run_id=run_id, map_index=-1, try_number=1
+    )
+    (pod,) = airflow.wait(
+        "the pod",
+        lambda: [
+            p
+            for p in pods(kube_cluster, airflow.namespace)
+            if p["metadata"]["name"] == name and live(p)
+        ],
+    )
+    path = f"/api/v2/dags/ap_markfail/dagRuns/{run_id}/taskInstances/doomed"
+    airflow.api("PATCH", path, {"new_state": "failed"})
+    assert airflow.task(run_id=run_id, dag_id="ap_markfail", task_id="doomed")["state"] == "failed"
+    # Long past the seconds 3.3's on_kill takes (the test above waits for it).
+    time.sleep(30)
+    uid = pod["metadata"]["uid"]
+    assert [p for p in pods(kube_cluster, airflow.namespace) if p["metadata"]["uid"] == uid]
+    kube_cluster.admin.request("DELETE", f"/api/v1/namespaces/{airflow.namespace}/pods/{name}")
 
 
 def test_sigterm_and_restart_of_the_triggerer_while_pods_run(

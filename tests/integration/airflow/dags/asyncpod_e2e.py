@@ -11,6 +11,7 @@ import datetime
 from airflow.sdk import DAG, task
 
 from asyncpod.airflow import KubernetesPodOperator
+from asyncpod.airflow.operators import supports_start_from_trigger
 from asyncpod.testing import outcome
 
 START = datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc)
@@ -107,15 +108,15 @@ with _dag("ap_clear"):
     )
 
 with _dag("ap_restart"):
-    # Started in the triggerer (opt-in; the default is the worker path): a restart must
-    # reattach the start triggers to the pods they made.
+    # Started in the triggerer (opt-in; the default is the worker path) where Airflow can
+    # (3.3+; before, the worker path): a restart must reattach the triggers to their pods.
     for index in range(3):
         KubernetesPodOperator(
             task_id=f"steady_{index}",
             image="busybox:1.36",
             annotations=outcome(duration=25),
             get_logs=True,
-            start_from_trigger=True,
+            start_from_trigger=supports_start_from_trigger(),
         )
 
 with _dag("ap_mapped"):
