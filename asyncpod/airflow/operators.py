@@ -89,6 +89,7 @@ from asyncpod.core.runner import RunOptions
 from asyncpod.errors import AsyncpodError, NotFoundError, UsageError
 from asyncpod.kube.logs import LogLine
 from asyncpod.kube.pods import Pods
+from asyncpod.results import Outcome
 from asyncpod.spec import PodSpec
 
 __all__ = [
@@ -473,7 +474,17 @@ class KubernetesPodOperator(BaseOperator):
             inline = _InlineTrigger(
                 on_line=self._line_hook(caller, pod.pod, context), **trigger.serialize()[1]
             )
-            event = asyncio.run(self._follow_inline(inline, caller, context, target))
+            try:
+                event = asyncio.run(self._follow_inline(inline, caller, context, target))
+            except BaseException as error:
+                # A callback or the formatter raised while the pod ran: the reference's
+                # sync path cleans up in a finally, and raises the callback's own error.
+                if should_delete(self.on_finish_action, Outcome.CANCELLED.value):
+                    asyncio.run(self._delete(pod.namespace, pod.name, pod.uid))
+                sole = _sole(error)
+                if sole is error:
+                    raise
+                raise sole from None
         return self.execute_complete(context, event)
 
     def _line_hook(
@@ -738,6 +749,15 @@ class _InlineTrigger(AsyncpodPodTrigger):
             super()._emit_line(line)
         else:
             self.log.info("%s", text)
+
+
+def _sole(error: BaseException) -> BaseException:
+    """The one error inside (nested) exception groups of one, else ``error``."""
+    while True:
+        members = getattr(error, "exceptions", None)  # a (Base)ExceptionGroup
+        if not isinstance(members, tuple) or len(members) != 1:
+            return error
+        error = members[0]
 
 
 def _log_time(stamp: str) -> Any:

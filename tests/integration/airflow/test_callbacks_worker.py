@@ -192,3 +192,27 @@ async def test_not_deferrable_the_pod_start_and_each_log_line_are_called_back(
     assert Recorder.calls[3]["pod"].status.phase != "Pending"
     assert formatted == [("base", "first line"), ("base", "second line")]
     assert not pod_alive(kube_cluster, namespace, name)
+
+
+class Raising(KubernetesPodOperatorCallback):
+    @staticmethod
+    def on_pod_starting(**kwargs: Any) -> None:
+        raise RuntimeError("the audit service is down")
+
+
+async def test_not_deferrable_a_raising_callback_fails_the_task_and_the_pod_goes(
+    kube_cluster: TestCluster, sa_kubeconfig: Path, namespace: str
+) -> None:
+    """As the reference's sync path (its finally cleans up): the callback's exception
+    fails the task, and the pod is deleted per ``on_finish_action``."""
+    key = TryKey("dag", "cbraise", "run-1", -1, 1)
+    name = pod_name_for("cbraise", dag_id="dag", task_id="cbraise", run_id="run-1",
+                        map_index=-1, try_number=1)  # fmt: skip
+    op = KubernetesPodOperator(
+        task_id="cbraise", image="busybox:1.36", namespace=namespace,
+        config_file=str(sa_kubeconfig), kubernetes_conn_id=None, get_logs=False,
+        annotations=outcome(duration=30), callbacks=Raising, deferrable=False,
+    )  # fmt: skip
+    with pytest.raises(RuntimeError, match="audit service"):
+        await asyncio.wait_for(asyncio.to_thread(op.execute, context(key)), 60)
+    assert not pod_alive(kube_cluster, namespace, name)
