@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install binaries real-node browser lint docs test unit demo cluster-up cluster-down clean
+.PHONY: install binaries real-node browser lint docs test matrix unit demo cluster-up cluster-down clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,14 @@ docs: install
 
 test: lint docs binaries
 	$(BIN)/pytest
+
+# The version matrix (noxfile.py), which .ci/run runs after `make test`: Python 3.10-3.13,
+# each with one of Airflow 3.0.6/3.1.8/3.2.2/3.3.2 (lint and the unit and trigger tests on
+# each; the integration suite on 3.10 and 3.13; the Airflow e2e DAGs on 3.0.6, 3.3's being
+# `make test`'s), and Airflow 2.11's refusal. Interpreters from PATH or pyenv; venvs by uv
+# under .nox/, kept between runs. One session: `$(BIN)/nox -s matrix-3.12`.
+matrix: install binaries
+	$(BIN)/nox
 
 unit: install
 	$(BIN)/pytest tests/unit
