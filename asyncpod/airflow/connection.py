@@ -169,7 +169,11 @@ async def _connection_extras(conn_id: str) -> Mapping[str, Any]:
     import asyncio
 
     from airflow.sdk import Connection
-    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        from airflow.sdk.exceptions import AirflowNotFoundException
+    except ImportError:  # Airflow 3.0: not in the task SDK yet
+        from airflow.exceptions import AirflowNotFoundException  # type: ignore[attr-defined]
 
     try:
         getter = getattr(Connection, "async_get", None)

@@ -142,11 +142,21 @@ class KubernetesCmdDecoratedOperator(DecoratedOperator, KubernetesPodOperator):
 
     def execute(self, context: Any) -> Any:
         """Call the function with its arguments and the context it asks for, then run the pod."""
-        from airflow.sdk.definitions.context import context_merge
+        try:
+            from airflow.sdk.definitions.context import context_merge
+        except ImportError:  # Airflow 3.0
+            from airflow.utils.context import context_merge  # type: ignore[attr-defined, no-redef]
 
         self.render_template_fields(context)
         context_merge(context, self.op_kwargs)
-        kwargs = self.determine_kwargs(context)
+        if hasattr(self, "determine_kwargs"):
+            kwargs = self.determine_kwargs(context)
+        else:  # Airflow 3.0
+            from airflow.utils.operator_helpers import (  # type: ignore[attr-defined]
+                determine_kwargs,
+            )
+
+            kwargs = determine_kwargs(self.python_callable, self.op_args, context)
         command = generated_command(
             self.python_callable(*self.op_args, **kwargs), self.python_callable.__name__
         )

@@ -611,7 +611,13 @@ class KubernetesPodOperator(BaseOperator):
 
     def execute_complete(self, context: Any, event: Mapping[str, Any]) -> Any:
         """Turn the trigger's event into the task's result, skip or failure."""
-        from airflow.sdk.exceptions import AirflowException, AirflowSkipException
+        try:
+            from airflow.sdk.exceptions import AirflowException, AirflowSkipException
+        except ImportError:  # Airflow 3.0: not in the task SDK yet
+            from airflow.exceptions import (  # type: ignore[attr-defined, no-redef]
+                AirflowException,
+                AirflowSkipException,
+            )
 
         status = event.get("status")
         ref = f"{event.get('pod_namespace')}/{event.get('pod_name')}"
