@@ -189,7 +189,8 @@ class Observer:
                 params = {"watch": "1", "timeoutSeconds": "3600", "allowWatchBookmarks": "true"}
                 if version:
                     params["resourceVersion"] = version
-                async with session.get(url, params=params, ssl=self.ssl_context) as response:
+                verify: ssl.SSLContext | bool = self.ssl_context or True  # True: the default
+                async with session.get(url, params=params, ssl=verify) as response:
                     response.raise_for_status()
                     self.watches_opened += 1
                     self.ready.set()
