@@ -48,6 +48,12 @@ its attempts end as ``ClusterUnreachable``, which run again elsewhere only where
 says (their pods may still run there). A resumed batch sends each unfinished task whose
 pod of the run is found on a cluster back there.
 
+In the cluster (``--submit``, ``--shard I/K``; ``batch status|results|cancel RUN_ID``):
+an Indexed Job of launcher shards, each running this command on its share of the
+tasks; see :mod:`asyncpod.cli.incluster`. A shard (``--shard``) exits at once on a
+signal, leaving its pods to the pod that replaces it, and exits 0 once its share has
+final results.
+
 Exit codes: 0 every task succeeded; 1 some task did not (or the batch stopped on an
 error or on --max-failures); 2 usage or input-file errors (nothing was created);
 130/143 interrupted.
@@ -63,6 +69,7 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import logging
 import re
 import secrets
 import shlex
@@ -73,6 +80,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+import anyio
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import (
@@ -321,6 +329,9 @@ class BatchConfig:
     """``--cluster-lost-after``: seconds without an answer before a cluster is lost."""
     progress_pod: PodTarget | None = None
     """A shard of an in-cluster batch: its own pod, where it publishes its counts."""
+    delete_after_record: bool = False
+    """A shard: runs keep their pods (``Cleanup.KEEP``) and each pod is deleted once its
+    result line is written, so a killed shard leaves no finished pod unrecorded."""
     abandon_on_signal: bool = False
     """A shard: the first SIGINT/SIGTERM exits at once, as a SIGKILL would, leaving the
     pods in flight to the shard pod that replaces this one (it reattaches to them);
@@ -406,6 +417,13 @@ def _config_from_args(args: argparse.Namespace, batch: Batch) -> BatchConfig:
     rules = tuple(FailureRule.parse(text) for text in args.retry_on)
     retry, policies = failure_policies(batch, retries=args.retries, rules=rules)
     recorded = prepare_results(results_path, run_id=run_id, resume=args.resume)
+    cleanup = Cleanup(args.cleanup)
+    # A shard deletes each pod itself once its result is on the volume: a pod deleted
+    # by its run before its line is written would be made again by the shard pod that
+    # replaces a killed one (its task unrecorded, its pod gone).
+    delete_after_record = args.shard is not None and cleanup is Cleanup.DELETE
+    if delete_after_record:
+        cleanup = Cleanup.KEEP
     qps = args.qps if args.qps > 0 else None
     clusters = cluster_choices(args.kubeconfig or [], args.context or [])
     if len(clusters) > 1:
@@ -416,7 +434,7 @@ def _config_from_args(args: argparse.Namespace, batch: Batch) -> BatchConfig:
         batch=batch,
         run_id=run_id,
         results_path=results_path,
-        options=run_options(args, cleanup=Cleanup(args.cleanup)),
+        options=run_options(args, cleanup=cleanup),
         kubeconfig=clusters[0].kubeconfig,
         context=clusters[0].context,
         clusters=clusters if len(clusters) > 1 else (),
@@ -438,6 +456,7 @@ def _config_from_args(args: argparse.Namespace, batch: Batch) -> BatchConfig:
         metrics=metrics_flags(args),
         progress_pod=progress_target(args),
         abandon_on_signal=args.shard is not None,
+        delete_after_record=delete_after_record,
         # A shard that recorded every task is done, whatever their outcomes: exit 1
         # would have the Job run it again (and again) for the tasks' own failures.
         all_finished_is_success=args.shard is not None,
@@ -530,6 +549,19 @@ class _FailFastError(Exception):
 
 class _StoppedError(Exception):
     """The launcher stopped the batch (--max-failures, a stop rule)."""
+
+
+async def _delete_recorded(pods: Pods, result: PodResult, limiter: anyio.CapacityLimiter) -> None:
+    """Delete a recorded attempt's pod (by uid: never a namesake); failures only logged."""
+    if not result.name or not result.namespace:
+        return
+    async with limiter:
+        try:
+            await pods.delete(result.namespace, result.name, uid=result.uid)
+        except AsyncpodError as error:
+            logging.getLogger("asyncpod.cli.batch").warning(
+                "could not delete pod %s: %s", result.name, error
+            )
 
 
 def _attempt_fields(attempt: Attempt) -> dict[str, object]:
@@ -670,11 +702,15 @@ class _Session:
         attempts = launcher.attempts(
             specs, skip_task_keys=self.skip, history=history, policies=self.config.policies
         )
+        pods = Pods(launcher.cluster.client)
+        limiter = anyio.CapacityLimiter(16)
         try:
             with ResultsWriter(self.config.results_path, run_id=self.config.run_id) as writer:
-                async with contextlib.aclosing(attempts):
+                async with anyio.create_task_group() as deletions, contextlib.aclosing(attempts):
                     async for attempt in attempts:
                         writer.write(attempt.result, extra=_attempt_fields(attempt))
+                        if self.config.delete_after_record:
+                            deletions.start_soon(_delete_recorded, pods, attempt.result, limiter)
                         self._check_node("", attempt.result)
                         self.attempts[attempt.task_key] = attempt.attempt
                         if attempt.final:

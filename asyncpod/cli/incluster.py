@@ -63,13 +63,14 @@ from asyncpod.cli.resultsfile import read_results
 from asyncpod.cli.shardprogress import PodTarget
 from asyncpod.cli.shards import shard_of, split_evenly
 from asyncpod.cli.submitplan import (
+    BATCH_LABEL,
     INDEX_VAR,
+    ROLE_LABEL,
     SUBMISSION_KEY,
     Submission,
     claim_name,
     input_name,
     job_name,
-    labels,
     manifests,
     selector,
     shard_results_path,
@@ -469,8 +470,9 @@ async def _read_volume(
         str(submission.get("image") or "busybox"),
         name=f"{run_id}-results-{secrets.token_hex(3)}",
         command=["sh", "-c", reader_script()],
-        labels={k: v for k, v in labels(run_id, "results").items() if not k.startswith("app.")},
         template={
+            # In the template: a spec's own labels may not use asyncpod.dev/ (reserved).
+            "metadata": {"labels": {BATCH_LABEL: run_id, ROLE_LABEL: "results"}},
             "spec": {
                 **placement,
                 "automountServiceAccountToken": False,
@@ -491,7 +493,7 @@ async def _read_volume(
                         ],
                     }
                 ],
-            }
+            },
         },
     )
     run = await cluster.start(spec)

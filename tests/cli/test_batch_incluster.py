@@ -22,6 +22,7 @@ import json
 import os
 import signal
 import subprocess
+import threading
 import time
 import urllib.parse
 from collections import Counter
@@ -182,6 +183,47 @@ def job_done(kube_cluster: TestCluster, namespace: str, run_id: str) -> str | No
     return None
 
 
+class PodWitness:
+    """Every pod of the namespace seen by a LIST every 0.2 s, by name: its uids (a task's
+    pod lives for seconds, so none goes unseen). A name with two uids was made twice."""
+
+    def __init__(self, kube_cluster: TestCluster, namespace: str) -> None:
+        self.uids: dict[str, set[str]] = {}
+        self.labels: dict[str, dict[str, str]] = {}
+        self._path = f"/api/v1/namespaces/{namespace}/pods"
+        self._admin = kube_cluster.admin
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="pod-witness", daemon=True)
+
+    def __enter__(self) -> PodWitness:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.2):
+            with contextlib.suppress(Exception):
+                for pod in self._admin.request("GET", self._path)["items"]:
+                    metadata = pod["metadata"]
+                    self.uids.setdefault(metadata["name"], set()).add(metadata["uid"])
+                    self.labels[metadata["name"]] = metadata.get("labels") or {}
+
+    def made_twice(self) -> dict[str, int]:
+        return {name: len(uids) for name, uids in self.uids.items() if len(uids) > 1}
+
+
+@pytest.fixture
+def witness(kube_cluster: TestCluster, namespace: str) -> Iterator[PodWitness]:
+    with PodWitness(kube_cluster, namespace) as seen:
+        yield seen
+
+
 def shard_process(run_id: str, index: int) -> int | None:
     """The host pid of shard ``index``'s asyncpod process (the real node runs it here)."""
     found = subprocess.run(
@@ -203,6 +245,7 @@ def test_three_shards_survive_a_deleted_pod_and_a_sigkill_and_match_a_local_batc
     shard_image: str,
     shard_template: Path,
     results_claim: str,
+    witness: PodWitness,
 ) -> None:
     assert kube_cluster.local is not None
     tasks, run_id = 600, "shards-600"
@@ -239,6 +282,11 @@ def test_three_shards_survive_a_deleted_pod_and_a_sigkill_and_match_a_local_batc
     pid = shard_process(run_id, 1)
     assert pid is not None
     os.kill(pid, signal.SIGKILL)
+    # Results while the run goes on: whole lines only, each a task of the input.
+    partial = cli.workdir / "partial.jsonl"
+    during = cli.run("batch", "results", run_id, *cli.cluster_args, "-o", str(partial), timeout=300)
+    assert during.popen.returncode == 0, during.stderr
+    assert {line["task_key"] for line in read_lines(partial)} <= {f"t{i:04d}" for i in range(tasks)}
 
     wait_until(
         lambda: job_done(kube_cluster, namespace, run_id) is not None,
@@ -269,9 +317,13 @@ def test_three_shards_survive_a_deleted_pod_and_a_sigkill_and_match_a_local_batc
     assert f"{tasks}/{tasks} finished · run {run_id}" in " ".join(results.stdout.split())
 
     # Every task pod created once (POST pods answered 201): 600 tasks, the shard pods
-    # that exist, the one deleted, and the results reader.
+    # that exist, the one deleted, and the two results readers.
     created = pods_created(kube_cluster.local) - created_before
-    assert created == tasks + len(shards) + 1 + 1
+    witness.stop()
+    task_pods = {n for n, labels in witness.labels.items() if labels.get(RUN_ID_LABEL) == run_id}
+    assert witness.made_twice() == {}
+    assert len(task_pods) == tasks
+    assert created == tasks + len(shards) + 1 + 2  # + the deleted shard pod, 2 readers
     assert not pods(kube_cluster, namespace, f"{RUN_ID_LABEL}={run_id}")
 
     # The same input as a local batch: the same outcome for every task.

@@ -168,3 +168,36 @@ def test_the_reader_pods_log_decodes_to_each_file() -> None:
 
     lines = [*section("shard-0.jsonl", b"a\nb\n"), *section("shard-1.jsonl", b"c\npart"), "== end"]
     assert decode_reader_log(lines) == {"shard-0.jsonl": b"a\nb\n", "shard-1.jsonl": b"c\npart"}
+
+
+def test_each_shard_runs_the_batch_with_its_share_of_the_limits() -> None:
+    from asyncpod.cli.batchfile import parse_batch
+    from asyncpod.cli.incluster import _shard_args
+    from asyncpod.cli.main import parse_args
+
+    args = parse_args(
+        ["batch", "in.jsonl", "--submit", "--shards", "4", "--max-in-flight", "10",
+         "--qps", "40", "--retries", "1", "--timeout", "60", "--image", "i"]
+    )  # fmt: skip
+    batch = parse_batch('{"image": "busybox"}\n', format="jsonl")
+    words = _shard_args(args, "run-1", "ns", batch)
+    joined = " ".join(words)
+    assert joined.startswith("batch /input --format jsonl --namespace ns --run-id run-1 --resume")
+    assert "--shard $(JOB_COMPLETION_INDEX)/4" in joined
+    assert "--results /results/shard-$(JOB_COMPLETION_INDEX).jsonl" in joined
+    assert "--max-in-flight 3 --qps 10 " in joined
+    assert "--retries 1" in joined
+    assert "--timeout 60" in joined
+    again = parse_args(["batch", *(w.replace("$(JOB_COMPLETION_INDEX)", "2") for w in words)])
+    assert again.shard == "2/4"
+    assert again.resume
+
+
+def test_a_shard_reads_its_input_from_the_mounted_configmaps(tmp_path: Path) -> None:
+    from asyncpod.cli.incluster import load_input
+
+    text = '{"image": "busybox", "task_key": "a"}\n{"image": "busybox", "task_key": "b"}\n'
+    _mount(packedinput.pack(text, name="x/in.jsonl", format="jsonl"), tmp_path)
+    batch = load_input(str(tmp_path), format=None)
+    assert [e.task_key for e in batch.entries] == ["a", "b"]
+    assert batch.source == "in.jsonl"
