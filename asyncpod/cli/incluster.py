@@ -252,8 +252,7 @@ def _shard_args(args: argparse.Namespace, run_id: str, namespace: str, batch: Ba
     words += ["--run-id", run_id, "--resume", "--shard", f"{INDEX_VAR}/{k}"]
     words += ["--results", shard_results_path(INDEX_VAR)]
     words += ["--max-in-flight", str(split_evenly(args.max_in_flight, k))]
-    if args.qps > 0:
-        words += ["--qps", f"{args.qps / k:g}"]
+    words += ["--qps", f"{max(args.qps, 0) / k:g}"]  # 0: unlimited, in every shard too
     if args.burst is not None:
         words += ["--burst", str(split_evenly(args.burst, k))]
     if args.retries is not None:
