@@ -201,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--label", default="")
     args = parser.parse_args(argv)
     log("building the asyncpod image of this checkout (cached when the sources did not change)")
-    images.ensure_asyncpod_image(cache_dir(), log)
+    image = images.ensure_asyncpod_image(cache_dir(), log)
     rows: list[dict[str, Any]] = []
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="bench-incluster-") as tmp:
@@ -216,6 +216,8 @@ def main(argv: list[str] | None = None) -> int:
             ready_timeout=180.0,
         )
         with plane:
+            # This build, whatever the checkout holds by the time the node started.
+            plane.import_images([image.archive])
             log(f"local launcher: {args.pods} tasks, {args.in_flight} in flight")
             rows.append(run_local(plane, jobs, args, workdir))
             log(f"  {rows[-1]}")

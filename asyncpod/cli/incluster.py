@@ -42,6 +42,7 @@ import base64
 import contextlib
 import gzip
 import json
+import os
 import re
 import secrets
 import sys
@@ -158,8 +159,6 @@ def load_input(path: str, *, format: str | None) -> Batch:
 
 def progress_target(args: argparse.Namespace) -> PodTarget | None:
     """A shard publishes its counts on its own pod, named by the downward API."""
-    import os
-
     if args.shard is None:
         return None
     name, namespace = os.environ.get("POD_NAME"), os.environ.get("POD_NAMESPACE")
