@@ -126,6 +126,8 @@ def test_a_batch_over_two_clusters_by_weight_one_final_result_each_naming_its_cl
     )
 
 
+# Its own waits allow 300 s + 600 s on a loaded machine: pytest-timeout's 300 s cut it once.
+@pytest.mark.timeout(1200)
 def test_sigkill_and_resume_across_clusters_reattaches_where_each_attempt_ran(
     cli: Cli,
     two: list[str],
