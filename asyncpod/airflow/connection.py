@@ -166,8 +166,6 @@ async def load_target(
 
 
 async def _connection_extras(conn_id: str) -> Mapping[str, Any]:
-    import asyncio
-
     from airflow.sdk import Connection
 
     try:
@@ -179,8 +177,17 @@ async def _connection_extras(conn_id: str) -> Mapping[str, Any]:
         getter = getattr(Connection, "async_get", None)
         if getter is not None:
             connection = await getter(conn_id)
-        else:  # Airflow 3.0 has no async accessor
-            connection = await asyncio.to_thread(Connection.get, conn_id)
+            extras = connection.extra_dejson
+        else:  # Airflow 3.0 has no async accessor. Through asgiref, as its docs say: its
+            # triggerer's comms (async_to_sync in Connection.get and in extra_dejson, which
+            # masks secrets) fail from a plain thread ("attached to a different loop") and
+            # on the loop's own thread.
+            from asgiref.sync import sync_to_async
+
+            def read() -> Any:
+                return Connection.get(conn_id).extra_dejson
+
+            extras = await sync_to_async(read)()
     except AirflowNotFoundException:
         if conn_id == DEFAULT_CONN_ID:
             return {}
@@ -188,7 +195,6 @@ async def _connection_extras(conn_id: str) -> Mapping[str, Any]:
             f"Airflow connection {conn_id!r} is not defined; create it (type kubernetes) "
             f"or leave kubernetes_conn_id at {DEFAULT_CONN_ID!r}"
         ) from None
-    extras = connection.extra_dejson
     return extras if isinstance(extras, Mapping) else {}
 
 
