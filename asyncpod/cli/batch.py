@@ -107,7 +107,7 @@ from asyncpod.cli._common import (
 )
 from asyncpod.cli._metrics import MetricsFlags, add_metrics_options, exported, metrics_flags
 from asyncpod.cli._traces import traced
-from asyncpod.cli.batchfile import Batch, BatchFileError
+from asyncpod.cli.batchfile import Batch, BatchFileError, Entry
 from asyncpod.cli.fleetoptions import ClusterChoice, add_fleet_cluster_options, cluster_choices
 from asyncpod.cli.heap import batch_collector
 from asyncpod.cli.incluster import (
@@ -120,10 +120,10 @@ from asyncpod.cli.incluster import (
 )
 from asyncpod.cli.resultsfile import RecordedResults, ResultsWriter, read_results
 from asyncpod.cli.shardprogress import PodTarget, ProgressPublisher
-from asyncpod.cli.shards import parse_shard
+from asyncpod.cli.shards import SHARD_LABEL, Shard, parse_shard
 from asyncpod.cli.simulated import NODE_READ_TIMEOUT, NodeKinds, note
 from asyncpod.cli.summary import format_seconds, render, summarize
-from asyncpod.core.cluster import Cluster, connect
+from asyncpod.core.cluster import MANAGED_SELECTOR, Cluster, connect
 from asyncpod.core.failurepolicy import DEFAULT_RULES, FailurePolicy, FailureRule
 from asyncpod.core.fleet import Fleet, FleetMember
 from asyncpod.core.keptlogs import KeepLogs
@@ -329,6 +329,8 @@ class BatchConfig:
     """``--cluster-lost-after``: seconds without an answer before a cluster is lost."""
     progress_pod: PodTarget | None = None
     """A shard of an in-cluster batch: its own pod, where it publishes its counts."""
+    run_selector: str | None = None
+    """A shard: the selector of its session's informer (its own task pods only)."""
     delete_after_record: bool = False
     """A shard: runs keep their pods (``Cleanup.KEEP``) and each pod is deleted once its
     result line is written, so a killed shard leaves no finished pod unrecorded."""
@@ -372,12 +374,13 @@ def handle(args: argparse.Namespace) -> int:
     if args.submit:
         return submit(args, batch)
     try:
+        run_selector = None
         if args.shard is not None:
             shard = parse_shard(args.shard)
-            batch = dataclasses.replace(
-                batch, entries=tuple(e for e in batch.entries if shard.owns(e.task_key))
-            )
+            batch = dataclasses.replace(batch, entries=_shard_entries(batch, shard))
+            run_selector = f"{MANAGED_SELECTOR},{SHARD_LABEL}={shard.label}"
         config = _config_from_args(args, batch)
+        config.run_selector = run_selector
     except UsageError as error:
         sys.stderr.write(f"asyncpod batch: {error}\n")
         return EXIT_USAGE
@@ -396,6 +399,17 @@ def handle(args: argparse.Namespace) -> int:
 
         report_after_batch(config.results_path)
     return code
+
+
+def _shard_entries(batch: Batch, shard: Shard) -> tuple[Entry, ...]:
+    """The shard's entries, each pod labelled with the shard (its session watches those)."""
+    return tuple(
+        dataclasses.replace(
+            e, spec=dataclasses.replace(e.spec, labels={**e.spec.labels, SHARD_LABEL: shard.label})
+        )
+        for e in batch.entries
+        if shard.owns(e.task_key)
+    )
 
 
 def _keys(batch: Batch) -> set[str]:
@@ -669,6 +683,8 @@ class _Session:
                 traces=traces,
             ) as cluster,
         ):
+            if config.run_selector is not None:
+                cluster.run_selector = config.run_selector
             alive = await self._pods_of_run(cluster)
             await self._preflight(cluster)
             self._announce(cluster, alive)

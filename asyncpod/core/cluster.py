@@ -10,7 +10,9 @@ stops the informers and closes the connections; nothing it started outlives it.
 
 Runs in one namespace share one informer per label selector: by default the selector
 ``app.kubernetes.io/managed-by=asyncpod``, so every asyncpod pod of a namespace is
-followed by a single watch, whatever the number of runs.
+followed by a single watch, whatever the number of runs. A session that only ever runs
+pods carrying some label of its own narrows it (:attr:`Cluster.run_selector`): a
+launcher shard of an in-cluster batch watches its own pods, not every shard's.
 """
 
 from __future__ import annotations
@@ -91,6 +93,10 @@ class Cluster:
         self._supervisor: asyncio.Future[None] | None = None
         self._stopping = asyncio.Event()
         self._closed = False
+        self.run_selector = MANAGED_SELECTOR
+        """The selector of the informer that follows this session's runs and attaches.
+        Narrow it (``MANAGED_SELECTOR + ",key=value"``) only if every pod this session
+        runs or attaches to carries that label: a pod outside it is never seen."""
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
@@ -259,7 +265,7 @@ class Cluster:
         labels = {RUN_ID_LABEL: run_id} if run_id else {}
         run = PodRun(
             client=self.client,
-            informer=self.informer(ns, selector=MANAGED_SELECTOR),
+            informer=self.informer(ns, selector=self.run_selector),
             namespace=ns,
             spec=spec,
             options=options or self.options,
@@ -301,7 +307,7 @@ class Cluster:
         """
         self._require_open()
         ns = namespace or self.namespace
-        informer = self.informer(ns, selector=MANAGED_SELECTOR)
+        informer = self.informer(ns, selector=self.run_selector)
         await informer.wait_synced()
         # Followed from now on, so the watch keeps the pod for the run even if it ends.
         probe = informer.subscribe(name, uid=uid)

@@ -201,3 +201,19 @@ def test_a_shard_reads_its_input_from_the_mounted_configmaps(tmp_path: Path) -> 
     batch = load_input(str(tmp_path), format=None)
     assert [e.task_key for e in batch.entries] == ["a", "b"]
     assert batch.source == "in.jsonl"
+
+
+def test_a_shards_pods_carry_its_label_and_its_session_watches_only_them() -> None:
+    from asyncpod.cli.batch import _shard_entries
+    from asyncpod.cli.batchfile import parse_batch
+    from asyncpod.cli.shards import SHARD_LABEL
+
+    text = "".join(
+        f'{{"image": "busybox", "task_key": "t{i}", "labels": {{"a": "b"}}}}\n' for i in range(30)
+    )
+    batch = parse_batch(text, format="jsonl")
+    entries = _shard_entries(batch, Shard(1, 3))
+    assert [e.task_key for e in entries] == Shard(1, 3).select(e.task_key for e in batch.entries)
+    for entry in entries:
+        entry.spec.validate()  # the label is not in the reserved asyncpod.dev/ prefix
+        assert entry.spec.labels == {"a": "b", SHARD_LABEL: "1-of-3"}
