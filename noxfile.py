@@ -58,10 +58,10 @@ class Pair:
     as_of: str = ""
 
 
-#: What Airflow 3.0.6 (August 2025) breaks on with today's releases: its execution API
-#: answers 422 to every task start under cadwyn 6+ (with the fastapi/starlette/pydantic
-#: of then), its Fernet sets an attribute cryptography 46's MultiFernet refuses, and its
-#: api-server cannot sign a token without a jwt_issuer under PyJWT 2.11+.
+#: What Airflow 3.0.6 (August 2025) breaks on with today's releases (seen: cadwyn 8.2, its
+#: execution API answered 422 to every task start; cryptography 51, whose MultiFernet
+#: refuses the attribute its Fernet sets; PyJWT 2.15, which cannot sign its tokens
+#: without a jwt_issuer), with the fastapi/starlette/pydantic of then.
 AIRFLOW_3_0_DATED = ("cadwyn", "fastapi", "starlette", "pydantic", "pydantic-core",
                      "cryptography", "pyjwt")  # fmt: skip
 
