@@ -81,6 +81,9 @@ def airflow(
             "AIRFLOW__METRICS__STATSD_PORT": str(statsd.port),
             # The XCom test reads values deserialized (?deserialize=true), which 3.0 refuses
             # by default.
+            # Workers parse the DAG file for each task; several at once on a loaded 2-core
+            # machine took over the default 30 s (seen on 3.0.6: every callbacks task failed).
+            "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "120",
             "AIRFLOW__API__ENABLE_XCOM_DESERIALIZE_SUPPORT": "True",
         },
     )
