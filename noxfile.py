@@ -21,15 +21,17 @@ the newest Airflow's types), and the import layers; "unit" is
 ``tests/unit`` (the operator's, the trigger's and the version checks' unit tests run on
 that Airflow); "triggers" is the trigger against the local control plane
 (``tests/integration/airflow/test_trigger.py``, ``test_worker_path.py``); "integration"
-is ``tests/integration`` without the Airflow e2e and the real node, whose runtime does not
-depend on the Python version (the main run covers it); "Airflow e2e" is
-``tests/integration/airflow`` whole (real scheduler, triggerer, workers) on the oldest
-Airflow, 3.3's behaviour being the main run's. What differs below 3.3 (no start in the
+is ``tests/integration/core``, ``kube`` and the control plane's tests, without the real
+node's (containers, whose runtime does not depend on the Python version: the main
+run's); "Airflow e2e" is the DAGs of ``tests/integration/airflow/test_airflow_e2e.py``
+on real Airflow components (scheduler,
+dag processor, triggerer, api-server, workers) on the oldest Airflow; on 3.3 the main run
+has them and the other Airflow modules. What differs below 3.3 (no start in the
 triggerer, no ``on_kill`` in the triggerer) is asserted by tests that skip on the other
 side (``tests/unit/airflow/test_versions.py``, the e2e's mark-failed test).
 
 ``nox -s matrix-3.12 -- tests/unit/airflow`` runs only the paths given (lint skipped).
-Interpreters: ``python3.X`` on PATH, else pyenv's newest 3.X; uv never downloads one.
+Interpreters: pyenv's newest 3.X first on PATH, else ``python3.X``; uv never downloads one.
 """
 
 from __future__ import annotations
@@ -78,6 +80,7 @@ TRIGGERS = [
     "tests/integration/airflow/test_trigger.py",
     "tests/integration/airflow/test_worker_path.py",
 ]
+E2E = "tests/integration/airflow/test_airflow_e2e.py"
 INTEGRATION = [
     "tests/integration/core",
     "tests/integration/kube",
@@ -130,11 +133,9 @@ def matrix(session: nox.Session) -> None:
     main_venv = Path(".venv/bin").absolute()
     session.run(f"{main_venv}/mypy", "--python-version", session.python, external=True)
     session.run("lint-imports")
-    paths = ["tests/unit"]
+    paths = ["tests/unit", *TRIGGERS]
     if pair.e2e:
-        paths += ["tests/integration/airflow"]
-    else:
-        paths += TRIGGERS
+        paths += [E2E]
     if pair.integration:
         paths += INTEGRATION
     session.run("pytest", "-m", "not real_node", "-p", "no:cacheprovider", *paths)
