@@ -73,6 +73,7 @@ from asyncpod.cli.submitplan import (
     input_name,
     job_name,
     manifests,
+    not_passed_to_shards,
     selector,
     shard_results_path,
 )
@@ -193,6 +194,16 @@ def _plan(args: argparse.Namespace, batch: Batch) -> tuple[Submission, Any]:
         raise UsageError("--submit needs --results-claim NAME or --results-size SIZE")
     if args.resume or args.shard:
         raise UsageError("--submit starts a new run; --resume and --shard are for its shards")
+    refused = not_passed_to_shards(
+        logs=args.logs,
+        logs_for=args.logs_for,
+        metrics_port=args.metrics_port,
+        report=args.report,
+        clusters=len(cluster_choices(args.kubeconfig or [], args.context or [])),
+        cleanup=args.cleanup,
+    )
+    if refused:
+        raise UsageError("--submit cannot pass to its shards: " + "; ".join(refused))
     run_id = args.run_id or new_run_id(batch.source)
     if not _SUBMIT_RUN_ID.fullmatch(run_id):
         raise UsageError(

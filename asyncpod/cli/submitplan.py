@@ -49,6 +49,7 @@ __all__ = [
     "job_name",
     "launcher_name",
     "manifests",
+    "not_passed_to_shards",
     "selector",
     "shard_results_path",
 ]
@@ -105,6 +106,36 @@ class Submission:
             "claim": self.claim,
             "template": dict(self.template),
         }
+
+
+def not_passed_to_shards(
+    *,
+    logs: object,
+    logs_for: object,
+    metrics_port: object,
+    report: bool,
+    clusters: int,
+    cleanup: str,
+) -> list[str]:
+    """The options given that the shards cannot honour (refused, not silently dropped).
+
+    Kept logs, a metrics endpoint and the HTML report would live on a shard's pod, gone
+    with it; the shards run on the cluster they were submitted to, so only one; and a
+    shard deletes each pod only once its result is recorded (what makes a killed shard
+    lose and duplicate nothing), which another ``--cleanup`` would undo.
+    """
+    refused = []
+    if logs is not None or logs_for is not None:
+        refused.append("--logs/--logs-for (a shard's kept logs would be lost with its pod)")
+    if metrics_port is not None:
+        refused.append("--metrics-port (scrape the shards' pods instead)")
+    if report:
+        refused.append("--report (run 'asyncpod report' on 'batch results' output)")
+    if clusters > 1:
+        refused.append("several --context/--kubeconfig (the shards run in one cluster)")
+    if cleanup != "delete":
+        refused.append(f"--cleanup {cleanup} (shards delete each pod once its result is kept)")
+    return refused
 
 
 def selector(run_id: str, role: str | None = None) -> str:

@@ -217,3 +217,17 @@ def test_a_shards_pods_carry_its_label_and_its_session_watches_only_them() -> No
     for entry in entries:
         entry.spec.validate()  # the label is not in the reserved asyncpod.dev/ prefix
         assert entry.spec.labels == {"a": "b", SHARD_LABEL: "1-of-3"}
+
+
+def test_options_the_shards_cannot_honour_are_refused_by_name() -> None:
+    from asyncpod.cli.submitplan import not_passed_to_shards
+
+    assert not_passed_to_shards(
+        logs=None, logs_for=None, metrics_port=None, report=False, clusters=1, cleanup="delete"
+    ) == []  # fmt: skip
+    refused = not_passed_to_shards(
+        logs="/tmp/logs", logs_for=None, metrics_port=9000, report=True, clusters=2, cleanup="keep"
+    )
+    assert [r.split(" ")[0] for r in refused] == [
+        "--logs/--logs-for", "--metrics-port", "--report", "several", "--cleanup",
+    ]  # fmt: skip
