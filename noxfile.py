@@ -21,7 +21,7 @@ the newest Airflow's types), and the import layers; "unit" is
 ``tests/unit`` (the operator's, the trigger's and the version checks' unit tests run on
 that Airflow); "triggers" is the trigger against the local control plane
 (``tests/integration/airflow/test_trigger.py``, ``test_worker_path.py``); "integration"
-is ``tests/integration/core``, ``kube`` and the control plane's tests, without the real
+is the library's own against the control plane (:data:`INTEGRATION`), without the real
 node's (containers, whose runtime does not depend on the Python version: the main
 run's); "Airflow e2e" is the DAGs of ``tests/integration/airflow/test_airflow_e2e.py``
 on real Airflow components (scheduler,
@@ -81,10 +81,16 @@ TRIGGERS = [
     "tests/integration/airflow/test_worker_path.py",
 ]
 E2E = "tests/integration/airflow/test_airflow_e2e.py"
+#: The library against the control plane: the client, runs, logs, cancellation, attach.
+#: Not the fault, outage, fleet and garbage modules (minutes of timed waits, no Python
+#: version in them): CI's 90 minutes hold the main run's and the matrix's, not those twice.
 INTEGRATION = [
-    "tests/integration/core",
     "tests/integration/kube",
     "tests/integration/test_controlplane.py",
+    "tests/integration/core/test_runs.py",
+    "tests/integration/core/test_logs.py",
+    "tests/integration/core/test_cancellation.py",
+    "tests/integration/core/test_attach.py",
 ]
 
 
