@@ -66,7 +66,10 @@ def decorated_tasks(sa_kubeconfig: Path, namespace: str, real_node: RealNode) ->
 
 def run_worker(op: Any, run_id: str) -> tuple[AsyncpodPodTrigger, dict[str, Any]]:
     """``execute`` as a worker runs it: the trigger it defers to, and the task's context."""
-    from airflow.sdk.exceptions import TaskDeferred
+    try:
+        from airflow.sdk.exceptions import TaskDeferred
+    except ImportError:  # Airflow 3.0 and 3.1
+        from airflow.exceptions import TaskDeferred  # type: ignore[no-redef]
 
     pushed: dict[str, Any] = {}
     ti = SimpleNamespace(

@@ -24,6 +24,7 @@ from asyncpod.testing import outcome
 from asyncpod.testing.controlplane import LocalControlPlane
 from asyncpod.testing.pytest_plugin import TestCluster
 from asyncpod.testing.rbac import MINIMAL_ROLE_RULES, service_account_kubeconfig
+from tests.unit.airflow.versions import from_3_3
 
 from .conftest import make_pods, pod_alive, wait_until
 
@@ -354,6 +355,7 @@ def start_trigger(
     return trigger
 
 
+@from_3_3
 async def test_start_trigger_creates_once_per_try_and_a_new_try_replaces_the_old_pod(
     kube_cluster: TestCluster, sa_kubeconfig: Path, namespace: str, tmp_path: Path
 ) -> None:

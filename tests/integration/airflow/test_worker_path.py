@@ -58,7 +58,10 @@ def mapped_operator(kubeconfig: Path, namespace: str, tmp_path: Path) -> Kuberne
 
 def run_worker(op: KubernetesPodOperator, key: TryKey) -> AsyncpodPodTrigger:
     """``execute`` as a worker runs it; the trigger it defers to."""
-    from airflow.sdk.exceptions import TaskDeferred
+    try:
+        from airflow.sdk.exceptions import TaskDeferred
+    except ImportError:  # Airflow 3.0 and 3.1
+        from airflow.exceptions import TaskDeferred  # type: ignore[no-redef]
 
     ti = SimpleNamespace(
         dag_id=key.dag_id, task_id=key.task_id, run_id=key.run_id,

@@ -143,7 +143,7 @@ def defer(op: KubernetesPodOperator, key: TryKey) -> Any:
     """Run the worker path (execute) as a worker does; the trigger it defers to."""
     try:
         from airflow.sdk.exceptions import TaskDeferred
-    except ImportError:  # Airflow 3.0
+    except ImportError:  # Airflow 3.0 and 3.1
         from airflow.exceptions import TaskDeferred  # type: ignore[no-redef]
 
     ti = SimpleNamespace(
