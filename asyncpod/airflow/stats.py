@@ -54,7 +54,8 @@ def _airflow_stats() -> Any:
         from airflow.stats import Stats
 
         return Stats
-    return stats
+    # 3.3's module has the functions; 3.2's only re-exports the Stats class that has them.
+    return stats if hasattr(stats, "incr") else stats.Stats
 
 
 @functools.cache
