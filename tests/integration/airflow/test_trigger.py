@@ -168,19 +168,12 @@ async def test_logs_exactly_once_across_a_triggerer_restart(
     tmp_path: Path,
     container_logs: Callable[..., dict[str, Any]],
     capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     logs = container_logs("chatty", ["base"])
     logs["base"].write(["one", "two", "two"])
     uids = await make_pods(kube_cluster, namespace, {"chatty": outcome(duration=6)})
-    # Airflow's structlog setup renders the trigger's log to stdout (the task log, in a
-    # triggerer); collect the log lines from there.
-    seen: list[str] = []
-
-    def logged() -> list[str]:
-        for row in capsys.readouterr().out.splitlines():
-            if "[base] " in row and TRIGGER_LOGGER in row:
-                seen.append(row.split("[base] ", 1)[1].split("  ", 1)[0].strip())
-        return seen
+    logged = log_collector(capsys, caplog)
 
     first = trigger_for(sa_kubeconfig, namespace, "chatty", uids["chatty"], tmp_path, get_logs=True)
     task = asyncio.ensure_future(fire(first))
@@ -199,16 +192,26 @@ async def test_logs_exactly_once_across_a_triggerer_restart(
     assert logged() == ["one", "two", "two", "three", "two"]
 
 
-def log_collector(capsys: pytest.CaptureFixture[str]) -> Callable[[], list[str]]:
-    """The ``[base]`` lines the triggers logged so far (Airflow's structlog setup renders
-    a trigger's log to stdout; in a triggerer, that is the task log)."""
-    seen: list[str] = []
+def log_collector(
+    capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> Callable[[], list[str]]:
+    """The ``[base]`` lines the triggers logged so far. Airflow 3.3's structlog setup
+    renders a trigger's log to stdout (in a triggerer, the task log); 3.0-3.2 leave it to
+    the standard library's logging (the records pytest captures). One of the two holds
+    every line."""
+    from_stdout: list[str] = []
 
     def logged() -> list[str]:
         for row in capsys.readouterr().out.splitlines():
             if "[base] " in row and TRIGGER_LOGGER in row:
-                seen.append(row.split("[base] ", 1)[1].split("  ", 1)[0].strip())
-        return seen
+                from_stdout.append(row.split("[base] ", 1)[1].split("  ", 1)[0].strip())
+        if from_stdout:
+            return from_stdout
+        return [
+            record.getMessage().split("[base] ", 1)[1]
+            for record in caplog.records
+            if record.name == TRIGGER_LOGGER and record.getMessage().startswith("[base] ")
+        ]
 
     return logged
 
@@ -220,13 +223,14 @@ async def test_two_triggers_following_one_pod_at_once_log_each_line_once(
     tmp_path: Path,
     container_logs: Callable[..., dict[str, Any]],
     capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """An overlapping fail-over: the old trigger still runs when the new one starts. The
     resume point on the pod is swapped, never overwritten, so only one logs a line."""
     logs = container_logs("twice", ["base"])
     logs["base"].write(["one", "two", "two"])
     uids = await make_pods(kube_cluster, namespace, {"twice": outcome(duration=8)})
-    logged = log_collector(capsys)
+    logged = log_collector(capsys, caplog)
     first, second = (
         trigger_for(sa_kubeconfig, namespace, "twice", uids["twice"], tmp_path, get_logs=True)
         for _ in range(2)
@@ -258,7 +262,7 @@ async def test_without_patch_on_pods_the_lines_are_logged_and_a_warning_says_why
     logs = container_logs("nopatch", ["base"])
     logs["base"].write(["alpha", "beta"])
     uids = await make_pods(kube_cluster, namespace, {"nopatch": outcome(duration=2)})
-    logged = log_collector(capsys)
+    logged = log_collector(capsys, caplog)
     trigger = trigger_for(
         kubeconfig, namespace, "nopatch", uids["nopatch"], tmp_path, get_logs=True
     )
