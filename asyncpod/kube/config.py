@@ -888,32 +888,67 @@ class _Section:
         return path
 
 
-_temp_files: dict[bytes, str] = {}
+_temp_files: dict[bytes, tuple[str, tuple[int, int]]] = {}  # content -> (path, identity)
 _temp_files_lock = threading.Lock()
 
 
 def _temp_file(content: bytes) -> str:
-    """A private temp file holding ``content``: ``ssl`` reads certificates from files only.
+    """A private file holding ``content``: ``ssl`` reads certificates from files only.
 
-    One file per distinct content, so loading a kubeconfig again (each session does)
-    creates none; all are removed when the interpreter exits.
+    On Linux an anonymous in-memory file (``memfd``), named by its ``/proc/self/fd``
+    path: it dies with the process, even one killed by SIGKILL, so nothing is left in
+    the temp directory. Elsewhere a temp file (mode 0600) removed when the interpreter
+    exits. One per distinct content, so loading a kubeconfig again (each session
+    does) creates none; one whose path now names another file (a forked child that
+    closed its descriptors, a removed temp file) is made again.
     """
     with _temp_files_lock:
-        name = _temp_files.get(content)
-        if name is None or not Path(name).is_file():
-            fd, name = tempfile.mkstemp(prefix="asyncpod-kubeconfig-")  # mode 0600
-            with os.fdopen(fd, "wb") as file:
-                file.write(content)
-            _temp_files[content] = name
+        known = _temp_files.get(content)
+        if known is not None and _identity(known[0]) == known[1]:
+            return known[0]
+        name = _in_memory_file(content) or _disk_file(content)
+        identity = _identity(name)
+        assert identity is not None
+        _temp_files[content] = (name, identity)
         return name
+
+
+def _identity(name: str) -> tuple[int, int] | None:
+    try:
+        stat = os.stat(name)  # noqa: PTH116 - follows /proc/self/fd's link
+    except OSError:
+        return None
+    return (stat.st_dev, stat.st_ino)
+
+
+def _in_memory_file(content: bytes) -> str | None:
+    create = getattr(os, "memfd_create", None)
+    if create is None or not Path("/proc/self/fd").is_dir():
+        return None
+    try:
+        fd = create("asyncpod-kubeconfig")  # close-on-exec: no child inherits it
+    except OSError:
+        return None
+    view = memoryview(content)
+    while view:
+        view = view[os.write(fd, view) :]
+    return f"/proc/self/fd/{fd}"
+
+
+def _disk_file(content: bytes) -> str:
+    fd, name = tempfile.mkstemp(prefix="asyncpod-kubeconfig-")  # mode 0600
+    with os.fdopen(fd, "wb") as file:
+        file.write(content)
+    return name
 
 
 @atexit.register
 def _remove_temp_files() -> None:
     with _temp_files_lock:
-        for name in _temp_files.values():
-            with contextlib.suppress(OSError):  # gone already, or not ours to remove now
-                Path(name).unlink()
+        for name, _ in _temp_files.values():
+            if not name.startswith("/proc/self/fd/"):  # memfds go with the process
+                with contextlib.suppress(OSError):  # gone already, or not ours now
+                    Path(name).unlink()
         _temp_files.clear()
 
 

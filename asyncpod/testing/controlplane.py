@@ -668,7 +668,8 @@ class LocalControlPlane:
                 body = self._admin_request(
                     "GET", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}"
                 )
-                conditions = body.get("status", {}).get("conditions", [])
+                # A CRD just created may answer "conditions": null.
+                conditions = (body.get("status") or {}).get("conditions") or []
                 return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
 
             self._wait(f"CRD {crd}", "kube-apiserver", established)

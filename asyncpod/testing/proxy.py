@@ -89,13 +89,11 @@ class FaultProxy:
 
     def resume(self) -> None:
         """Relay on stalled connections again and accept new ones."""
-        self._refusing = False
         self._call(self._resume_all())
 
     def partition(self) -> int:
         """Cut every connection and refuse new ones until :meth:`resume`."""
-        self._refusing = True
-        return self.cut()
+        return self._call(self._partition())
 
     def statistics(self) -> ProxyStatistics:
         return ProxyStatistics(
@@ -117,6 +115,7 @@ class FaultProxy:
         return len(self._connections)
 
     async def _resume_all(self) -> None:
+        self._refusing = False
         for flowing in self._connections.values():
             flowing.set()
 
@@ -134,6 +133,12 @@ class FaultProxy:
         if handlers:
             await asyncio.wait(handlers, timeout=5)
         await asyncio.sleep(0)
+
+    async def _partition(self) -> int:
+        # On the proxy's loop, so that no handler is between its check of
+        # _refusing and registering its connection (it checks again after connecting).
+        self._refusing = True
+        return await self._cut_all()
 
     async def _cut_all(self) -> int:
         pairs = list(self._connections)
@@ -155,6 +160,11 @@ class FaultProxy:
             up_reader, up_writer = await asyncio.open_connection(*self.target)
         except OSError:
             writer.transport.abort()
+            return
+        if self._refusing:  # partitioned while we connected: this one must not survive
+            self._refused += 1
+            for side in (writer, up_writer):
+                side.transport.abort()
             return
         self._accepted += 1
         pair = (writer, up_writer)

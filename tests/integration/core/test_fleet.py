@@ -133,7 +133,12 @@ async def test_a_lost_clusters_tasks_move_only_where_the_policy_says(
                 group.start_soon(partition_when_west_runs, west)
                 async for attempt in fleet.attempts(specs):
                     seen.append(attempt)
-            assert "west" in fleet.statistics().lost
+            # (The proxy once let a connection opened during the partition through.)
+            assert "west" in fleet.statistics().lost, (
+                fleet.statistics(),
+                proxy.statistics(),
+                [(a.cluster, a.task_key, a.result.reason) for a in seen],
+            )
     finals = Counter(a.task_key for a in seen if a.final)
     assert finals == Counter(f"t{i}" for i in range(30))  # one final result each
     lost = [a for a in seen if a.result.reason == "ClusterUnreachable"]

@@ -801,7 +801,43 @@ async def test_data_temp_files_are_private_and_reused(tmp_path: Path) -> None:
     assert first.client_key_file is not None
     assert first.client_key_file == second.client_key_file  # one file per content
     assert file_bytes(first.client_key_file) == b"a key"
-    assert os.stat(first.client_key_file).st_mode & 0o077 == 0  # noqa: PTH116
+    if first.client_key_file.startswith("/proc/self/fd/"):  # reachable from this process only
+        assert hasattr(os, "memfd_create")
+    else:
+        assert os.stat(first.client_key_file).st_mode & 0o077 == 0  # noqa: PTH116
+
+
+@pytest.mark.skipif(not hasattr(os, "memfd_create"), reason="Linux keeps them in memory")
+async def test_data_files_leave_nothing_behind_even_when_the_process_is_killed(
+    tmp_path: Path,
+) -> None:
+    doc = kubeconfig("https://127.0.0.1:6443", user={"client-key-data": b64_text("a key")})
+    doc["users"][0]["user"]["client-certificate-data"] = b64_text("a certificate")
+    path = write(tmp_path / "config", doc)
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    load_and_wait = (
+        "import asyncio, sys, pathlib\n"
+        "from asyncpod.kube.config import load_kubeconfig\n"
+        "config = asyncio.run(load_kubeconfig(sys.argv[1]))\n"
+        "print(pathlib.Path(config.client_key_file).read_text(), flush=True)\n"
+        "sys.stdin.read()\n"
+    )
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        load_and_wait,
+        str(path),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        env={**os.environ, "TMPDIR": str(temp)},
+    )
+    assert process.stdout is not None
+    assert (await process.stdout.readline()).strip() == b"a key"
+    process.kill()  # SIGKILL: no atexit handler runs
+    await process.wait()
+
+    assert list(temp.iterdir()) == []
 
 
 def b64_text(text: str) -> str:
