@@ -719,7 +719,7 @@ def _node_ready(node: Mapping[str, Any]) -> bool:
     """Ready, and the node-lifecycle controller has lifted its not-ready taint."""
     ready = any(
         c["type"] == "Ready" and c["status"] == "True"
-        for c in node.get("status", {}).get("conditions", [])
+        for c in (node.get("status") or {}).get("conditions") or []
     )
     tainted = any(
         t.get("key") == "node.kubernetes.io/not-ready"
