@@ -2,8 +2,10 @@
 
 Run as the triggerer runs triggers (:mod:`benchmarks.contenders._triggers`): every
 instance in this process shares asyncpod's one session and one watch per namespace.
-Built with the pod's name, namespace and uid (Airflow reattaches by name and can pick
-the wrong pod; asyncpod's trigger stores the uid), the contender's kubeconfig file,
+Built as asyncpod's operator builds it: with the pod's name, namespace, uid (Airflow
+reattaches by name and can pick the wrong pod; asyncpod's trigger stores the uid) and
+the create's resourceVersion (the trigger answers from the watch once it has reached
+that version, without a read), the contender's kubeconfig file,
 ``base_container_name="main"`` and ``get_logs=False``. It deletes its pod itself
 (``on_finish_action="delete_pod"``) before it yields its event, so the "operator" side
 sends no DELETE here. Listed as "not available" while ``asyncpod.airflow.triggers`` is
@@ -28,6 +30,7 @@ async def run(cfg: ChildConfig, times: list[PodTimes]) -> dict[str, Any]:
             pod_name=t.name,
             pod_namespace=cfg.namespace,
             pod_uid=created["metadata"]["uid"],
+            pod_resource_version=created["metadata"].get("resourceVersion"),
             config_file=cfg.kubeconfig,
             cluster_context=None,
             base_container_name="main",
