@@ -10,14 +10,20 @@ half second (the loop-lag baseline); it ends when the contender returns, fails, 
 reaches the time cap: then it is cancelled, reported as ``capped``, and its per-pod
 records say how far it got. SERIES, if given, receives a sample per second from a
 thread (:class:`benchmarks.probe.Sampler`) even while the loop is blocked.
+
+``BENCH_PROFILE=DIR`` in the environment runs the contender under :mod:`cProfile` and
+writes ``DIR/<contender>-<pods>x<duration>.prof`` (read it with ``python -m pstats``):
+where its CPU goes, not how much (the profiler's own cost inflates the figures).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import cProfile
 import importlib
 import json
+import os
 import sys
 import time
 import traceback
@@ -92,7 +98,15 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)  # fmt: skip
         return 2
     cfg = ChildConfig.from_json(json.loads(Path(args[0]).read_text()))
-    report = anyio.run(measure, cfg, args[2] if len(args) == 3 else None)
+    series = args[2] if len(args) == 3 else None
+    profile_dir = os.environ.get("BENCH_PROFILE")
+    if profile_dir:
+        name = f"{cfg.contender}-{cfg.pods}x{cfg.duration:g}.prof"
+        with cProfile.Profile() as profile:
+            report = anyio.run(measure, cfg, series)
+        profile.dump_stats(Path(profile_dir) / name)
+    else:
+        report = anyio.run(measure, cfg, series)
     Path(args[1]).write_text(json.dumps(report))
     return 0
 
