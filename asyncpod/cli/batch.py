@@ -78,7 +78,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import anyio
 from rich.console import Console
@@ -123,13 +123,16 @@ from asyncpod.cli.shardprogress import PodTarget, ProgressPublisher
 from asyncpod.cli.shards import SHARD_LABEL, Shard, parse_shard
 from asyncpod.cli.simulated import NODE_READ_TIMEOUT, NodeKinds, note
 from asyncpod.cli.summary import format_seconds, render, summarize
+from asyncpod.cli.sweep import Sweep, attempt_of, sweep
 from asyncpod.core.cluster import MANAGED_SELECTOR, Cluster, connect
 from asyncpod.core.failurepolicy import DEFAULT_RULES, FailurePolicy, FailureRule
 from asyncpod.core.fleet import Fleet, FleetMember
 from asyncpod.core.keptlogs import KeepLogs
+from asyncpod.core.policy import deleted_after_record
+from asyncpod.core.retrying import until_answered
 from asyncpod.core.routing import shares
 from asyncpod.core.runner import Cleanup, RunOptions
-from asyncpod.core.scheduler import ATTEMPT_ANNOTATION, Attempt, Launcher, TaskHistory
+from asyncpod.core.scheduler import Attempt, Launcher, TaskHistory
 from asyncpod.errors import AsyncpodError, ConflictError, UsageError
 from asyncpod.kube.config import load_config
 from asyncpod.kube.pods import Pods
@@ -141,6 +144,8 @@ __all__ = ["BatchConfig", "add_parser", "execute", "handle", "new_run_id", "prin
 ProgressMode = Literal["auto", "bar", "lines", "none"]
 
 MAX_PROBLEMS_SHOWN = 50
+#: ``--cleanup``: every mode but RECORD_FIRST, which is how a batch runs its pods anyway.
+CLEANUP_CHOICES = [c.value for c in Cleanup if c is not Cleanup.RECORD_FIRST]
 """Seconds to wait, after stopping early, before looking for pods left behind."""
 FAIL_FAST_AFTER = 10
 """Stop when this many first results (or all, if fewer) are all create failures."""
@@ -232,7 +237,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     cleanup = parser.add_argument_group("cleanup")
     choice = cleanup.add_mutually_exclusive_group()
     choice.add_argument(
-        "--cleanup", choices=[c.value for c in Cleanup], default=Cleanup.DELETE.value,
+        "--cleanup", choices=CLEANUP_CHOICES, default=Cleanup.DELETE.value,
         help="what happens to each pod when it is done (default delete)",
     )  # fmt: skip
     choice.add_argument(
@@ -331,9 +336,6 @@ class BatchConfig:
     """A shard of an in-cluster batch: its own pod, where it publishes its counts."""
     run_selector: str | None = None
     """A shard: the selector of its session's informer (its own task pods only)."""
-    delete_after_record: bool = False
-    """A shard: runs keep their pods (``Cleanup.KEEP``) and each pod is deleted once its
-    result line is written, so a killed shard leaves no finished pod unrecorded."""
     abandon_on_signal: bool = False
     """A shard: the first SIGINT/SIGTERM exits at once, as a SIGKILL would, leaving the
     pods in flight to the shard pod that replaces this one (it reattaches to them);
@@ -341,6 +343,22 @@ class BatchConfig:
     note_simulated: bool = True
     """Say once when a pod ran on a simulated node (asyncpod/cli/simulated.py); the
     demo on its own control plane has said so already."""
+
+    @property
+    def run_options(self) -> RunOptions:
+        """What each run gets: ``options``, recording first.
+
+        A pod deleted by its run before its result line is written leaves, if the
+        process is killed in between, a task with neither pod nor line: ``--resume``
+        (or the shard pod replacing a killed one) would make it again. So runs keep
+        the pods whose results they hand over (``Cleanup.RECORD_FIRST``), and each is
+        deleted once its line is written, as ``options.cleanup`` says
+        (:func:`_delete_recorded`); a resumed batch deletes those a kill left
+        (:mod:`asyncpod.cli.sweep`). ``--cleanup keep`` keeps everything anyway.
+        """
+        if self.options.cleanup is Cleanup.KEEP:
+            return self.options
+        return dataclasses.replace(self.options, cleanup=Cleanup.RECORD_FIRST)
 
 
 def print_problems(error: BatchFileError, *, command: str = "asyncpod batch") -> None:
@@ -432,12 +450,6 @@ def _config_from_args(args: argparse.Namespace, batch: Batch) -> BatchConfig:
     retry, policies = failure_policies(batch, retries=args.retries, rules=rules)
     recorded = prepare_results(results_path, run_id=run_id, resume=args.resume)
     cleanup = Cleanup(args.cleanup)
-    # A shard deletes each pod itself once its result is on the volume: a pod deleted
-    # by its run before its line is written would be made again by the shard pod that
-    # replaces a killed one (its task unrecorded, its pod gone).
-    delete_after_record = args.shard is not None and cleanup is Cleanup.DELETE
-    if delete_after_record:
-        cleanup = Cleanup.KEEP
     qps = args.qps if args.qps > 0 else None
     clusters = cluster_choices(args.kubeconfig or [], args.context or [])
     if len(clusters) > 1:
@@ -470,7 +482,6 @@ def _config_from_args(args: argparse.Namespace, batch: Batch) -> BatchConfig:
         metrics=metrics_flags(args),
         progress_pod=progress_target(args),
         abandon_on_signal=args.shard is not None,
-        delete_after_record=delete_after_record,
         # A shard that recorded every task is done, whatever their outcomes: exit 1
         # would have the Job run it again (and again) for the tasks' own failures.
         all_finished_is_success=args.shard is not None,
@@ -565,17 +576,49 @@ class _StoppedError(Exception):
     """The launcher stopped the batch (--max-failures, a stop rule)."""
 
 
-async def _delete_recorded(pods: Pods, result: PodResult, limiter: anyio.CapacityLimiter) -> None:
-    """Delete a recorded attempt's pod (by uid: never a namesake); failures only logged."""
-    if not result.name or not result.namespace:
-        return
-    async with limiter:
-        try:
-            await pods.delete(result.namespace, result.name, uid=result.uid)
-        except AsyncpodError as error:
-            logging.getLogger("asyncpod.cli.batch").warning(
-                "could not delete pod %s: %s", result.name, error
-            )
+def _where(result: PodResult) -> tuple[str, str, str | None]:
+    return result.namespace, result.name, result.uid
+
+
+def _deleted_after_record(options: RunOptions, result: PodResult) -> bool:
+    """Whether the pod of a result just written goes now (BatchConfig.run_options)."""
+    return bool(result.uid and result.name) and deleted_after_record(
+        options.cleanup,
+        result.outcome,
+        succeeded=result.ok,
+        pod_finished=result.phase in ("Succeeded", "Failed"),
+    )
+
+
+async def _delete_recorded(
+    pods: Pods,
+    namespace: str,
+    name: str,
+    uid: str | None,
+    options: RunOptions,
+    limiter: anyio.CapacityLimiter,
+) -> None:
+    """Delete a recorded attempt's pod, by uid (never a namesake), riding out an
+    outage for ``delete_retry_window``; a failure is only logged (a resumed batch
+    deletes what is left: asyncpod.cli.sweep).
+
+    Shielded: a Ctrl-C while deletions are pending must not leave recorded pods behind.
+    """
+    with anyio.CancelScope(shield=True):
+        async with limiter:
+            try:
+                await until_answered(
+                    lambda: pods.delete(
+                        namespace, name, uid=uid,
+                        grace_period_seconds=options.delete_grace_period,
+                    ),
+                    deadline=time.monotonic() + options.delete_retry_window,
+                    restarted=lambda: False, what=f"delete of {namespace}/{name}",
+                )  # fmt: skip
+            except AsyncpodError as error:
+                logging.getLogger("asyncpod.cli.batch").warning(
+                    "could not delete pod %s/%s: %s", namespace, name, error
+                )
 
 
 def _attempt_fields(attempt: Attempt) -> dict[str, object]:
@@ -676,7 +719,7 @@ class _Session:
                 config.kubeconfig,
                 context=config.context,
                 namespace=config.namespace,
-                options=config.options,
+                options=config.run_options,
                 qps=config.qps,
                 burst=config.burst or max(1, int(2 * (config.qps or 50))),
                 metrics=metrics,
@@ -694,7 +737,7 @@ class _Session:
                 max_in_flight=config.max_in_flight,
                 run_id=config.run_id,
                 namespace=cluster.namespace,
-                options=config.options,
+                options=config.run_options,
                 retry=config.retry,
                 max_failures=config.max_failures,
                 keep_logs=config.keep_logs,
@@ -719,14 +762,17 @@ class _Session:
             specs, skip_task_keys=self.skip, history=history, policies=self.config.policies
         )
         pods = Pods(launcher.cluster.client)
+        options = self.config.options
         limiter = anyio.CapacityLimiter(16)
         try:
             with ResultsWriter(self.config.results_path, run_id=self.config.run_id) as writer:
                 async with anyio.create_task_group() as deletions, contextlib.aclosing(attempts):
                     async for attempt in attempts:
                         writer.write(attempt.result, extra=_attempt_fields(attempt))
-                        if self.config.delete_after_record:
-                            deletions.start_soon(_delete_recorded, pods, attempt.result, limiter)
+                        if _deleted_after_record(options, attempt.result):
+                            deletions.start_soon(
+                                _delete_recorded, pods, *_where(attempt.result), options, limiter
+                            )
                         self._check_node("", attempt.result)
                         self.attempts[attempt.task_key] = attempt.attempt
                         if attempt.final:
@@ -789,7 +835,7 @@ class _Session:
                         choice.kubeconfig,
                         context=choice.context,
                         namespace=config.namespace,
-                        options=config.options,
+                        options=config.run_options,
                         qps=config.qps,
                         burst=config.burst or max(1, int(2 * (config.qps or 50))),
                         metrics=metrics,
@@ -809,7 +855,7 @@ class _Session:
                 max_in_flight=config.max_in_flight,
                 run_id=config.run_id,
                 namespace=config.namespace,
-                options=config.options,
+                options=config.run_options,
                 retry=config.retry,
                 max_failures=config.max_failures,
                 keep_logs=config.keep_logs,
@@ -835,19 +881,17 @@ class _Session:
         listed = await Pods(cluster.client).list(
             cluster.namespace, label_selector=f"{RUN_ID_LABEL}={self.config.run_id}"
         )
+        swept = await self._sweep(cluster, listed.items)
         for pod in listed.items:
             annotations = pod["metadata"].get("annotations") or {}
             key = annotations.get(TASK_KEY_ANNOTATION)
-            if key is None or key in self.skip:
+            if key is None or key in self.skip or pod["metadata"]["name"] in swept.recorded:
                 continue
-            try:
-                attempt = int(annotations.get(ATTEMPT_ANNOTATION, "1"))
-            except ValueError:
-                attempt = 1
+            attempt = attempt_of(annotations)
             if attempt >= found.get(key, 0):
                 found[key] = attempt
                 pinned[key] = member.name
-        return len(listed.items)
+        return len(listed.items) - len(swept.recorded)
 
     async def _launch_fleet(
         self, fleet: Fleet, specs: list[PodSpec], pinned: dict[str, str]
@@ -863,13 +907,21 @@ class _Session:
             policies=self.config.policies,
             pinned=pinned,
         )
+        pods = {name: Pods(launcher.cluster.client) for name, launcher in fleet.launchers.items()}
+        options = self.config.options
+        limiter = anyio.CapacityLimiter(16)
         try:
             with ResultsWriter(self.config.results_path, run_id=self.config.run_id) as writer:
-                async with contextlib.aclosing(attempts):
+                async with anyio.create_task_group() as deletions, contextlib.aclosing(attempts):
                     async for placed in attempts:
                         attempt = placed.attempt
                         extra = {**_attempt_fields(attempt), "cluster": placed.cluster or None}
                         writer.write(attempt.result, extra=extra)
+                        where = pods.get(placed.cluster)
+                        if where is not None and _deleted_after_record(options, attempt.result):
+                            deletions.start_soon(
+                                _delete_recorded, where, *_where(attempt.result), options, limiter
+                            )
                         self._check_node(placed.cluster, attempt.result)
                         self.attempts[attempt.task_key] = attempt.attempt
                         if attempt.final:
@@ -947,11 +999,37 @@ class _Session:
         return history
 
     async def _pods_of_run(self, cluster: Cluster) -> int:
-        """Count this run's pods that exist; also proves the cluster answers (and lets us list)."""
+        """Count this run's pods to be reattached, after deleting those whose results
+        are recorded (asyncpod/cli/sweep.py); also proves the cluster answers (and lets
+        us list)."""
         listed = await Pods(cluster.client).list(
             cluster.namespace, label_selector=f"{RUN_ID_LABEL}={self.config.run_id}"
         )
-        return len(listed.items)
+        found = await self._sweep(cluster, listed.items)
+        return len(listed.items) - len(found.recorded)
+
+    async def _sweep(self, cluster: Cluster, pods: list[dict[str, Any]]) -> Sweep:
+        """Delete the recorded pods among ``pods`` that the user's cleanup deletes: left
+        by a process killed between a result's line and its pod's deletion."""
+        found = sweep(
+            pods,
+            recorded_attempts=self.config.recorded.attempts,
+            tasks=_keys(self.config.batch),
+            cleanup=self.config.options.cleanup,
+        )
+        if found.delete:
+            self._note(
+                f"{self.config.title}: deleting {len(found.delete)} pods whose results "
+                "were recorded before the last process stopped"
+            )
+            pods_api, options = Pods(cluster.client), self.config.options
+            limiter = anyio.CapacityLimiter(16)
+            async with anyio.create_task_group() as group:
+                for name, uid in found.delete:
+                    group.start_soon(
+                        _delete_recorded, pods_api, cluster.namespace, name, uid, options, limiter
+                    )
+        return found
 
     async def _preflight(self, cluster: Cluster) -> None:
         """A server-side dry run of the first pod to run, before any pod is created.

@@ -35,6 +35,7 @@ __all__ = [
     "RunOptions",
     "Verdict",
     "clock_from_pod",
+    "deleted_after_record",
     "judge",
     "judge_deletion",
     "may_retry",
@@ -58,6 +59,13 @@ class Cleanup(str, enum.Enum):
     """Never delete it, not even on cancellation (for debugging)."""
     DELETE_ON_SUCCESS = "delete-on-success"
     """Delete it when it succeeded; keep failed pods for inspection."""
+    RECORD_FIRST = "record-first"
+    """Keep the pod of every result the run hands over (succeeded, failed, timed out),
+    for a caller that records results before their pods go: it deletes each pod once
+    the result is safe (:func:`deleted_after_record`), so a process killed in between
+    finds the pod on resume instead of neither pod nor result. A cancelled or failed
+    run hands over nothing final and deletes its pod as DELETE does. The batch
+    launcher's mode; not a ``--cleanup`` choice."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -350,12 +358,35 @@ def should_delete(
 
     ``outcome`` is None when the run ended without a result (an error). A pod deleted
     by somebody else is not deleted again; DELETE_ON_SUCCESS keeps a pod that finished
-    and failed, but never one that is still running (that would leak it).
+    and failed, but never one that is still running (that would leak it); RECORD_FIRST
+    deletes only the pods of runs that hand over nothing final.
     """
-    if options.cleanup is Cleanup.KEEP:
+    if options.cleanup is Cleanup.RECORD_FIRST:
+        return outcome is None or outcome in _UNRECORDED_OUTCOMES
+    return _deletes(options.cleanup, outcome, succeeded=succeeded, pod_finished=pod_finished)
+
+
+#: Outcomes a RECORD_FIRST run deletes the pod of itself: nothing final is handed over.
+_UNRECORDED_OUTCOMES = frozenset({Outcome.CANCELLED, Outcome.ERROR})
+
+
+def deleted_after_record(
+    cleanup: Cleanup, outcome: Outcome, *, succeeded: bool, pod_finished: bool
+) -> bool:
+    """Whether a caller whose runs used RECORD_FIRST deletes the pod once it has
+    recorded the result, following the user's ``cleanup`` (DELETE, DELETE_ON_SUCCESS
+    or KEEP): never for a pod the run deleted itself (cancelled, error) or somebody
+    else did; otherwise what :func:`should_delete` says of a run with that cleanup."""
+    if outcome in _UNRECORDED_OUTCOMES or cleanup is Cleanup.RECORD_FIRST:
         return False
-    if outcome is Outcome.DELETED:
+    return _deletes(cleanup, outcome, succeeded=succeeded, pod_finished=pod_finished)
+
+
+def _deletes(
+    cleanup: Cleanup, outcome: Outcome | None, *, succeeded: bool, pod_finished: bool
+) -> bool:
+    if cleanup is Cleanup.KEEP or outcome is Outcome.DELETED:
         return False
-    if options.cleanup is Cleanup.DELETE_ON_SUCCESS:
+    if cleanup is Cleanup.DELETE_ON_SUCCESS:
         return outcome is None or succeeded or not pod_finished
     return True

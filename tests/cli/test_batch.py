@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from asyncpod.spec import RUN_ID_LABEL, deterministic_pod_name
+from asyncpod.spec import RUN_ID_LABEL, TASK_KEY_ANNOTATION, deterministic_pod_name
 from asyncpod.testing import LocalControlPlane
 from asyncpod.testing.pytest_plugin import TestCluster
 from tests.cli.helpers import Cli, pods, pods_created, wait_until
@@ -238,8 +238,12 @@ def test_resume_after_sigkill_reattaches_and_creates_no_pod_twice(
     time.sleep(0.7)
     first.popen.send_signal(signal.SIGKILL)
     assert first.wait(10) == -signal.SIGKILL
-    recorded = len(read_lines(results))
-    alive = len(pods(kube_cluster, namespace, selector))
+    lines = read_lines(results)
+    recorded = len(lines)
+    # A recorded pod still there (its delete was to follow its line) is deleted by
+    # the resumed batch, not reattached: its result is on file.
+    names = {line["name"] for line in lines}
+    alive = sum(p["metadata"]["name"] not in names for p in pods(kube_cluster, namespace, selector))
     assert recorded < tasks
     assert alive >= 1, "no pod was left to reattach to"
 
@@ -258,6 +262,40 @@ def test_resume_after_sigkill_reattaches_and_creates_no_pod_twice(
     # The API server created exactly one pod per task over both attempts.
     assert pods_created(control_plane) - created_before == tasks
     wait_until(lambda: not pods(kube_cluster, namespace, selector), timeout=15, what="cleanup")
+
+
+@pytest.mark.simulated
+def test_a_resumed_batch_deletes_the_pods_whose_results_are_recorded_as_its_cleanup_says(
+    cli: Cli, control_plane: LocalControlPlane, kube_cluster: TestCluster, namespace: str
+) -> None:
+    """What a process killed between a result's line and its pod's delete leaves: the
+    pods of recorded tasks. Made here for certain by a first run that keeps every pod."""
+    ok = {"image": "busybox", "annotations": {f"{SIM}duration": "200ms"}}
+    failing = {"image": "busybox", "annotations": {f"{SIM}exit-code": "3"}}
+    jobs = write_jsonl(cli.workdir / "jobs.jsonl", [ok, ok, failing])
+    results = cli.workdir / "results.jsonl"
+    selector = f"{RUN_ID_LABEL}=sweep-1"
+    args = [
+        "batch", str(jobs), *cli.cluster_args, "--run-id", "sweep-1",
+        "--results", str(results), "--progress", "none",
+    ]  # fmt: skip
+    first = cli.run(*args, "--cleanup", "keep")
+    assert first.popen.returncode == 1, first.stderr  # one task failed
+    assert len(pods(kube_cluster, namespace, selector)) == 3
+    created_before = pods_created(control_plane)
+
+    second = cli.run(*args, "--resume", "--cleanup", "delete-on-success")
+
+    assert second.popen.returncode == 1, second.stderr
+    assert "deleting 2 pods whose results were recorded" in second.stderr
+    assert "0 to run; 0 pods of this run still exist" in " ".join(second.stderr.split())
+    assert pods_created(control_plane) == created_before  # nothing made again
+    assert len(read_lines(results)) == 3
+    wait_until(
+        lambda: [p["metadata"]["annotations"][TASK_KEY_ANNOTATION]
+                 for p in pods(kube_cluster, namespace, selector)] == ["2"],
+        timeout=30, what="only the failed task's pod kept",
+    )  # fmt: skip
 
 
 def test_a_namespace_that_does_not_exist_is_a_usage_error(

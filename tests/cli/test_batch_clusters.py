@@ -157,16 +157,7 @@ def test_sigkill_and_resume_across_clusters_reattaches_where_each_attempt_ran(
     alive = len(pods_of(control_plane, cli.namespace, "two-r")) + len(
         pods_of(plane_b, cli.namespace, "two-r")
     )
-    recorded_at_kill = len(read_lines(results))
-    assert recorded_at_kill < tasks
-    made_before_kill = pods_created(control_plane) - a_before + pods_created(plane_b) - b_before
-    # KNOWN DEFECT (found 2026-12-06, left for the next session): a run deletes its
-    # finished pod before the batch writes its line. Killed in between, the task has
-    # neither a pod nor a line, and the resumed batch makes its pod again. Those tasks
-    # are counted here so that everything else is still asserted exactly; the test is
-    # reported as an expected failure when it happened (a cohort of pods finishing at
-    # the kill made 3 of 40 again once).
-    gone_unrecorded = made_before_kill - recorded_at_kill - alive
+    assert len(read_lines(results)) < tasks
 
     second = cli.run(*args, "--resume", timeout=600)
 
@@ -177,8 +168,11 @@ def test_sigkill_and_resume_across_clusters_reattaches_where_each_attempt_ran(
     assert all(line["attempt"] == 1 for line in lines)
     # One pod per task over both processes and both clusters: the pods alive at the
     # kill were reattached where they ran, none made again on the other cluster.
+    # A task whose pod finished as the kill came has its pod kept until its line is
+    # written (record first: BatchConfig.run_options), so it is reattached, not made
+    # again; a recorded pod left by the kill is swept (no pod is left, below).
     created = pods_created(control_plane) - a_before + pods_created(plane_b) - b_before
-    assert created == tasks + gone_unrecorded
+    assert created == tasks, (created, tasks, alive, second.stdout)
     where: dict[str, set[str]] = defaultdict(set)
     for line in lines:
         where[line["task_key"]].add(line["cluster"])
@@ -193,12 +187,6 @@ def test_sigkill_and_resume_across_clusters_reattaches_where_each_attempt_ran(
         timeout=60,
         what="no pod left on either cluster",
     )
-    assert gone_unrecorded >= 0
-    if gone_unrecorded:
-        pytest.xfail(
-            f"known defect: {gone_unrecorded} tasks' pods were deleted by their runs "
-            "before their lines were written, and made again on resume"
-        )
 
 
 def test_a_cluster_lost_for_good_gets_no_new_pods_and_its_tasks_do_not_run_twice(

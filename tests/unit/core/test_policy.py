@@ -16,6 +16,7 @@ from asyncpod.core.policy import (
     RunOptions,
     Verdict,
     clock_from_pod,
+    deleted_after_record,
     judge,
     next_deadline,
     resolve_conflict,
@@ -274,6 +275,14 @@ def test_another_run_or_task_is_refused() -> None:
         (Cleanup.DELETE_ON_SUCCESS, Outcome.FAILED, False, True, False),
         (Cleanup.DELETE_ON_SUCCESS, Outcome.TIMED_OUT, False, False, True),
         (Cleanup.DELETE_ON_SUCCESS, None, False, False, True),
+        # RECORD_FIRST keeps every pod whose result is handed over, finished or not.
+        (Cleanup.RECORD_FIRST, Outcome.SUCCEEDED, True, True, False),
+        (Cleanup.RECORD_FIRST, Outcome.FAILED, False, True, False),
+        (Cleanup.RECORD_FIRST, Outcome.TIMED_OUT, False, False, False),
+        (Cleanup.RECORD_FIRST, Outcome.DELETED, False, False, False),
+        (Cleanup.RECORD_FIRST, Outcome.CANCELLED, False, True, True),
+        (Cleanup.RECORD_FIRST, Outcome.ERROR, False, False, True),
+        (Cleanup.RECORD_FIRST, None, False, False, True),
     ],
 )
 def test_should_delete(
@@ -281,6 +290,37 @@ def test_should_delete(
 ) -> None:
     options = RunOptions(cleanup=cleanup)
     assert should_delete(options, outcome, succeeded=succeeded, pod_finished=finished) is expected
+
+
+@pytest.mark.parametrize("cleanup", [Cleanup.DELETE, Cleanup.DELETE_ON_SUCCESS, Cleanup.KEEP])
+@pytest.mark.parametrize("outcome", list(Outcome))
+@pytest.mark.parametrize(("succeeded", "finished"), [(True, True), (False, True), (False, False)])
+def test_every_pod_is_deleted_once_by_the_run_or_after_its_record(
+    cleanup: Cleanup, outcome: Outcome, succeeded: bool, finished: bool
+) -> None:
+    """Together, a RECORD_FIRST run and its recorder delete exactly what a run with
+    the user's cleanup would have deleted, and no pod twice."""
+    by_run = should_delete(
+        RunOptions(cleanup=Cleanup.RECORD_FIRST), outcome, succeeded=succeeded,
+        pod_finished=finished,
+    )  # fmt: skip
+    after = deleted_after_record(cleanup, outcome, succeeded=succeeded, pod_finished=finished)
+    alone = should_delete(
+        RunOptions(cleanup=cleanup), outcome, succeeded=succeeded, pod_finished=finished
+    )
+    assert not (by_run and after)
+    if outcome in (Outcome.CANCELLED, Outcome.ERROR):
+        assert by_run  # nothing final to record: the run's own delete
+        assert not after
+    else:
+        assert not by_run
+        assert after is alone
+
+
+def test_a_recorder_with_record_first_deletes_nothing() -> None:
+    assert not deleted_after_record(
+        Cleanup.RECORD_FIRST, Outcome.SUCCEEDED, succeeded=True, pod_finished=True
+    )
 
 
 # ------------------------------------------------------------------ options
