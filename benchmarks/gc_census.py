@@ -11,6 +11,11 @@ run shows up as a number:
 - every generation-2 pass during the burst (``gc.callbacks``): how long, how much found;
 - the longest stall of a 10 ms ticker on the same loop.
 
+``--trigger`` takes the same census of N of asyncpod's Airflow triggers
+(``AsyncpodPodTrigger``) on one loop, as a triggerer hosts them, each following a pod
+made beforehand (what a worker does): the objects a triggerer's full GC pass walks per
+deferred task. Airflow is imported before the first count, as in a triggerer.
+
 ``--freeze`` applies the first part of the batch command's policy (``gc.freeze()``
 before the first pod; ``asyncpod/cli/heap.py`` also turns the automatic full pass off,
 which this census leaves on to time the passes). One process, one local control
@@ -19,6 +24,7 @@ then the session is closed, which deletes them)::
 
     python -m benchmarks.gc_census --pods 1000
     python -m benchmarks.gc_census --pods 1000 --freeze
+    python -m benchmarks.gc_census --pods 5000 --trigger
 """
 
 from __future__ import annotations
@@ -144,24 +150,10 @@ async def _take(
                     traced_at_peak = tracemalloc.take_snapshot()
                     traced_per_run = _bytes_by_line(traced_before, traced_at_peak, pods)
                     tracemalloc.stop()
-                grown = at_peak - before
-                row = {
-                    "pods": pods,
-                    "running": running,
-                    "ramp_s": round(ramp, 1),
-                    "freeze": freeze,
-                    "tracked_before": sum(before.values()),
-                    "tracked_at_peak": sum(at_peak.values()),
-                    "rss_growth_kib": rss_at_peak - rss_before,
-                    "rss_per_run_bytes": round((rss_at_peak - rss_before) * 1024 / pods),
-                    "per_run": round((sum(at_peak.values()) - sum(before.values())) / pods, 1),
-                    "per_run_by_type": [
-                        (name, round(n / pods, 2)) for name, n in grown.most_common(20)
-                    ],
-                    "full_passes": [(round(s * 1000), found) for s, found in passes.full],
-                    "longest_stall_ms": round(max(stalls, default=0.0) * 1000),
-                    "bytes_per_run_by_line": traced_per_run,
-                }
+                row = _row(
+                    pods, running, ramp, before, at_peak, rss_before, rss_at_peak, passes,
+                    stalls, traced_per_run, freeze=freeze,
+                )  # fmt: skip
                 # Reported before the session closes: deleting 20,000 pods takes minutes.
                 on_peak(row)
                 group.cancel_scope.cancel()
@@ -170,6 +162,115 @@ async def _take(
             if freeze:
                 gc.unfreeze()
     return row
+
+
+async def _take_triggers(
+    kubeconfig: str, pods: int, ramp_limit: float, on_peak: Callable[[dict[str, Any]], None]
+) -> dict[str, Any]:
+    """The census of ``pods`` triggers, each following a pod made before the first count."""
+    import asyncpod
+    from asyncpod import PodSpec
+    from asyncpod.airflow.triggers import AsyncpodPodTrigger, load_machinery
+    from asyncpod.kube.pods import Pods
+    from asyncpod.testing import outcome
+
+    await load_machinery()
+    passes = _Passes()
+    stalls: list[float] = []
+    made: list[dict[str, Any]] = []
+    # The worker's part, in a session of its own, closed before the first count.
+    async with asyncpod.connect(kubeconfig, namespace="default", qps=None) as worker:
+        api = Pods(worker.client)
+        limiter = anyio.CapacityLimiter(50)
+
+        async def make(i: int) -> None:
+            spec = PodSpec("busybox:1.36", annotations=outcome(duration="600s"))
+            manifest = spec.to_manifest(namespace="default", name=f"census-t{i}")
+            async with limiter:
+                made.append(await api.create("default", manifest))
+
+        async with anyio.create_task_group() as group:
+            for i in range(pods):
+                group.start_soon(make, i)
+    triggers = [
+        AsyncpodPodTrigger(
+            pod_name=pod["metadata"]["name"],
+            pod_namespace="default",
+            pod_uid=pod["metadata"]["uid"],
+            pod_resource_version=pod["metadata"]["resourceVersion"],
+            config_file=kubeconfig,
+            base_container_name="main",
+            get_logs=False,
+            startup_timeout=ramp_limit + 600,
+        )
+        for pod in made
+    ]
+    made.clear()
+    gc.collect()
+    before = _census()
+    rss_before = _rss_kib()
+    gc.callbacks.append(passes)
+    started = time.monotonic()
+    try:
+        async with anyio.create_task_group() as group:
+            group.start_soon(_ticker, stalls)
+
+            async def follow(trigger: Any) -> None:
+                async for _ in trigger.run():
+                    return
+
+            for trigger in triggers:
+                group.start_soon(follow, trigger)
+            from asyncpod.airflow.sessions import session_statistics
+
+            # Every trigger is in the shared session, then attached from its informer.
+            while time.monotonic() - started < ramp_limit:
+                await asyncio.sleep(1)
+                if session_statistics().users >= pods:
+                    break
+            await asyncio.sleep(10)
+            users = session_statistics().users
+            row = _row(
+                pods, users, time.monotonic() - started, before, _census(), rss_before,
+                _rss_kib(), passes, stalls, [], freeze=False,
+            )  # fmt: skip
+            on_peak(row)
+            group.cancel_scope.cancel()
+    finally:
+        gc.callbacks.remove(passes)
+    return row
+
+
+def _row(
+    pods: int,
+    running: int,
+    ramp: float,
+    before: Counter[str],
+    at_peak: Counter[str],
+    rss_before: int,
+    rss_at_peak: int,
+    passes: _Passes,
+    stalls: list[float],
+    traced_per_run: list[tuple[str, int]],
+    *,
+    freeze: bool,
+) -> dict[str, Any]:
+    grown = at_peak - before
+    return {
+        "pods": pods,
+        "running": running,
+        "ramp_s": round(ramp, 1),
+        "freeze": freeze,
+        "tracked_before": sum(before.values()),
+        "tracked_at_peak": sum(at_peak.values()),
+        "rss_growth_kib": rss_at_peak - rss_before,
+        "rss_per_run_bytes": round((rss_at_peak - rss_before) * 1024 / pods),
+        "per_run": round((sum(at_peak.values()) - sum(before.values())) / pods, 1),
+        "per_run_by_type": [(name, round(n / pods, 2)) for name, n in grown.most_common(20)],
+        "full_passes": [(round(s * 1000), found) for s, found in passes.full],
+        "longest_stall_ms": round(max(stalls, default=0.0) * 1000),
+        "bytes_per_run_by_line": traced_per_run,
+    }
 
 
 def _rss_kib() -> int:
@@ -217,6 +318,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--out", type=Path, help="also write the figures to this JSON file")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds to ramp up")
+    parser.add_argument(
+        "--trigger", action="store_true", help="N Airflow triggers instead of a launcher's runs"
+    )
     args = parser.parse_args(argv)
     plane = LocalControlPlane(
         nodes=max(3, args.pods // 500 + 1),
@@ -232,6 +336,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.out is not None:
                 args.out.write_text(json.dumps(row, indent=1) + "\n")
 
+        if args.trigger:
+            kubeconfig = str(plane.kubeconfig)
+            row = asyncio.run(_take_triggers(kubeconfig, args.pods, args.timeout, at_peak))
+            return 0 if row["running"] >= row["pods"] else 1
         row = asyncio.run(
             _take(
                 str(plane.kubeconfig),

@@ -333,14 +333,9 @@ class AsyncpodPodTrigger(BaseTrigger):
             namespace = await self._namespace(target)
             async with shared_cluster(target, namespace) as cluster:
                 try:
-                    run = await self._obtain(cluster)
+                    result = await self._result(cluster)
                 except NotFoundError as error:
                     return self._error_payload("PodNotFound", str(error))
-                try:
-                    result = await self._wait(cluster, run)
-                finally:
-                    with anyio.CancelScope(shield=True):
-                        await run.cancel()  # stop following (KEEP: the pod stays)
                 xcom = None
                 if self.do_xcom_push and result.ok:
                     # The base container has ended; the sidecar hands the file over.
@@ -368,6 +363,28 @@ class AsyncpodPodTrigger(BaseTrigger):
     async def _namespace(self, target: KubeTarget) -> str:
         """The pod's namespace (the session is shared per namespace)."""
         return self.pod_namespace
+
+    async def _result(self, cluster: Cluster) -> PodResult:
+        """Follow the pod to its result; its logs too, if they are wanted."""
+        if self.get_logs:
+            return await self._followed(cluster)
+        # The result only: followed in this task, with no task of the session's.
+        return await cluster.follow(
+            self.pod_name,
+            uid=self.pod_uid,
+            namespace=self.pod_namespace,
+            options=self._options(),
+            resource_version=self.pod_resource_version,
+        )
+
+    async def _followed(self, cluster: Cluster) -> PodResult:
+        """The run from :meth:`_obtain`, followed to its result (logs included)."""
+        run = await self._obtain(cluster)
+        try:
+            return await self._wait(cluster, run)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await run.cancel()  # stop following (KEEP: the pod stays)
 
     async def _obtain(self, cluster: Cluster) -> PodRun:
         """The run to follow: here, attach to the pod the worker made, by uid.
@@ -763,6 +780,10 @@ class AsyncpodPodStartTrigger(AsyncpodPodTrigger):
                 found = (await load_cluster_config(target)).namespace
             self.pod_namespace = found or "default"
         return self.pod_namespace
+
+    async def _result(self, cluster: Cluster) -> PodResult:
+        # This trigger makes the pod: its run is always the session's (cluster.start).
+        return await self._followed(cluster)
 
     async def _obtain(self, cluster: Cluster) -> PodRun:
         from asyncpod.airflow.deletion import delete_earlier_tries

@@ -25,7 +25,7 @@ from asyncpod.errors import (
     TransientError,
     UnauthorizedError,
 )
-from asyncpod.results import Outcome, Reason
+from asyncpod.results import Outcome, PodResult, Reason
 from asyncpod.spec import RUN_ID_LABEL, TASK_KEY_ANNOTATION
 
 __all__ = [
@@ -42,6 +42,7 @@ __all__ = [
     "next_deadline",
     "refusal_message",
     "resolve_conflict",
+    "should_collect_events",
     "should_delete",
 ]
 
@@ -349,6 +350,19 @@ def refusal_message(verdict: ConflictVerdict, existing: dict[str, Any], ref: str
         f"pod {ref} exists but belongs to another run or task (run-id "
         f"{labels.get(RUN_ID_LABEL)!r}, task {annotations.get(TASK_KEY_ANNOTATION)!r})"
     )
+
+
+def should_collect_events(
+    options: RunOptions, result: PodResult | None, *, cancelled: bool
+) -> bool:
+    """Whether cleanup lists the pod's Events into its result: for a failure, when
+    ``collect_events`` asks for them, but never for a cancelled run. Its Events tell
+    nothing of why it was cancelled, and a cancellation comes by the thousand (a
+    Ctrl-C, a triggerer shutting down): one LIST each would hold up every ending.
+    """
+    if not options.collect_events or cancelled or result is None:
+        return False
+    return not result.ok and result.outcome is not Outcome.CANCELLED
 
 
 def should_delete(

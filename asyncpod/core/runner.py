@@ -48,7 +48,7 @@ import anyio
 
 from asyncpod.core import lifecycle
 from asyncpod.core.flag import Flag
-from asyncpod.core.informer import PodInformer
+from asyncpod.core.informer import PodInformer, PodSubscription
 from asyncpod.core.policy import (
     CREATE_ATTEMPT_ANNOTATION,
     Cleanup,
@@ -59,6 +59,7 @@ from asyncpod.core.policy import (
     judge,
     judge_deletion,
     next_deadline,
+    should_collect_events,
     should_delete,
 )
 from asyncpod.core.retrying import until_answered
@@ -209,6 +210,7 @@ class PodRun:
         run_id: str | None = None,
         extra_labels: dict[str, str] | None = None,
         on_done: Callable[[PodRun], None] | None = None,
+        subscription: PodSubscription | None = None,
     ) -> None:
         self._client = client
         self._informer = informer
@@ -216,7 +218,10 @@ class PodRun:
         self.namespace = namespace
         self.spec = spec
         self.options = options
-        self._start = PodStart(client=client, informer=informer, namespace=namespace, name=name)
+        self._start = PodStart(
+            client=client, informer=informer, namespace=namespace, name=name,
+            subscription=subscription,
+        )  # fmt: skip
         self.uid = uid
         self.run_id = run_id
         self.task_key = spec.task_key if spec is not None else None
@@ -555,7 +560,8 @@ class PodRun:
                 self._latest = self._latest or pod
         if self.uid is None:
             return result  # nothing was created
-        if result is not None and not result.ok and self.options.collect_events:
+        if should_collect_events(self.options, result, cancelled=cancelled):
+            assert result is not None
             with contextlib.suppress(AsyncpodError):
                 result = await self._with_events(result)
         finished = self._latest is not None and lifecycle.is_terminal(self._latest)

@@ -76,14 +76,22 @@ class PodStart:
     )
 
     def __init__(
-        self, *, client: KubeClient, informer: PodInformer, namespace: str, name: str | None
+        self,
+        *,
+        client: KubeClient,
+        informer: PodInformer,
+        namespace: str,
+        name: str | None,
+        subscription: PodSubscription | None = None,
     ) -> None:
         self._client = client
         self.pods = Pods(client)  # the run's, too: one per run
         self._informer = informer
         self.namespace = namespace
         self.name = name
-        self.subscription: PodSubscription | None = None
+        # An attach may be handed the subscription its caller opened to look for the
+        # pod (Cluster.attach): kept open, the informer kept the pod for it.
+        self.subscription: PodSubscription | None = subscription
         self.post_sent = False
         self.reattached = False
         self._token = ""
@@ -224,7 +232,8 @@ class PodStart:
         assert self.name is not None
         # Subscribe before reading, so no change between the read and the
         # subscription is missed; the informer may already know the pod.
-        self.subscription = self._informer.subscribe(self.name, uid=uid)
+        if self.subscription is None:
+            self.subscription = self._informer.subscribe(self.name, uid=uid)
         pod = self.subscription.latest
         if pod is None:
             pod = await self.get(time.monotonic() + window)

@@ -137,3 +137,62 @@ async def test_a_pod_deleted_unfollowed_is_not_found_without_a_read(
         await cluster.attach("gone", uid=meta["uid"], resource_version=meta["resourceVersion"])
 
     assert per_pod_gets(cluster, informer) == before
+
+
+async def test_follow_gives_the_result_in_the_calling_task_without_a_read(
+    cluster: asyncpod.Cluster,
+    kube_cluster: TestCluster,
+    namespace: str,
+) -> None:
+    informer = cluster.informer(namespace, selector=MANAGED_SELECTOR)
+    await informer.wait_synced()
+    before = per_pod_gets(cluster, informer)
+    meta = _create(kube_cluster, namespace, "followed", duration=1)["metadata"]
+
+    result = await cluster.follow(
+        "followed", uid=meta["uid"], resource_version=meta["resourceVersion"]
+    )
+
+    assert result.outcome is Outcome.SUCCEEDED
+    assert result.uid == meta["uid"]
+    assert per_pod_gets(cluster, informer) == before
+    assert cluster.statistics().runs_active == 0  # nothing left of the run
+
+
+async def test_follow_gives_a_failure_as_a_result(
+    cluster: asyncpod.Cluster, kube_cluster: TestCluster, namespace: str
+) -> None:
+    meta = _create(kube_cluster, namespace, "failing", duration=1, exit_code=3)["metadata"]
+
+    result = await cluster.follow("failing", uid=meta["uid"])
+
+    assert result.outcome is Outcome.FAILED
+    assert result.exit_code == 3
+
+
+async def test_follow_raises_for_a_pod_that_is_gone_and_leaves_no_run(
+    cluster: asyncpod.Cluster, namespace: str
+) -> None:
+    with pytest.raises(NotFoundError):
+        await cluster.follow("never-made", namespace=namespace)
+    assert cluster.statistics().runs_active == 0
+
+
+async def test_a_cancelled_follower_ends_its_run_as_the_cleanup_says(
+    cluster: asyncpod.Cluster,
+    kube_cluster: TestCluster,
+    namespace: str,
+) -> None:
+    meta = _create(kube_cluster, namespace, "abandoned", duration=600)["metadata"]
+
+    with anyio.move_on_after(2) as scope:
+        await cluster.follow("abandoned", uid=meta["uid"])  # cleanup DELETE: the pod goes
+
+    assert scope.cancelled_caught
+    assert cluster.statistics().runs_active == 0
+
+    def gone() -> bool:
+        listed = kube_cluster.admin.request("GET", f"/api/v1/namespaces/{namespace}/pods")
+        return all(p["metadata"]["name"] != "abandoned" for p in listed["items"])
+
+    await _until(gone, "the cancelled run's pod to be deleted")

@@ -20,10 +20,11 @@ from asyncpod.core.policy import (
     judge,
     next_deadline,
     resolve_conflict,
+    should_collect_events,
     should_delete,
 )
 from asyncpod.errors import OptionError, UsageError
-from asyncpod.results import Outcome, Reason
+from asyncpod.results import Outcome, PodResult, Reason
 
 T0 = datetime(2026, 11, 30, 12, 0, 0, tzinfo=timezone.utc)
 
@@ -315,6 +316,26 @@ def test_every_pod_is_deleted_once_by_the_run_or_after_its_record(
     else:
         assert not by_run
         assert after is alone
+
+
+@pytest.mark.parametrize(
+    ("outcome", "cancelled", "collect", "expected"),
+    [
+        (Outcome.FAILED, False, True, True),
+        (Outcome.TIMED_OUT, False, True, True),
+        (Outcome.SUCCEEDED, False, True, False),
+        (Outcome.FAILED, False, False, False),  # collect_events=False
+        (Outcome.CANCELLED, True, True, False),  # a Ctrl-C: no LIST per run
+        (Outcome.CANCELLED, False, True, False),
+        (None, False, True, False),
+    ],
+)
+def test_events_are_listed_for_failures_only_never_for_a_cancellation(
+    outcome: Outcome | None, cancelled: bool, collect: bool, expected: bool
+) -> None:
+    result = None if outcome is None else PodResult("ns", "p", "u", outcome=outcome)
+    options = RunOptions(collect_events=collect)
+    assert should_collect_events(options, result, cancelled=cancelled) is expected
 
 
 def test_a_recorder_with_record_first_deletes_nothing() -> None:
