@@ -144,9 +144,9 @@ __all__ = ["BatchConfig", "add_parser", "execute", "handle", "new_run_id", "prin
 ProgressMode = Literal["auto", "bar", "lines", "none"]
 
 MAX_PROBLEMS_SHOWN = 50
-#: ``--cleanup``: every mode but RECORD_FIRST, which is how a batch runs its pods anyway.
+"""Problems of a bad batch file printed before "... and N more"."""
 CLEANUP_CHOICES = [c.value for c in Cleanup if c is not Cleanup.RECORD_FIRST]
-"""Seconds to wait, after stopping early, before looking for pods left behind."""
+"""``--cleanup``: every mode but RECORD_FIRST, which is how a batch runs its pods anyway."""
 FAIL_FAST_AFTER = 10
 """Stop when this many first results (or all, if fewer) are all create failures."""
 

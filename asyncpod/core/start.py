@@ -90,7 +90,7 @@ class PodStart:
         self.namespace = namespace
         self.name = name
         # An attach may be handed the subscription its caller opened to look for the
-        # pod (Cluster.attach): kept open, the informer kept the pod for it.
+        # pod (Cluster.attach, Cluster.follow): kept open, the informer kept the pod for it.
         self.subscription: PodSubscription | None = subscription
         self.post_sent = False
         self.reattached = False
