@@ -599,26 +599,32 @@ async def _delete_recorded(
     limiter: anyio.CapacityLimiter,
 ) -> None:
     """Delete a recorded attempt's pod, by uid (never a namesake), riding out an
-    outage for ``delete_retry_window``; a failure is only logged (a resumed batch
-    deletes what is left: asyncpod.cli.sweep).
+    outage for ``delete_retry_window`` from when it was asked; a failure is only
+    logged (a resumed batch deletes what is left: asyncpod.cli.sweep).
 
     Shielded: a Ctrl-C while deletions are pending must not leave recorded pods behind.
+    The window counts from the request, not from its turn under ``limiter``, so a
+    backlog behind a dead server ends with the window instead of one window per
+    turn (a Ctrl-C then waits about one window, not hours).
     """
+    deadline = time.monotonic() + options.delete_retry_window
+    log = logging.getLogger("asyncpod.cli.batch")
     with anyio.CancelScope(shield=True):
         async with limiter:
+            if time.monotonic() >= deadline:
+                log.warning("pod %s/%s not deleted in time: left for --resume", namespace, name)
+                return
             try:
                 await until_answered(
                     lambda: pods.delete(
                         namespace, name, uid=uid,
                         grace_period_seconds=options.delete_grace_period,
                     ),
-                    deadline=time.monotonic() + options.delete_retry_window,
+                    deadline=deadline,
                     restarted=lambda: False, what=f"delete of {namespace}/{name}",
                 )  # fmt: skip
             except AsyncpodError as error:
-                logging.getLogger("asyncpod.cli.batch").warning(
-                    "could not delete pod %s/%s: %s", namespace, name, error
-                )
+                log.warning("could not delete pod %s/%s: %s", namespace, name, error)
 
 
 def _attempt_fields(attempt: Attempt) -> dict[str, object]:

@@ -1,0 +1,68 @@
+"""A batch's deletes after its lines: shielded from Ctrl-C, and bounded behind a dead server.
+
+The server's failures are faked here (a delete that fails as an unreachable server's
+would, after a while): a real dead server's timing cannot be set by a test.
+"""
+
+from __future__ import annotations
+
+import time
+
+import anyio
+import anyio.lowlevel
+
+from asyncpod.cli.batch import _delete_recorded
+from asyncpod.core.policy import RunOptions
+from asyncpod.errors import ApiConnectionError
+
+
+class DeadServerPods:
+    """``Pods.delete`` against a server that takes ``seconds`` to fail each time."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.calls = 0
+
+    async def delete(self, namespace: str, name: str, **_: object) -> bool:
+        self.calls += 1
+        await anyio.sleep(self.seconds)
+        raise ApiConnectionError(f"DELETE {namespace}/{name}: connection refused")
+
+
+class LivePods:
+    def __init__(self) -> None:
+        self.deleted: list[tuple[str, str | None]] = []
+
+    async def delete(
+        self, namespace: str, name: str, *, uid: str | None = None, **_: object
+    ) -> bool:
+        await anyio.sleep(0.01)
+        self.deleted.append((name, uid))
+        return True
+
+
+async def test_a_backlog_behind_a_dead_server_ends_with_one_window() -> None:
+    pods = DeadServerPods(seconds=0.2)
+    options = RunOptions(delete_retry_window=0.5)
+    limiter = anyio.CapacityLimiter(2)
+    started = time.monotonic()
+    async with anyio.create_task_group() as group:
+        for i in range(40):
+            group.start_soon(_delete_recorded, pods, "ns", f"p{i}", f"u{i}", options, limiter)
+    # 40 deletes, 2 at a time, 0.2 s a try: one window each would be 40 / 2 * 0.5 s.
+    # Counted in tries, not seconds: the window lets each slot try a few times at
+    # most, then every delete still queued gives up without asking.
+    assert pods.calls <= 2 * 6
+    assert time.monotonic() - started < 10  # generous: 20 s is what it bounds away
+
+
+async def test_pending_deletes_complete_despite_cancellation() -> None:
+    pods = LivePods()
+    options = RunOptions()
+    limiter = anyio.CapacityLimiter(2)
+    async with anyio.create_task_group() as group:
+        for i in range(10):
+            group.start_soon(_delete_recorded, pods, "ns", f"p{i}", f"u{i}", options, limiter)
+        await anyio.lowlevel.checkpoint()
+        group.cancel_scope.cancel()  # a Ctrl-C right after the lines were written
+    assert sorted(pods.deleted) == sorted((f"p{i}", f"u{i}") for i in range(10))
