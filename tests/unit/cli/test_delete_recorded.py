@@ -7,6 +7,7 @@ would, after a while): a real dead server's timing cannot be set by a test.
 from __future__ import annotations
 
 import time
+from typing import cast
 
 import anyio
 import anyio.lowlevel
@@ -14,6 +15,12 @@ import anyio.lowlevel
 from asyncpod.cli.batch import _delete_recorded
 from asyncpod.core.policy import RunOptions
 from asyncpod.errors import ApiConnectionError
+from asyncpod.kube.pods import Pods
+
+
+def as_pods(fake: object) -> Pods:
+    """A fake with ``Pods.delete``'s signature, passed where a ``Pods`` goes."""
+    return cast("Pods", fake)
 
 
 class DeadServerPods:
@@ -48,7 +55,9 @@ async def test_a_backlog_behind_a_dead_server_ends_with_one_window() -> None:
     started = time.monotonic()
     async with anyio.create_task_group() as group:
         for i in range(40):
-            group.start_soon(_delete_recorded, pods, "ns", f"p{i}", f"u{i}", options, limiter)
+            group.start_soon(
+                _delete_recorded, as_pods(pods), "ns", f"p{i}", f"u{i}", options, limiter
+            )
     # 40 deletes, 2 at a time, 0.2 s a try: one window each would be 40 / 2 * 0.5 s.
     # Counted in tries, not seconds: the window lets each slot try a few times at
     # most, then every delete still queued gives up without asking.
@@ -62,7 +71,9 @@ async def test_pending_deletes_complete_despite_cancellation() -> None:
     limiter = anyio.CapacityLimiter(2)
     async with anyio.create_task_group() as group:
         for i in range(10):
-            group.start_soon(_delete_recorded, pods, "ns", f"p{i}", f"u{i}", options, limiter)
+            group.start_soon(
+                _delete_recorded, as_pods(pods), "ns", f"p{i}", f"u{i}", options, limiter
+            )
         await anyio.lowlevel.checkpoint()
         group.cancel_scope.cancel()  # a Ctrl-C right after the lines were written
     assert sorted(pods.deleted) == sorted((f"p{i}", f"u{i}") for i in range(10))
