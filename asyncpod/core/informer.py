@@ -94,6 +94,9 @@ class InformerStatistics:
     resource_version: str
     recently_ended: int = 0
     """Pods kept a while after they ended unfollowed (:class:`RecentlyEnded`)."""
+    watches_ended: int = 0
+    """Watches the server ended cleanly (its timeout, or a consumer it found too slow),
+    each resumed from the last version seen: neither a reconnect nor a relist."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -323,7 +326,7 @@ class PodInformer:
         self._failure: BaseException | None = None
         self._stopped = False
         self._lists = self._watches = self._events = self._bookmarks = 0
-        self._gone = self._stalls = self._reconnects = 0
+        self._gone = self._stalls = self._reconnects = self._watches_ended = 0
         self._connection_errors_at_start = 0  # taken when the loop starts
 
     # ------------------------------------------------------------------ public
@@ -353,6 +356,7 @@ class PodInformer:
             coalesced=sum(s.coalesced for subs in self._subscribers.values() for s in subs),
             resource_version=self._resource_version,
             recently_ended=len(self._recent),
+            watches_ended=self._watches_ended,
         )
 
     @property
@@ -443,6 +447,7 @@ class PodInformer:
                         need_list = False
                     await self._watch_once()
                     failures = 0  # a clean server-side end: resume from the last version
+                    self._watches_ended += 1
                 except GoneError:
                     self._gone += 1
                     self._metrics.watch_relist()
