@@ -335,8 +335,8 @@ async def test_200_triggers_on_one_loop_share_one_watch_and_never_get_a_pod(
         f"{count} triggers: server pod GET={spent.get('GET', 'pods'):g}; session lists={informer.lists} watches={informer.watches_opened} reconnects={informer.reconnects} requests={dict(stats.client.requests_sent)}"
     )
     assert informer.lists == 1
-    # One watch, reopened only after the server ended it (a loaded machine's API server
-    # closes a watch it finds too slow) or a reconnect, never one per trigger.
+    # One watch, reopened only after the server ended it (an API server may end a watch
+    # early, seen once in a loaded matrix run) or a reconnect, never one per trigger.
     assert informer.watches_opened <= 1 + informer.reconnects + informer.watches_ended
     # Every GET the session sent was its LIST or a WATCH: no per-pod request at all.
     assert stats.client.requests_sent.get("GET", 0) == informer.lists + informer.watches_opened
