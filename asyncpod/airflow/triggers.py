@@ -778,10 +778,6 @@ class AsyncpodPodStartTrigger(AsyncpodPodTrigger):
             self.pod_namespace = found or "default"
         return self.pod_namespace
 
-    async def _result(self, cluster: Cluster) -> PodResult:
-        # This trigger makes the pod: its run is always the session's (cluster.start).
-        return await self._followed(cluster)
-
     async def _obtain(self, cluster: Cluster) -> PodRun:
         from asyncpod.airflow.deletion import delete_earlier_tries
         from asyncpod.airflow.podbuild import build_manifest
