@@ -25,6 +25,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.error
@@ -39,6 +40,7 @@ from asyncpod.testing import nodecleanup, realnode
 from asyncpod.testing.admin import AdminClient, AdminRequestError
 from asyncpod.testing.binaries import Binaries, cache_dir, ensure_binaries, ensure_kubelet
 from asyncpod.testing.pki import ClientIdentity, Pki, make_pki
+from asyncpod.testing.reaper import REAL_NODES_FILE
 
 __all__ = ["ControlPlaneError", "LocalControlPlane", "RequestCounts", "parse_request_counts"]
 
@@ -178,6 +180,8 @@ class LocalControlPlane:
         self._ports: dict[str, int] = {}
         self._pki: Pki | None = None
         self._started = False
+        # Ends the processes if this process dies without stop() (asyncpod.testing.reaper).
+        self._reaper: subprocess.Popen[bytes] | None = None
 
     # ----------------------------------------------------------------- lifecycle
     def __enter__(self) -> LocalControlPlane:
@@ -221,6 +225,7 @@ class LocalControlPlane:
         (self._dir / "logs").mkdir(exist_ok=True)
         self._started = True
         try:
+            self._start_reaper()
             node_names = [f"asyncpod-real-{i}" for i in range(self.real_nodes)]
             self._pki = make_pki(self._dir, node_names=node_names)
             for name in ("etcd", "etcd-peer", "apiserver", "kwok"):
@@ -256,6 +261,7 @@ class LocalControlPlane:
             process = self._processes.get(name)
             if process is not None:
                 process.stop()
+        self._stop_reaper()
         if self._owns_workdir and self.workdir is not None and self._started:
             shutil.rmtree(self.workdir, ignore_errors=True)
         self._started = False
@@ -276,11 +282,35 @@ class LocalControlPlane:
         }
         path = self._dir / "state.json"
         path.write_text(json.dumps(state, indent=2))
+        self._stop_reaper()
         self._processes = {}
         self._real_nodes = []
         self._owns_workdir = False
         self._started = False
         return path
+
+    def _start_reaper(self) -> None:
+        """A watcher that stops the processes should this process die without stop()."""
+        argv = [sys.executable, "-m", "asyncpod.testing.reaper", str(os.getpid()), str(self._dir)]
+        if self._owns_workdir:
+            argv.append("--remove-workdir")
+        with (self._dir / "logs" / "reaper.log").open("ab") as log:
+            self._reaper = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,  # a Ctrl-C aimed at the owner is not for it
+            )  # fmt: skip
+
+    def _stop_reaper(self) -> None:
+        if self._reaper is None:
+            return
+        if self._reaper.poll() is None:
+            self._reaper.terminate()  # it waits on the owner and holds nothing
+            try:
+                self._reaper.wait(5)
+            except subprocess.TimeoutExpired:
+                self._reaper.kill()
+                self._reaper.wait(5)
+        self._reaper = None
 
     @staticmethod
     def read_state(workdir: Path) -> dict[str, Any] | None:
@@ -553,6 +583,9 @@ class LocalControlPlane:
                 tainted=self.real_node_taint,
             )
             self._real_nodes.append(layout)
+            (self._dir / REAL_NODES_FILE).write_text(
+                json.dumps([known.to_json() for known in self._real_nodes])
+            )
             kubeconfig = self._kubeconfig_text(self._pki.nodes[name], f"system:node:{name}")
             archives = realnode.prepare(layout, self._pki.ca_cert, kubeconfig, cache_dir())
             containerd = _Process(

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from asyncpod.testing.realnode import NodeLayout, cgroup_hierarchies
 
-__all__ = ["cleanup", "leftovers"]
+__all__ = ["cleanup", "is_zombie", "leftovers", "processes_mentioning"]
 
 _VAR_LOG_CONTAINERS = Path("/var/log/containers")
 _CNI_RESULTS = Path("/var/lib/cni/results")
@@ -46,7 +46,7 @@ def _cgroup_pids(name: str) -> set[int]:
     return pids
 
 
-def _processes_mentioning(text: str) -> list[int]:
+def processes_mentioning(text: str) -> list[int]:
     """Pids whose command line contains ``text`` (the node's directory)."""
     needle = text.encode()
     found = []
@@ -97,8 +97,8 @@ def cleanup(layout: NodeLayout, *, deadline_seconds: float = 15.0) -> list[str]:
     # Containers first (by cgroup), then shims, kubelet and containerd (by their
     # command lines, which all name the node's directory).
     while time.monotonic() < deadline:
-        pids = _cgroup_pids(layout.cgroup_name) | set(_processes_mentioning(str(layout.directory)))
-        pids = {pid for pid in pids if not _is_zombie(pid)}
+        pids = _cgroup_pids(layout.cgroup_name) | set(processes_mentioning(str(layout.directory)))
+        pids = {pid for pid in pids if not is_zombie(pid)}
         if not pids:
             break
         removed.append(f"killed pids {sorted(pids)}")
@@ -171,8 +171,8 @@ def _tidy_host() -> None:
 def leftovers(layout: NodeLayout) -> list[str]:
     """What of this node is still there (empty after :func:`cleanup`)."""
     found = []
-    pids = [p for p in _processes_mentioning(str(layout.directory)) if not _is_zombie(p)]
-    pids += [p for p in _cgroup_pids(layout.cgroup_name) if not _is_zombie(p)]
+    pids = [p for p in processes_mentioning(str(layout.directory)) if not is_zombie(p)]
+    pids += [p for p in _cgroup_pids(layout.cgroup_name) if not is_zombie(p)]
     if pids:
         found.append(f"processes {sorted(set(pids))}")
     found += [f"mount {m}" for m in _mounts_under(layout.directory)]
@@ -196,7 +196,7 @@ def _remove_symlinks_into(directory: Path, target: Path) -> None:
                 entry.unlink()
 
 
-def _is_zombie(pid: int) -> bool:
+def is_zombie(pid: int) -> bool:
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:

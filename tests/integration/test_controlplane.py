@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.parse
@@ -19,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from asyncpod.testing import AdminClient, AdminRequestError, LocalControlPlane, outcome
+from asyncpod.testing import AdminClient, AdminRequestError, LocalControlPlane, nodecleanup, outcome
 from asyncpod.testing.pytest_plugin import TestCluster
 
 # Outcomes come from kwok playing out sim.asyncpod.dev/* annotations.
@@ -346,3 +348,52 @@ def test_stop_leaves_no_process_and_no_directory(kube_cluster: TestCluster) -> N
     assert not Path(workdir).exists()
     for name, pid in pids.items():
         assert not Path(f"/proc/{pid}").exists(), f"{name} (pid {pid}) outlived stop()"
+    # Nor its reaper (asyncpod.testing.reaper), whose command line names the directory.
+    assert living(nodecleanup.processes_mentioning(str(workdir))) == []
+
+
+def living(pids: list[int]) -> list[int]:
+    return [pid for pid in pids if not nodecleanup.is_zombie(pid)]
+
+
+# Starts a plane, says where it is, and waits to be killed.
+OWNER = """
+import json, sys, time
+from asyncpod.testing import LocalControlPlane
+plane = LocalControlPlane(nodes=1)
+plane.start()
+print(json.dumps({"workdir": str(plane.workdir), "pids": plane.pids}), flush=True)
+time.sleep(600)
+"""
+
+
+def test_an_owner_killed_without_stop_leaves_no_process_and_no_directory(
+    kube_cluster: TestCluster,
+) -> None:
+    """SIGKILL the process that started a plane: nothing of the plane outlives it."""
+    if kube_cluster.local is None:
+        pytest.skip("the local control plane only")
+    owner = subprocess.Popen(
+        [sys.executable, "-c", OWNER], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert owner.stdout is not None
+        line = owner.stdout.readline()
+    finally:
+        owner.kill()
+        _, errors = owner.communicate(timeout=30)
+    assert line, f"the owner did not start its plane: {errors}"
+    started = json.loads(line)
+    workdir, pids = started["workdir"], started["pids"]
+    assert set(pids) >= {"etcd", "kube-apiserver", "kwok"}
+
+    def remains() -> list[int]:
+        return living(nodecleanup.processes_mentioning(workdir))
+
+    deadline = time.monotonic() + 60  # the reaper's grace is 10 s; a loaded machine
+    while (remains() or Path(workdir).exists()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert remains() == [], f"processes of {workdir} outlived their owner"
+    assert not Path(workdir).exists()
+    for name, pid in pids.items():
+        assert nodecleanup.is_zombie(pid), f"{name} (pid {pid}) outlived its owner"
