@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -79,6 +80,7 @@ from asyncpod.airflow.tries import TryKey, pod_name_for
 from asyncpod.airflow.triggers import (
     FINISH_ACTIONS,
     KILL_ACTIONS,
+    PER_POD_KWARGS,
     START_CLASSPATH,
     START_TEMPLATE_FIELDS,
     AsyncpodPodTrigger,
@@ -366,7 +368,7 @@ class KubernetesPodOperator(BaseOperator):
         differs from the defaults (:func:`~asyncpod.airflow.triggers.compact_start_kwargs`:
         Airflow stores this in every task of the serialized DAG)."""
         _, options = self.build_trigger(namespace="", pod_name="", pod_uid="").serialize()
-        for reference in ("pod_name", "pod_namespace", "pod_uid", "pod_resource_version"):
+        for reference in PER_POD_KWARGS:
             options.pop(reference)
         static = set(_MANIFEST_PARAMS) - set(START_TEMPLATE_FIELDS)
         static -= {"base_container_name", "do_xcom_push", "secrets"}
@@ -404,8 +406,13 @@ class KubernetesPodOperator(BaseOperator):
         pod_name: str,
         pod_uid: str,
         pod_resource_version: str | None = None,
+        deferred_at: float | None = None,
     ) -> AsyncpodPodTrigger:
-        """The trigger that follows the pod (also run inline when not deferrable)."""
+        """The trigger that follows the pod (also run inline when not deferrable).
+
+        ``deferred_at``: the wall time of the deferral, when it defers
+        (asyncpod/airflow/resumehold.py).
+        """
         return AsyncpodPodTrigger(
             pod_name=pod_name,
             pod_namespace=namespace,
@@ -430,6 +437,7 @@ class KubernetesPodOperator(BaseOperator):
             do_xcom_push=self.do_xcom_push,
             skip_on_exit_code=sorted(self.skip_on_exit_code),
             log_events_on_failure=self.log_events_on_failure,
+            deferred_at=deferred_at,
         )
 
     # ------------------------------------------------------------------ running
@@ -465,6 +473,7 @@ class KubernetesPodOperator(BaseOperator):
             pod_name=pod.name,
             pod_uid=pod.uid,
             pod_resource_version=pod.resource_version,
+            deferred_at=time.time() if self.deferrable else None,
         )
         if self.deferrable:
             self.defer(trigger=trigger, method_name="execute_complete")

@@ -42,6 +42,7 @@ import asyncio
 import contextlib
 import importlib
 import sys
+import time
 from collections.abc import AsyncIterator, Iterable, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -49,6 +50,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from asyncpod.airflow.resumehold import RESUME_HOLD, resume_hold
 from asyncpod.airflow.tries import TI_LABEL, TRY_LABEL, TryKey, pod_name_for
 from asyncpod.errors import AsyncpodError, NotFoundError, UsageError
 from asyncpod.results import Outcome, PodResult
@@ -65,6 +67,7 @@ __all__ = [
     "FINISH_ACTIONS",
     "KILL_ACTIONS",
     "MACHINERY",
+    "PER_POD_KWARGS",
     "START_CLASSPATH",
     "START_OPTION_DEFAULTS",
     "START_TEMPLATE_FIELDS",
@@ -211,6 +214,7 @@ class AsyncpodPodTrigger(BaseTrigger):
         do_xcom_push: bool = False,
         skip_on_exit_code: list[int] | None = None,
         log_events_on_failure: bool = True,
+        deferred_at: float | None = None,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         if on_finish_action not in FINISH_ACTIONS:
@@ -239,6 +243,8 @@ class AsyncpodPodTrigger(BaseTrigger):
         self.do_xcom_push = do_xcom_push
         self.skip_on_exit_code = list(skip_on_exit_code or [])
         self.log_events_on_failure = log_events_on_failure
+        # When the worker deferred (its wall clock): asyncpod/airflow/resumehold.py.
+        self.deferred_at = deferred_at
         self._fired = False
         self._target: KubeTarget | None = None
         self._logs_done = asyncio.Event()
@@ -267,6 +273,7 @@ class AsyncpodPodTrigger(BaseTrigger):
             "do_xcom_push": self.do_xcom_push,
             "skip_on_exit_code": self.skip_on_exit_code,
             "log_events_on_failure": self.log_events_on_failure,
+            "deferred_at": self.deferred_at,
         }
 
     # ------------------------------------------------------------------ run
@@ -282,6 +289,11 @@ class AsyncpodPodTrigger(BaseTrigger):
             # ending (apache/airflow#71580). Airflow cancels a stale trigger; wait.
             self.log.info("pod %s was deleted for a newer try: no event", self.pod_name)
             await anyio.sleep_forever()
+        hold = resume_hold(self.deferred_at, time.time())
+        if hold:  # a pod that ended just after the deferral: resumehold.py says why
+            self.log.info("pod %s ended %.1f s after the deferral: event in %.1f s",
+                          self.pod_name, RESUME_HOLD - hold, hold)  # fmt: skip
+            await anyio.sleep(hold)
         self._fired = True
         yield TriggerEvent(payload)  # type: ignore[no-untyped-call]
 
@@ -367,12 +379,22 @@ class AsyncpodPodTrigger(BaseTrigger):
     async def _result(self, cluster: Cluster) -> PodResult:
         """Follow the pod to its result; its logs too, if they are wanted.
 
-        Always through a run of the session's (:meth:`_followed`). ``Cluster.follow``
-        (a quarter fewer objects per trigger without logs) was used here for
-        ``get_logs=False`` and taken back: two Airflow tests of that path failed once
-        in the version matrix on 2026-12-06, for reasons not yet understood.
+        Without logs, ``Cluster.follow`` drives the run in this trigger's own task (a
+        quarter fewer objects per deferred task than a run of the session's:
+        benchmarks/README.md, gc_census ``--trigger``). Taken out once (2026-12-06)
+        after an Airflow 3.0.6 e2e test failed with it; that failure was Airflow's
+        stale-exit race, which a fast trigger makes likelier and the resume hold
+        prevents (asyncpod/airflow/resumehold.py).
         """
-        return await self._followed(cluster)
+        if self.get_logs:
+            return await self._followed(cluster)
+        return await cluster.follow(
+            self.pod_name,
+            uid=self.pod_uid,
+            namespace=self.pod_namespace,
+            options=self._options(),
+            resource_version=self.pod_resource_version,
+        )
 
     async def _followed(self, cluster: Cluster) -> PodResult:
         """The run from :meth:`_obtain`, followed to its result (logs included)."""
@@ -614,6 +636,10 @@ START_TEMPLATE_FIELDS = (
 #: The start trigger's options as the operator gives them when the DAG leaves them at
 #: its defaults (the follow trigger's own defaults differ: it is also built directly).
 #: ``start_trigger_args`` omit every option equal to these (:func:`compact_start_kwargs`).
+#: The follow trigger's arguments that its pod's creation (and the worker's deferral)
+#: sets; a start trigger, which makes the pod itself, has none of them.
+PER_POD_KWARGS = ("pod_name", "pod_namespace", "pod_uid", "pod_resource_version", "deferred_at")
+
 START_OPTION_DEFAULTS: Mapping[str, Any] = MappingProxyType(
     {
         "kubernetes_conn_id": DEFAULT_CONN_ID,
@@ -748,7 +774,7 @@ class AsyncpodPodStartTrigger(AsyncpodPodTrigger):
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         _, options = super().serialize()
-        for reference in ("pod_name", "pod_namespace", "pod_uid", "pod_resource_version"):
+        for reference in PER_POD_KWARGS:  # none of it exists before the pod
             options.pop(reference)
         fields = {name: getattr(self, name) for name in START_TEMPLATE_FIELDS}
         return START_CLASSPATH, compact_start_kwargs(
@@ -777,6 +803,10 @@ class AsyncpodPodStartTrigger(AsyncpodPodTrigger):
                 found = (await load_cluster_config(target)).namespace
             self.pod_namespace = found or "default"
         return self.pod_namespace
+
+    async def _result(self, cluster: Cluster) -> PodResult:
+        # This trigger makes the pod: its run is always the session's (cluster.start).
+        return await self._followed(cluster)
 
     async def _obtain(self, cluster: Cluster) -> PodRun:
         from asyncpod.airflow.deletion import delete_earlier_tries

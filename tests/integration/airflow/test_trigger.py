@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
@@ -17,6 +18,7 @@ from typing import Any
 import pytest
 
 from asyncpod.airflow.connection import KubeTarget
+from asyncpod.airflow.resumehold import RESUME_HOLD
 from asyncpod.airflow.sessions import session_statistics, shared_cluster
 from asyncpod.airflow.triggers import AsyncpodPodStartTrigger, AsyncpodPodTrigger
 from asyncpod.airflow.xcom import SIDECAR_NAME, XCOM_FILE, add_xcom_sidecar, frame_lines
@@ -67,6 +69,21 @@ async def test_success_fires_once_and_deletes_the_pod(
     assert payload["pod_deleted"] is True
     assert not pod_alive(kube_cluster, namespace, "ok")
     assert session_statistics().sessions == 0  # released with the last trigger
+
+
+async def test_an_event_soon_after_the_deferral_waits_out_the_resume_hold(
+    kube_cluster: TestCluster, sa_kubeconfig: Path, namespace: str, tmp_path: Path
+) -> None:
+    """A pod that ends just after its task deferred: the event comes no sooner than
+    RESUME_HOLD after the deferral (Airflow's stale-exit race: resumehold.py)."""
+    uids = await make_pods(kube_cluster, namespace, {"quick": outcome(duration=0.2)})
+    deferred_at = time.time()
+    trigger = trigger_for(
+        sa_kubeconfig, namespace, "quick", uids["quick"], tmp_path, deferred_at=deferred_at
+    )
+    payload = await asyncio.wait_for(fire(trigger), 60 + RESUME_HOLD)
+    assert payload["status"] == "success"
+    assert time.time() >= deferred_at + RESUME_HOLD  # a sleep is never shorter
 
 
 async def test_failure_carries_exit_code_message_and_events_and_keeps_per_policy(

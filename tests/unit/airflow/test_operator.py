@@ -170,6 +170,7 @@ TRIGGER_VALUES: dict[str, Any] = {
     "do_xcom_push": True,
     "skip_on_exit_code": [3, 4],
     "log_events_on_failure": False,
+    "deferred_at": 1796554245.5,
 }
 
 
@@ -203,7 +204,7 @@ def test_operator_parameters_reach_the_trigger() -> None:
         "startup_timeout": 9, "schedule_timeout": 8, "deadline": None,
         "on_finish_action": "keep_pod", "on_kill_action": "keep_pod",
         "termination_grace_period": 3, "do_xcom_push": True, "skip_on_exit_code": [2, 5],
-        "log_events_on_failure": True,
+        "log_events_on_failure": True, "deferred_at": None,
     }  # fmt: skip
 
 

@@ -1,0 +1,24 @@
+"""The hold on an event that came soon after its task deferred (asyncpod/airflow/resumehold.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from asyncpod.airflow.resumehold import RESUME_HOLD, resume_hold
+
+
+@pytest.mark.parametrize(
+    ("deferred_at", "now", "expected"),
+    [
+        (None, 1000.0, 0.0),  # not deferred by a worker (inline, started in the triggerer)
+        (1000.0, 1000.0, RESUME_HOLD),  # fired at once: the whole hold
+        (1000.0, 1003.0, RESUME_HOLD - 3),  # the rest of it
+        (1000.0, 1000.0 + RESUME_HOLD, 0.0),  # held long enough already
+        (1000.0, 5000.0, 0.0),  # a pod that ran for an hour, or a trigger rebuilt later
+        (1000.0, 900.0, RESUME_HOLD),  # the worker's clock ahead: never more than the hold
+    ],
+)
+def test_the_hold_is_the_rest_of_the_hold_since_the_deferral(
+    deferred_at: float | None, now: float, expected: float
+) -> None:
+    assert resume_hold(deferred_at, now) == pytest.approx(expected)
