@@ -74,7 +74,7 @@ from benchmarks.plane import bench_control_plane, pod_requests, prepare_namespac
 from benchmarks.run import machine
 from tests.integration.airflow.deployment import COMPONENTS, AirflowDeployment
 
-__all__ = ["classify_request", "loopcost", "main", "parse_blocked"]
+__all__ = ["classify_request", "loopcost", "main", "parse_blocked", "parse_blocked_at"]
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "benchmarks" / "results"
@@ -93,6 +93,8 @@ CONTENDERS: dict[str, tuple[str, str]] = {
 #: The reference's trigger and operator read and watch events while a pod starts.
 EVENT_RULES = ({"apiGroups": [""], "resources": ["events"], "verbs": ["get", "list", "watch"]},)
 BLOCKED = re.compile(r"async thread was blocked for ([0-9.]+) seconds")
+# A triggerer log line's leading time: "2026-12-06 02:02:52 " or "2026-12-06T11:49:08.5Z ".
+LINE_TIME = re.compile(r"\[?(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2}:\d{2}(?:\.\d+)?)")
 TI_SELECTOR = "asyncpod.dev/ti"
 MANAGED_SELECTOR = "app.kubernetes.io/managed-by"
 
@@ -105,6 +107,23 @@ def log(message: str) -> None:
 def parse_blocked(text: str) -> list[float]:
     """Airflow's 'loop blocked' warnings in a triggerer log, in seconds (pure)."""
     return [float(m) for m in BLOCKED.findall(text)]
+
+
+def parse_blocked_at(text: str) -> list[tuple[float | None, float]]:
+    """Each 'loop blocked' warning as (when, epoch seconds from the line's leading
+    timestamp, read as UTC; None without one) and how long, in seconds (pure)."""
+    found: list[tuple[float | None, float]] = []
+    for line in text.splitlines():
+        blocked = BLOCKED.search(line)
+        if blocked is None:
+            continue
+        stamp = LINE_TIME.match(line)
+        when = None
+        if stamp is not None:
+            moment = dt.datetime.fromisoformat(f"{stamp[1]}T{stamp[2]}")
+            when = moment.replace(tzinfo=dt.timezone.utc).timestamp()
+        found.append((when, float(blocked[1])))
+    return found
 
 
 def classify_request(entry: dict[str, Any]) -> str:
@@ -459,11 +478,14 @@ def run_contender(
             net -= row["triggerer_startup_cpu_s"]
         row["triggerer_net_cpu_s"] = round(net, 2)
         row["triggerer_net_cpu_ms_per_task"] = round(1000 * net / tasks, 1)
-        blocked = parse_blocked((home / "triggerer.log").read_text(errors="replace"))
+        warnings = parse_blocked_at((home / "triggerer.log").read_text(errors="replace"))
+        blocked = [seconds for _, seconds in warnings]
         row["airflow_blocked_warnings"] = {
             "count": len(blocked),
             "longest_s": max(blocked, default=0.0),
             "all_s": blocked,
+            # When, from the DAG runs' start (compare killed_triggerer_after_s).
+            "at_s": [None if when is None else round(when - began, 1) for when, _ in warnings],
         }
         probes = [json.loads(p.read_text()) for p in sorted(probe_dir.glob("probe-*.json"))]
         row["probe"] = probes

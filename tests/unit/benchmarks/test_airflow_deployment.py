@@ -7,6 +7,7 @@ itself (real Airflow, a control plane) is run by hand, never by the suite.
 from __future__ import annotations
 
 import ast
+import datetime as dt
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ from benchmarks.airflow_deployment import (
     classify_request,
     dag_source,
     parse_blocked,
+    parse_blocked_at,
     spread,
 )
 
@@ -63,6 +65,20 @@ def test_airflows_blocked_warnings_are_read_from_the_triggerer_log() -> None:
     )
     assert parse_blocked(text) == [0.82, 3.10]
     assert parse_blocked("nothing here") == []
+
+
+def test_when_each_blocked_warning_came_is_read_from_its_line() -> None:
+    text = (
+        "2026-12-06 02:02:52 [info     ] Triggerer's async thread was blocked for 0.21 "
+        "seconds, likely by a badly-written trigger.\n"
+        "2026-12-06T11:49:08.5Z [info     ] Triggerer's async thread was blocked for 0.72 "
+        "seconds, exceeding the configured warning threshold of 0.20 seconds.\n"
+        "[2026-12-06T11:49:09.000+0000] {x.py:1} INFO - trigger starting\n"
+        "Triggerer's async thread was blocked for 3.10 seconds\n"
+    )
+    first = dt.datetime(2026, 12, 6, 2, 2, 52, tzinfo=dt.timezone.utc).timestamp()
+    second = dt.datetime(2026, 12, 6, 11, 49, 8, 500000, tzinfo=dt.timezone.utc).timestamp()
+    assert parse_blocked_at(text) == [(first, 0.21), (second, 0.72), (None, 3.10)]
 
 
 def test_spread() -> None:
