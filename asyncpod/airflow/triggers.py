@@ -633,13 +633,13 @@ START_TEMPLATE_FIELDS = (
 )  # fmt: skip
 
 
-#: The start trigger's options as the operator gives them when the DAG leaves them at
-#: its defaults (the follow trigger's own defaults differ: it is also built directly).
-#: ``start_trigger_args`` omit every option equal to these (:func:`compact_start_kwargs`).
 #: The follow trigger's arguments that its pod's creation (and the worker's deferral)
 #: sets; a start trigger, which makes the pod itself, has none of them.
 PER_POD_KWARGS = ("pod_name", "pod_namespace", "pod_uid", "pod_resource_version", "deferred_at")
 
+#: The start trigger's options as the operator gives them when the DAG leaves them at
+#: its defaults (the follow trigger's own defaults differ: it is also built directly).
+#: ``start_trigger_args`` omit every option equal to these (:func:`compact_start_kwargs`).
 START_OPTION_DEFAULTS: Mapping[str, Any] = MappingProxyType(
     {
         "kubernetes_conn_id": DEFAULT_CONN_ID,
