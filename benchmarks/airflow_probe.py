@@ -9,6 +9,10 @@ the loop was busy elsewhere), writing its figures to ``<out_dir>/probe-<pid>.jso
 about once a second (one file per triggerer process, so a SIGKILLed triggerer's figures
 survive it and its successor's start fresh). It fires when ``stop_file`` exists.
 
+It also times the process's garbage collections (``gc.callbacks``): each block over
+0.2 s is listed with when it ended, and each collection over 50 ms with its generation
+and when, so a block can be matched with a full GC pass (or not).
+
 What it deliberately does not do: import anything but Airflow's trigger base (Airflow
 imports it on the loop it measures), or say which trigger blocked the loop.
 """
@@ -16,6 +20,7 @@ imports it on the loop it measures), or say which trigger blocked the loop.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import time
@@ -29,6 +34,33 @@ __all__ = ["OVER", "LoopProbe"]
 
 #: Overruns counted apart (seconds): Airflow warns above 0.2 s.
 OVER = (0.05, 0.1, 0.2, 0.5, 1.0)
+#: Blocks and garbage collections at least this long are listed with their time.
+LISTED_BLOCK = 0.2
+LISTED_COLLECTION = 0.05
+
+
+class _Collections:
+    """``gc.callbacks`` entry: every collection's duration, the long ones listed."""
+
+    def __init__(self) -> None:
+        self.started = 0.0
+        self.longest = {0: 0.0, 1: 0.0, 2: 0.0}
+        self.count = {0: 0, 1: 0, 2: 0}
+        self.long: list[dict[str, Any]] = []
+
+    def __call__(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self.started = time.perf_counter()
+            return
+        took = time.perf_counter() - self.started
+        generation = int(info.get("generation", 2))
+        self.count[generation] += 1
+        self.longest[generation] = max(self.longest[generation], round(took, 4))
+        if took >= LISTED_COLLECTION and len(self.long) < 200:
+            self.long.append({"at": time.time(), "generation": generation, "s": round(took, 4)})
+
+    def figures(self) -> dict[str, Any]:
+        return {"count": self.count, "longest_s": self.longest, "long": self.long}
 
 
 class LoopProbe(BaseTrigger):
@@ -57,7 +89,19 @@ class LoopProbe(BaseTrigger):
             "longest_s": 0.0,
             "longest_at": None,
             "over": {str(limit): 0 for limit in OVER},
+            "blocks": [],
         }
+        collections = _Collections()
+        gc.callbacks.append(collections)
+        try:
+            async for event in self._measure(out, stop, figures, collections):
+                yield event
+        finally:
+            gc.callbacks.remove(collections)
+
+    async def _measure(
+        self, out: Path, stop: Path, figures: dict[str, Any], collections: _Collections
+    ) -> AsyncIterator[TriggerEvent]:
         written = time.monotonic()
         while not stop.exists():  # noqa: ASYNC240 - one stat per 50 ms is what it measures around
             before = time.monotonic()
@@ -71,9 +115,13 @@ class LoopProbe(BaseTrigger):
             for limit in OVER:
                 if late > limit:
                     figures["over"][str(limit)] += 1
+            if late >= LISTED_BLOCK and len(figures["blocks"]) < 200:
+                figures["blocks"].append({"at": time.time(), "s": round(late, 4)})
             if now - written >= 1.0:
                 figures["updated"] = time.time()
-                out.write_text(json.dumps(figures))
+                figures["collections"] = collections.figures()
+                out.write_text(json.dumps(figures))  # noqa: ASYNC240 - once a second, small
                 written = now
-        out.write_text(json.dumps(figures))
+        figures["collections"] = collections.figures()
+        out.write_text(json.dumps(figures))  # noqa: ASYNC240 - once, at the end
         yield TriggerEvent(figures)  # type: ignore[no-untyped-call]
