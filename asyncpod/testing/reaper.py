@@ -81,28 +81,31 @@ def reap(workdir: Path, *, remove_workdir: bool, grace_seconds: float = 10.0) ->
     ``grace_seconds``; then each real node's clean-up, then the directory if asked.
     """
     done: list[str] = []
-    needle = str(workdir)
-    pids = _others(nodecleanup.processes_mentioning(needle))
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(pid, signal.SIGTERM)
-    if pids:
-        done.append(f"terminated pids {sorted(pids)}")
-    deadline = time.monotonic() + grace_seconds
-    while time.monotonic() < deadline and _others(nodecleanup.processes_mentioning(needle)):
-        time.sleep(0.1)
-    stubborn = _others(nodecleanup.processes_mentioning(needle))
-    for pid in stubborn:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(pid, signal.SIGKILL)
-    if stubborn:
-        done.append(f"killed pids {sorted(stubborn)}")
+
+    def remaining() -> list[int]:
+        return _others(nodecleanup.processes_mentioning(str(workdir)))
+
+    if _signal(remaining(), signal.SIGTERM, "terminated", done):
+        deadline = time.monotonic() + grace_seconds
+        while time.monotonic() < deadline and remaining():
+            time.sleep(0.1)
+        _signal(remaining(), signal.SIGKILL, "killed", done)
     for layout in _layouts(workdir):
         done += nodecleanup.cleanup(layout)
     if remove_workdir:
         shutil.rmtree(workdir, ignore_errors=True)
         done.append(f"removed {workdir}")
     return done
+
+
+def _signal(pids: Sequence[int], sig: signal.Signals, verb: str, done: list[str]) -> bool:
+    """Send ``sig`` to ``pids`` (gone ones skipped); say so in ``done``; any sent?"""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, sig)
+    if pids:
+        done.append(f"{verb} pids {sorted(pids)}")
+    return bool(pids)
 
 
 def _others(pids: Sequence[int]) -> list[int]:
