@@ -289,13 +289,16 @@ class AsyncpodPodTrigger(BaseTrigger):
             # ending (apache/airflow#71580). Airflow cancels a stale trigger; wait.
             self.log.info("pod %s was deleted for a newer try: no event", self.pod_name)
             await anyio.sleep_forever()
+        self._fired = True
+        yield TriggerEvent(payload)  # type: ignore[no-untyped-call]
+
+    async def _hold(self) -> None:
+        """Wait out the resume hold of a pod that ended just after the deferral."""
         hold = resume_hold(self.deferred_at, time.time())
-        if hold:  # a pod that ended just after the deferral: resumehold.py says why
+        if hold:  # resumehold.py says why
             self.log.info("pod %s ended %.1f s after the deferral: event in %.1f s",
                           self.pod_name, RESUME_HOLD - hold, hold)  # fmt: skip
             await anyio.sleep(hold)
-        self._fired = True
-        yield TriggerEvent(payload)  # type: ignore[no-untyped-call]
 
     async def _superseded(self) -> bool:
         """Whether the task instance has left this try (never raises: False if unsure)."""
@@ -348,6 +351,9 @@ class AsyncpodPodTrigger(BaseTrigger):
                     result = await self._result(cluster)
                 except NotFoundError as error:
                     return self._error_payload("PodNotFound", str(error))
+                # Before the pod is deleted: a triggerer killed during the hold leaves
+                # its successor the finished pod to reattach to, not a missing one.
+                await self._hold()
                 xcom = None
                 if self.do_xcom_push and result.ok:
                     # The base container has ended; the sidecar hands the file over.
