@@ -94,7 +94,7 @@ CONTENDERS: dict[str, tuple[str, str]] = {
 EVENT_RULES = ({"apiGroups": [""], "resources": ["events"], "verbs": ["get", "list", "watch"]},)
 BLOCKED = re.compile(r"async thread was blocked for ([0-9.]+) seconds")
 # A triggerer log line's leading time: "2026-12-06 02:02:52 " or "2026-12-06T11:49:08.5Z ".
-LINE_TIME = re.compile(r"\[?(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2}:\d{2}(?:\.\d+)?)")
+LINE_TIME = re.compile(r"\[?(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2}:\d{2})(\.\d+)?")
 TI_SELECTOR = "asyncpod.dev/ti"
 MANAGED_SELECTOR = "app.kubernetes.io/managed-by"
 
@@ -120,8 +120,10 @@ def parse_blocked_at(text: str) -> list[tuple[float | None, float]]:
         stamp = LINE_TIME.match(line)
         when = None
         if stamp is not None:
-            moment = dt.datetime.fromisoformat(f"{stamp[1]}T{stamp[2]}")
-            when = moment.replace(tzinfo=dt.timezone.utc).timestamp()
+            # strptime, not fromisoformat: Python 3.10 reads no fraction but 3 or 6 digits.
+            moment = dt.datetime.strptime(f"{stamp[1]} {stamp[2]}", "%Y-%m-%d %H:%M:%S")
+            fraction = float(stamp[3]) if stamp[3] else 0.0
+            when = moment.replace(tzinfo=dt.timezone.utc).timestamp() + fraction
         found.append((when, float(blocked[1])))
     return found
 
