@@ -52,6 +52,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from asyncpod.airflow.resumehold import RESUME_HOLD, resume_hold
 from asyncpod.airflow.tries import TI_LABEL, TRY_LABEL, TryKey, pod_name_for
+from asyncpod.airflow.triggergc import freeze_in_trigger_runner
 from asyncpod.errors import AsyncpodError, NotFoundError, UsageError
 from asyncpod.results import Outcome, PodResult
 
@@ -282,6 +283,7 @@ class AsyncpodPodTrigger(BaseTrigger):
         # dag.test() closes the loop right after the first event, and a triggerer may
         # never resume the generator.
         await load_machinery()
+        freeze_in_trigger_runner()  # once per process: triggergc.py says why
         payload = await self._follow()
         if payload.get("outcome") == "deleted" and await self._superseded():
             # A newer try's worker swept this try's pod before the triggerer cancelled

@@ -32,7 +32,8 @@ The price, if some path did leave cycles that outlive the young passes, would be
 held until the batch ends, not a stall; the benchmark's 1,000,000-spec stream watches
 memory under this policy. The library itself never touches the collector: an
 application that embeds asyncpod owns its process and its GC policy (it can use this
-same context manager); the Airflow triggerer is Airflow's process.
+same context manager); the Airflow triggerer is Airflow's process, where the trigger
+freezes once and changes nothing else (:mod:`asyncpod.airflow.triggergc`).
 """
 
 from __future__ import annotations

@@ -133,6 +133,10 @@ def test_hello_pod_dag_succeeds_and_its_pod_is_deleted(
     # The default: the worker creates the pod and defers (the triggerer builds no task
     # from the serialized DAG and renders nothing).
     assert created_in(airflow, "ap_hello", run_id, "run_hello_pod") == {"worker"}
+    # The trigger runner froze what Airflow holds, once, with its first asyncpod trigger
+    # (asyncpod/airflow/triggergc.py): in that trigger's log or the triggerer's.
+    logs = (path.read_text(errors="replace") for path in airflow.home.rglob("*.log"))
+    assert any("asyncpod froze" in text for text in logs)
     assert not [
         p
         for p in pods(kube_cluster, "default")
