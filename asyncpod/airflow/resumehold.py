@@ -17,6 +17,10 @@ operator stamps the trigger with the worker's clock when it defers), which gives
 scheduler time to read the deferring worker's exit first. A trigger that fires later
 (nearly every pod) waits for nothing; one rebuilt after a triggerer restart neither.
 
+``[asyncpod] resume_hold`` in Airflow's configuration (``AIRFLOW__ASYNCPOD__RESUME_HOLD``)
+sets another number of seconds (:func:`configured_hold`): longer for a scheduler that
+reads its executor's events late, 0 for none.
+
 What it deliberately does not do: read Airflow's state (nothing there tells that the
 scheduler has read the exit), or hold more than :data:`RESUME_HOLD` whatever the clocks
 of the worker and the triggerer say.
@@ -24,7 +28,11 @@ of the worker and the triggerer say.
 
 from __future__ import annotations
 
-__all__ = ["RESUME_HOLD", "resume_hold"]
+import math
+
+from asyncpod.errors import ConfigError
+
+__all__ = ["RESUME_HOLD", "configured_hold", "resume_hold"]
 
 #: Seconds from the deferral before an event may resume the task. Longer than the
 #: longest defer-to-exit-report seen here under load (6 s), short beside a pod's life.
@@ -37,3 +45,20 @@ def resume_hold(deferred_at: float | None, now: float, *, hold: float = RESUME_H
     if deferred_at is None:
         return 0.0
     return min(hold, max(0.0, deferred_at + hold - now))
+
+
+def configured_hold(setting: str | None) -> float:
+    """``[asyncpod] resume_hold`` in seconds: :data:`RESUME_HOLD` when unset, 0 for none;
+    anything but a finite number >= 0 is a :class:`ConfigError` naming the option."""
+    text = (setting or "").strip()
+    if not text:
+        return RESUME_HOLD
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not (math.isfinite(seconds) and seconds >= 0):
+        raise ConfigError(
+            f"[asyncpod] resume_hold must be a number of seconds >= 0 (0: no hold); got {setting!r}"
+        )
+    return seconds

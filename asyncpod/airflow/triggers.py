@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from asyncpod.airflow.resumehold import RESUME_HOLD, resume_hold
+from asyncpod.airflow.resumehold import configured_hold, resume_hold
 from asyncpod.airflow.tries import TI_LABEL, TRY_LABEL, TryKey, pod_name_for
 from asyncpod.airflow.triggergc import freeze_in_trigger_runner
 from asyncpod.errors import AsyncpodError, NotFoundError, UsageError
@@ -296,10 +296,15 @@ class AsyncpodPodTrigger(BaseTrigger):
 
     async def _hold(self) -> None:
         """Wait out the resume hold of a pod that ended just after the deferral."""
-        hold = resume_hold(self.deferred_at, time.time())
+        if self.deferred_at is None:
+            return
+        from airflow.configuration import conf
+
+        whole = configured_hold(conf.get("asyncpod", "resume_hold", fallback=None))
+        hold = resume_hold(self.deferred_at, time.time(), hold=whole)
         if hold:  # resumehold.py says why
             self.log.info("pod %s ended %.1f s after the deferral: event in %.1f s",
-                          self.pod_name, RESUME_HOLD - hold, hold)  # fmt: skip
+                          self.pod_name, whole - hold, hold)  # fmt: skip
             await anyio.sleep(hold)
 
     async def _superseded(self) -> bool:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from asyncpod.airflow.resumehold import RESUME_HOLD, resume_hold
+from asyncpod.airflow.resumehold import RESUME_HOLD, configured_hold, resume_hold
+from asyncpod.errors import ConfigError
 
 
 @pytest.mark.parametrize(
@@ -22,3 +23,21 @@ def test_the_hold_is_the_rest_of_the_hold_since_the_deferral(
     deferred_at: float | None, now: float, expected: float
 ) -> None:
     assert resume_hold(deferred_at, now) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    ("setting", "seconds"),
+    [(None, RESUME_HOLD), ("", RESUME_HOLD), (" 30 ", 30.0), ("2.5", 2.5), ("0", 0.0)],
+)
+def test_the_configured_hold_is_the_default_unless_set(setting: str | None, seconds: float) -> None:
+    assert configured_hold(setting) == seconds
+
+
+@pytest.mark.parametrize("setting", ["-1", "ten", "nan", "inf"])
+def test_a_hold_that_is_no_duration_names_the_option(setting: str) -> None:
+    with pytest.raises(ConfigError, match=r"\[asyncpod\] resume_hold must be .*" + setting):
+        configured_hold(setting)
+
+
+def test_a_hold_of_zero_holds_nothing() -> None:
+    assert resume_hold(1000.0, 1000.0, hold=0.0) == 0.0
