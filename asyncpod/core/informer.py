@@ -326,6 +326,8 @@ class PodInformer:
         self._failure: BaseException | None = None
         self._stopped = False
         self._lists = self._watches = self._events = self._bookmarks = 0
+        #: A watch was allowed once (it delivered something, or ended cleanly).
+        self._watch_answered = False
         self._gone = self._stalls = self._reconnects = self._watches_ended = 0
         self._connection_errors_at_start = 0  # taken when the loop starts
 
@@ -446,6 +448,7 @@ class PodInformer:
                         await self._relist()
                         need_list = False
                     await self._watch_once()
+                    self._watch_answered = True
                     failures = 0  # a clean server-side end: resume from the last version
                     self._watches_ended += 1
                 except GoneError:
@@ -468,14 +471,16 @@ class PodInformer:
                     await anyio.sleep(delay)
                 except (ForbiddenError, UnauthorizedError) as error:
                     # A 401/403 is a missing permission: say so at once. Unless the
-                    # permission was there (a LIST worked) or the server was unreachable
-                    # a moment ago: an API server that has just restarted answers 403
-                    # until its RBAC caches sync, so retry for a while before believing it.
+                    # watch was allowed before (one answered) or the server was
+                    # unreachable a moment ago: an API server that has just restarted
+                    # answers 403 until its RBAC caches sync, so retry for a while
+                    # before believing it. A LIST that worked says nothing of the watch
+                    # verb: a Role without it failed only after this whole window.
                     denied_since = denied_since or time.monotonic()
                     # The client's own retries hide connection failures from us: count
                     # them on the client (as the runner does).
                     restarted = (
-                        self._synced.is_set()
+                        self._watch_answered
                         or self._reconnects > 0
                         or self._client.statistics().connection_errors
                         > self._connection_errors_at_start
@@ -555,6 +560,7 @@ class PodInformer:
         )
         async with contextlib.aclosing(stream) as events:
             async for event_type, obj in events:
+                self._watch_answered = True
                 version = _rv(obj)
                 if event_type == BOOKMARK:
                     self._bookmarks += 1

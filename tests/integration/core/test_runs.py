@@ -255,6 +255,10 @@ async def test_missing_permission_names_it_and_leaves_no_pod(
     async with asyncpod.connect(kubeconfig, namespace=namespace) as session:
         with pytest.raises(asyncpod.ForbiddenError) as raised:
             await session.run(PodSpec("busybox:1.36", annotations=outcome(duration=5)))
+        # Said at the first denial: the LIST that worked is no sign that the watch did,
+        # so no retry window (it once took a minute to say so).
+        (informer,) = session.statistics().informers
+        assert (informer.watches_opened, informer.reconnects) == (1, 0)
     assert raised.value.status == 403
     assert 'cannot watch resource "pods"' in str(raised.value)
     await wait_until_gone(kube_cluster, namespace)

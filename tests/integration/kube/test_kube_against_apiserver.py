@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any
 
@@ -184,18 +185,20 @@ async def test_follow_a_containers_log_to_its_end(
         # What the informer would answer once the container exited after its last line.
         return last_line_written.is_set() or "terminated" in await state()
 
-    for _ in range(200):
-        if "running" in await state():
-            break
-        await asyncio.sleep(0.05)
-    # kwok picks up the Logs object through its own watch, which may lag (e.g. right
-    # after another test restarted the API server); wait until it serves the file.
-    for _ in range(400):
+    # kwok runs the pod and picks up the Logs object through its own watches, which may
+    # lag for tens of seconds right after another test restarted the API server (seen:
+    # neither within 30 s after the outage tests); wait until it serves the file.
+    deadline = time.monotonic() + 180
+    while "running" not in await state():
+        assert time.monotonic() < deadline, "kwok never ran the pod"
+        await asyncio.sleep(0.1)
+    while True:
         with contextlib.suppress(InvalidRequestError):  # kwok: "no logs found" meanwhile
             served = await kube.request("GET", f"{pods}/p/log", params={"container": "main"})
             if served == b"one\ntwo\n":
                 break
-        await asyncio.sleep(0.05)
+        assert time.monotonic() < deadline, "kwok never served the container's log"
+        await asyncio.sleep(0.1)
 
     # kwok keeps a followed log open after the container exits; the follower notices
     # the exit while the stream is silent and drains without follow.
