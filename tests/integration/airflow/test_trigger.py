@@ -86,25 +86,6 @@ async def test_an_event_soon_after_the_deferral_waits_out_the_resume_hold(
     assert time.time() >= deferred_at + RESUME_HOLD  # a sleep is never shorter
 
 
-async def test_the_resume_hold_is_read_from_airflow_s_configuration(
-    kube_cluster: TestCluster,
-    sa_kubeconfig: Path,
-    namespace: str,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """``[asyncpod] resume_hold`` longer than the default: the event waits for it."""
-    monkeypatch.setenv("AIRFLOW__ASYNCPOD__RESUME_HOLD", str(RESUME_HOLD + 5))
-    uids = await make_pods(kube_cluster, namespace, {"held": outcome(duration=0.2)})
-    deferred_at = time.time()
-    trigger = trigger_for(
-        sa_kubeconfig, namespace, "held", uids["held"], tmp_path, deferred_at=deferred_at
-    )
-    payload = await asyncio.wait_for(fire(trigger), 60 + RESUME_HOLD + 5)
-    assert payload["status"] == "success"
-    assert time.time() >= deferred_at + RESUME_HOLD + 5
-
-
 async def test_failure_carries_exit_code_message_and_events_and_keeps_per_policy(
     kube_cluster: TestCluster, sa_kubeconfig: Path, namespace: str, tmp_path: Path
 ) -> None:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import time
+
+import anyio
 import pytest
 
 from asyncpod.airflow.resumehold import RESUME_HOLD, configured_hold, resume_hold
+from asyncpod.airflow.triggers import AsyncpodPodTrigger
 from asyncpod.errors import ConfigError
 
 
@@ -41,3 +45,28 @@ def test_a_hold_that_is_no_duration_names_the_option(setting: str) -> None:
 
 def test_a_hold_of_zero_holds_nothing() -> None:
     assert resume_hold(1000.0, 1000.0, hold=0.0) == 0.0
+
+
+@pytest.mark.parametrize(("setting", "expected"), [(None, RESUME_HOLD), ("25", 25.0), ("0", None)])
+async def test_the_trigger_holds_for_the_configured_seconds(
+    monkeypatch: pytest.MonkeyPatch, setting: str | None, expected: float | None
+) -> None:
+    """The trigger reads ``[asyncpod] resume_hold`` where it holds (the triggerer)."""
+    if setting is not None:
+        monkeypatch.setenv("AIRFLOW__ASYNCPOD__RESUME_HOLD", setting)
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    monkeypatch.setattr(anyio, "sleep", sleep)  # the module the trigger sleeps through
+    deferred_at = time.time()
+    trigger = AsyncpodPodTrigger(
+        pod_name="p", pod_namespace="ns", pod_uid="u", deferred_at=deferred_at
+    )
+    await trigger._hold()
+    if expected is None:
+        assert slept == []
+    else:
+        (seconds,) = slept
+        assert expected - 5 < seconds <= expected  # the rest of it, however slow this is
