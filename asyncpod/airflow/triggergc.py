@@ -9,7 +9,9 @@ caches), none of which a pass can ever free. CPython (3.10-3.13) stops the event
 for as long as a pass lasts, every trigger of the process with it. :func:`gc.freeze`
 moves every object alive into the permanent generation, which no pass walks; later
 passes walk what the triggers allocate since. Airflow freezes the same way itself (its
-DAG processor manager, its local executor before forking workers).
+DAG processor manager, its local executor before forking workers). Measured with it
+(benchmarks/README.md, "With the trigger runner's GC freeze"): no full pass and no block
+over 0.1 s at 100 tasks, 1,000 in one DAG and 1,000 over 10 DAGs; Airflow warned of none.
 
 Where: only in Airflow's trigger runner, the process whose event loop runs every
 trigger (:func:`in_trigger_runner`: Airflow's task runner talks to its supervisor
