@@ -87,6 +87,7 @@ from asyncpod.airflow.triggers import (
     compact_start_kwargs,
     should_delete,
 )
+from asyncpod.airflow.triggersettings import check_triggerer_settings
 from asyncpod.core.runner import RunOptions
 from asyncpod.errors import AsyncpodError, NotFoundError, UsageError
 from asyncpod.kube.logs import LogLine
@@ -460,6 +461,8 @@ class KubernetesPodOperator(BaseOperator):
         caller = self._callbacks()
         if caller is not None:
             manifest = caller.manifest_created(manifest, context)
+        if self.deferrable:  # a bad setting fails here, before a pod exists to leak
+            check_triggerer_settings()
         pod = asyncio.run(self._create(target, namespace, spec, manifest, pod_name, key))
         self._pod_ref = (pod.namespace, pod.name, pod.uid)
         if caller is not None:

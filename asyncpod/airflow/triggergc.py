@@ -22,7 +22,9 @@ The price: objects that are garbage at that instant (cycles not yet collected) a
 frozen with the rest and never freed. There is no collection first, since that
 collection would be the very pass this avoids; what is frozen is bounded (one instant,
 once), and is logged. ``[asyncpod] triggerer_gc_freeze = False`` in Airflow's
-configuration (``AIRFLOW__ASYNCPOD__TRIGGERER_GC_FREEZE=false``) turns it off.
+configuration (``AIRFLOW__ASYNCPOD__TRIGGERER_GC_FREEZE=false``) turns it off; a value
+that is no boolean is refused by the worker before it creates a pod
+(:mod:`asyncpod.airflow.triggersettings`) and, here, logged and taken as off.
 """
 
 from __future__ import annotations
@@ -74,8 +76,12 @@ def freeze_in_trigger_runner() -> int:
         return 0
     from airflow.configuration import conf
 
-    wanted = freeze_wanted(conf.get("asyncpod", "triggerer_gc_freeze", fallback=None))
-    _frozen = True  # after the reading: a bad setting fails every trigger, not the first
+    _frozen = True
+    try:
+        wanted = freeze_wanted(conf.get("asyncpod", "triggerer_gc_freeze", fallback=None))
+    except ConfigError as error:  # the worker refuses it; the pods exist already
+        _log.warning("%s: no GC freeze", error)
+        return 0
     if not wanted:
         return 0
     before = gc.get_freeze_count()

@@ -50,10 +50,10 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from asyncpod.airflow.resumehold import configured_hold, resume_hold
+from asyncpod.airflow.resumehold import RESUME_HOLD, configured_hold, resume_hold
 from asyncpod.airflow.tries import TI_LABEL, TRY_LABEL, TryKey, pod_name_for
 from asyncpod.airflow.triggergc import freeze_in_trigger_runner
-from asyncpod.errors import AsyncpodError, NotFoundError, UsageError
+from asyncpod.errors import AsyncpodError, ConfigError, NotFoundError, UsageError
 from asyncpod.results import Outcome, PodResult
 
 if TYPE_CHECKING:
@@ -300,7 +300,12 @@ class AsyncpodPodTrigger(BaseTrigger):
             return
         from airflow.configuration import conf
 
-        whole = configured_hold(conf.get("asyncpod", "resume_hold", fallback=None))
+        setting = conf.get("asyncpod", "resume_hold", fallback=None)
+        try:
+            whole = configured_hold(setting)
+        except ConfigError as error:  # the worker refuses it; this pod exists already
+            self.log.warning("%s: holding the default %.0f s", error, RESUME_HOLD)
+            whole = RESUME_HOLD
         hold = resume_hold(self.deferred_at, time.time(), hold=whole)
         if hold:  # resumehold.py says why
             self.log.info("pod %s ended %.1f s after the deferral: event in %.1f s",

@@ -21,7 +21,7 @@ from asyncpod.airflow.creation import create_try_pod, try_selector
 from asyncpod.airflow.operators import KubernetesPodOperator
 from asyncpod.airflow.tries import TI_LABEL, TRY_LABEL, TryKey, pod_name_for
 from asyncpod.core.policy import CREATE_ATTEMPT_ANNOTATION
-from asyncpod.errors import ConflictError
+from asyncpod.errors import ConfigError, ConflictError
 from asyncpod.kube.client import KubeClient
 from asyncpod.kube.pods import pod_path
 from asyncpod.spec import TASK_KEY_ANNOTATION, PodSpec
@@ -217,3 +217,31 @@ async def test_a_409_on_a_later_try_lists_once_for_both_the_conflict_and_the_swe
     assert (trigger.pod_uid, trigger.pod_resource_version) == ("u-3", "33")
     assert [r.method for r in api.requests] == ["POST", "GET", "DELETE"]
     assert orjson.loads(api.seen("DELETE")[0].body)["preconditions"] == {"uid": "u-1"}
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "option"),
+    [("RESUME_HOLD", "soon", "resume_hold"), ("TRIGGERER_GC_FREEZE", "maybe", "triggerer_gc_freeze"),
+     ("CLIENT_QPS", "fast", "client_qps")],
+)  # fmt: skip
+async def test_a_bad_triggerer_setting_fails_the_deferring_task_before_any_pod(
+    api: FakeApiServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    variable: str,
+    value: str,
+    option: str,
+) -> None:
+    """The triggerer would meet it with the pod running; the worker refuses it first."""
+    monkeypatch.setenv(f"AIRFLOW__ASYNCPOD__{variable}", value)
+    api.on("POST", pod_path("ns"), echo(rv="4242"))
+    api.on("GET", pod_path("ns"), reply({"metadata": {"resourceVersion": "5"}, "items": []}))
+    op = KubernetesPodOperator(
+        task_id="t", image="busybox", config_file=str(kubeconfig(tmp_path, api.url)),
+        kubernetes_conn_id=None,
+    )  # fmt: skip
+    ti = SimpleNamespace(dag_id="dag", task_id="t", run_id="run", map_index=-1, try_number=1)
+
+    with pytest.raises(ConfigError, match=rf"\[asyncpod\] {option} .*{value}"):
+        await asyncio.to_thread(op.execute, {"ti": ti})
+    assert api.seen("POST") == []

@@ -47,7 +47,10 @@ def test_a_hold_of_zero_holds_nothing() -> None:
     assert resume_hold(1000.0, 1000.0, hold=0.0) == 0.0
 
 
-@pytest.mark.parametrize(("setting", "expected"), [(None, RESUME_HOLD), ("25", 25.0), ("0", None)])
+@pytest.mark.parametrize(
+    ("setting", "expected"),
+    [(None, RESUME_HOLD), ("25", 25.0), ("0", None), ("soon", RESUME_HOLD)],  # soon: logged
+)
 async def test_the_trigger_holds_for_the_configured_seconds(
     monkeypatch: pytest.MonkeyPatch, setting: str | None, expected: float | None
 ) -> None:

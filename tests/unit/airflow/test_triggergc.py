@@ -108,3 +108,13 @@ def test_the_setting_turns_the_freeze_off() -> None:
     )
     assert (before, first, again) == (0, 0, 0)
     assert max(frozen, after) < 10_000  # only the interpreter's own (3.12+), if any
+
+
+def test_a_setting_that_is_no_boolean_is_logged_and_freezes_nothing() -> None:
+    """The worker refuses it before a pod exists (triggersettings.py); the triggerer,
+    whose pods exist already, sets it aside rather than fail their triggers."""
+    before, first, frozen, again, after = _as_the_trigger_runner(
+        AIRFLOW__ASYNCPOD__TRIGGERER_GC_FREEZE="sometimes"
+    )
+    assert (before, first, again) == (0, 0, 0)
+    assert max(frozen, after) < 10_000
