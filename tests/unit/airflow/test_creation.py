@@ -139,6 +139,17 @@ def kubeconfig(tmp_path: Path, server: str) -> Path:
     return path
 
 
+def worker_operator(api: FakeApiServer, tmp_path: Path, task_id: str) -> KubernetesPodOperator:
+    """An operator on ``api``, which answers its create (uid u-1, resourceVersion 4242)
+    and an empty sweep of earlier tries."""
+    api.on("POST", pod_path("ns"), echo(rv="4242"))
+    api.on("GET", pod_path("ns"), reply({"metadata": {"resourceVersion": "5"}, "items": []}))
+    return KubernetesPodOperator(
+        task_id=task_id, image="busybox", config_file=str(kubeconfig(tmp_path, api.url)),
+        kubernetes_conn_id=None,
+    )  # fmt: skip
+
+
 def defer(op: KubernetesPodOperator, key: TryKey) -> Any:
     """Run the worker path (execute) as a worker does; the trigger it defers to."""
     try:
@@ -162,12 +173,7 @@ async def test_a_deferring_worker_posts_once_and_lists_only_to_sweep_earlier_tri
     key = TryKey("dag", "mapped", "run", 2, try_number)
     name = pod_name_for("mapped", **{f: getattr(key, f) for f in (
         "dag_id", "task_id", "run_id", "map_index", "try_number")})  # fmt: skip
-    api.on("POST", pod_path("ns"), echo(rv="4242"))
-    api.on("GET", pod_path("ns"), reply({"metadata": {"resourceVersion": "5"}, "items": []}))
-    op = KubernetesPodOperator(
-        task_id="mapped", image="busybox", config_file=str(kubeconfig(tmp_path, api.url)),
-        kubernetes_conn_id=None,
-    )  # fmt: skip
+    op = worker_operator(api, tmp_path, "mapped")
 
     trigger = await asyncio.to_thread(defer, op, key)
 
@@ -234,12 +240,7 @@ async def test_a_bad_triggerer_setting_fails_the_deferring_task_before_any_pod(
 ) -> None:
     """The triggerer would meet it with the pod running; the worker refuses it first."""
     monkeypatch.setenv(f"AIRFLOW__ASYNCPOD__{variable}", value)
-    api.on("POST", pod_path("ns"), echo(rv="4242"))
-    api.on("GET", pod_path("ns"), reply({"metadata": {"resourceVersion": "5"}, "items": []}))
-    op = KubernetesPodOperator(
-        task_id="t", image="busybox", config_file=str(kubeconfig(tmp_path, api.url)),
-        kubernetes_conn_id=None,
-    )  # fmt: skip
+    op = worker_operator(api, tmp_path, "t")
     ti = SimpleNamespace(dag_id="dag", task_id="t", run_id="run", map_index=-1, try_number=1)
 
     with pytest.raises(ConfigError, match=rf"\[asyncpod\] {option} .*{value}"):
