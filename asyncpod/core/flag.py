@@ -4,6 +4,9 @@ Why: ``asyncio.Event`` allocates a deque of waiters when it is made, about 850 b
 measured here (Python 3.11), and a run used six of them: at 10,000 runs in flight that
 is 50 MB of flags that mostly nobody waits on. :class:`Flag` has the same ``set`` /
 ``clear`` / ``is_set`` / ``wait`` semantics and allocates nothing until a task waits.
+:meth:`Flag.wait_for` waits at most a while with a timer on the loop, not a cancel
+scope: a run's follower waits with a deadline on every watch event, and an anyio
+scope per wait (enter, exit, its deadline bookkeeping) was the run's most frequent one.
 
 What it deliberately does not do: work across event loops or threads (one loop, as
 everything in a cluster session).
@@ -54,5 +57,31 @@ class Flag:
         try:
             await waiter
         finally:
-            if self._waiters is not None and waiter in self._waiters:
-                self._waiters.remove(waiter)
+            self._forget(waiter)
+
+    async def wait_for(self, seconds: float) -> bool:
+        """:meth:`wait`, for at most ``seconds``; whether the flag is set."""
+        if self._set:
+            return True
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+        if self._waiters is None:
+            self._waiters = []
+        self._waiters.append(waiter)
+        timer = loop.call_later(max(seconds, 0.0), _wake, waiter)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            self._forget(waiter)
+        return self._set
+
+    def _forget(self, waiter: asyncio.Future[None]) -> None:
+        if self._waiters is not None and waiter in self._waiters:
+            self._waiters.remove(waiter)
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    """The timer of :meth:`Flag.wait_for`: the wait is over, set or not."""
+    if not waiter.done():
+        waiter.set_result(None)

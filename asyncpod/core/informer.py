@@ -226,6 +226,20 @@ class PodSubscription:
             await self._wakeup.wait()
         return self._queue.pop(0)  # at most ``buffer`` long, mostly one
 
+    async def next_within(self, seconds: float) -> PodChange | None:
+        """:meth:`next`, or None once ``seconds`` passed without a change.
+
+        A timer, not a cancel scope: the follower of every run asks this on every
+        event while a deadline is pending (:func:`asyncpod.core.policy.next_deadline`).
+        """
+        deadline = time.monotonic() + seconds
+        while not self._queue:
+            self._check_open()
+            self._wakeup.clear()
+            if not await self._wakeup.wait_for(deadline - time.monotonic()):
+                return None  # not woken: nothing was pushed
+        return self._queue.pop(0)
+
     async def wait_seen(self) -> dict[str, Any]:
         """The pod as the informer first delivers it (at once if it is cached).
 

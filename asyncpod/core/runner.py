@@ -48,7 +48,7 @@ import anyio
 
 from asyncpod.core import lifecycle
 from asyncpod.core.flag import Flag
-from asyncpod.core.informer import PodInformer, PodSubscription
+from asyncpod.core.informer import PodChange, PodInformer, PodSubscription
 from asyncpod.core.policy import (
     CREATE_ATTEMPT_ANNOTATION,
     Cleanup,
@@ -516,12 +516,11 @@ class PodRun:
             if verdict is not None:
                 return self._result_of(pod, verdict)
             wait = next_deadline(clock, self.options, now=now)
-            change = None
-            if wait is None:  # no deadline: no cancel scope to make either
+            change: PodChange | None
+            if wait is None:
                 change = await subscription.next()
             else:
-                with anyio.move_on_after(wait):
-                    change = await subscription.next()
+                change = await subscription.next_within(wait)
             if change is None:
                 continue  # a deadline passed: judge decides
             if change.type == DELETED:

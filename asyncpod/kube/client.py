@@ -669,6 +669,7 @@ class KubeClient:
         timeout: float | _Default | None = DEFAULT,
         content_type: str | None = None,
         rate_limited: bool = True,
+        decode: bool = True,
     ) -> Any:
         """Send one request and return its decoded body.
 
@@ -684,6 +685,9 @@ class KubeClient:
         ``rate_limited=False`` skips the client-side limiter (never the server's 429s):
         for the few requests that must not queue behind a burst, such as the shared
         informer's LIST, which every run waits on.
+
+        ``decode=False`` reads a success's body and drops it (None is returned): for a
+        DELETE, whose answer is the whole pod (~8 KB of JSON) that nobody reads.
         """
         method = method.upper()
         self._check_path(path)
@@ -721,6 +725,8 @@ class KubeClient:
             ):
                 payload = await response.read()
                 if 200 <= response.status < 300:
+                    if not decode:
+                        return _Answer(response.status, value=None)
                     value = _decode_success(
                         payload, response.content_type, method=method, path=path
                     )

@@ -120,7 +120,8 @@ class Objects:
         """Delete the object (and, for a Job, its pods by ``propagation``); False if gone."""
         body = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": propagation}
         try:
-            await self._client.request("DELETE", kind.path(namespace, name), json=body)
+            path = kind.path(namespace, name)
+            await self._client.request("DELETE", path, json=body, decode=False)
         except NotFoundError:
             return False
         except ConflictError:

@@ -189,8 +189,9 @@ class Pods:
             body["preconditions"] = {"uid": uid}
         try:
             await self._client.request(
-                "DELETE", pod_path(namespace, name), json=body, pod=f"{namespace}/{name}"
-            )
+                "DELETE", pod_path(namespace, name), json=body, pod=f"{namespace}/{name}",
+                decode=False,  # the pod as it was: nobody reads it
+            )  # fmt: skip
         except NotFoundError:
             return False
         except ConflictError:

@@ -502,3 +502,55 @@ async def test_cache_keeps_followed_and_live_pods_and_drops_finished_ones_nobody
     followed.close()
     assert informer.get("exit-3-message") is None
     assert informer.statistics().cached_pods == 0
+
+
+# --------------------------------------------------------------------------------------
+# PodSubscription: waiting with a deadline (the run's follower, while a limit is pending)
+# --------------------------------------------------------------------------------------
+
+
+async def test_next_within_gives_a_queued_change_at_once() -> None:
+    subscription = make_informer().subscribe("p")
+    subscription._push(PodChange("ADDED", pod("p", "u1", 1)))
+    change = await subscription.next_within(0.0)  # even with no time left
+    assert change is not None
+    assert rv(change) == "1"
+
+
+async def test_next_within_is_none_when_nothing_came_in_time() -> None:
+    subscription = make_informer().subscribe("p")
+    assert await subscription.next_within(0.0) is None
+    assert await subscription.next_within(0.02) is None
+    assert subscription._wakeup._waiters in (None, [])  # no waiter left behind
+
+
+async def test_next_within_wakes_for_a_change_pushed_while_it_waits() -> None:
+    subscription = make_informer().subscribe("p")
+    loop = asyncio.get_running_loop()
+    loop.call_later(0.01, subscription._push, PodChange("MODIFIED", pod("p", "u1", 2)))
+    change = await subscription.next_within(30.0)  # long before the 30 s
+    assert change is not None
+    assert rv(change) == "2"
+
+
+async def test_next_within_raises_the_informers_error_and_ends_on_close() -> None:
+    subscription = make_informer().subscribe("p")
+    loop = asyncio.get_running_loop()
+    error = ForbiddenError("pods is forbidden", status=403, reason="Forbidden")
+    loop.call_later(0.01, subscription._fail, error)
+    with pytest.raises(ForbiddenError):
+        await subscription.next_within(30.0)
+    closed = make_informer().subscribe("q")
+    loop.call_later(0.01, closed.close)
+    with pytest.raises(ClosedError):
+        await closed.next_within(30.0)
+
+
+async def test_next_within_a_cancelled_wait_leaves_no_waiter() -> None:
+    subscription = make_informer().subscribe("p")
+    waiting = asyncio.ensure_future(subscription.next_within(30.0))
+    await asyncio.sleep(0.01)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert subscription._wakeup._waiters in (None, [])
