@@ -69,7 +69,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from asyncpod.testing.controlplane import RequestCounts, parse_request_counts
 from benchmarks.plane import bench_control_plane, pod_requests, prepare_namespace
 from benchmarks.run import machine
 from tests.integration.airflow.deployment import COMPONENTS, AirflowDeployment
@@ -179,17 +178,6 @@ def spread(values: Sequence[float]) -> dict[str, float | int | None]:
         "p95": round(ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))], 2),
         "max": round(ordered[-1], 2),
     }
-
-
-def namespaced(plane: Any) -> RequestCounts:
-    """The API server's counters; LIST and WATCH only when namespace-scoped (the
-    scheduler, kwok and the controllers list and watch pods cluster-wide)."""
-    lines = [
-        line
-        for line in plane.metrics_text().splitlines()
-        if 'scope="namespace"' in line or not ('verb="LIST"' in line or 'verb="WATCH"' in line)
-    ]
-    return parse_request_counts("\n".join(lines))
 
 
 # ---------------------------------------------------------------------- DAG files
@@ -430,7 +418,7 @@ def run_contender(
             row["triggerer_idle_cpu_per_s"] = round(idle_rate, 4)
             cpu.reset()
             row["loadavg_before"] = os.getloadavg()
-            metrics_before = namespaced(plane)
+            metrics_before = plane.request_counts(namespaced_lists_only=True)
             audit_start = audit.stat().st_size if audit.exists() else 0
             began = time.time()
             for dag_id in dag_ids:
@@ -472,7 +460,9 @@ def run_contender(
         row["requests"] = audit_counts(audit, audit_start, None, user)
         if audit_kill is not None:
             row["requests_after_kill"] = audit_counts(audit, audit_kill, None, user)
-        row["apiserver_request_total"] = pod_requests(namespaced(plane) - metrics_before)
+        row["apiserver_request_total"] = pod_requests(
+            plane.request_counts(namespaced_lists_only=True) - metrics_before
+        )
         row["triggerer_cpu_ms_per_task"] = round(1000 * row["triggerer_cpu_s"] / tasks, 1)
         # Net: less the idle rate over the run and, when it was killed, one more start.
         net = row["triggerer_cpu_s"] - idle_rate * (ended - began)

@@ -29,22 +29,12 @@ from asyncpod.airflow.tries import TryKey, pod_name_for
 from asyncpod.airflow.triggers import AsyncpodPodTrigger
 from asyncpod.kube.pods import Pods
 from asyncpod.testing import outcome
-from asyncpod.testing.controlplane import LocalControlPlane, RequestCounts, parse_request_counts
+from asyncpod.testing.controlplane import LocalControlPlane
 from asyncpod.testing.pytest_plugin import TestCluster
 
 from .conftest import pod_alive
 
 pytestmark = [pytest.mark.integration, pytest.mark.simulated]
-
-
-def namespaced(plane: LocalControlPlane) -> RequestCounts:
-    """The server's request counters, LIST and WATCH counted when namespace-scoped only."""
-    lines = [
-        line
-        for line in plane.metrics_text().splitlines()
-        if 'scope="namespace"' in line or not ('verb="LIST"' in line or 'verb="WATCH"' in line)
-    ]
-    return parse_request_counts("\n".join(lines))
 
 
 def mapped_operator(kubeconfig: Path, namespace: str, tmp_path: Path) -> KubernetesPodOperator:
@@ -94,9 +84,9 @@ async def test_a_mapped_task_on_the_worker_path_makes_no_watch_and_no_namespace_
     keys = [TryKey("ap_mapped", "mapped", "run-1", index, 1) for index in range(3)]
 
     # 1. Each mapped task instance's first try: create and defer.
-    before = namespaced(control_plane)
+    before = control_plane.request_counts(namespaced_lists_only=True)
     triggers = [await asyncio.to_thread(run_worker, op, key) for key in keys]
-    spent = namespaced(control_plane) - before
+    spent = control_plane.request_counts(namespaced_lists_only=True) - before
     nonzero = {key: count for key, count in spent.counts.items() if count}
     print(f"first tries, 3 tasks: {nonzero}")
     assert spent.get("WATCH", "pods") == 0
@@ -113,9 +103,9 @@ async def test_a_mapped_task_on_the_worker_path_makes_no_watch_and_no_namespace_
         assert trigger.serialize()[1]["pod_resource_version"] == trigger.pod_resource_version
 
     # 2. A worker restarted within the try: 409, one selected LIST, the same pod.
-    before = namespaced(control_plane)
+    before = control_plane.request_counts(namespaced_lists_only=True)
     again = await asyncio.to_thread(run_worker, op, keys[0])
-    spent = namespaced(control_plane) - before
+    spent = control_plane.request_counts(namespaced_lists_only=True) - before
     assert (spent.get("WATCH", "pods"), spent.get("LIST", "pods")) == (0, 1)
     assert spent.get("POST", "pods") == 1
     assert again.pod_uid == triggers[0].pod_uid
@@ -123,9 +113,9 @@ async def test_a_mapped_task_on_the_worker_path_makes_no_watch_and_no_namespace_
 
     # 3. The next try of one task: its own pod; one selected LIST sweeps the first try's.
     retry = TryKey("ap_mapped", "mapped", "run-1", 1, 2)
-    before = namespaced(control_plane)
+    before = control_plane.request_counts(namespaced_lists_only=True)
     second = await asyncio.to_thread(run_worker, op, retry)
-    spent = namespaced(control_plane) - before
+    spent = control_plane.request_counts(namespaced_lists_only=True) - before
     assert (spent.get("WATCH", "pods"), spent.get("LIST", "pods")) == (0, 1)
     assert selectors[-1] == try_selector(retry)
     assert second.pod_uid != triggers[1].pod_uid
