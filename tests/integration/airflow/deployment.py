@@ -1,8 +1,9 @@
 """Real Airflow components (api-server, scheduler, dag-processor, triggerer) for e2e tests.
 
 SQLite, LocalExecutor, a temporary AIRFLOW_HOME, a fixed JWT secret and Fernet key,
-loopback ports. The ``kubernetes_default`` connection (an ``AIRFLOW_CONN_*`` variable)
-points at the test cluster's kubeconfig and namespace. Every wait is bounded and every
+free loopback ports (the api-server's and both log servers'). The ``kubernetes_default``
+connection (an ``AIRFLOW_CONN_*`` variable) points at the test cluster's kubeconfig and
+namespace. Every wait is bounded and every
 process is killed (its process group: LocalExecutor's workers included) in ``stop()``.
 """
 
@@ -52,6 +53,10 @@ class AirflowDeployment:
     kubeconfig: Path
     namespace: str
     port: int = field(default_factory=free_port)
+    #: The log servers' ports (Airflow's defaults, 8793 and 8794, are the same for every
+    #: deployment; .ci/run runs the main suite's and the oldest Airflow's e2e at once).
+    worker_log_port: int = field(default_factory=free_port)
+    trigger_log_port: int = field(default_factory=free_port)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     #: More environment for every component (e.g. ``AIRFLOW__METRICS__*``).
     extra_env: dict[str, str] = field(default_factory=dict)
@@ -92,6 +97,8 @@ class AirflowDeployment:
             AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL="5",
             AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC="1",
             AIRFLOW__LOGGING__BASE_LOG_FOLDER=str(self.home / "logs"),
+            AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT=str(self.worker_log_port),
+            AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT=str(self.trigger_log_port),
             AIRFLOW_CONN_KUBERNETES_DEFAULT=json.dumps(connection),
             PYTHONWARNINGS="ignore",
         )

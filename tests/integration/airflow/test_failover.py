@@ -24,7 +24,6 @@ from typing import Any
 import pytest
 
 from asyncpod.airflow.tries import pod_name_for
-from asyncpod.testing.controlplane import free_port
 from asyncpod.testing.pytest_plugin import TestCluster
 from asyncpod.testing.simulate import PREFIX, ContainerLog, register_logs
 
@@ -150,7 +149,6 @@ def test_a_sigkilled_triggerers_tasks_finish_on_another_with_every_log_line_once
         extra_env={
             # Take over a silent triggerer's triggers after 10 s, not the default 30 s.
             "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "10",
-            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
         },
     )
     both = [airflow.home, second.home]
