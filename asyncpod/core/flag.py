@@ -50,10 +50,7 @@ class Flag:
     async def wait(self) -> None:
         if self._set:
             return
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        if self._waiters is None:
-            self._waiters = []
-        self._waiters.append(waiter)
+        waiter = self._enlist()
         try:
             await waiter
         finally:
@@ -63,18 +60,22 @@ class Flag:
         """:meth:`wait`, for at most ``seconds``; whether the flag is set."""
         if self._set:
             return True
-        loop = asyncio.get_running_loop()
-        waiter: asyncio.Future[None] = loop.create_future()
-        if self._waiters is None:
-            self._waiters = []
-        self._waiters.append(waiter)
-        timer = loop.call_later(max(seconds, 0.0), _wake, waiter)
+        waiter = self._enlist()
+        timer = waiter.get_loop().call_later(max(seconds, 0.0), _wake, waiter)
         try:
             await waiter
         finally:
             timer.cancel()
             self._forget(waiter)
         return self._set
+
+    def _enlist(self) -> asyncio.Future[None]:
+        """A new waiter, woken by :meth:`set` (made only when somebody waits)."""
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self._waiters is None:
+            self._waiters = []
+        self._waiters.append(waiter)
+        return waiter
 
     def _forget(self, waiter: asyncio.Future[None]) -> None:
         if self._waiters is not None and waiter in self._waiters:

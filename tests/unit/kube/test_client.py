@@ -102,6 +102,20 @@ async def test_non_json_and_empty_bodies(api: FakeApiServer, client: KubeClient)
     assert await client.request("DELETE", f"{PODS}/p") is None
 
 
+async def test_an_undecoded_success_is_none_and_an_undecoded_error_still_raises(
+    api: FakeApiServer, client: KubeClient
+) -> None:
+    api.on("DELETE", f"{PODS}/p", reply(POD))
+    api.on(
+        "DELETE", f"{PODS}/gone", reply(status_body(404, "NotFound", 'pods "gone" not found'), 404)
+    )
+
+    assert await client.request("DELETE", f"{PODS}/p", decode=False) is None
+    assert await client.request("DELETE", f"{PODS}/p") == POD  # the same answer, decoded
+    with pytest.raises(NotFoundError, match="not found"):
+        await client.request("DELETE", f"{PODS}/gone", decode=False)
+
+
 async def test_429_with_retry_after_is_honoured(api: FakeApiServer, client: KubeClient) -> None:
     api.on(
         "POST",
