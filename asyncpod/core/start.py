@@ -198,7 +198,7 @@ class PodStart:
         if verdict is ConflictVerdict.REATTACH:
             self.reattached = True
             uid = (existing.get("metadata") or {}).get("uid")
-            logger.info("reattached to existing pod %s (uid %s)", self.ref, uid)
+            logger.debug("reattached to existing pod %s (uid %s)", self.ref, uid)  # callers say it
             return existing
         message = refusal_message(verdict, existing, self.ref)
         raise ConflictError(message, status=409, reason="AlreadyExists", pod=self.ref) from (
