@@ -39,13 +39,17 @@ async def delete_pod(
     uid: str | None,
     grace_period: int | None,
     log: Log,
+    announce: bool = True,
 ) -> bool:
     """Delete pod ``namespace/name`` in the background; True if this call deleted it.
 
     With ``uid`` only that pod (a namesake created since is left alone); without one,
     whatever pod has the name. ``grace_period`` overrides the pod's own (``None``:
     the pod's). A pod already gone, or a namesake, is logged and answers False; any
-    other failure raises, after the client's retries.
+    other failure raises, after the client's retries. ``announce=False`` leaves the
+    line for a deletion to the caller: the trigger's event says it (``pod_deleted``)
+    and the worker logs it, since a line logged in the triggerer costs both of its
+    processes (the trigger runner formats and sends it, the job runner writes it).
     """
     try:
         deleted = await Pods(client).delete(
@@ -58,7 +62,8 @@ async def delete_pod(
     if not deleted:
         log.info("pod %s/%s is already gone", namespace, name)
         return False
-    log.info("deleted pod %s/%s", namespace, name)
+    if announce:
+        log.info("deleted pod %s/%s", namespace, name)
     return True
 
 

@@ -639,6 +639,8 @@ class KubernetesPodOperator(BaseOperator):
         ti = context["ti"]
         ti.xcom_push(key="pod_name", value=event.get("pod_name"))
         ti.xcom_push(key="pod_namespace", value=event.get("pod_namespace"))
+        if event.get("pod_deleted"):  # by the trigger, which leaves the line to this
+            self.log.info("deleted pod %s", ref)
         if status == "success":
             self.log.info("pod %s succeeded", ref)
             return event.get("xcom") if self.do_xcom_push else None

@@ -377,7 +377,7 @@ class AsyncpodPodTrigger(BaseTrigger):
                     )
                 deleted = False
                 if should_delete(self.on_finish_action, result.outcome.value):
-                    deleted = await self._delete(cluster)
+                    deleted = await self._delete(cluster, announce=False)
         except AsyncpodError as error:
             return self._error_payload(type(error).__name__, str(error))
         payload = event_payload(
@@ -532,8 +532,13 @@ class AsyncpodPodTrigger(BaseTrigger):
         finally:
             self._logs_done.set()
 
-    async def _delete(self, cluster: Cluster) -> bool:
-        """Delete this trigger's pod, by uid when it is known (never a namesake)."""
+    async def _delete(self, cluster: Cluster, *, announce: bool = True) -> bool:
+        """Delete this trigger's pod, by uid when it is known (never a namesake).
+
+        ``announce=False`` for the deletion at the pod's end: the event's
+        ``pod_deleted`` says it, and the worker that resumes the task logs it
+        (``execute_complete``) in the same task log.
+        """
         from asyncpod.airflow.deletion import delete_pod
 
         return await delete_pod(
@@ -543,6 +548,7 @@ class AsyncpodPodTrigger(BaseTrigger):
             uid=self.pod_uid,
             grace_period=self.termination_grace_period,
             log=self.log,
+            announce=announce,
         )
 
     # ------------------------------------------------------------------ endings

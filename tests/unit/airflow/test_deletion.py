@@ -43,6 +43,23 @@ async def test_delete_pod_by_uid_with_the_grace_period(
     assert "deleted pod ns/p" in caplog.messages
 
 
+async def test_a_deletion_left_to_the_caller_to_announce_logs_only_a_pod_already_gone(
+    api: FakeApiServer, client: KubeClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    api.on("DELETE", pod_path("ns", "p"), reply(pod("p", "u1", 3)))
+    api.on("DELETE", pod_path("ns", "gone"), fail(404, "NotFound", 'pods "gone" not found'))
+    caplog.set_level(logging.INFO, LOG.name)
+
+    assert await delete_pod(client, "ns", "p", uid="u1", grace_period=None, log=LOG, announce=False)
+    gone = await delete_pod(
+        client, "ns", "gone", uid="u2", grace_period=None, log=LOG, announce=False
+    )
+
+    assert gone is False
+    said = [record.getMessage() for record in caplog.records if record.name == LOG.name]
+    assert said == ["pod ns/gone is already gone"]
+
+
 async def test_delete_pod_without_uid_or_grace_sends_neither(
     api: FakeApiServer, client: KubeClient
 ) -> None:

@@ -369,3 +369,30 @@ print("OK")
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
     )
     assert out.stdout.strip().splitlines()[-1:] == ["OK"], out.stderr[-2000:]
+
+
+class _PushedXComs:
+    """The task instance's ``xcom_push``, all that ``execute_complete`` needs of it."""
+
+    def __init__(self) -> None:
+        self.pushed: dict[str, Any] = {}
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        self.pushed[key] = value
+
+
+@pytest.mark.parametrize("deleted", [True, False])
+def test_the_worker_logs_the_deletion_the_trigger_left_to_it(
+    deleted: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    op = KubernetesPodOperator(task_id="t", image="busybox:1.36")
+    said: list[str] = []
+    monkeypatch.setattr(op.log, "info", lambda msg, *args: said.append(msg % args))
+    event = {"status": "success", "pod_namespace": "ns", "pod_name": "p", "pod_deleted": deleted}
+    ti = _PushedXComs()
+
+    assert op.execute_complete({"ti": ti}, event) is None
+
+    assert ti.pushed == {"pod_name": "p", "pod_namespace": "ns"}
+    assert ("deleted pod ns/p" in said) is deleted
+    assert "pod ns/p succeeded" in said
