@@ -54,7 +54,7 @@ class AirflowDeployment:
     namespace: str
     port: int = field(default_factory=free_port)
     #: The log servers' ports (Airflow's defaults, 8793 and 8794, are the same for every
-    #: deployment; .ci/run runs the main suite's and the oldest Airflow's e2e at once).
+    #: deployment: a second triggerer, or two suites on one machine, would collide).
     worker_log_port: int = field(default_factory=free_port)
     trigger_log_port: int = field(default_factory=free_port)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
