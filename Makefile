@@ -50,7 +50,8 @@ docs: install
 test: lint docs binaries
 	$(BIN)/pytest
 
-# The version matrix (noxfile.py), which .ci/run runs after `make test`: Python 3.10-3.13,
+# The version matrix (noxfile.py), which .ci/run starts beside `make test` once its Airflow
+# deployments are over (.ci/run says why): Python 3.10-3.13,
 # each with one of Airflow 3.0.6/3.1.8/3.2.2/3.3.2 (lint, the unit and trigger tests; the
 # library's integration tests on 3.10 and 3.13, the e2e DAGs on 3.0.6), and Airflow
 # 2.11's refusal.
