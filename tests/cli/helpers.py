@@ -87,18 +87,49 @@ def wait_until(predicate: Callable[[], bool], *, timeout: float = 30, what: str 
         time.sleep(0.1)
 
 
-def pods_created(plane: LocalControlPlane) -> int:
-    """Pods the API server has created so far (POST pods answered 201; a 409 or a dry run
-    is no create)."""
-    total = 0.0
-    for line in plane.metrics_text().splitlines():
+@dataclass(frozen=True)
+class PodCreates:
+    """POST pods as the API server's metrics count them.
+
+    ``certain``: answered 201. ``unsure``: answered 5xx, which a client that went away
+    mid-request gets (its context cancelled, the server answers 504 while the create goes on
+    and may still store the pod): a SIGKILLed batch leaves such a create behind."""
+
+    certain: int
+    unsure: int
+
+    def allow(self, expected: int) -> bool:
+        """Whether ``expected`` pods could have been made: every 201, some of the 5xx."""
+        return self.certain <= expected <= self.certain + self.unsure
+
+    def __sub__(self, before: PodCreates) -> PodCreates:
+        return PodCreates(self.certain - before.certain, self.unsure - before.unsure)
+
+
+def pod_creates(plane: LocalControlPlane) -> PodCreates:
+    """The API server's POST pods so far."""
+    return count_pod_creates(plane.metrics_text())
+
+
+def count_pod_creates(metrics_text: str) -> PodCreates:
+    """POST pods in the API server's metrics (a 409, a 4xx or a dry run is no create). Pure."""
+    certain = unsure = 0.0
+    for line in metrics_text.splitlines():
         if (
             line.startswith("apiserver_request_total{")
-            and 'code="201"' in line
             and 'resource="pods"' in line
             and 'subresource=""' in line
             and 'verb="POST"' in line
             and 'dry_run="All"' not in line  # a dry run (the batch's preflight) stores nothing
         ):
-            total += float(line.rsplit(" ", 1)[1])
-    return int(total)
+            count = float(line.rsplit(" ", 1)[1])
+            if 'code="201"' in line:
+                certain += count
+            elif 'code="5' in line:
+                unsure += count
+    return PodCreates(int(certain), int(unsure))
+
+
+def pods_created(plane: LocalControlPlane) -> int:
+    """Pods the API server has created so far (POST pods answered 201)."""
+    return pod_creates(plane).certain

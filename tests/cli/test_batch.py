@@ -21,7 +21,7 @@ import pytest
 from asyncpod.spec import RUN_ID_LABEL, TASK_KEY_ANNOTATION, deterministic_pod_name
 from asyncpod.testing import LocalControlPlane
 from asyncpod.testing.pytest_plugin import TestCluster
-from tests.cli.helpers import Cli, pods, pods_created, wait_until
+from tests.cli.helpers import Cli, pod_creates, pods, pods_created, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -226,7 +226,7 @@ def test_resume_after_sigkill_reattaches_and_creates_no_pod_twice(
         "batch", str(jobs), *cli.cluster_args, "--run-id", "kill-1",
         "--results", str(results), "--max-in-flight", "4", "--progress", "none",
     ]  # fmt: skip
-    created_before = pods_created(control_plane)
+    created_before = pod_creates(control_plane)
 
     first = cli.start(*args)
     # Kill in the middle of the second wave: 4 results recorded, 4 pods mid-run.
@@ -259,8 +259,10 @@ def test_resume_after_sigkill_reattaches_and_creates_no_pod_twice(
     summary = [" ".join(line.split()) for line in second.stdout.splitlines()]
     assert summary[0].startswith(f"asyncpod batch: {tasks}/{tasks} finished · run kill-1")
     assert f"reattached: {alive} pods of an earlier attempt" in summary
-    # The API server created exactly one pod per task over both attempts.
-    assert pods_created(control_plane) - created_before == tasks
+    # The API server created exactly one pod per task over both attempts (a create in
+    # flight at the SIGKILL may have been answered 504 and stored all the same).
+    created = pod_creates(control_plane) - created_before
+    assert created.allow(tasks), created
     wait_until(lambda: not pods(kube_cluster, namespace, selector), timeout=15, what="cleanup")
 
 

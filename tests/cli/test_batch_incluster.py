@@ -38,7 +38,7 @@ from asyncpod.testing.binaries import cache_dir
 from asyncpod.testing.pytest_plugin import RealNode, TestCluster
 from asyncpod.testing.rbac import service_account_kubeconfig
 from asyncpod.testing.simulate import outcome
-from tests.cli.helpers import Cli, pods, pods_created, wait_until
+from tests.cli.helpers import Cli, pod_creates, pods, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -250,7 +250,7 @@ def test_three_shards_survive_a_deleted_pod_and_a_sigkill_and_match_a_local_batc
     assert kube_cluster.local is not None
     tasks, run_id = 600, "shards-600"
     jobs = write_input(cli.workdir / "jobs.jsonl", tasks, duration=2.0)
-    created_before = pods_created(kube_cluster.local)
+    created_before = pod_creates(kube_cluster.local)
     submit = cli.run(
         "batch", str(jobs), *cli.cluster_args, "--submit", "--shards", "3",
         "--run-id", run_id, "--image", shard_image, "--results-claim", results_claim,
@@ -316,14 +316,15 @@ def test_three_shards_survive_a_deleted_pod_and_a_sigkill_and_match_a_local_batc
     assert {line["attempt"] for line in lines} == {1}
     assert f"{tasks}/{tasks} finished · run {run_id}" in " ".join(results.stdout.split())
 
-    # Every task pod created once (POST pods answered 201): 600 tasks, the shard pods
-    # that exist, the one deleted, and the two results readers.
-    created = pods_created(kube_cluster.local) - created_before
+    # Every task pod created once: 600 tasks, the shard pods that exist, the one deleted,
+    # and the two results readers. A create in flight when shard 1 was SIGKILLed may be
+    # answered 504 and stored all the same: counted as one that may have happened.
+    created = pod_creates(kube_cluster.local) - created_before
     witness.stop()
     task_pods = {n for n, labels in witness.labels.items() if labels.get(RUN_ID_LABEL) == run_id}
     assert witness.made_twice() == {}
     assert len(task_pods) == tasks
-    assert created == tasks + len(shards) + 1 + 2  # + the deleted shard pod, 2 readers
+    assert created.allow(tasks + len(shards) + 1 + 2), created  # + the deleted shard pod, 2 readers
     assert not pods(kube_cluster, namespace, f"{RUN_ID_LABEL}={run_id}")
 
     # The same input as a local batch: the same outcome for every task.
