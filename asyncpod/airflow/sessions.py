@@ -33,9 +33,8 @@ never deletes a pod; deleting is the trigger's explicit decision.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,6 +48,7 @@ from asyncpod.errors import ConfigError
 __all__ = [
     "TARGET_TTL",
     "SessionStatistics",
+    "SharedCluster",
     "client_limits",
     "session_statistics",
     "shared_cluster",
@@ -126,43 +126,83 @@ def session_statistics(loop: asyncio.AbstractEventLoop | None = None) -> Session
     return SessionStatistics(len(entries), sum(e.users for e in entries.values()))
 
 
-@contextlib.asynccontextmanager
-async def shared_cluster(
-    target: KubeTarget, namespace: str, **client_options: Any
-) -> AsyncIterator[Cluster]:
-    """The shared session for ``target`` and ``namespace`` on the running loop.
+def shared_cluster(target: KubeTarget, namespace: str, **client_options: Any) -> SharedCluster:
+    """The shared session for ``target`` and ``namespace`` on the running loop, to use
+    as ``async with shared_cluster(target, namespace) as cluster``.
 
     ``client_options`` only matter to the first user (they open the session).
     """
-    entries = _registry.setdefault(asyncio.get_running_loop(), {})
-    key = (target.identity(), namespace)
-    entry = entries.get(key)
-    opener = entry is None
-    if entry is None:
-        entry = entries[key] = _Entry()
-    entry.users += 1
-    try:
-        if opener:
-            try:
-                entry.cluster = await _open(target, namespace, client_options)
-            except BaseException as error:
-                entry.error = error
-                if entries.get(key) is entry:
-                    del entries[key]
-                raise
-            finally:
-                entry.opened.set()
-        else:
-            await entry.opened.wait()
-            if entry.error is not None:
-                raise entry.error
+    return SharedCluster(target, namespace, client_options)
+
+
+class SharedCluster:
+    """One use of a shared session (:func:`shared_cluster`): joined on enter, left on
+    exit; the last user to leave closes it.
+
+    A class, not an ``asynccontextmanager``: every deferred task holds one for as long
+    as it waits, and a generator-based one costs the process four GC-tracked objects
+    more per task (the generator, the event loop's weak reference to it, the context
+    manager's dict and arguments).
+    """
+
+    __slots__ = ("_entries", "_entry", "_key", "_namespace", "_options", "_target")
+
+    def __init__(self, target: KubeTarget, namespace: str, options: dict[str, Any]) -> None:
+        self._target = target
+        self._namespace = namespace
+        self._options = options
+        self._entries: dict[_Key, _Entry] | None = None
+        self._entry: _Entry | None = None
+        self._key: _Key = ()
+
+    async def __aenter__(self) -> Cluster:
+        if self._entry is not None:
+            raise RuntimeError("a SharedCluster is entered once")
+        entries = self._entries = _registry.setdefault(asyncio.get_running_loop(), {})
+        key = self._key = (self._target.identity(), self._namespace)
+        entry = entries.get(key)
+        opener = entry is None
+        if entry is None:
+            entry = entries[key] = _Entry()
+        entry.users += 1
+        self._entry = entry
+        try:
+            await (self._open(entry) if opener else self._join(entry))
+        except BaseException:
+            await self._leave()
+            raise
         assert entry.cluster is not None
-        yield entry.cluster
-    finally:
+        return entry.cluster
+
+    async def _open(self, entry: _Entry) -> None:
+        """The first user opens the session; the others wait for that (:meth:`_join`)."""
+        try:
+            entry.cluster = await _open(self._target, self._namespace, self._options)
+        except BaseException as error:
+            entry.error = error
+            if self._entries is not None and self._entries.get(self._key) is entry:
+                del self._entries[self._key]
+            raise
+        finally:
+            entry.opened.set()
+
+    @staticmethod
+    async def _join(entry: _Entry) -> None:
+        await entry.opened.wait()
+        if entry.error is not None:
+            raise entry.error
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self._leave()
+
+    async def _leave(self) -> None:
+        entry, entries = self._entry, self._entries
+        assert entry is not None
+        assert entries is not None
         entry.users -= 1
         if entry.users == 0 and entry.cluster is not None:
-            if entries.get(key) is entry:
-                del entries[key]  # a newcomer from now on opens a fresh session
+            if entries.get(self._key) is entry:
+                del entries[self._key]  # a newcomer from now on opens a fresh session
             with anyio.CancelScope(shield=True):
                 await entry.cluster.aclose()
 

@@ -88,6 +88,11 @@ class Cluster:
         self._reconnect_backoff = reconnect_backoff
         self._informers: dict[tuple[str, str | None], PodInformer] = {}
         self._runs: set[PodRun] = set()
+        # Bound once, handed to every run: ``self.start_task`` made a new bound method
+        # (a GC-tracked object) per run in flight. (The first closes a cycle through
+        # this session, which lives as long as its user holds it anyway.)
+        self._spawn_for_runs = self.start_task
+        self._forget_run = self._runs.discard
         self._started = 0
         self._group: anyio.abc.TaskGroup | None = None
         self._supervisor: asyncio.Future[None] | None = None
@@ -269,11 +274,11 @@ class Cluster:
             namespace=ns,
             spec=spec,
             options=options or self.options,
-            spawn=self.start_task,
+            spawn=self._spawn_for_runs,
             name=name or spec.name,
             run_id=run_id,
             extra_labels=labels,
-            on_done=self._runs.discard,
+            on_done=self._forget_run,
         )
         self._runs.add(run)
         self._started += 1
@@ -393,10 +398,10 @@ class Cluster:
                 namespace=ns,
                 spec=None,
                 options=options or self.options,
-                spawn=self.start_task,
+                spawn=self._spawn_for_runs,
                 name=name,
                 uid=uid,
-                on_done=self._runs.discard,
+                on_done=self._forget_run,
                 subscription=probe,
             )
             probe = None  # the run's now: closed when it ends

@@ -58,7 +58,13 @@ from asyncpod.kube.pods import Pods, pod_path
 from asyncpod.kube.watch import ADDED, BOOKMARK, DELETED, MODIFIED
 from asyncpod.metrics import OFF, MetricsOff
 
-__all__ = ["InformerStatistics", "PodChange", "PodInformer", "PodSubscription"]
+__all__ = [
+    "InformerStatistics",
+    "PodChange",
+    "PodInformer",
+    "PodSubscription",
+    "WaitInterruptedError",
+]
 
 logger = logging.getLogger("asyncpod.informer")
 
@@ -158,6 +164,13 @@ def _identity(pod: dict[str, Any]) -> dict[str, Any]:
     return {"metadata": {k: metadata[k] for k in ("name", "namespace", "uid") if k in metadata}}
 
 
+class WaitInterruptedError(ClosedError):
+    """Raised by a subscription's waits once :meth:`PodSubscription.interrupt` was called:
+    its subscriber was asked to stop waiting (a run cancelled while following its pod).
+    Closed to that subscriber, so code that ends on :class:`ClosedError` ends on it too;
+    it never leaves the run."""
+
+
 class PodSubscription:
     """The stream of changes to one pod (by name; pinned to a uid once known).
 
@@ -173,6 +186,7 @@ class PodSubscription:
         "_closed",
         "_error",
         "_informer",
+        "_interrupted",
         "_queue",
         "_wakeup",
         "coalesced",
@@ -190,6 +204,7 @@ class PodSubscription:
         self._wakeup = Flag()
         self._error: BaseException | None = None
         self._closed = False
+        self._interrupted = False
         self.latest: dict[str, Any] | None = None
         self.coalesced = 0
 
@@ -218,8 +233,19 @@ class PodSubscription:
         self._error = error
         self._wakeup.set()
 
+    def interrupt(self) -> None:
+        """End the subscriber's wait: :meth:`next` and :meth:`next_within` raise
+        :class:`WaitInterruptedError` from now on (what is queued is not handed out). One flag
+        checked per wait, where a cancel scope per subscriber would cost its scope and
+        two sets for as long as it waits."""
+        self._interrupted = True
+        self._wakeup.set()
+
     async def next(self) -> PodChange:
-        """The next change; raises the informer's error if the watch cannot continue."""
+        """The next change; raises the informer's error if the watch cannot continue,
+        :class:`WaitInterruptedError` once interrupted."""
+        if self._interrupted:
+            raise WaitInterruptedError(f"wait on pod {self.name} interrupted")
         while not self._queue:
             self._check_open()
             self._wakeup.clear()
@@ -233,6 +259,8 @@ class PodSubscription:
         event while a deadline is pending (:func:`asyncpod.core.policy.next_deadline`).
         """
         deadline = time.monotonic() + seconds
+        if self._interrupted:
+            raise WaitInterruptedError(f"wait on pod {self.name} interrupted")
         while not self._queue:
             self._check_open()
             self._wakeup.clear()
@@ -253,7 +281,10 @@ class PodSubscription:
         return self.latest
 
     def _check_open(self) -> None:
-        """Raise the informer's error, or ClosedError, if no push can come any more."""
+        """Raise the informer's error, or ClosedError, if no push can come any more;
+        WaitInterruptedError once interrupted."""
+        if self._interrupted:
+            raise WaitInterruptedError(f"wait on pod {self.name} interrupted")
         if self._error is not None:
             raise self._error
         if self._closed:

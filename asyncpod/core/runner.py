@@ -16,11 +16,13 @@ handle is settled from it in one place (``_settle``).
 
 Cancellation: cancelling the task that awaits a run, calling :meth:`PodRun.cancel`,
 closing the session, or the event loop shutting down (every task cancelled at once)
-deletes the pod (unless the cleanup policy is KEEP). The cleanup sits in ``finally``
-and completes even when its task is cancelled again meanwhile
-(:mod:`asyncpod.core.shielding`); every retry in it has a window, so it is bounded.
-Deletion uses the pod's own grace period unless :attr:`RunOptions.delete_grace_period`
-says otherwise.
+deletes the pod (unless the cleanup policy is KEEP). :meth:`PodRun.cancel` reaches a
+run that is creating its pod through a cancel scope, and one that waits on its pod
+through its subscription (``interrupt``), so the many runs that wait hold no scope.
+The cleanup sits in ``finally`` and completes even when its task is cancelled again
+meanwhile (:mod:`asyncpod.core.shielding`); every retry in it has a window, so it is
+bounded. Deletion uses the pod's own grace period unless
+:attr:`RunOptions.delete_grace_period` says otherwise.
 
 Faults: a create that meets an unreachable or restarting API server is retried for
 :attr:`RunOptions.create_retry_window` with the same name and the same attempt token,
@@ -180,11 +182,11 @@ class PodRun:
         "_last_change_slim",
         "_latest",
         "_main",
+        "_on_done",
         "_readers",
         "_readers_idle",
         "_result",
         "_scope",
-        "_settled",
         "_spawn",
         "_start",
         "_winding_down",
@@ -226,11 +228,15 @@ class PodRun:
         self.run_id = run_id
         self.task_key = spec.task_key if spec is not None else None
         self._extra_labels = extra_labels or {}
-        self._done_callbacks: list[Callable[[PodRun], None]] = [on_done] if on_done else []
+        self._on_done = on_done
+        self._done_callbacks: list[Callable[[PodRun], None]] | None = None  # made when added
         self._main = spec.container_name if spec is not None else None
-        self._created = Flag()
-        self._finished = Flag()
-        self._settled = Flag()  # created, or finished without a pod
+        # One flag for every wait on the run (created, a state change, the end): a run
+        # exists by the thousand and mostly nobody waits on it. Each waiter checks its
+        # own condition again when it is woken (:meth:`_next_change`).
+        self._created = False
+        self._finished = False
+        self._changed = Flag()
         self._driven = False
         self._result: PodResult | None = None
         self._error: AsyncpodError | None = None
@@ -239,11 +245,10 @@ class PodRun:
         self._latest: dict[str, Any] | None = None
         self._changes: list[lifecycle.StateChange] = []
         self._last_change_slim = True  # no change yet
-        self._changed = Flag()
-        # Open log readers: cleanup waits for them to drain before deleting the pod.
+        # Open log readers: cleanup waits for them to drain before deleting the pod
+        # (on a flag made then, if any reader is open).
         self._readers = 0
-        self._readers_idle = Flag()
-        self._readers_idle.set()
+        self._readers_idle: Flag | None = None
         self._winding_down = False
 
     def __repr__(self) -> str:
@@ -256,12 +261,14 @@ class PodRun:
         return self.result().__await__()
 
     def done(self) -> bool:
-        return self._finished.is_set()
+        return self._finished
 
     def add_done_callback(self, callback: Callable[[PodRun], None]) -> None:
         """Call ``callback(run)`` once the run has ended (at once if it has)."""
         if self.done():
             callback(self)
+        elif self._done_callbacks is None:
+            self._done_callbacks = [callback]
         else:
             self._done_callbacks.append(callback)
 
@@ -312,21 +319,27 @@ class PodRun:
 
     async def created(self) -> None:
         """Wait until the pod exists (or the run failed before that: then raise)."""
-        await self._settled.wait()
-        if not self._created.is_set() and self._error is not None:
+        while not (self._created or self._finished):
+            await self._next_change()
+        if not self._created and self._error is not None:
             raise self._error
 
     async def changed(self) -> None:
         """Return after the run's next state change, or its end."""
-        if self.done():
-            return
+        if not self.done():
+            await self._next_change()
+
+    async def _next_change(self) -> None:
+        """Wait for the next wake-up of the run's flag: a state change, the pod made,
+        the end. Every caller checks what it waits for again (one flag, many waits)."""
         self._changed.clear()
         await self._changed.wait()
 
     async def result(self) -> PodResult:
         """Wait for the outcome. Cancelling the waiting task cancels the run (pod deleted)."""
         try:
-            await self._finished.wait()
+            while not self._finished:
+                await self._next_change()
         except BaseException:
             # The awaiting task was cancelled: the run goes with it, pod included.
             with anyio.CancelScope(shield=True):
@@ -341,10 +354,13 @@ class PodRun:
         """Stop following, delete the pod (unless cleanup is KEEP) and wait for that."""
         if not self.done():
             self._cancel_requested = True
-            if self._scope is not None:
+            if self._scope is not None:  # creating or attaching
                 self._scope.cancel()
+            elif self._start.subscription is not None:  # following: stop waiting
+                self._start.subscription.interrupt()
             with anyio.CancelScope(shield=True):
-                await self._finished.wait()
+                while not self._finished:
+                    await self._next_change()
         return self._result
 
     async def states(self) -> AsyncGenerator[lifecycle.StateChange, None]:
@@ -396,24 +412,27 @@ class PodRun:
         self._client.metrics.run_started()
         ended: PodResult | AsyncpodError | None = None
         try:
-            with anyio.CancelScope() as scope:
-                self._scope = scope
-                if self._cancel_requested:
-                    scope.cancel()
-                ended = await self._to_the_end()
+            ended = await self._to_the_end()
         finally:
             result = await complete_despite_cancellation(self._wind_up(ended, time.monotonic()))
         return result
 
     async def _to_the_end(self) -> PodResult | AsyncpodError | None:
-        """Create or attach, then follow: the result, the error, or None (cancelled)."""
+        """Create or attach, then follow: the result, the error, or None (cancelled).
+
+        :meth:`cancel` reaches the start through a cancel scope (its requests retry for
+        a while) and the follower through its subscription (:meth:`_follow` waits on
+        nothing else): a run waiting on its pod, as most runs in flight are, holds no
+        cancel scope.
+        """
         try:
-            await self._create_or_attach()
-            return await self._follow()
+            await self._start_cancellably()
+            return None if self._cancel_requested else await self._follow()
         except ClosedError:
-            # The session is closing: its informer stopped a moment before the
-            # session's cancellation reached this run. The run is cancelled with it
-            # (the wind-up builds that result and deletes the pod).
+            # WaitInterruptedError (a ClosedError): cancel() while following.
+            # Otherwise the session is closing; its informer stopped a moment before
+            # the session's cancellation reached this run. Either way the run is cancelled (the
+            # wind-up builds that result and deletes the pod).
             return None
         except AsyncpodError as error:
             return kept_on_the_run(error)
@@ -454,13 +473,24 @@ class PodRun:
         """The one place the handle learns how the run ended."""
         self._result, self._error = result, error
         self._start.close()
-        self._finished.set()
-        self._settled.set()
+        self._finished = True
         self._changed.set()
-        for callback in self._done_callbacks:
+        if self._on_done is not None:
+            self._on_done(self)
+        for callback in self._done_callbacks or ():
             callback(self)
 
     # ------------------------------------------------------------------ the start
+    async def _start_cancellably(self) -> None:
+        """:meth:`_create_or_attach` in a cancel scope that :meth:`cancel` cancels. (A
+        method of its own, so that no frame keeps the scope while the run follows.)"""
+        with anyio.CancelScope() as scope:
+            self._scope = scope
+            if self._cancel_requested:
+                scope.cancel()
+            await self._create_or_attach()
+        self._scope = None
+
     async def _create_or_attach(self) -> None:
         window = self.options.create_retry_window
         if self.spec is None:  # attach to an existing pod
@@ -476,8 +506,8 @@ class PodRun:
         # whole pod (managedFields, volumes, env: ~8 KB), held until the watch's next
         # version replaces it, by every run of a burst at once.
         self._observe(lifecycle.project(pod))
-        self._created.set()
-        self._settled.set()
+        self._created = True
+        self._changed.set()
 
     # ------------------------------------------------------------------ following
     def _observe(
@@ -569,8 +599,9 @@ class PodRun:
         if should_delete(self.options, outcome, succeeded=succeeded, pod_finished=finished):
             if self._readers and not cancelled:
                 # Let log readers drain what the containers wrote before the pod goes.
+                idle = self._readers_idle = Flag()
                 with anyio.move_on_after(self.options.log_drain_timeout):
-                    await self._readers_idle.wait()
+                    await idle.wait()
             await self._delete()
         return result
 
@@ -608,7 +639,6 @@ class PodRun:
         self, containers: tuple[str, ...] | None, *, follow: bool, since: Mapping[str, str]
     ) -> AsyncGenerator[LogLine, None]:
         self._readers += 1
-        self._readers_idle.clear()
         try:
             lines = merged_logs(
                 self, client=self._client, spawn=self._spawn,
@@ -619,5 +649,5 @@ class PodRun:
                     yield line
         finally:
             self._readers -= 1
-            if not self._readers:
+            if not self._readers and self._readers_idle is not None:
                 self._readers_idle.set()

@@ -25,7 +25,7 @@ from typing import Any, cast
 
 import pytest
 
-from asyncpod.core.informer import PodChange, PodInformer, PodSubscription
+from asyncpod.core.informer import PodChange, PodInformer, PodSubscription, WaitInterruptedError
 from asyncpod.core.lifecycle import project
 from asyncpod.errors import AsyncpodError, ClosedError, ForbiddenError
 from asyncpod.kube.client import KubeClient
@@ -553,4 +553,30 @@ async def test_next_within_a_cancelled_wait_leaves_no_waiter() -> None:
     waiting.cancel()
     with pytest.raises(asyncio.CancelledError):
         await waiting
+    assert subscription._wakeup._waiters in (None, [])
+
+
+# --------------------------------------------------------------------------------------
+# PodSubscription: interrupted (a run cancelled while it follows its pod)
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("wait", ["next", "next_within", "wait_seen"])
+async def test_interrupt_wakes_a_waiter_and_every_later_wait_raises(wait: str) -> None:
+    subscription = make_informer().subscribe("p")
+
+    async def waiting() -> object:
+        if wait == "next_within":
+            return await subscription.next_within(30.0)
+        return await getattr(subscription, wait)()
+
+    loop = asyncio.get_running_loop()
+    loop.call_later(0.01, subscription.interrupt)
+    with pytest.raises(WaitInterruptedError):
+        await waiting()
+    subscription._push(PodChange("MODIFIED", pod("p", "u1", 2)))
+    with pytest.raises(WaitInterruptedError, match="wait on pod p interrupted"):
+        await subscription.next()  # what is queued is not handed out any more
+    with pytest.raises(ClosedError):  # an interrupted wait ends like a closed one
+        await subscription.next_within(30.0)
     assert subscription._wakeup._waiters in (None, [])
