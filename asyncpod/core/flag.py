@@ -15,6 +15,7 @@ everything in a cluster session).
 from __future__ import annotations
 
 import asyncio
+import contextvars
 
 __all__ = ["Flag"]
 
@@ -61,7 +62,9 @@ class Flag:
         if self._set:
             return True
         waiter = self._enlist()
-        timer = waiter.get_loop().call_later(max(seconds, 0.0), _wake, waiter)
+        timer = waiter.get_loop().call_later(
+            max(seconds, 0.0), _wake, waiter, context=_TIMER_CONTEXT
+        )
         try:
             await waiter
         finally:
@@ -80,6 +83,11 @@ class Flag:
     def _forget(self, waiter: asyncio.Future[None]) -> None:
         if self._waiters is not None and waiter in self._waiters:
             self._waiters.remove(waiter)
+
+
+# The timers' context: by default each timer copies the caller's (a GC-tracked object
+# per waiting run with a deadline), and ``_wake`` reads no context variable.
+_TIMER_CONTEXT = contextvars.Context()
 
 
 def _wake(waiter: asyncio.Future[None]) -> None:
