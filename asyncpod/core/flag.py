@@ -27,7 +27,7 @@ class Flag:
 
     def __init__(self) -> None:
         self._set = False
-        self._waiters: list[asyncio.Future[None]] | None = None
+        self._waiters: list[asyncio.Future[bool]] | None = None
 
     def __repr__(self) -> str:
         waiting = len(self._waiters) if self._waiters else 0
@@ -43,7 +43,7 @@ class Flag:
         waiters, self._waiters = self._waiters, None
         for waiter in waiters or ():
             if not waiter.done():
-                waiter.set_result(None)
+                waiter.set_result(True)  # woken by set(): off the list already
 
     def clear(self) -> None:
         self._set = False
@@ -72,15 +72,23 @@ class Flag:
             self._forget(waiter)
         return self._set
 
-    def _enlist(self) -> asyncio.Future[None]:
+    def _enlist(self) -> asyncio.Future[bool]:
         """A new waiter, woken by :meth:`set` (made only when somebody waits)."""
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        waiter: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         if self._waiters is None:
             self._waiters = []
         self._waiters.append(waiter)
         return waiter
 
-    def _forget(self, waiter: asyncio.Future[None]) -> None:
+    def _forget(self, waiter: asyncio.Future[bool]) -> None:
+        """Take a waiter that is done waiting off the list, unless :meth:`set` did.
+
+        Without that check, a flag many tasks wait on, set and waited on again, cost
+        each woken waiter a search of the list the others had already rejoined:
+        quadratic in the waiters.
+        """
+        if waiter.done() and not waiter.cancelled() and waiter.result():
+            return
         if self._waiters is not None and waiter in self._waiters:
             self._waiters.remove(waiter)
 
@@ -90,7 +98,7 @@ class Flag:
 _TIMER_CONTEXT = contextvars.Context()
 
 
-def _wake(waiter: asyncio.Future[None]) -> None:
+def _wake(waiter: asyncio.Future[bool]) -> None:
     """The timer of :meth:`Flag.wait_for`: the wait is over, set or not."""
     if not waiter.done():
-        waiter.set_result(None)
+        waiter.set_result(False)  # still on the list: _forget takes it off

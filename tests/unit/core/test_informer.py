@@ -580,3 +580,52 @@ async def test_interrupt_wakes_a_waiter_and_every_later_wait_raises(wait: str) -
     with pytest.raises(ClosedError):  # an interrupted wait ends like a closed one
         await subscription.next_within(30.0)
     assert subscription._wakeup._waiters in (None, [])
+
+
+# --------------------------------------------------------------------------------------
+# wait_version: an advance wakes only the waiters it reached
+# --------------------------------------------------------------------------------------
+
+
+async def test_wait_version_wakes_each_waiter_once_its_version_is_reached() -> None:
+    informer = make_informer()
+    informer._advance("100")
+    assert await informer.wait_version("90")  # reached already: at once
+    assert not await informer.wait_version("opaque")  # not comparable: False at once
+    woken: list[str] = []
+
+    async def wait(version: str) -> None:
+        assert await informer.wait_version(version)
+        woken.append(version)
+
+    waiting = [asyncio.ensure_future(wait(v)) for v in ("130", "110", "120", "110")]
+    await asyncio.sleep(0)
+    informer._advance("105")
+    await asyncio.sleep(0)
+    assert woken == []
+    informer._advance("115")
+    await asyncio.sleep(0)
+    assert sorted(woken) == ["110", "110"]
+    assert [entry[0] for entry in informer._version_waiters] == [120, 130]
+    informer._advance("200")
+    await asyncio.gather(*waiting)
+    assert sorted(woken) == ["110", "110", "120", "130"]
+    assert informer._version_waiters == []
+
+
+async def test_wait_version_a_cancelled_waiter_is_passed_over_and_failure_wakes_all() -> None:
+    informer = make_informer()
+    informer._advance("100")
+    cancelled = asyncio.ensure_future(informer.wait_version("110"))
+    failing = asyncio.ensure_future(informer.wait_version("500"))
+    await asyncio.sleep(0)
+    cancelled.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await cancelled
+    informer._advance("120")  # the cancelled one's entry goes without a word
+    assert [entry[0] for entry in informer._version_waiters] == [500]
+    error = ForbiddenError("pods is forbidden", status=403, reason="Forbidden")
+    informer._fail_all(error)
+    with pytest.raises(ForbiddenError):
+        await failing
+    assert informer._version_waiters == []
