@@ -43,7 +43,7 @@ import anyio
 from asyncpod.airflow.connection import KubeTarget, open_client
 from asyncpod.airflow.stats import triggerer_stats
 from asyncpod.core.cluster import Cluster
-from asyncpod.errors import ConfigError
+from asyncpod.errors import ConfigError, UsageError
 
 __all__ = [
     "TARGET_TTL",
@@ -79,8 +79,12 @@ _registry: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[_Key, _Entr
 #: Seconds a connection lookup is shared by the triggers that start after it.
 TARGET_TTL = 60.0
 _targets: weakref.WeakKeyDictionary[
-    asyncio.AbstractEventLoop, dict[_Key, tuple[float, asyncio.Task[KubeTarget]]]
+    asyncio.AbstractEventLoop, dict[_Key, tuple[float, asyncio.Future[KubeTarget]]]
 ] = weakref.WeakKeyDictionary()
+
+
+class _LookupAbandonedError(Exception):
+    """The caller making a shared lookup was cancelled: one of its waiters makes it."""
 
 
 async def shared_target(
@@ -88,30 +92,36 @@ async def shared_target(
 ) -> KubeTarget:
     """``load()``'s target, shared by the running loop's callers of the same ``key``.
 
-    The first caller starts the lookup; callers within ``ttl`` seconds of it await the
-    same lookup (shielded: one caller's cancellation does not cancel it for the others).
-    A lookup that fails is forgotten at once, so the next caller tries again.
+    The first caller makes the lookup in its own task; callers within ``ttl`` seconds
+    of it await its answer (shielded: a waiter's cancellation does not cancel it). If
+    the caller making it is cancelled, a waiter makes it again; a lookup that fails is
+    forgotten at once, so the next caller tries again. No task of its own: nothing
+    outlives the callers (a lookup task left running after every trigger had gone
+    could outlive the triggerer's loop).
     """
     loop = asyncio.get_running_loop()
     entries = _targets.setdefault(loop, {})
-    found = entries.get(key)
-    if found is None or found[0] <= loop.time():
-
-        async def lookup() -> KubeTarget:
-            return await load()
-
-        task = loop.create_task(lookup())
-        entry = (loop.time() + ttl, task)
+    while True:
+        found = entries.get(key)
+        if found is not None and loop.time() < found[0]:
+            try:
+                return await asyncio.shield(found[1])
+            except _LookupAbandonedError:
+                continue  # its maker was cancelled: make it here
+        answer: asyncio.Future[KubeTarget] = loop.create_future()
+        entry = (loop.time() + ttl, answer)
         entries[key] = entry
-
-        def forget_failure(done: asyncio.Task[KubeTarget]) -> None:
-            failed = done.cancelled() or done.exception() is not None
-            if failed and entries.get(key) is entry:
+        try:
+            target = await load()
+        except BaseException as error:
+            if entries.get(key) is entry:
                 del entries[key]
-
-        task.add_done_callback(forget_failure)
-        found = entry
-    return await asyncio.shield(found[1])
+            shared = error if isinstance(error, Exception) else _LookupAbandonedError()
+            answer.set_exception(shared)
+            answer.exception()  # retrieved: no warning when no caller waited for it
+            raise
+        answer.set_result(target)
+        return target
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +167,9 @@ class SharedCluster:
 
     async def __aenter__(self) -> Cluster:
         if self._entry is not None:
-            raise RuntimeError("a SharedCluster is entered once")
+            raise UsageError(
+                "a SharedCluster is entered once: call shared_cluster() again for another use"
+            )
         entries = self._entries = _registry.setdefault(asyncio.get_running_loop(), {})
         key = self._key = (self._target.identity(), self._namespace)
         entry = entries.get(key)

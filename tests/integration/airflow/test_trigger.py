@@ -22,6 +22,7 @@ from asyncpod.airflow.resumehold import RESUME_HOLD
 from asyncpod.airflow.sessions import session_statistics, shared_cluster
 from asyncpod.airflow.triggers import AsyncpodPodStartTrigger, AsyncpodPodTrigger
 from asyncpod.airflow.xcom import SIDECAR_NAME, XCOM_FILE, add_xcom_sidecar, frame_lines
+from asyncpod.errors import UsageError
 from asyncpod.testing import outcome
 from asyncpod.testing.controlplane import LocalControlPlane
 from asyncpod.testing.pytest_plugin import TestCluster
@@ -405,3 +406,15 @@ async def test_start_trigger_creates_once_per_try_and_a_new_try_replaces_the_old
     assert second.pod_name.endswith("-2")
     assert not pod_alive(kube_cluster, namespace, first.pod_name)
     assert not pod_alive(kube_cluster, namespace, second.pod_name)
+
+
+async def test_a_shared_cluster_entered_twice_is_refused_and_leaves_no_session(
+    sa_kubeconfig: Path, namespace: str
+) -> None:
+    use = shared_cluster(KubeTarget(config_file=str(sa_kubeconfig)), namespace)
+    async with use as cluster:
+        with pytest.raises(UsageError, match="entered once"):
+            await use.__aenter__()
+        assert session_statistics().sessions == 1  # the first entry's, still open
+        assert cluster.namespace == namespace
+    assert session_statistics().sessions == 0

@@ -51,16 +51,56 @@ async def test_an_expired_lookup_is_made_again() -> None:
     assert load.calls == 2
 
 
-async def test_a_failed_lookup_is_not_kept_and_one_callers_cancel_spares_the_others() -> None:
+async def test_a_failed_lookup_reaches_its_waiters_and_is_not_kept() -> None:
     load = Lookups(fail=1)
     first = asyncio.ensure_future(shared_target(("k",), load))
     second = asyncio.ensure_future(shared_target(("k",), load))
     await asyncio.sleep(0)
-    first.cancel()
     load.gate.set()
-    with pytest.raises(ConfigError):
-        await second
-    with pytest.raises(asyncio.CancelledError):
-        await first
+    for caller in (first, second):
+        with pytest.raises(ConfigError):
+            await caller
+    assert load.calls == 1
     assert (await shared_target(("k",), load)).config_file == "/kube/2"
     assert load.calls == 2
+
+
+async def test_a_waiters_cancel_spares_the_lookup_and_the_other_callers() -> None:
+    load = Lookups()
+    first = asyncio.ensure_future(shared_target(("k",), load))
+    second = asyncio.ensure_future(shared_target(("k",), load))
+    third = asyncio.ensure_future(shared_target(("k",), load))
+    await asyncio.sleep(0)
+    second.cancel()
+    load.gate.set()
+    assert (await first).config_file == (await third).config_file == "/kube/1"
+    with pytest.raises(asyncio.CancelledError):
+        await second
+    assert load.calls == 1
+
+
+async def test_when_the_caller_making_the_lookup_is_cancelled_a_waiter_makes_it() -> None:
+    load = Lookups()
+    first = asyncio.ensure_future(shared_target(("k",), load))
+    second = asyncio.ensure_future(shared_target(("k",), load))
+    third = asyncio.ensure_future(shared_target(("k",), load))
+    await asyncio.sleep(0)
+    first.cancel()
+    await asyncio.sleep(0)
+    load.gate.set()
+    assert (await second).config_file == (await third).config_file == "/kube/2"
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    assert load.calls == 2  # the cancelled one, and one more for both waiters
+
+
+async def test_no_task_outlives_the_callers() -> None:
+    load = Lookups()
+    before = asyncio.all_tasks()
+    caller = asyncio.ensure_future(shared_target(("k",), load))
+    await asyncio.sleep(0)
+    assert asyncio.all_tasks() - before == {caller}
+    caller.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+    assert asyncio.all_tasks() == before
