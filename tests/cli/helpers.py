@@ -105,6 +105,10 @@ class PodCreates:
     def __sub__(self, before: PodCreates) -> PodCreates:
         return PodCreates(self.certain - before.certain, self.unsure - before.unsure)
 
+    def __add__(self, other: PodCreates) -> PodCreates:
+        """Both counts together (two API servers')."""
+        return PodCreates(self.certain + other.certain, self.unsure + other.unsure)
+
 
 def pod_creates(plane: LocalControlPlane) -> PodCreates:
     """The API server's POST pods so far."""

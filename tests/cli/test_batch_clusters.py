@@ -24,7 +24,7 @@ import pytest
 from asyncpod.spec import RUN_ID_LABEL
 from asyncpod.testing import LocalControlPlane
 from asyncpod.testing.pytest_plugin import TestCluster
-from tests.cli.helpers import Cli, pods, pods_created, wait_until
+from tests.cli.helpers import Cli, pod_creates, pods, pods_created, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.simulated]
 
@@ -145,7 +145,7 @@ def test_sigkill_and_resume_across_clusters_reattaches_where_each_attempt_ran(
         "batch", str(jobs), *two, "--run-id", "two-r", "--results", str(results),
         "--max-in-flight", "8", "--progress", "none",
     ]  # fmt: skip
-    a_before, b_before = pods_created(control_plane), pods_created(plane_b)
+    a_before, b_before = pod_creates(control_plane), pod_creates(plane_b)
     first = cli.start(*args)
     wait_until(
         lambda: results.exists() and len(results.read_text().splitlines()) >= 10,
@@ -171,8 +171,10 @@ def test_sigkill_and_resume_across_clusters_reattaches_where_each_attempt_ran(
     # A task whose pod finished as the kill came has its pod kept until its line is
     # written (record first: BatchConfig.run_options), so it is reattached, not made
     # again; a recorded pod left by the kill is swept (no pod is left, below).
-    created = pods_created(control_plane) - a_before + pods_created(plane_b) - b_before
-    assert created == tasks, (created, tasks, alive, second.stdout)
+    # A create in flight at the SIGKILL can be stored though its answer was a 504
+    # (tests/cli/helpers.py, PodCreates): every 201 is a pod made, some 5xx may be.
+    created = (pod_creates(control_plane) - a_before) + (pod_creates(plane_b) - b_before)
+    assert created.allow(tasks), (created, tasks, alive, second.stdout)
     where: dict[str, set[str]] = defaultdict(set)
     for line in lines:
         where[line["task_key"]].add(line["cluster"])

@@ -40,3 +40,10 @@ def test_allows_the_expected_count_only_within_the_unsure_creates() -> None:
     assert not created.allow(602)
     assert PodCreates(certain=5, unsure=0).allow(5)
     assert not PodCreates(certain=5, unsure=0).allow(6)
+
+
+def test_two_servers_counts_add_up() -> None:
+    both = PodCreates(certain=20, unsure=1) + PodCreates(certain=19, unsure=0)
+    assert both == PodCreates(certain=39, unsure=1)
+    assert both.allow(40)
+    assert not both.allow(41)

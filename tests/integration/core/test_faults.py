@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +65,11 @@ async def test_relist_after_410_delivers_what_happened_in_the_gap(
     namespace: str,
     proxy: FaultProxy,
 ) -> None:
-    async with asyncpod.connect(proxied_kubeconfig, namespace=namespace, options=TEST_OPTIONS) as c:
+    # The test before restarted the API server; the scheduler and kwok reconnect with
+    # their own backoff, which on a loaded machine once left a pod Pending past
+    # TEST_OPTIONS' 60 s. Scheduling is not what this test is about: wait longer for it.
+    options = replace(TEST_OPTIONS, schedule_timeout=180, startup_timeout=180)
+    async with asyncpod.connect(proxied_kubeconfig, namespace=namespace, options=options) as c:
         finishing = await c.start(PodSpec("busybox:1.36", annotations=outcome(duration=2.0)))
         failing = await c.start(
             PodSpec("busybox:1.36", annotations=outcome(duration=2.0, exit_code=9))
