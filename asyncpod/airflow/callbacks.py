@@ -23,9 +23,10 @@ says so ("not called in the async mode"); its trigger calls none. So:
   call in the triggerer, any call with ``mode=ASYNC``.
 
 A task with callbacks always starts on a worker (``start_from_trigger`` is ignored for
-it) and its trigger keeps the pod (:func:`trigger_finish_action`): the worker that
-resumes deletes it after ``on_pod_teardown``, as the reference does, so the callbacks
-see the live pod and nothing of them runs on the triggerer's event loop.
+it), and the worker that resumes it deletes the pod after ``on_pod_teardown``, as the
+reference does (a deferred task's trigger never deletes its pod:
+:func:`asyncpod.airflow.triggers.trigger_finish_action`), so the callbacks see the live
+pod and nothing of them runs on the triggerer's event loop.
 
 Arguments: ``client`` is a ``kubernetes.client.CoreV1Api`` built from the same
 connection when the ``kubernetes`` package is importable (it is whenever the provider
@@ -58,7 +59,6 @@ __all__ = [
     "resume_calls",
     "sync_client",
     "sync_mode",
-    "trigger_finish_action",
 ]
 
 logger = logging.getLogger("asyncpod.airflow")
@@ -170,13 +170,6 @@ def resume_calls(status: str, *, started: bool | None = None) -> tuple[tuple[str
     if started is False:
         return (), False
     return _RESUME, status == "success"
-
-
-def trigger_finish_action(on_finish_action: str, *, callbacks: bool) -> str:
-    """The ``on_finish_action`` the trigger applies (pure): with callbacks the pod must
-    outlive ``on_pod_teardown``, which runs on the worker, so the trigger keeps it and
-    the worker applies ``on_finish_action`` after the callbacks."""
-    return "keep_pod" if callbacks else on_finish_action
 
 
 def merge_changes(

@@ -17,6 +17,10 @@ triggerer and never polls.
 * ``do_xcom_push`` needs no ``pods/exec``: a native sidecar sharing ``/airflow/xcom``
   prints ``return.json`` to its log once the base container has ended, and the trigger
   reads it there, any size (:mod:`asyncpod.airflow.xcom`).
+* ``on_finish_action`` is applied by the worker that resumes a deferred task
+  (``execute_complete``, by uid), as the reference's worker does; its trigger keeps the
+  pod (:func:`~asyncpod.airflow.triggers.trigger_finish_action`), so the triggerer's
+  event loop sends no DELETE.
 * A new try deletes the live pods of earlier tries of the same task instance (unless
   ``on_kill_action="keep_pod"``): a clear that reached no running trigger (or an
   Airflow without the triggerer-side ``on_kill``) leaks no pod.
@@ -28,8 +32,8 @@ triggerer and never polls.
 * ``callbacks`` (``KubernetesPodOperatorCallback`` classes) are called as the reference
   calls them, all on workers with ``mode=SYNC`` (:mod:`asyncpod.airflow.callbacks`,
   ``docs/airflow-callbacks.md``): a task with callbacks always starts on a worker
-  (``start_from_trigger`` is ignored for it), and its trigger leaves the pod to the
-  worker that resumes the task, which deletes it after ``on_pod_teardown``; nothing
+  (``start_from_trigger`` is ignored for it), and the worker that resumes it deletes
+  the pod after ``on_pod_teardown``; nothing
   of them runs in the triggerer. Not deferrable, ``on_pod_starting``, each log line's
   ``progress_callback`` and ``log_formatter`` too (deferred, the reference uses
   neither of the last two, nor does asyncpod).
@@ -64,7 +68,6 @@ from asyncpod.airflow.callbacks import (
     CallbackCaller,
     callback_list,
     resume_calls,
-    trigger_finish_action,
 )
 from asyncpod.airflow.connection import (
     DEFAULT_CONN_ID,
@@ -86,6 +89,7 @@ from asyncpod.airflow.triggers import (
     AsyncpodPodTrigger,
     compact_start_kwargs,
     should_delete,
+    trigger_finish_action,
 )
 from asyncpod.airflow.triggersettings import check_triggerer_settings
 from asyncpod.core.runner import RunOptions
@@ -431,7 +435,7 @@ class KubernetesPodOperator(BaseOperator):
             startup_timeout=self.startup_timeout_seconds,
             schedule_timeout=self.schedule_timeout_seconds,
             on_finish_action=trigger_finish_action(
-                self.on_finish_action, callbacks=bool(self.callbacks)
+                self.on_finish_action, worker_resumes=self.deferrable or bool(self.callbacks)
             ),
             on_kill_action=self.on_kill_action,
             termination_grace_period=self.termination_grace_period,
@@ -636,6 +640,8 @@ class KubernetesPodOperator(BaseOperator):
         caller = self._callbacks()
         if caller is not None:
             self._resume_callbacks(caller, context, event)
+        else:
+            self._finish_pod(event)
         ti = context["ti"]
         ti.xcom_push(key="pod_name", value=event.get("pod_name"))
         ti.xcom_push(key="pod_namespace", value=event.get("pod_namespace"))
@@ -656,6 +662,20 @@ class KubernetesPodOperator(BaseOperator):
             f"pod {ref} {event.get('outcome')}: reason {event.get('reason')}, "
             f"exit code {event.get('exit_code')}, message {event.get('message')}"
         )
+
+    def _finish_pod(self, event: Mapping[str, Any]) -> None:
+        """Apply ``on_finish_action`` to the pod the event names, unless its trigger did.
+
+        A deferred task's trigger keeps its pod (:func:`trigger_finish_action`): the
+        worker that resumes it deletes it here, by uid, as the reference's worker does,
+        whatever the event says (a trigger's error too: the pod may still run). A failed
+        delete fails the task, as in the reference.
+        """
+        namespace, name = event.get("pod_namespace"), event.get("pod_name")
+        if event.get("pod_deleted") or not namespace or not name:
+            return  # the trigger deleted it, or no pod was ever made
+        if should_delete(self.on_finish_action, str(event.get("outcome"))):
+            asyncio.run(self._delete(namespace, name, event.get("pod_uid")))
 
     def _resume_callbacks(
         self, caller: CallbackCaller, context: Any, event: Mapping[str, Any]
@@ -701,7 +721,7 @@ class KubernetesPodOperator(BaseOperator):
             return
         asyncio.run(self._delete(*self._pod_ref))
 
-    async def _delete(self, namespace: str, name: str, uid: str) -> None:
+    async def _delete(self, namespace: str, name: str, uid: str | None) -> None:
         target = await load_target(
             self.kubernetes_conn_id,
             in_cluster=self.in_cluster,

@@ -80,6 +80,7 @@ __all__ = [
     "event_payload",
     "load_machinery",
     "should_delete",
+    "trigger_finish_action",
 ]
 
 FINISH_ACTIONS = ("delete_pod", "delete_succeeded_pod", "delete_active_pod", "keep_pod")
@@ -141,6 +142,19 @@ def should_delete(action: str, outcome: str) -> bool:
         # Only a pod that is still running (timed out, say) goes; finished pods stay.
         return outcome in (Outcome.TIMED_OUT.value, Outcome.CANCELLED.value)
     return False
+
+
+def trigger_finish_action(on_finish_action: str, *, worker_resumes: bool) -> str:
+    """The ``on_finish_action`` a trigger applies itself (pure).
+
+    ``worker_resumes``: a worker resumes the task after the trigger fires (the task
+    deferred, or it has callbacks). That worker applies ``on_finish_action`` from the
+    event (``KubernetesPodOperator.execute_complete``), as the reference does, so the
+    trigger keeps the pod: no DELETE on the triggerer's event loop, which every
+    deferred task shares, and a task's callbacks (worker only) still see the live pod.
+    A trigger run inline by a worker that does not defer deletes the pod itself.
+    """
+    return "keep_pod" if worker_resumes else on_finish_action
 
 
 def event_payload(
@@ -679,7 +693,7 @@ START_OPTION_DEFAULTS: Mapping[str, Any] = MappingProxyType(
         "startup_timeout": 120,
         "schedule_timeout": None,
         "deadline": None,
-        "on_finish_action": "delete_pod",
+        "on_finish_action": "keep_pod",  # the worker that resumes the task deletes it
         "on_kill_action": "delete_pod",
         "termination_grace_period": None,
         "do_xcom_push": False,

@@ -183,5 +183,5 @@ def test_a_sigkilled_triggerers_tasks_finish_on_another_with_every_log_line_once
         assert log.count("created pod") == 1, (task_id, log[-3000:])
         uids = set(re.findall(r"pod \S+ \(uid ([0-9a-f-]+)\)", log))
         assert uids == {created[names[task_id]]}, uids
-    # Each deleted by the trigger that saw it end (kwok removes a deleted pod at once).
+    # Each deleted by the worker that resumed its task (kwok removes a deleted pod at once).
     airflow.wait("every pod deleted", lambda: not pods(kube_cluster, airflow.namespace), limit=60)

@@ -130,3 +130,48 @@ async def test_a_mapped_task_on_the_worker_path_makes_no_watch_and_no_namespace_
     assert [p.payload["pod_uid"] for p in payloads] == [
         triggers[0].pod_uid, triggers[2].pod_uid, second.pod_uid,
     ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("action", "exit_code", "kept"),
+    [("delete_pod", 0, False), ("delete_succeeded_pod", 3, True)],
+    ids=["deleted", "failed-and-kept"],
+)
+async def test_the_worker_that_resumes_applies_on_finish_action_not_the_trigger(
+    kube_cluster: TestCluster,
+    sa_kubeconfig: Path,
+    namespace: str,
+    action: str,
+    exit_code: int,
+    kept: bool,
+) -> None:
+    """A deferred task's trigger sends no DELETE from the triggerer's loop: it keeps the
+    pod, and the worker that resumes the task (a new operator instance) deletes it, by
+    uid, as ``on_finish_action`` says for the event's outcome."""
+    from airflow.sdk.exceptions import AirflowException
+
+    def worker_op() -> KubernetesPodOperator:
+        return KubernetesPodOperator(
+            task_id="fin", image="busybox:1.36", namespace=namespace,
+            config_file=str(sa_kubeconfig), kubernetes_conn_id=None, get_logs=False,
+            annotations=outcome(duration=1, exit_code=exit_code), on_finish_action=action,
+        )  # fmt: skip
+
+    key = TryKey("ap_finish", "fin", f"run-{action}", -1, 1)
+    trigger = await asyncio.to_thread(run_worker, worker_op(), key)
+    assert trigger.on_finish_action == "keep_pod"
+    event = await asyncio.wait_for(anext(trigger.run()), 120)
+    assert event.payload["pod_deleted"] is False
+    assert pod_alive(kube_cluster, namespace, trigger.pod_name)  # the trigger kept it
+
+    ti = SimpleNamespace(
+        dag_id=key.dag_id, task_id=key.task_id, run_id=key.run_id, map_index=key.map_index,
+        try_number=key.try_number, xcom_push=lambda **_: None,
+    )  # fmt: skip
+    resumed = worker_op()  # a new worker process: a new instance
+    if exit_code:
+        with pytest.raises(AirflowException, match=f"exit code {exit_code}"):
+            await asyncio.to_thread(resumed.execute_complete, {"ti": ti}, event.payload)
+    else:
+        await asyncio.to_thread(resumed.execute_complete, {"ti": ti}, event.payload)
+    assert pod_alive(kube_cluster, namespace, trigger.pod_name) is kept

@@ -19,7 +19,6 @@ from asyncpod.airflow.callbacks import (
     resume_calls,
     sync_client,
     sync_mode,
-    trigger_finish_action,
 )
 from asyncpod.airflow.connection import KubeTarget
 from asyncpod.airflow.operators import (
@@ -28,6 +27,7 @@ from asyncpod.airflow.operators import (
     KubernetesPodOperator,
     starts_in_triggerer,
 )
+from asyncpod.airflow.triggers import trigger_finish_action
 
 POD: dict[str, Any] = {
     "apiVersion": "v1",
@@ -86,9 +86,14 @@ def test_resume_calls_completion_and_teardown_always_cleanup_on_success_only(
     assert resume_calls(status) == (("on_pod_completion", "on_pod_teardown"), cleanup)
 
 
-def test_with_callbacks_the_trigger_keeps_the_pod_for_the_worker() -> None:
-    assert trigger_finish_action("delete_pod", callbacks=True) == "keep_pod"
-    assert trigger_finish_action("delete_succeeded_pod", callbacks=False) == "delete_succeeded_pod"
+def test_a_trigger_a_worker_resumes_keeps_the_pod_for_that_worker() -> None:
+    assert trigger_finish_action("delete_pod", worker_resumes=True) == "keep_pod"
+    assert trigger_finish_action("delete_succeeded_pod", worker_resumes=True) == "keep_pod"
+    assert trigger_finish_action("delete_pod", worker_resumes=False) == "delete_pod"
+    assert (
+        trigger_finish_action("delete_succeeded_pod", worker_resumes=False)
+        == "delete_succeeded_pod"
+    )
 
 
 def test_the_parameters_are_no_longer_refused() -> None:
@@ -115,15 +120,18 @@ def test_a_task_with_callbacks_starts_on_a_worker() -> None:
     assert not getattr(op, "start_from_trigger", False)
 
 
-def test_with_callbacks_the_trigger_is_told_to_keep_the_pod() -> None:
-    with_cb = KubernetesPodOperator(task_id="t", image="busybox", callbacks=Recorder)
-    without = KubernetesPodOperator(task_id="t", image="busybox")
-    assert with_cb.build_trigger(namespace="n", pod_name="p", pod_uid="u").on_finish_action == (
-        "keep_pod"
+def test_only_a_trigger_run_inline_without_callbacks_deletes_its_pod() -> None:
+    def told(**kwargs: Any) -> str:
+        op = KubernetesPodOperator(task_id="t", image="busybox", **kwargs)
+        return op.build_trigger(namespace="n", pod_name="p", pod_uid="u").on_finish_action
+
+    assert told(callbacks=Recorder) == "keep_pod"
+    assert told() == "keep_pod"  # deferrable: the resuming worker deletes
+    assert told(deferrable=False) == "delete_pod"
+    assert told(deferrable=False, on_finish_action="delete_succeeded_pod") == (
+        "delete_succeeded_pod"
     )
-    assert without.build_trigger(namespace="n", pod_name="p", pod_uid="u").on_finish_action == (
-        "delete_pod"
-    )
+    assert told(deferrable=False, callbacks=Recorder) == "keep_pod"
 
 
 def test_merge_applies_only_what_changed() -> None:

@@ -385,7 +385,9 @@ class _PushedXComs:
 def test_the_worker_logs_the_deletion_the_trigger_left_to_it(
     deleted: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    op = KubernetesPodOperator(task_id="t", image="busybox:1.36")
+    # keep_pod: the worker deletes nothing itself (that is test_worker_path.py's, against
+    # a real API server); a trigger that deleted the pod says so and the worker logs it.
+    op = KubernetesPodOperator(task_id="t", image="busybox:1.36", on_finish_action="keep_pod")
     said: list[str] = []
     monkeypatch.setattr(op.log, "info", lambda msg, *args: said.append(msg % args))
     event = {"status": "success", "pod_namespace": "ns", "pod_name": "p", "pod_deleted": deleted}
