@@ -5,9 +5,11 @@ one process (Airflow 3.3's ``TriggerRunner``). For each pod this does what the
 deferrable operator and the triggerer do together: the operator creates the pod on a
 worker and defers (here: a plain POST, :mod:`benchmarks.contenders._rawhttp`, the same
 for both trigger contenders), the triggerer runs the trigger until its first event,
-and the pod is deleted (``on_finish_action="delete_pod"``): by the resumed task for
-Airflow's trigger (here: a plain DELETE), by asyncpod's trigger itself before it yields
-its event. So what differs between the two trigger contenders is the trigger alone.
+and the pod is deleted (``on_finish_action="delete_pod"``) by the resumed task (here: a
+plain DELETE, on the operator side), for both contenders since 2026-12-07 (before,
+asyncpod's trigger deleted its pod itself before it yielded its event; its operator now
+leaves that to the resumed task, as the reference does). So what differs between the
+two trigger contenders is the trigger alone.
 
 Where each side runs (since 2026-12-07): the operator side (the workers' creates and
 deletes, at most 100 pods being created at once) on a thread of its own with its own
@@ -62,13 +64,10 @@ class _OperatorSide:
         cfg: ChildConfig,
         times: list[PodTimes],
         handed_over: MemoryObjectSendStream[tuple[PodTimes, dict[str, Any]]],
-        *,
-        deletes: bool,
     ) -> None:
         self._cfg = cfg
         self._times = times
         self._handed_over = handed_over
-        self._deletes = deletes
         self._triggerer_loop = asyncio.get_running_loop()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._group: TaskGroup | None = None
@@ -151,9 +150,7 @@ class _OperatorSide:
             self._handed_over.send_nowait(pod)
 
     def _on_resumed(self, t: PodTimes) -> None:
-        if not self._deletes:
-            self._finish_one()
-        elif self._group is not None:
+        if self._group is not None:
             self._group.start_soon(self._delete, t)
 
     async def _delete(self, t: PodTimes) -> None:
@@ -176,15 +173,13 @@ async def run_triggers(
     cfg: ChildConfig,
     times: list[PodTimes],
     make_trigger: TriggerFactory,
-    *,
-    operator_deletes: bool = True,
 ) -> dict[str, Any]:
-    """Create, trigger, delete each pod; ``operator_deletes=False``: the trigger deletes it."""
+    """Create, trigger, delete each pod (the trigger keeps it; the resumed task deletes it)."""
     statuses: dict[str, int] = {}
     handed_over, to_trigger = anyio.create_memory_object_stream[tuple[PodTimes, dict[str, Any]]](
         math.inf
     )
-    operator = _OperatorSide(cfg, times, handed_over, deletes=operator_deletes)
+    operator = _OperatorSide(cfg, times, handed_over)
 
     async def trigger(t: PodTimes, created: dict[str, Any]) -> None:
         try:
@@ -207,9 +202,6 @@ async def run_triggers(
         except Exception as error:  # noqa: BLE001 - recorded per pod, reported
             t.error = f"trigger: {type(error).__name__}: {error}"[:200]
         finally:
-            # The trigger applied on_finish_action before its event: the pod is deleted.
-            if not operator_deletes and t.error is None:
-                t.done = t.seen
             operator.resumed(t)
 
     async def create_triggers(group: TaskGroup) -> None:

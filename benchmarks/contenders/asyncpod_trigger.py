@@ -6,10 +6,11 @@ Built as asyncpod's operator builds it: with the pod's name, namespace, uid (Air
 reattaches by name and can pick the wrong pod; asyncpod's trigger stores the uid) and
 the create's resourceVersion (the trigger answers from the watch once it has reached
 that version, without a read), the contender's kubeconfig file,
-``base_container_name="main"`` and ``get_logs=False``. It deletes its pod itself
-(``on_finish_action="delete_pod"``) before it yields its event, so the "operator" side
-sends no DELETE here. Listed as "not available" while ``asyncpod.airflow.triggers`` is
-absent from this checkout.
+``base_container_name="main"`` and ``get_logs=False``, and
+``on_finish_action="keep_pod"``, as asyncpod's operator gives it to a deferred task's
+trigger (since 2026-12-07): the worker that resumes the task deletes the pod, here the
+"operator" side's DELETE, as for Airflow's trigger. Listed as "not available" while
+``asyncpod.airflow.triggers`` is absent from this checkout.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ async def run(cfg: ChildConfig, times: list[PodTimes]) -> dict[str, Any]:
             cluster_context=None,
             base_container_name="main",
             get_logs=False,
+            on_finish_action="keep_pod",  # the resumed task deletes it (the operator side)
         )
 
-    # It applies on_finish_action ("delete_pod") itself before yielding its event.
-    return await run_triggers(cfg, times, make, operator_deletes=False)
+    return await run_triggers(cfg, times, make)
