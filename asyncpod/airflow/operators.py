@@ -88,6 +88,7 @@ from asyncpod.airflow.triggers import (
     START_TEMPLATE_FIELDS,
     AsyncpodPodTrigger,
     compact_start_kwargs,
+    resumed_worker_deletes,
     should_delete,
     trigger_finish_action,
 )
@@ -667,14 +668,12 @@ class KubernetesPodOperator(BaseOperator):
         """Apply ``on_finish_action`` to the pod the event names, unless its trigger did.
 
         A deferred task's trigger keeps its pod (:func:`trigger_finish_action`): the
-        worker that resumes it deletes it here, by uid, as the reference's worker does,
-        whatever the event says (a trigger's error too: the pod may still run). A failed
-        delete fails the task, as in the reference.
+        worker that resumes it deletes it here, by uid, as the reference's worker does
+        (:func:`resumed_worker_deletes` decides). A failed delete fails the task, as in
+        the reference.
         """
-        namespace, name = event.get("pod_namespace"), event.get("pod_name")
-        if event.get("pod_deleted") or not namespace or not name:
-            return  # the trigger deleted it, or no pod was ever made
-        if should_delete(self.on_finish_action, str(event.get("outcome"))):
+        if resumed_worker_deletes(event, self.on_finish_action):
+            namespace, name = str(event["pod_namespace"]), str(event["pod_name"])
             asyncio.run(self._delete(namespace, name, event.get("pod_uid")))
 
     def _resume_callbacks(

@@ -79,6 +79,7 @@ __all__ = [
     "compact_start_kwargs",
     "event_payload",
     "load_machinery",
+    "resumed_worker_deletes",
     "should_delete",
     "trigger_finish_action",
 ]
@@ -155,6 +156,23 @@ def trigger_finish_action(on_finish_action: str, *, worker_resumes: bool) -> str
     A trigger run inline by a worker that does not defer deletes the pod itself.
     """
     return "keep_pod" if worker_resumes else on_finish_action
+
+
+def resumed_worker_deletes(event: Mapping[str, Any], on_finish_action: str) -> bool:
+    """Whether the worker that resumes a task deletes the pod its event names (pure).
+
+    Not when the trigger deleted it (``pod_deleted``: a trigger run inline, or one
+    serialized by an earlier asyncpod), when no pod was ever made (a start trigger's
+    error before its create), or when the pod is gone already (outcome ``deleted``);
+    otherwise as ``on_finish_action`` says for the outcome, an error event's too (the
+    pod may still run).
+    """
+    if event.get("pod_deleted") or not event.get("pod_namespace") or not event.get("pod_name"):
+        return False
+    outcome = str(event.get("outcome"))
+    if outcome == Outcome.DELETED.value:
+        return False
+    return should_delete(on_finish_action, outcome)
 
 
 def event_payload(

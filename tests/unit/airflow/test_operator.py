@@ -18,7 +18,7 @@ from asyncpod.airflow.operators import NO_EFFECT, UNSUPPORTED, starts_in_trigger
 from asyncpod.airflow.podbuild import XCOM_PATH
 from asyncpod.airflow.provider import get_provider_info
 from asyncpod.airflow.tries import TRY_LABEL, earlier_tries, pod_name_for
-from asyncpod.airflow.triggers import AsyncpodPodStartTrigger
+from asyncpod.airflow.triggers import AsyncpodPodStartTrigger, resumed_worker_deletes
 from asyncpod.errors import UsageError
 from tests.unit.airflow.versions import from_3_3
 
@@ -398,3 +398,28 @@ def test_the_worker_logs_the_deletion_the_trigger_left_to_it(
     assert ti.pushed == {"pod_name": "p", "pod_namespace": "ns"}
     assert ("deleted pod ns/p" in said) is deleted
     assert "pod ns/p succeeded" in said
+
+
+_ENDED = {"pod_namespace": "ns", "pod_name": "p", "pod_uid": "u", "pod_deleted": False}
+
+
+@pytest.mark.parametrize(
+    ("event", "action", "deletes"),
+    [
+        ({**_ENDED, "outcome": "succeeded"}, "delete_pod", True),
+        ({**_ENDED, "outcome": "failed"}, "delete_pod", True),
+        ({**_ENDED, "outcome": "error"}, "delete_pod", True),  # the pod may still run
+        ({**_ENDED, "outcome": "failed"}, "delete_succeeded_pod", False),
+        ({**_ENDED, "outcome": "succeeded"}, "delete_succeeded_pod", True),
+        ({**_ENDED, "outcome": "timed_out"}, "delete_active_pod", True),
+        ({**_ENDED, "outcome": "succeeded"}, "delete_active_pod", False),
+        ({**_ENDED, "outcome": "succeeded"}, "keep_pod", False),
+        ({**_ENDED, "outcome": "deleted"}, "delete_pod", False),  # gone already
+        ({**_ENDED, "outcome": "succeeded", "pod_deleted": True}, "delete_pod", False),
+        ({**_ENDED, "outcome": "error", "pod_name": ""}, "delete_pod", False),  # never made
+    ],
+)
+def test_the_resumed_worker_deletes_what_on_finish_action_says_and_the_trigger_left(
+    event: dict[str, Any], action: str, deletes: bool
+) -> None:
+    assert resumed_worker_deletes(event, action) is deletes
