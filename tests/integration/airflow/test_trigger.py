@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -30,6 +30,9 @@ from asyncpod.testing.rbac import MINIMAL_ROLE_RULES, service_account_kubeconfig
 from tests.unit.airflow.versions import from_3_3
 
 from .conftest import make_pods, pod_alive, wait_until
+
+if TYPE_CHECKING:
+    from asyncpod.airflow.operators import KubernetesPodOperator
 
 pytestmark = [pytest.mark.integration, pytest.mark.simulated]
 
@@ -361,16 +364,21 @@ async def test_200_triggers_on_one_loop_share_one_watch_and_never_get_a_pod(
     assert session_statistics().sessions == 0
 
 
+def start_operator(kubeconfig: Path, namespace: str, **kw: Any) -> KubernetesPodOperator:
+    """The DAG's task that starts in the triggerer (and that a worker resumes)."""
+    from asyncpod.airflow.operators import KubernetesPodOperator
+
+    return KubernetesPodOperator(
+        task_id="started", image="busybox:1.36", namespace=namespace, config_file=str(kubeconfig),
+        kubernetes_conn_id=None, get_logs=False, start_from_trigger=True, **kw,
+    )  # fmt: skip
+
+
 def start_trigger(
     kubeconfig: Path, namespace: str, tmp_path: Path, try_number: int, **kw: Any
 ) -> AsyncpodPodStartTrigger:
     """A start trigger as the triggerer builds it, with the task instance it sets."""
-    from asyncpod.airflow.operators import KubernetesPodOperator
-
-    op = KubernetesPodOperator(
-        task_id="started", image="busybox:1.36", namespace=namespace, config_file=str(kubeconfig),
-        kubernetes_conn_id=None, get_logs=False, start_from_trigger=True, **kw,
-    )  # fmt: skip
+    op = start_operator(kubeconfig, namespace, **kw)
     kwargs = dict((op.start_trigger_args.trigger_kwargs or {}) if op.start_trigger_args else {})
     trigger = AsyncpodPodStartTrigger(**kwargs)
     trigger.task_instance = SimpleNamespace(  # type: ignore[assignment]
@@ -399,12 +407,19 @@ async def test_start_trigger_creates_once_per_try_and_a_new_try_replaces_the_old
     with contextlib.suppress(asyncio.CancelledError):
         await task
     # A new try: its own pod; the first try's pod goes.
-    second = start_trigger(sa_kubeconfig, namespace, tmp_path, 2, annotations=outcome(duration=0.5))
+    quick = outcome(duration=0.5)
+    second = start_trigger(sa_kubeconfig, namespace, tmp_path, 2, annotations=quick)
     payload = await asyncio.wait_for(fire(second), 60)
     assert payload["status"] == "success"
     assert second.pod_name != first.pod_name
     assert second.pod_name.endswith("-2")
     assert not pod_alive(kube_cluster, namespace, first.pod_name)
+    # The trigger keeps its pod; the worker that resumes the task deletes it.
+    assert payload["pod_deleted"] is False
+    assert pod_alive(kube_cluster, namespace, second.pod_name)
+    resumed = start_operator(sa_kubeconfig, namespace, annotations=quick)
+    ti = SimpleNamespace(xcom_push=lambda **_: None)
+    await asyncio.to_thread(resumed.execute_complete, {"ti": ti}, payload)
     assert not pod_alive(kube_cluster, namespace, second.pod_name)
 
 
