@@ -698,9 +698,7 @@ class KubernetesPodOperator(BaseOperator):
             for method in before:
                 caller.call(method, context, pod=pod)
         finally:
-            if not event.get("pod_deleted") and should_delete(
-                self.on_finish_action, str(event.get("outcome"))
-            ):
+            if resumed_worker_deletes(event, self.on_finish_action):
                 uid = event.get("pod_uid") or found["metadata"].get("uid")
                 asyncio.run(self._delete(namespace, name, uid))
         if cleanup:
