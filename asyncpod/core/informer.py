@@ -621,6 +621,7 @@ class PodInformer:
             timeout_seconds=self._watch_timeout,
             inactivity_timeout=self._inactivity_timeout,
             rate_limited=False,
+            managed_fields=False,  # project() drops it: not decoded at all
         )
         async with contextlib.aclosing(stream) as events:
             async for event_type, obj in events:

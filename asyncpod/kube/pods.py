@@ -240,12 +240,15 @@ class Pods:
         timeout_seconds: int | None = None,
         inactivity_timeout: float | None = 70.0,
         rate_limited: bool = True,
+        managed_fields: bool = True,
     ) -> AsyncGenerator[tuple[str, dict[str, Any]], None]:
         """One watch of the namespace's pods from ``resource_version`` (bookmarks on).
 
         Yields ``(event type, pod)``; see :func:`~asyncpod.kube.watch.watch_stream` for
-        how it ends. Iterate with ``contextlib.aclosing``: the stream holds a slot of
-        the client's stream budget until the generator is closed.
+        how it ends, and for ``managed_fields=False`` (pods without
+        ``metadata.managedFields``, decoded for a fraction of the work). Iterate with
+        ``contextlib.aclosing``: the stream holds a slot of the client's stream budget
+        until the generator is closed.
         """
         return watch_stream(
             self._client,
@@ -256,6 +259,7 @@ class Pods:
             timeout_seconds=timeout_seconds,
             inactivity_timeout=inactivity_timeout,
             rate_limited=rate_limited,
+            managed_fields=managed_fields,
         )
 
     async def swap_annotation(

@@ -41,6 +41,7 @@ from asyncpod.errors import (
     api_error_from_status,
 )
 from asyncpod.kube._lines import LineSplitter
+from asyncpod.kube._managedfields import without_managed_fields
 from asyncpod.kube.client import KubeClient, translate_transport_error
 
 __all__ = ["ADDED", "BOOKMARK", "DELETED", "ERROR", "MODIFIED", "list_objects", "watch_stream"]
@@ -121,8 +122,13 @@ async def watch_stream(
     inactivity_timeout: float | None = 70.0,
     allow_bookmarks: bool = True,
     rate_limited: bool = True,
+    managed_fields: bool = True,
 ) -> AsyncGenerator[tuple[str, dict[str, Any]], None]:
     """WATCH ``path`` from ``resource_version``; yield ``(event type, object)``.
+
+    ``managed_fields=False`` cuts each pod's ``metadata.managedFields`` out of the
+    event's bytes before decoding them (:mod:`asyncpod.kube._managedfields`): for a
+    reader that does not use it, that is most of each event's decoding work.
 
     ``timeout_seconds`` asks the server to end the watch (cleanly) after that long.
     ``inactivity_timeout`` is the client's guard against a silently dead connection:
@@ -161,12 +167,15 @@ async def watch_stream(
             except aiohttp.ClientError as exc:
                 raise translate_transport_error(exc, method="GET", path=path) from exc
             for line in splitter.feed(chunk):
-                event = _decode_event(line, path)
+                event = _decode_event(
+                    line if managed_fields else without_managed_fields(line), path
+                )
                 if event is not None:
                     yield event
         # A clean end may still leave one unterminated line (servers always end events
         # with a newline, but a proxy might not).
-        event = _decode_event(splitter.flush(), path)
+        rest = splitter.flush()
+        event = _decode_event(rest if managed_fields else without_managed_fields(rest), path)
         if event is not None:
             yield event
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -161,6 +162,35 @@ async def test_watch_reassembles_lines_split_across_chunks(
     assert ended is None
     assert [t for t, _ in seen] == ["ADDED", "MODIFIED", "DELETED"]
     assert seen[1][1] == big
+
+
+async def test_watch_without_managed_fields_yields_pods_without_them(
+    api: FakeApiServer, client: KubeClient
+) -> None:
+    """``managed_fields=False``: the recorded event's pod arrives whole but for
+    ``metadata.managedFields``, also when the stream's chunks cut through it; the
+    default yields it as sent."""
+    recorded = (Path(__file__).parent / "data" / "watch-event-running-pod.json").read_bytes()
+    sent = orjson.loads(recorded)["object"]
+    body = recorded + events(("DELETED", pod("a", "21")))
+    chunks = [body[:1000], body[1000:1001], body[1001:]]  # inside managedFields
+    api.on("GET", PODS, stream_chunks(chunks))
+
+    seen, ended = await collect(client, managed_fields=False)
+
+    assert ended is None
+    kind, got = seen[0]
+    assert kind == "MODIFIED"
+    assert "managedFields" not in got["metadata"]
+    assert got == {
+        **sent,
+        "metadata": {k: v for k, v in sent["metadata"].items() if k != "managedFields"},
+    }
+    assert seen[1] == ("DELETED", pod("a", "21"))
+
+    api.on("GET", PODS, stream_chunks([recorded]))
+    seen, ended = await collect(client)
+    assert seen == [("MODIFIED", sent)]
 
 
 async def test_watch_error_event_410_raises_gone(api: FakeApiServer, client: KubeClient) -> None:
