@@ -586,6 +586,7 @@ class PodInformer:
             label_selector=self.label_selector,
             page_size=self._page_size,
             rate_limited=False,
+            managed_fields=False,  # project() drops it: not decoded at all
         )
         items, version = listed.items, listed.resource_version
         self._lists += 1

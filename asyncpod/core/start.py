@@ -161,7 +161,8 @@ class PodStart:
             sent_before, self.post_sent = self.post_sent, True
             try:
                 return await until_answered(
-                    lambda: self.pods.create(self.namespace, manifest),
+                    # The run keeps the answer projected (without managedFields).
+                    lambda: self.pods.create(self.namespace, manifest, managed_fields=False),
                     deadline=deadline, restarted=self.restarted, what=f"create of {self.ref}",
                 )  # fmt: skip
             except ServerUnreachableError:

@@ -73,6 +73,7 @@ from asyncpod.errors import (
     UsageError,
     api_error_from_status,
 )
+from asyncpod.kube._managedfields import without_managed_fields
 from asyncpod.kube.config import ClusterConfig, build_ssl_context, load_incluster, load_kubeconfig
 from asyncpod.kube.settings import RetryPolicy, Settings
 from asyncpod.metrics import OFF, MetricsOff
@@ -670,6 +671,7 @@ class KubeClient:
         content_type: str | None = None,
         rate_limited: bool = True,
         decode: bool = True,
+        managed_fields: bool = True,
     ) -> Any:
         """Send one request and return its decoded body.
 
@@ -688,6 +690,10 @@ class KubeClient:
 
         ``decode=False`` reads a success's body and drops it (None is returned): for a
         DELETE, whose answer is the whole pod (~8 KB of JSON) that nobody reads.
+
+        ``managed_fields=False`` cuts each pod's ``metadata.managedFields`` out of a
+        success's body before decoding it (:mod:`asyncpod.kube._managedfields`), for a
+        reader that has no use for it.
         """
         method = method.upper()
         self._check_path(path)
@@ -727,6 +733,8 @@ class KubeClient:
                 if 200 <= response.status < 300:
                     if not decode:
                         return _Answer(response.status, value=None)
+                    if not managed_fields:
+                        payload = without_managed_fields(payload)
                     value = _decode_success(
                         payload, response.content_type, method=method, path=path
                     )

@@ -128,7 +128,12 @@ class Pods:
         return f"<Pods via {self._client!r}>"
 
     async def create(
-        self, namespace: str, manifest: Mapping[str, Any], *, dry_run: bool = False
+        self,
+        namespace: str,
+        manifest: Mapping[str, Any],
+        *,
+        dry_run: bool = False,
+        managed_fields: bool = True,
     ) -> dict[str, Any]:
         """POST ``manifest`` into ``namespace``; the pod as the server stored it.
 
@@ -137,6 +142,7 @@ class Pods:
         retrying a create, and deciding that a 409 means "my own earlier attempt", is
         the caller's. ``dry_run`` asks the server to validate and admit the pod
         without storing it (nothing is created; the namespace must exist).
+        ``managed_fields=False``: the answer without ``metadata.managedFields``.
         """
         metadata = manifest.get("metadata") or {}
         name = metadata.get("name")
@@ -147,6 +153,7 @@ class Pods:
             params={"dryRun": "All"} if dry_run else None,
             json=manifest,
             pod=pod,
+            managed_fields=managed_fields,
         )
         return _pod_dict(created, "POST", pod_path(namespace))
 
@@ -209,13 +216,15 @@ class Pods:
         page_size: int = 500,
         resource_version: str | None = None,
         rate_limited: bool = True,
+        managed_fields: bool = True,
     ) -> PodList:
         """Every pod matching the selectors, following ``continue`` pages of ``page_size``.
 
         ``resource_version`` as the LIST parameter (``"0"``: any cached version is
         fine). A continue token that expires part-way restarts the list (see
         :func:`~asyncpod.kube.watch.list_objects`). ``rate_limited=False`` skips the
-        client-side limiter, for a list every run waits on.
+        client-side limiter, for a list every run waits on. ``managed_fields=False``:
+        pods without ``metadata.managedFields`` (see :meth:`watch`).
         """
         if page_size < 1:
             raise UsageError(f"page_size must be at least 1, got {page_size}")
@@ -227,6 +236,7 @@ class Pods:
             limit=page_size,
             resource_version=resource_version,
             rate_limited=rate_limited,
+            managed_fields=managed_fields,
         )
         return PodList(items, version)
 

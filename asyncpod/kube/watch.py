@@ -63,6 +63,7 @@ async def list_objects(
     resource_version: str | None = None,
     max_restarts: int = 3,
     rate_limited: bool = True,
+    managed_fields: bool = True,
 ) -> tuple[list[dict[str, Any]], str]:
     """LIST ``path`` page by page; return ``(items, resourceVersion)``.
 
@@ -70,6 +71,8 @@ async def list_objects(
     are raw dicts (note that Kubernetes omits ``kind``/``apiVersion`` on list items).
     If a ``continue`` token expires mid-way (410), the whole list starts over, at most
     ``max_restarts`` times; a 410 on the first page is raised as :class:`GoneError`.
+    ``managed_fields=False``: items without ``metadata.managedFields`` (see
+    :func:`watch_stream`).
     """
     restarts = 0
     while True:
@@ -90,6 +93,7 @@ async def list_objects(
                         "resourceVersion": resource_version if token is None else None,
                     },
                     rate_limited=rate_limited,
+                    managed_fields=managed_fields,
                 )
                 page_items = page.get("items") if isinstance(page, dict) else None
                 metadata = page.get("metadata") if isinstance(page, dict) else None

@@ -92,9 +92,12 @@ class FakeList:
         label_selector: str | None = None,
         page_size: int = 500,
         rate_limited: bool = True,
+        managed_fields: bool = True,
     ) -> PodList:
-        # The informer's LIST must never queue behind the client's rate limiter.
+        # The informer's LIST must never queue behind the client's rate limiter, and
+        # asks for no managedFields (project() would drop them).
         assert rate_limited is False
+        assert managed_fields is False
         self.calls.append((pods.client, pod_path(namespace), label_selector, page_size))
         items, version = self.pages.pop(0)
         return PodList([copy.deepcopy(item) for item in items], version)

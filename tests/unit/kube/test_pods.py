@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -62,6 +63,37 @@ async def test_create_posts_the_manifest_and_returns_the_pod(
     (seen,) = api.seen("POST", PODS)
     assert orjson.loads(seen.body) == manifest
     assert seen.query == {}
+
+
+async def test_create_and_list_without_managed_fields_decode_pods_without_them(
+    api: FakeApiServer, client: KubeClient
+) -> None:
+    """``managed_fields=False``: the answer's bytes (a real pod, as the API server sent
+    it) are cut before decoding; the default returns the pod whole."""
+    recorded = (Path(__file__).parent / "data" / "watch-event-running-pod.json").read_bytes()
+    pod = orjson.loads(recorded)["object"]
+    trimmed = {
+        **pod,
+        "metadata": {k: v for k, v in pod["metadata"].items() if k != "managedFields"},
+    }
+    pod_bytes = orjson.dumps(pod)
+    page = b'{"kind":"PodList","metadata":{"resourceVersion":"7"},"items":[' + pod_bytes + b"]}"
+
+    async def created(request: web.Request) -> web.Response:
+        return web.Response(body=pod_bytes, status=201, content_type="application/json")
+
+    async def listed(request: web.Request) -> web.Response:
+        return web.Response(body=page, content_type="application/json")
+
+    api.on("POST", PODS, created)
+    api.on("GET", PODS, listed)
+    pods = Pods(client)
+    manifest = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "mf-x"}}
+
+    assert await pods.create("ns", manifest, managed_fields=False) == trimmed
+    assert (await pods.list("ns", managed_fields=False)).items == [trimmed]
+    assert await pods.create("ns", manifest) == pod
+    assert (await pods.list("ns")).items == [pod]
 
 
 async def test_create_dry_run_asks_the_server_not_to_store(
