@@ -213,6 +213,7 @@ class PodRun:
         extra_labels: dict[str, str] | None = None,
         on_done: Callable[[PodRun], None] | None = None,
         subscription: PodSubscription | None = None,
+        record_changes: bool = True,
     ) -> None:
         self._client = client
         self._informer = informer
@@ -243,7 +244,9 @@ class PodRun:
         self._scope: anyio.CancelScope | None = None
         self._cancel_requested = False
         self._latest: dict[str, Any] | None = None
-        self._changes: list[lifecycle.StateChange] = []
+        # None: a run that nobody can observe (a launcher's, Cluster.follow's) records
+        # no state changes: no transition computed, no StateChange kept per event.
+        self._changes: list[lifecycle.StateChange] | None = [] if record_changes else None
         self._last_change_slim = True  # no change yet
         # Open log readers: cleanup waits for them to drain before deleting the pod
         # (on a flag made then, if any reader is open).
@@ -252,7 +255,10 @@ class PodRun:
         self._winding_down = False
 
     def __repr__(self) -> str:
-        state = self._changes[-1].state.value if self._changes else "new"
+        if self._changes:
+            state = self._changes[-1].state.value
+        else:
+            state = lifecycle.pod_state(self._latest).value if self._latest else "new"
         done = f" outcome={self._result.outcome.value}" if self._result else ""
         return f"<PodRun {self.namespace}/{self.name or '?'} state={state}{done}>"
 
@@ -369,10 +375,13 @@ class PodRun:
         To keep a run's memory small, only the latest change carries the full pod in
         ``change.pod``; earlier ones keep the pod's identity, phase and node.
         """
+        changes = self._changes
+        if changes is None:
+            raise UsageError(f"{self!r} records no state changes (made with record_changes=False)")
         index = 0
         while True:
-            while index < len(self._changes):
-                yield self._changes[index]
+            while index < len(changes):
+                yield changes[index]
                 index += 1
             if self.done():
                 return
@@ -393,6 +402,8 @@ class PodRun:
         lines at that very timestamp are delivered again, the caller drops the ones it
         had). Iterate it with ``contextlib.aclosing`` if you may stop early.
         """
+        if self._changes is None:  # the readers follow the containers' state changes
+            raise UsageError(f"{self!r} records no state changes (made with record_changes=False)")
         return self._logs(containers, follow=follow, since=since or {})
 
     # ------------------------------------------------------------------ the driver
@@ -515,6 +526,9 @@ class PodRun:
     ) -> lifecycle.StateChange | None:
         if not deleted and self._latest is not None and _older(pod, self._latest):
             return None  # a version older than one we already have (read vs. watch)
+        if self._changes is None:
+            self._latest = pod
+            return None
         change = lifecycle.transition(self._latest, pod, deleted=deleted)
         self._latest = pod
         # One full version of the pod per run: the latest. The change that brought an

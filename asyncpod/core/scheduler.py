@@ -240,6 +240,7 @@ class Launcher:
         task_key: str | None,
         attempt: int = 1,
         options: RunOptions | None = None,
+        record_changes: bool = True,
     ) -> PodRun:
         """Take a slot and make the run (not yet driven); its end frees the slot."""
         key = spec.task_key or task_key
@@ -260,6 +261,7 @@ class Launcher:
                 name=_pod_name(spec, self.run_id, key, attempt),
                 run_id=self.run_id,
                 options=options or self.options,
+                record_changes=record_changes,
             )
         except BaseException:
             self._slots.release()
@@ -497,7 +499,10 @@ class Launcher:
         result: PodResult | None = None
         kept: tuple[Path | None, str | None] = (None, None)
         try:
-            run = await self._new_run(spec, task_key=key, attempt=attempt, options=run_options)
+            # Nobody but this worker sees the run: it records no state changes.
+            run = await self._new_run(
+                spec, task_key=key, attempt=attempt, options=run_options, record_changes=False
+            )
             # The worker drives the run in its own task: one task per pod in flight.
             finished = await run.drive()
             if finished is not None:

@@ -88,6 +88,29 @@ async def test_failed_init_container_is_reported(cluster: asyncpod.Cluster) -> N
     assert result.exit_code is None  # main never ran
 
 
+async def test_a_run_that_records_no_changes_ends_the_same_and_refuses_states_and_logs(
+    cluster: asyncpod.Cluster,
+) -> None:
+    """``record_changes=False`` (a launcher's runs, ``Cluster.follow``): the same result
+    from the pod's latest version alone; asking for its changes or logs is an error."""
+    spec = PodSpec("busybox:1.36", annotations=outcome(duration=0.3, exit_code=3))
+    run = cluster.new_run(spec, record_changes=False)
+    with pytest.raises(asyncpod.UsageError, match="records no state changes"):
+        async for _ in run.states():
+            pass
+    with pytest.raises(asyncpod.UsageError, match="records no state changes"):
+        run.logs()
+
+    result = await run.drive()
+
+    assert result is not None
+    assert result.outcome is Outcome.FAILED
+    assert result.exit_code == 3
+    assert run.pod is not None
+    assert run.pod["status"]["phase"] == "Failed"
+    assert "state=failed" in repr(run)
+
+
 async def test_states_arrive_in_order(cluster: asyncpod.Cluster) -> None:
     run = await cluster.start(PodSpec("busybox:1.36", annotations=outcome(duration=0.5)))
     seen = [change.state async for change in run.states()]
