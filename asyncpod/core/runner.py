@@ -173,6 +173,7 @@ class PodRun:
         "_changes",
         "_client",
         "_created",
+        "_done_callback",
         "_done_callbacks",
         "_driven",
         "_error",
@@ -230,7 +231,10 @@ class PodRun:
         self.task_key = spec.task_key if spec is not None else None
         self._extra_labels = extra_labels or {}
         self._on_done = on_done
-        self._done_callbacks: list[Callable[[PodRun], None]] | None = None  # made when added
+        # The first callback in a slot, any later ones in a list made then: a run of a
+        # launcher has one (a list per run in flight was one more GC-tracked object).
+        self._done_callback: Callable[[PodRun], None] | None = None
+        self._done_callbacks: list[Callable[[PodRun], None]] | None = None
         self._main = spec.container_name if spec is not None else None
         # One flag for every wait on the run (created, a state change, the end): a run
         # exists by the thousand and mostly nobody waits on it. Each waiter checks its
@@ -273,6 +277,8 @@ class PodRun:
         """Call ``callback(run)`` once the run has ended (at once if it has)."""
         if self.done():
             callback(self)
+        elif self._done_callback is None:
+            self._done_callback = callback
         elif self._done_callbacks is None:
             self._done_callbacks = [callback]
         else:
@@ -488,6 +494,8 @@ class PodRun:
         self._changed.set()
         if self._on_done is not None:
             self._on_done(self)
+        if self._done_callback is not None:
+            self._done_callback(self)
         for callback in self._done_callbacks or ():
             callback(self)
 

@@ -52,8 +52,6 @@ from collections.abc import (
     AsyncGenerator,
     AsyncIterable,
     AsyncIterator,
-    Awaitable,
-    Callable,
     Collection,
     Iterable,
     Mapping,
@@ -241,8 +239,13 @@ class Launcher:
         attempt: int = 1,
         options: RunOptions | None = None,
         record_changes: bool = True,
+        ended_by_caller: bool = False,
     ) -> PodRun:
-        """Take a slot and make the run (not yet driven); its end frees the slot."""
+        """Take a slot and make the run (not yet driven); its end frees the slot.
+
+        ``ended_by_caller``: the caller drives the run and calls :meth:`_run_ended` once
+        it is driven (no bound method kept on each run in flight till then).
+        """
         key = spec.task_key or task_key
         if key is not None and spec.task_key is None:
             spec = dataclasses.replace(spec, task_key=key)
@@ -269,7 +272,8 @@ class Launcher:
         self._submitted += 1
         self._in_flight += 1
         self._live.add(run)
-        run.add_done_callback(self._run_ended)
+        if not ended_by_caller:
+            run.add_done_callback(self._run_ended)
         return run
 
     def _run_ended(self, run: PodRun) -> None:
@@ -388,12 +392,13 @@ class Launcher:
         self,
         index: int,
         spec: PodSpec,
-        emit: Callable[[Attempt], Awaitable[None]],
+        results: MemoryObjectSendStream[tuple[int, Attempt]],
         *,
         history: TaskHistory | None,
         policy: FailurePolicy | None,
     ) -> None:
-        """Every attempt of one task until a final one; each handed to ``emit``.
+        """Every attempt of one task until a final one; each sent to ``results`` with
+        the task's ``index``.
 
         Never raises but for cancellation (and the consumer going away).
         """
@@ -407,7 +412,7 @@ class Launcher:
             except _StoppedError:
                 if history is None and attempt == 1:
                     return  # never started: no result, the task is unfinished
-                await emit(self._stopped_attempt(spec, index, key, attempt))
+                await results.send((index, self._stopped_attempt(spec, index, key, attempt)))
                 return
             if result.outcome is not Outcome.CANCELLED:
                 spent += 1
@@ -424,19 +429,18 @@ class Launcher:
                 result = dataclasses.replace(
                     result, message=f"cancelled: the batch stopped ({self._stopped})"
                 )
-            await emit(
-                Attempt(
-                    result,
-                    key,
-                    index,
-                    attempt,
-                    final=not retry,
-                    decision=why,
-                    retry_in=delay,
-                    log=kept_path,
-                    log_missing=kept_missing,
-                )
+            attempt_made = Attempt(
+                result,
+                key,
+                index,
+                attempt,
+                final=not retry,
+                decision=why,
+                retry_in=delay,
+                log=kept_path,
+                log_missing=kept_missing,
             )
+            await results.send((index, attempt_made))
             if not retry:
                 if not result.ok and result.outcome is not Outcome.CANCELLED:
                     self._final_failures += 1
@@ -487,7 +491,7 @@ class Launcher:
         """One attempt to its result (and its kept log); never raises but for
         cancellation and :class:`_StoppedError`.
 
-        The books (in flight, outcomes, the slot) are kept by the run's own end
+        The books (in flight, outcomes, the slot) are kept once the run is driven
         (:meth:`_run_ended`), so a cancelled run releases its slot too.
         """
         keep = self.keep_logs
@@ -501,10 +505,18 @@ class Launcher:
         try:
             # Nobody but this worker sees the run: it records no state changes.
             run = await self._new_run(
-                spec, task_key=key, attempt=attempt, options=run_options, record_changes=False
+                spec,
+                task_key=key,
+                attempt=attempt,
+                options=run_options,
+                record_changes=False,
+                ended_by_caller=True,
             )
             # The worker drives the run in its own task: one task per pod in flight.
-            finished = await run.drive()
+            try:
+                finished = await run.drive()
+            finally:
+                self._run_ended(run)  # settled by now, even if this task is cancelled
             if finished is not None:
                 result = finished
                 if finished.outcome is Outcome.DELETED:  # which disruption, if any
@@ -670,32 +682,31 @@ class _Pipeline:
             self._worker_scopes.add(scope)
             if self._stopping:
                 scope.cancel()
+            # Closed in ``finally``, not ``async with``: a suspended frame keeps a bound
+            # ``__aexit__`` per ``async with`` it is inside, for each worker in flight.
             try:
-                async with work, results:
-                    while True:
-                        self._idle += 1
-                        try:
-                            index, spec = await work.receive()
-                        except anyio.EndOfStream:
-                            return
-                        finally:
-                            self._idle -= 1
-                        key = spec.task_key or str(index)
-
-                        async def emit(attempt: Attempt, index: int = index) -> None:
-                            await results.send((index, attempt))
-
-                        try:
-                            await self._launcher._run_task(
-                                index,
-                                spec,
-                                emit,
-                                history=self._history.get(key),
-                                policy=self._policies.get(key),
-                            )
-                        except anyio.BrokenResourceError:
-                            return  # the consumer has gone; stop() is on its way
+                while True:
+                    self._idle += 1
+                    try:
+                        index, spec = await work.receive()
+                    except anyio.EndOfStream:
+                        return
+                    finally:
+                        self._idle -= 1
+                    key = spec.task_key or str(index)
+                    try:
+                        await self._launcher._run_task(
+                            index,
+                            spec,
+                            results,
+                            history=self._history.get(key),
+                            policy=self._policies.get(key),
+                        )
+                    except anyio.BrokenResourceError:
+                        return  # the consumer has gone; stop() is on its way
             finally:
+                work.close()
+                results.close()
                 self._worker_scopes.discard(scope)
 
 

@@ -26,13 +26,17 @@ Bytes without that shape (no ``managedFields``; keys in another order, as a prox
 re-serializes objects may write them) are left as they are and decoded whole. The one
 shape that would lose more than ``managedFields`` is a list-valued key written after it
 in ``metadata``: the kube-apiserver writes none (``ObjectMeta`` has no field after it).
+Cut bytes that do not decode (the markers at two different depths of a document of some
+other shape) are decoded whole instead: :func:`loads_without_managed_fields`.
 """
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
-__all__ = ["without_managed_fields"]
+import orjson
+
+__all__ = ["loads_without_managed_fields", "without_managed_fields"]
 
 _START: Final = b',"managedFields":[{"manager":'
 _END: Final = b']},"spec":{'
@@ -57,3 +61,16 @@ def without_managed_fields(data: bytes) -> bytes:
         return data
     parts.append(data[kept_from:])
     return b"".join(parts)
+
+
+def loads_without_managed_fields(data: bytes) -> Any:
+    """``orjson.loads`` of ``data`` cut by :func:`without_managed_fields`, or of ``data``
+    whole when the cut bytes do not decode; raises ``orjson.JSONDecodeError`` only when
+    ``data`` itself does not."""
+    cut = without_managed_fields(data)
+    if cut is not data:
+        try:
+            return orjson.loads(cut)
+        except orjson.JSONDecodeError:
+            pass  # not the shape the cut assumes: the whole document decides
+    return orjson.loads(data)

@@ -73,7 +73,7 @@ from asyncpod.errors import (
     UsageError,
     api_error_from_status,
 )
-from asyncpod.kube._managedfields import without_managed_fields
+from asyncpod.kube._managedfields import loads_without_managed_fields
 from asyncpod.kube.config import ClusterConfig, build_ssl_context, load_incluster, load_kubeconfig
 from asyncpod.kube.settings import RetryPolicy, Settings
 from asyncpod.metrics import OFF, MetricsOff
@@ -733,10 +733,12 @@ class KubeClient:
                 if 200 <= response.status < 300:
                     if not decode:
                         return _Answer(response.status, value=None)
-                    if not managed_fields:
-                        payload = without_managed_fields(payload)
                     value = _decode_success(
-                        payload, response.content_type, method=method, path=path
+                        payload,
+                        response.content_type,
+                        method=method,
+                        path=path,
+                        managed_fields=managed_fields,
                     )
                     return _Answer(response.status, value=value)
                 return _Answer(response.status, headers=response.headers, body=payload)
@@ -964,11 +966,15 @@ def _query(params: Mapping[str, Any] | None) -> dict[str, str] | None:
     return out
 
 
-def _decode_success(payload: bytes, content_type: str, *, method: str, path: str) -> Any:
+def _decode_success(
+    payload: bytes, content_type: str, *, method: str, path: str, managed_fields: bool = True
+) -> Any:
     if not payload:
         return None
     if content_type == "application/json" or content_type.endswith("+json"):
         try:
+            if not managed_fields:
+                return loads_without_managed_fields(payload)
             return orjson.loads(payload)
         except orjson.JSONDecodeError:
             raise ApiConnectionError(

@@ -41,7 +41,7 @@ from asyncpod.errors import (
     api_error_from_status,
 )
 from asyncpod.kube._lines import LineSplitter
-from asyncpod.kube._managedfields import without_managed_fields
+from asyncpod.kube._managedfields import loads_without_managed_fields
 from asyncpod.kube.client import KubeClient, translate_transport_error
 
 __all__ = ["ADDED", "BOOKMARK", "DELETED", "ERROR", "MODIFIED", "list_objects", "watch_stream"]
@@ -171,15 +171,13 @@ async def watch_stream(
             except aiohttp.ClientError as exc:
                 raise translate_transport_error(exc, method="GET", path=path) from exc
             for line in splitter.feed(chunk):
-                event = _decode_event(
-                    line if managed_fields else without_managed_fields(line), path
-                )
+                event = _decode_event(line, path, managed_fields=managed_fields)
                 if event is not None:
                     yield event
         # A clean end may still leave one unterminated line (servers always end events
         # with a newline, but a proxy might not).
         rest = splitter.flush()
-        event = _decode_event(rest if managed_fields else without_managed_fields(rest), path)
+        event = _decode_event(rest, path, managed_fields=managed_fields)
         if event is not None:
             yield event
 
@@ -191,11 +189,13 @@ def _abort(response: aiohttp.ClientResponse) -> None:
         transport.abort()
 
 
-def _decode_event(line: bytes, path: str) -> tuple[str, dict[str, Any]] | None:
+def _decode_event(
+    line: bytes, path: str, *, managed_fields: bool
+) -> tuple[str, dict[str, Any]] | None:
     if not line or line.isspace():  # isspace stops at the first byte of a real event
         return None
     try:
-        event = orjson.loads(line)
+        event = orjson.loads(line) if managed_fields else loads_without_managed_fields(line)
         kind = event["type"]
         obj = event["object"]
     except (orjson.JSONDecodeError, KeyError, TypeError):

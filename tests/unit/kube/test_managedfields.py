@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 import pytest
 
-from asyncpod.kube._managedfields import without_managed_fields
+from asyncpod.kube._managedfields import loads_without_managed_fields, without_managed_fields
 
 RECORDED = (Path(__file__).parent / "data" / "watch-event-running-pod.json").read_bytes().strip()
 
@@ -105,3 +105,24 @@ def test_an_unterminated_list_is_left_whole() -> None:
     head = RECORDED[: RECORDED.index(b'"spec":{')]
 
     assert without_managed_fields(head) is head
+
+
+#: The markers at two depths of a document of another shape (a ``managedFields`` key
+#: inside ``status``, the end marker one level out): the cut leaves a brace unclosed.
+FORGED = (
+    b'{"metadata":{"name":"p"},"status":{"inner":{"q":1,'
+    b'"managedFields":[{"manager":"m"}],"w":{}},"x":[1]},"spec":{"z":1}}'
+)
+
+
+def test_cut_bytes_that_do_not_decode_are_decoded_whole() -> None:
+    with pytest.raises(orjson.JSONDecodeError):
+        orjson.loads(without_managed_fields(FORGED))
+
+    assert loads_without_managed_fields(FORGED) == orjson.loads(FORGED)
+
+
+def test_loads_cuts_what_it_can_and_raises_on_what_never_decodes() -> None:
+    assert loads_without_managed_fields(RECORDED) == orjson.loads(without_managed_fields(RECORDED))
+    with pytest.raises(orjson.JSONDecodeError):
+        loads_without_managed_fields(RECORDED[:-1])

@@ -193,6 +193,24 @@ async def test_watch_without_managed_fields_yields_pods_without_them(
     assert seen == [("MODIFIED", sent)]
 
 
+async def test_watch_without_managed_fields_decodes_whole_what_the_cut_would_break(
+    api: FakeApiServer, client: KubeClient
+) -> None:
+    """An event whose markers sit at two depths (not the API server's shape of a pod):
+    the cut bytes do not decode, so the event is decoded whole, not reported garbled."""
+    odd = {
+        "metadata": {"name": "p"},
+        "status": {"inner": {"q": 1, "managedFields": [{"manager": "m"}], "w": {}}, "x": [1]},
+        "spec": {"z": 1},
+    }
+    api.on("GET", PODS, stream_chunks([events(("MODIFIED", odd))]))
+
+    seen, ended = await collect(client, managed_fields=False)
+
+    assert ended is None
+    assert seen == [("MODIFIED", odd)]
+
+
 async def test_watch_error_event_410_raises_gone(api: FakeApiServer, client: KubeClient) -> None:
     expired = status_body(410, "Expired", "too old resource version: 10 (50)")
     api.on(
