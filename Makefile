@@ -56,8 +56,9 @@ test: lint docs binaries
 # library's integration tests on 3.10 and 3.13, the e2e DAGs on 3.0.6), and Airflow
 # 2.11's refusal.
 # Interpreters from pyenv or PATH; venvs by uv under .nox/, kept between runs.
+# SESSIONS="matrix-3.10 airflow2" runs only those (.ci/run runs two lanes side by side).
 matrix: install binaries
-	$(BIN)/nox
+	$(BIN)/nox $(if $(SESSIONS),--sessions $(SESSIONS))
 
 unit: install
 	$(BIN)/pytest tests/unit
