@@ -326,13 +326,19 @@ def test_metrics_count_requests_by_verb_and_resource(
     before = control_plane.request_counts(namespaced_lists_only=True)
     for _ in range(7):
         kube_cluster.admin.request("GET", f"/api/v1/namespaces/{namespace}/pods")
+    # PodTemplates, not ConfigMaps: the controller-manager POSTs each new namespace's
+    # kube-root-ca.crt ConfigMap whenever it gets to it, which made this count 4 once.
     for index in range(3):
-        body = {"metadata": {"name": f"m{index}"}}
-        kube_cluster.admin.request("POST", f"/api/v1/namespaces/{namespace}/configmaps", body)
+        container = {"name": "c", "image": "busybox:1.36"}
+        body = {
+            "metadata": {"name": f"m{index}"},
+            "template": {"spec": {"containers": [container]}},
+        }
+        kube_cluster.admin.request("POST", f"/api/v1/namespaces/{namespace}/podtemplates", body)
     delta = control_plane.request_counts(namespaced_lists_only=True) - before
     assert delta.get("LIST", "pods") == 7
-    assert delta.get("POST", "configmaps") == 3
-    assert delta.get("GET", "configmaps") == 0
+    assert delta.get("POST", "podtemplates") == 3
+    assert delta.get("GET", "podtemplates") == 0
 
 
 def test_stop_leaves_no_process_and_no_directory(kube_cluster: TestCluster) -> None:
