@@ -198,7 +198,7 @@ def test_a_cluster_lost_for_good_gets_no_new_pods_and_its_tasks_do_not_run_twice
     plane_b: LocalControlPlane,
     kube_cluster: TestCluster,
 ) -> None:
-    tasks = 300
+    tasks = 150
     jobs = write_jsonl(
         cli.workdir / "jobs.jsonl",
         [{"image": "busybox", "annotations": {f"{SIM}duration": "2s"}} for _ in range(tasks)],
