@@ -71,7 +71,6 @@ import contextlib
 import dataclasses
 import logging
 import re
-import secrets
 import shlex
 import sys
 import time
@@ -107,7 +106,7 @@ from asyncpod.cli._common import (
 )
 from asyncpod.cli._metrics import MetricsFlags, add_metrics_options, exported, metrics_flags
 from asyncpod.cli._traces import traced
-from asyncpod.cli.batchfile import Batch, BatchFileError, Entry
+from asyncpod.cli.batchfile import Batch, BatchFileError, Entry, new_run_id
 from asyncpod.cli.fleetoptions import ClusterChoice, add_fleet_cluster_options, cluster_choices
 from asyncpod.cli.heap import batch_collector
 from asyncpod.cli.incluster import (
@@ -139,7 +138,7 @@ from asyncpod.kube.pods import Pods
 from asyncpod.results import Outcome, PodResult, Reason
 from asyncpod.spec import RUN_ID_LABEL, TASK_KEY_ANNOTATION, PodSpec, deterministic_pod_name
 
-__all__ = ["BatchConfig", "add_parser", "execute", "handle", "new_run_id", "print_problems"]
+__all__ = ["BatchConfig", "add_parser", "execute", "handle", "print_problems"]
 
 ProgressMode = Literal["auto", "bar", "lines", "none"]
 
@@ -281,13 +280,6 @@ def _whole(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"expected 0 or more, got {value}")
     return value
-
-
-def new_run_id(source: str) -> str:
-    """``<file stem slug>-<8 hex>``: readable in ``kubectl get pods`` and unique."""
-    stem = Path(source).stem if source != "-" else "stdin"
-    slug = re.sub(r"[^a-z0-9]+", "-", stem.lower()).strip("-")[:20].strip("-") or "batch"
-    return f"{slug}-{secrets.token_hex(4)}"
 
 
 # --------------------------------------------------------------------------------------

@@ -60,6 +60,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import secrets
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -82,6 +83,7 @@ __all__ = [
     "detect_format",
     "expand_template",
     "load_batch",
+    "new_run_id",
     "parse_batch",
 ]
 
@@ -140,6 +142,14 @@ class Batch:
 
     def __len__(self) -> int:
         return len(self.entries)
+
+
+def new_run_id(source: str) -> str:
+    """A new run id for a batch read from ``source``: ``<file stem slug>-<8 hex>``,
+    readable in ``kubectl get pods`` and unique."""
+    stem = Path(source).stem if source != "-" else "stdin"
+    slug = re.sub(r"[^a-z0-9]+", "-", stem.lower()).strip("-")[:20].strip("-") or "batch"
+    return f"{slug}-{secrets.token_hex(4)}"
 
 
 # --------------------------------------------------------------------------------------

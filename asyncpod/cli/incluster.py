@@ -55,7 +55,7 @@ import yaml
 from rich.console import Console
 
 from asyncpod.cli._common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, describe_error
-from asyncpod.cli.batchfile import Batch, detect_format, load_batch, parse_batch
+from asyncpod.cli.batchfile import Batch, detect_format, load_batch, new_run_id, parse_batch
 from asyncpod.cli.batchstatus import render as render_status
 from asyncpod.cli.batchstatus import report
 from asyncpod.cli.fleetoptions import cluster_choices
@@ -182,8 +182,6 @@ def submit(args: argparse.Namespace, batch: Batch) -> int:
 
 
 def _plan(args: argparse.Namespace, batch: Batch) -> tuple[Submission, Any]:
-    from asyncpod.cli.batch import new_run_id  # batch imports this module
-
     if args.file == "-":
         raise UsageError("--submit needs the input in a file, not on stdin")
     if args.shards < 1:

@@ -7,7 +7,8 @@ import argparse
 import pytest
 
 from asyncpod.cli._common import parse_pairs, run_options
-from asyncpod.cli.batch import new_run_id, progress_line
+from asyncpod.cli.batch import progress_line
+from asyncpod.cli.batchfile import new_run_id
 from asyncpod.cli.main import parse_args
 from asyncpod.cli.run import container_count, exit_code_for, format_line, spec_from_args
 from asyncpod.core.runner import Cleanup
