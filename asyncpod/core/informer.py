@@ -685,6 +685,13 @@ class PodInformer:
                 subscription._push(event)
 
     def _fail_all(self, error: AsyncpodError) -> None:
+        # Kept without its traceback (and its cause's: a bug's, logged already): it runs
+        # through this informer's own frames, so the failure would hold the informer
+        # that holds it, a cycle that only a full GC pass frees, and `asyncpod batch`
+        # turns those off. A session replaces a failed informer and drops this one.
+        error.__traceback__ = None
+        if error.__cause__ is not None:
+            error.__cause__.__traceback__ = None
         self._failure = error
         self._settled.set()
         self._wake_version_waiters()

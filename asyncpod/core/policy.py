@@ -19,9 +19,12 @@ from typing import Any
 
 from asyncpod.core import lifecycle
 from asyncpod.errors import (
+    ApiError,
     AsyncpodError,
+    ConflictError,
     ForbiddenError,
     OptionError,
+    ServerUnreachableError,
     TransientError,
     UnauthorizedError,
 )
@@ -35,6 +38,7 @@ __all__ = [
     "RunOptions",
     "Verdict",
     "clock_from_pod",
+    "created_nothing",
     "deleted_after_record",
     "judge",
     "judge_deletion",
@@ -277,6 +281,23 @@ def may_retry(error: AsyncpodError, *, restarted: bool, past_deadline: bool) -> 
     if isinstance(error, TransientError):
         return True
     return restarted and isinstance(error, (ForbiddenError, UnauthorizedError))
+
+
+def created_nothing(error: AsyncpodError) -> bool:
+    """Whether a create attempt that failed with ``error`` certainly made no pod. Pure.
+
+    An answer refusing it (a 4xx: a terminating namespace, a quota, a missing
+    permission, an invalid spec, 429) made nothing, and a server never reached was sent
+    nothing. A 409 is the one 4xx that says a pod exists (the caller looks at it). A cut
+    or timed-out request, a 5xx or a connection lost may have made the pod before the
+    answer was lost: then a run that ends without its pod must look for it
+    (``Start.find_cut_create``), and one that never had such a failure need not.
+    """
+    if isinstance(error, ServerUnreachableError):
+        return True
+    if isinstance(error, ConflictError):
+        return False
+    return isinstance(error, ApiError) and 400 <= error.status < 500
 
 
 def next_deadline(clock: RunClock, options: RunOptions, *, now: float) -> float | None:

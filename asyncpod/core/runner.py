@@ -603,7 +603,7 @@ class PodRun:
         self._changed.set()
         if cancelled:
             result = self._cancelled_result()
-        if self.uid is None and self._start.post_sent:
+        if self.uid is None and self._start.may_have_created:
             window = self.options.delete_retry_window
             pod = await self._start.find_cut_create(window=window)
             if pod is not None:

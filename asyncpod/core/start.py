@@ -34,11 +34,12 @@ from asyncpod.core.informer import PodInformer, PodSubscription
 from asyncpod.core.policy import (
     CREATE_ATTEMPT_ANNOTATION,
     ConflictVerdict,
+    created_nothing,
     refusal_message,
     resolve_conflict,
 )
 from asyncpod.core.retrying import backoff, until_answered
-from asyncpod.errors import AsyncpodError, ConflictError, NotFoundError, ServerUnreachableError
+from asyncpod.errors import AsyncpodError, ConflictError, NotFoundError
 from asyncpod.kube.client import KubeClient
 from asyncpod.kube.pods import Pods
 from asyncpod.spec import RUN_ID_LABEL, TASK_KEY_ANNOTATION, PodSpec
@@ -58,8 +59,9 @@ class PodStart:
     """One run's way to its pod; holds what cleanup needs to know of it.
 
     ``name`` is the pod's (drawn by :meth:`create` when None), ``subscription`` the
-    run's subscription to it on the shared watch, ``post_sent`` whether a create may
-    have reached the server, ``reattached`` whether the pod is an earlier process's.
+    run's subscription to it on the shared watch, ``may_have_created`` whether a
+    create may have made a pod whose answer was never read, ``reattached`` whether
+    the pod is an earlier process's.
     """
 
     __slots__ = (
@@ -67,10 +69,10 @@ class PodStart:
         "_errors_at_start",
         "_informer",
         "_token",
+        "may_have_created",
         "name",
         "namespace",
         "pods",
-        "post_sent",
         "reattached",
         "subscription",
     )
@@ -92,7 +94,7 @@ class PodStart:
         # An attach may be handed the subscription its caller opened to look for the
         # pod (Cluster.attach, Cluster.follow): kept open, the informer kept the pod for it.
         self.subscription: PodSubscription | None = subscription
-        self.post_sent = False
+        self.may_have_created = False
         self.reattached = False
         self._token = ""
         # Transport failures the client had seen when the run began: more since then
@@ -158,17 +160,11 @@ class PodStart:
         """The created (or adopted) pod; None when a random name was taken."""
         failures = 0
         while True:
-            sent_before, self.post_sent = self.post_sent, True
             try:
                 return await until_answered(
-                    # The run keeps the answer projected (without managedFields).
-                    lambda: self.pods.create(self.namespace, manifest, managed_fields=False),
+                    lambda: self._post_once(manifest),
                     deadline=deadline, restarted=self.restarted, what=f"create of {self.ref}",
                 )  # fmt: skip
-            except ServerUnreachableError:
-                # The connection never opened: this POST cannot have created anything.
-                self.post_sent = sent_before
-                raise
             except ConflictError as conflict:
                 existing = await self._namesake(deadline)
                 if existing is None:
@@ -187,6 +183,19 @@ class PodStart:
                     task_key_annotation=TASK_KEY_ANNOTATION,
                 )
                 return self._after_conflict(verdict, existing, conflict)
+
+    async def _post_once(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        """One POST of the create. ``may_have_created`` stays true after an attempt
+        whose fate is unknown (cut, timed out, a 5xx), not after a refusal
+        (:func:`~asyncpod.core.policy.created_nothing`)."""
+        before, self.may_have_created = self.may_have_created, True
+        try:
+            # The run keeps the answer projected (without managedFields).
+            return await self.pods.create(self.namespace, manifest, managed_fields=False)
+        except AsyncpodError as error:
+            if created_nothing(error):
+                self.may_have_created = before
+            raise
 
     def _after_conflict(
         self, verdict: ConflictVerdict, existing: dict[str, Any], conflict: ConflictError

@@ -13,7 +13,7 @@ from asyncpod import Outcome, PodSpec, PodState, Reason
 from asyncpod.core import cluster as cluster_module
 from asyncpod.core.cluster import MANAGED_SELECTOR
 from asyncpod.core.informer import PodInformer
-from asyncpod.testing import outcome
+from asyncpod.testing import LocalControlPlane, outcome
 from asyncpod.testing.pytest_plugin import TestCluster
 
 # Outcomes come from kwok playing out sim.asyncpod.dev/* annotations.
@@ -285,6 +285,28 @@ async def test_missing_permission_names_it_and_leaves_no_pod(
     assert raised.value.status == 403
     assert 'cannot watch resource "pods"' in str(raised.value)
     await wait_until_gone(kube_cluster, namespace)
+
+
+async def test_a_create_refused_by_a_quota_is_said_at_once_without_looking_for_the_pod(
+    cluster: asyncpod.Cluster,
+    kube_cluster: TestCluster,
+    control_plane: LocalControlPlane,
+    namespace: str,
+) -> None:
+    quota = {"metadata": {"name": "no-pods"}, "spec": {"hard": {"pods": "0"}}}
+    kube_cluster.admin.request("POST", f"/api/v1/namespaces/{namespace}/resourcequotas", quota)
+    before = control_plane.request_counts()
+    for _ in range(3):
+        with pytest.raises(asyncpod.ForbiddenError) as raised:
+            await cluster.run(PodSpec("busybox:1.36", annotations=outcome(duration=1)))
+        assert raised.value.status == 403
+        assert "quota" in str(raised.value)
+    spent = control_plane.request_counts() - before
+    # A refusal is an answer: nothing was made, so no run read its pod by name to look
+    # for a create whose answer was lost (each once did, 4 times, with 1.5 s of waits).
+    # Cluster-wide: no other component reads single pods here.
+    assert spent.get("GET", "pods") == 0
+    assert spent.get("POST", "pods") == 3
 
 
 async def test_one_watch_serves_every_run_of_a_namespace(

@@ -2,6 +2,7 @@
 the one retry loop, and when a container's log can be read.
 
 Pure functions tested alone (``policy.judge_deletion``, ``policy.may_retry``,
+``policy.created_nothing``,
 ``runlogs.container_*``), and :func:`retrying.until_answered` with a stand-in call:
 which failures it retries, until when, and that it raises the last one.
 """
@@ -13,17 +14,20 @@ from typing import Any
 
 import pytest
 
-from asyncpod.core.policy import Verdict, judge_deletion, may_retry
+from asyncpod.core.policy import Verdict, created_nothing, judge_deletion, may_retry
 from asyncpod.core.retrying import backoff, until_answered
 from asyncpod.core.runlogs import container_finished, container_names, container_started
 from asyncpod.errors import (
     ApiConnectionError,
+    ApiTimeoutError,
     ConflictError,
     ForbiddenError,
+    InvalidRequestError,
     NotFoundError,
     OptionError,
     ServerError,
     ServerUnreachableError,
+    TooManyRequestsError,
     UnauthorizedError,
 )
 from asyncpod.results import Outcome
@@ -62,6 +66,28 @@ def _forbidden() -> ForbiddenError:
 def test_may_retry_within_the_window(error: Any, restarted: bool, retried: bool) -> None:
     assert may_retry(error, restarted=restarted, past_deadline=False) is retried
     assert may_retry(error, restarted=restarted, past_deadline=True) is False
+
+
+@pytest.mark.parametrize(
+    ("error", "nothing"),
+    [
+        # Refusals: the namespace terminating, a quota, a permission, a bad spec, 429.
+        (_forbidden(), True),
+        (NotFoundError("no namespace", status=404, reason="NotFound"), True),
+        (InvalidRequestError("bad", status=422, reason="Invalid"), True),
+        (TooManyRequestsError("slow down", status=429, reason="TooManyRequests"), True),
+        (ServerUnreachableError("typo", server="https://s", source="K"), True),  # never sent
+        # A pod exists, or may: the answer was lost, or the server failed midway.
+        (ConflictError("taken", status=409, reason="AlreadyExists"), False),
+        (ServerError("etcd timed out", status=504, reason="Timeout"), False),
+        (ApiConnectionError("cut"), False),
+        (ApiTimeoutError("no answer in 60 s"), False),
+    ],
+)
+def test_a_create_refused_by_an_answer_made_nothing_a_lost_answer_may_have(
+    error: Any, nothing: bool
+) -> None:
+    assert created_nothing(error) is nothing
 
 
 def test_backoff_doubles_to_a_cap() -> None:
