@@ -132,7 +132,7 @@ from asyncpod.core.retrying import until_answered
 from asyncpod.core.routing import shares
 from asyncpod.core.runner import Cleanup, RunOptions
 from asyncpod.core.scheduler import Attempt, Launcher, TaskHistory
-from asyncpod.errors import AsyncpodError, ConflictError, UsageError
+from asyncpod.errors import ApiError, AsyncpodError, ConflictError, UsageError
 from asyncpod.kube.config import load_config
 from asyncpod.kube.pods import Pods
 from asyncpod.results import Outcome, PodResult, Reason
@@ -582,6 +582,46 @@ def _deleted_after_record(options: RunOptions, result: PodResult) -> bool:
     )
 
 
+def _in_short(why: str | AsyncpodError) -> str:
+    """An error as the summary names it: an API answer by its status and reason, the
+    rest by its type (the full text is in the warning). Pure."""
+    if isinstance(why, str):
+        return why
+    if isinstance(why, ApiError):
+        return f"{why.status} {why.reason}".strip()
+    return type(why).__name__
+
+
+@dataclass
+class _PodsLeft:
+    """Recorded pods that could not be deleted (a revoked token, a permission taken
+    away, a server gone for good). The first is said in full as it happens; the others
+    only in the summary's count, not one warning per pod of a batch of thousands."""
+
+    count: int = 0
+    first: str | None = None
+
+    def add(self, namespace: str, name: str, why: str | AsyncpodError) -> None:
+        self.count += 1
+        log = logging.getLogger("asyncpod.cli.batch")
+        if self.first is None:
+            self.first = _in_short(why)
+            log.warning(
+                "could not delete pod %s/%s: %s (any others are counted in the summary)",
+                namespace, name, why,
+            )  # fmt: skip
+        else:
+            log.debug("could not delete pod %s/%s: %s", namespace, name, why)
+
+    def summary_line(self, run_id: str) -> str:
+        """What the summary says of them, and how to delete them later."""
+        pods = "pod" if self.count == 1 else "pods"
+        return (
+            f"{self.count} {pods} not deleted (first: {self.first}); a --resume of this "
+            f"run deletes them, or kubectl delete pods -l {RUN_ID_LABEL}={run_id}"
+        )
+
+
 async def _delete_recorded(
     pods: Pods,
     namespace: str,
@@ -589,10 +629,11 @@ async def _delete_recorded(
     uid: str | None,
     options: RunOptions,
     limiter: anyio.CapacityLimiter,
+    left: _PodsLeft,
 ) -> None:
     """Delete a recorded attempt's pod, by uid (never a namesake), riding out an
-    outage for ``delete_retry_window`` from when it was asked; a failure is only
-    logged (a resumed batch deletes what is left: asyncpod.cli.sweep).
+    outage for ``delete_retry_window`` from when it was asked; a failure is counted in
+    ``left`` (a resumed batch deletes what is left: asyncpod.cli.sweep).
 
     Shielded: a Ctrl-C while deletions are pending must not leave recorded pods behind.
     The window counts from the request, not from its turn under ``limiter``, so a
@@ -600,11 +641,10 @@ async def _delete_recorded(
     turn (a Ctrl-C then waits about one window, not hours).
     """
     deadline = time.monotonic() + options.delete_retry_window
-    log = logging.getLogger("asyncpod.cli.batch")
     with anyio.CancelScope(shield=True):
         async with limiter:
             if time.monotonic() >= deadline:
-                log.warning("pod %s/%s not deleted in time: left for --resume", namespace, name)
+                left.add(namespace, name, "not deleted in time")
                 return
             try:
                 await until_answered(
@@ -616,7 +656,7 @@ async def _delete_recorded(
                     restarted=lambda: False, what=f"delete of {namespace}/{name}",
                 )  # fmt: skip
             except AsyncpodError as error:
-                log.warning("could not delete pod %s/%s: %s", namespace, name, error)
+                left.add(namespace, name, error)
 
 
 def _attempt_fields(attempt: Attempt) -> dict[str, object]:
@@ -651,6 +691,7 @@ class _Session:
         self.results: dict[str, PodResult] = {}
         self.attempts: dict[str, int] = {}
         self.counts = _Counts()
+        self.left = _PodsLeft()
         self.launcher: Launcher | None = None
         self.fleet: Fleet | None = None
         self.final_clusters: dict[str, str] = {}
@@ -769,8 +810,9 @@ class _Session:
                         writer.write(attempt.result, extra=_attempt_fields(attempt))
                         if _deleted_after_record(options, attempt.result):
                             deletions.start_soon(
-                                _delete_recorded, pods, *_where(attempt.result), options, limiter
-                            )
+                                _delete_recorded,
+                                pods, *_where(attempt.result), options, limiter, self.left,
+                            )  # fmt: skip
                         self._check_node("", attempt.result)
                         self.attempts[attempt.task_key] = attempt.attempt
                         if attempt.final:
@@ -918,8 +960,9 @@ class _Session:
                         where = pods.get(placed.cluster)
                         if where is not None and _deleted_after_record(options, attempt.result):
                             deletions.start_soon(
-                                _delete_recorded, where, *_where(attempt.result), options, limiter
-                            )
+                                _delete_recorded,
+                                where, *_where(attempt.result), options, limiter, self.left,
+                            )  # fmt: skip
                         self._check_node(placed.cluster, attempt.result)
                         self.attempts[attempt.task_key] = attempt.attempt
                         if attempt.final:
@@ -1025,8 +1068,9 @@ class _Session:
             async with anyio.create_task_group() as group:
                 for name, uid in found.delete:
                     group.start_soon(
-                        _delete_recorded, pods_api, cluster.namespace, name, uid, options, limiter
-                    )
+                        _delete_recorded,
+                        pods_api, cluster.namespace, name, uid, options, limiter, self.left,
+                    )  # fmt: skip
         return found
 
     async def _preflight(self, cluster: Cluster) -> None:
@@ -1187,6 +1231,8 @@ class _Session:
                 f"{in_flight} runs in flight cancelled (pods {deleted}); "
                 f"{summary.unfinished} tasks not finished"
             )
+        if self.left.count:
+            extra["pods left"] = self.left.summary_line(config.run_id)
         if self.results or config.recorded.lines:
             extra["results"] = str(config.results_path)
         summary = dataclasses.replace(summary, extra=extra)
