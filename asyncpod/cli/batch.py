@@ -74,7 +74,7 @@ import re
 import shlex
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -568,6 +568,36 @@ class _StoppedError(Exception):
     """The launcher stopped the batch (--max-failures, a stop rule)."""
 
 
+class _ResultsUnwritableError(Exception):
+    """A line could not be written to the results file (a full disk, a lost mount)."""
+
+
+@contextlib.contextmanager
+def _one_error_as_itself() -> Iterator[None]:
+    """Raise a task group's only error as itself. anyio wraps even its host's own (the
+    loop's fail-fast, a results file that cannot be written) in an ExceptionGroup,
+    which :meth:`_Session.main` would not recognise: the command printed a traceback."""
+    try:
+        yield
+    except Exception as error:
+        members = getattr(error, "exceptions", None)  # an ExceptionGroup
+        if members is not None and len(members) == 1 and isinstance(members[0], Exception):
+            raise members[0] from None
+        raise
+
+
+def _write_line(writer: ResultsWriter, result: PodResult, extra: dict[str, object]) -> None:
+    """One results line, or :class:`_ResultsUnwritableError` saying what now."""
+    try:
+        writer.write(result, extra=extra)
+    except OSError as error:
+        raise _ResultsUnwritableError(
+            f"cannot write the results file {writer.path}: {error.strerror or error}; "
+            "stopping: the runs in flight are cancelled and their pods deleted, and the "
+            "pod of the result that was not written is kept for --resume to record"
+        ) from error
+
+
 def _where(result: PodResult) -> tuple[str, str, str | None]:
     return result.namespace, result.name, result.uid
 
@@ -737,7 +767,7 @@ class _Session:
             failure, code = describe_error(error), EXIT_USAGE
         except _FailFastError as error:
             failure, code = str(error), EXIT_FAILED
-        except _StoppedError as error:
+        except (_StoppedError, _ResultsUnwritableError) as error:
             failure, code = str(error), EXIT_FAILED
         except (AsyncpodError, OSError) as error:
             failure, code = f"{type(error).__name__}: {error}", EXIT_FAILED
@@ -804,10 +834,13 @@ class _Session:
         options = self.config.options
         limiter = anyio.CapacityLimiter(16)
         try:
-            with ResultsWriter(self.config.results_path, run_id=self.config.run_id) as writer:
+            with (
+                ResultsWriter(self.config.results_path, run_id=self.config.run_id) as writer,
+                _one_error_as_itself(),
+            ):
                 async with anyio.create_task_group() as deletions, contextlib.aclosing(attempts):
                     async for attempt in attempts:
-                        writer.write(attempt.result, extra=_attempt_fields(attempt))
+                        _write_line(writer, attempt.result, _attempt_fields(attempt))
                         if _deleted_after_record(options, attempt.result):
                             deletions.start_soon(
                                 _delete_recorded,
@@ -951,12 +984,15 @@ class _Session:
         options = self.config.options
         limiter = anyio.CapacityLimiter(16)
         try:
-            with ResultsWriter(self.config.results_path, run_id=self.config.run_id) as writer:
+            with (
+                ResultsWriter(self.config.results_path, run_id=self.config.run_id) as writer,
+                _one_error_as_itself(),
+            ):
                 async with anyio.create_task_group() as deletions, contextlib.aclosing(attempts):
                     async for placed in attempts:
                         attempt = placed.attempt
                         extra = {**_attempt_fields(attempt), "cluster": placed.cluster or None}
-                        writer.write(attempt.result, extra=extra)
+                        _write_line(writer, attempt.result, extra)
                         where = pods.get(placed.cluster)
                         if where is not None and _deleted_after_record(options, attempt.result):
                             deletions.start_soon(

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,7 +44,7 @@ from typing import Any, BinaryIO
 
 import orjson
 
-from asyncpod.errors import SpecError
+from asyncpod.errors import SpecError, UsageError
 from asyncpod.results import Outcome, PodResult
 
 __all__ = ["RecordedResults", "ResultsWriter", "read_results", "record_of"]
@@ -160,11 +161,27 @@ class RecordedResults:
 
 
 def read_results(path: Path) -> RecordedResults:
-    """Read a results file; a missing file reads as empty."""
+    """Read a results file; a missing file reads as empty.
+
+    Only a regular file: it is read whole, then appended to. A device or a pipe is
+    refused with a :class:`~asyncpod.errors.UsageError` before anything runs (read,
+    ``/dev/full`` or ``/dev/zero`` never ends, and the process grew until the kernel
+    killed it; ``/dev/stdout`` cannot be read back to resume).
+    """
     recorded = RecordedResults()
     try:
-        data = path.read_bytes()
+        mode = path.stat().st_mode
     except FileNotFoundError:
+        return recorded
+    if not stat.S_ISREG(mode):
+        kind = "a directory" if stat.S_ISDIR(mode) else "not a regular file"
+        raise UsageError(
+            f"the results file {path} is {kind}: name a file (it is appended to, and "
+            "read back by --resume)"
+        )
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:  # removed since
         return recorded
     lines = data.split(b"\n")
     last = len(lines)

@@ -112,3 +112,14 @@ def test_prepare_results_refuses_to_mix_runs(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="belongs to run r1"):
         prepare_results(path, run_id="r2", resume=True)
     assert prepare_results(path, run_id="r1", resume=True).done_keys() == {"a"}
+
+
+@pytest.mark.parametrize("where", ["/dev/full", "/dev/zero", "directory"])
+def test_a_results_path_that_is_no_regular_file_is_refused_before_reading(
+    where: str, tmp_path: Path
+) -> None:
+    # Read, /dev/full never ends: the batch grew until the kernel killed it (exit -9).
+    path = tmp_path if where == "directory" else Path(where)
+    with pytest.raises(UsageError, match="name a file") as refused:
+        read_results(path)
+    assert str(path) in str(refused.value)
