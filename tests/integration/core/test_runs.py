@@ -303,7 +303,7 @@ async def test_a_create_refused_by_a_quota_is_said_at_once_without_looking_for_t
         assert "quota" in str(raised.value)
     spent = control_plane.request_counts() - before
     # A refusal is an answer: nothing was made, so no run read its pod by name to look
-    # for a create whose answer was lost (each once did, 4 times, with 1.5 s of waits).
+    # for a create whose answer was lost (each once did, 4 times, with 2.5 s of waits).
     # Cluster-wide: no other component reads single pods here.
     assert spent.get("GET", "pods") == 0
     assert spent.get("POST", "pods") == 3
