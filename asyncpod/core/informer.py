@@ -45,6 +45,7 @@ import anyio
 
 from asyncpod.core import lifecycle
 from asyncpod.core.flag import Flag
+from asyncpod.core.kepterrors import without_tracebacks
 from asyncpod.core.sharing import ValueTable
 from asyncpod.errors import (
     AsyncpodError,
@@ -685,14 +686,10 @@ class PodInformer:
                 subscription._push(event)
 
     def _fail_all(self, error: AsyncpodError) -> None:
-        # Kept without its traceback (and its cause's: a bug's, logged already): it runs
-        # through this informer's own frames, so the failure would hold the informer
-        # that holds it, a cycle that only a full GC pass frees, and `asyncpod batch`
-        # turns those off. A session replaces a failed informer and drops this one.
-        error.__traceback__ = None
-        if error.__cause__ is not None:
-            error.__cause__.__traceback__ = None
-        self._failure = error
+        # Its traceback runs through this informer's own frames (a bug's cause too,
+        # logged already): kept as it is, a failed informer that its session replaces
+        # would be garbage only a full GC pass frees (core/kepterrors.py).
+        self._failure = without_tracebacks(error)
         self._settled.set()
         self._wake_version_waiters()
         for subscribers in self._subscribers.values():

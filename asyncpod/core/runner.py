@@ -44,13 +44,14 @@ import time
 from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import replace
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
 from asyncpod.core import lifecycle
 from asyncpod.core.flag import Flag
 from asyncpod.core.informer import PodChange, PodInformer, PodSubscription
+from asyncpod.core.kepterrors import without_tracebacks
 from asyncpod.core.policy import (
     CREATE_ATTEMPT_ANNOTATION,
     Cleanup,
@@ -124,33 +125,6 @@ def _node_part(node: str | None) -> dict[str, Any]:
 @functools.lru_cache(maxsize=16)
 def _phase_part(phase: str | None) -> dict[str, Any]:
     return {"phase": phase}
-
-
-_E = TypeVar("_E", bound=BaseException)
-
-
-def kept_on_the_run(error: _E) -> _E:
-    """``error``, fit to be kept on its run: without tracebacks (its causes' neither).
-
-    Caught in the run's own task, an error's traceback runs through frames whose
-    locals hold the run (and so may its cause's or context's). Kept on the run as it
-    is, it would close a reference cycle (run → error → traceback → frame → run) that
-    only a full GC pass frees, and ``asyncpod batch`` runs without those
-    (asyncpod/cli/heap.py; tests/integration/core/test_garbage.py). Dropping the
-    tracebacks is safe whoever else holds the error (clearing frames is not: one may
-    belong to a suspended coroutine, which clearing would close). What failed is in
-    the error's message, and raised again from ``result()`` it gets a new traceback.
-    """
-    seen: set[int] = set()
-    chain: list[BaseException | None] = [error]
-    while chain:
-        chained = chain.pop()
-        if chained is None or id(chained) in seen:
-            continue
-        seen.add(id(chained))
-        chained.__traceback__ = None
-        chain += (chained.__cause__, chained.__context__)
-    return error
 
 
 class PodRun:
@@ -452,13 +426,13 @@ class PodRun:
             # wind-up builds that result and deletes the pod).
             return None
         except AsyncpodError as error:
-            return kept_on_the_run(error)
+            return without_tracebacks(error)
         except Exception as error:  # a bug of ours must not take the session down
             logger.exception("run %s failed unexpectedly", self.ref)
             failure = AsyncpodError(
                 f"run {self.ref} failed unexpectedly: {type(error).__name__}: {error}"
             )
-            failure.__cause__ = kept_on_the_run(error)
+            failure.__cause__ = without_tracebacks(error)
             return failure
 
     async def _wind_up(
@@ -474,7 +448,7 @@ class PodRun:
             logger.warning("cleanup of %s failed: %s", self.ref, failure)
             if error is None and result is None:
                 error = (
-                    kept_on_the_run(failure)
+                    without_tracebacks(failure)
                     if isinstance(failure, AsyncpodError)
                     else AsyncpodError(f"cleanup of {self.ref} failed: {failure}")
                 )

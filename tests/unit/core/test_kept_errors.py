@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from asyncpod.core.runner import kept_on_the_run
+from asyncpod.core.kepterrors import without_tracebacks
 
 
 class _Run:
@@ -57,7 +57,7 @@ def _freed_without_a_collection(keep: Callable[[BaseException], BaseException]) 
 
 @pytest.mark.usefixtures("no_collector")
 def test_a_run_that_keeps_its_error_is_freed_by_reference_counting() -> None:
-    assert _freed_without_a_collection(kept_on_the_run)
+    assert _freed_without_a_collection(without_tracebacks)
 
 
 @pytest.mark.usefixtures("no_collector")
@@ -67,7 +67,7 @@ def test_kept_as_caught_the_error_would_hold_the_run() -> None:
 
 
 def test_the_kept_error_still_says_what_failed_and_why() -> None:
-    run = _Run(kept_on_the_run)
+    run = _Run(without_tracebacks)
     run.drive()
     error = run.error
     assert isinstance(error, ValueError)
