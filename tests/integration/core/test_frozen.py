@@ -25,11 +25,17 @@ import anyio
 import pytest
 
 import asyncpod
-from asyncpod import Launcher, Outcome, PodSpec, Settings
+from asyncpod import Launcher, PodSpec, Settings
 from asyncpod.testing import LocalControlPlane, outcome
 from asyncpod.testing.pytest_plugin import TestCluster
 
-from .test_outage import OUTAGE_OPTIONS, PODS, exit_code_of, pods_of_run
+from .test_outage import (
+    OUTAGE_OPTIONS,
+    PODS,
+    assert_one_right_result_and_one_pod_per_task,
+    exit_code_of,
+    pods_of_run,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.simulated]
 
@@ -94,21 +100,7 @@ async def test_a_frozen_server_during_the_create_burst_loses_no_result_and_leaks
                 async for result in launcher.as_completed(specs):
                     results[str(result.task_key)] = result
 
-    assert sorted(results) == sorted(f"t{i}" for i in range(PODS))
-    wrong = {
-        key: (r.outcome.value, r.exit_code, r.reason, r.message)
-        for key, r in results.items()
-        if r.exit_code != exit_code_of(int(key[1:]))
-    }
-    assert not wrong, wrong
-    expected = {
-        key: Outcome.SUCCEEDED if exit_code_of(int(key[1:])) == 0 else Outcome.FAILED
-        for key in results
-    }
-    assert {key: r.outcome for key, r in results.items()} == expected
-    uids = [r.uid for r in results.values()]
-    assert None not in uids
-    assert len(set(uids)) == PODS  # one pod per task: no create made twice
+    assert_one_right_result_and_one_pod_per_task(results)
     (unanswered,) = timed_out
     assert unanswered > 0  # the freeze really left requests hanging
     await anyio.sleep(1)

@@ -46,6 +46,26 @@ def pods_of_run(kube_cluster: TestCluster, namespace: str, run_id: str) -> list[
     return items
 
 
+def assert_one_right_result_and_one_pod_per_task(results: dict[str, asyncpod.PodResult]) -> None:
+    """Every task of the burst ended as its annotations ask, each with a pod of its own
+    (one uid per task, none shared: no create was made twice)."""
+    assert sorted(results) == sorted(f"t{i}" for i in range(PODS))
+    wrong = {
+        key: (r.outcome.value, r.exit_code, r.reason, r.message)
+        for key, r in results.items()
+        if r.exit_code != exit_code_of(int(key[1:]))
+    }
+    assert not wrong, wrong
+    expected = {
+        key: Outcome.SUCCEEDED if exit_code_of(int(key[1:])) == 0 else Outcome.FAILED
+        for key in results
+    }
+    assert {key: r.outcome for key, r in results.items()} == expected
+    uids = [r.uid for r in results.values()]
+    assert None not in uids
+    assert len(set(uids)) == PODS
+
+
 async def crash_and_restart_after(
     control_plane: LocalControlPlane, cluster: asyncpod.Cluster, posts: int
 ) -> None:
@@ -85,22 +105,7 @@ async def test_apiserver_killed_during_the_create_burst_loses_no_result_and_leak
                     results[str(result.task_key)] = result
             stats = cluster.client.statistics()
 
-    assert sorted(results) == sorted(f"t{i}" for i in range(PODS))
-    wrong = {
-        key: (r.outcome.value, r.exit_code, r.reason, r.message)
-        for key, r in results.items()
-        if r.exit_code != exit_code_of(int(key[1:]))
-    }
-    assert not wrong, wrong
-    expected = {
-        key: Outcome.SUCCEEDED if exit_code_of(int(key[1:])) == 0 else Outcome.FAILED
-        for key in results
-    }
-    assert {key: r.outcome for key, r in results.items()} == expected
-    # Each task's pod is one pod: one uid per task, none shared.
-    uids = [r.uid for r in results.values()]
-    assert None not in uids
-    assert len(set(uids)) == PODS
+    assert_one_right_result_and_one_pod_per_task(results)
     assert stats.connection_errors > 0  # the outage really hit this client
     await asyncio.sleep(1)
     assert pods_of_run(kube_cluster, namespace, run_id) == []
