@@ -37,7 +37,7 @@ import contextlib
 import heapq
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -189,6 +189,7 @@ class PodSubscription:
         "_error",
         "_informer",
         "_interrupted",
+        "_listener",
         "_queue",
         "_wakeup",
         "coalesced",
@@ -209,6 +210,7 @@ class PodSubscription:
         self._interrupted = False
         self.latest: dict[str, Any] | None = None
         self.coalesced = 0
+        self._listener: Callable[[], None] | None = None
 
     def __repr__(self) -> str:
         return f"<PodSubscription {self.name} uid={self.uid} queued={len(self._queue)}>"
@@ -229,11 +231,26 @@ class PodSubscription:
             self.coalesced += 1
         else:
             self._queue.append(event)
-        self._wakeup.set()
+        self._wake()
 
     def _fail(self, error: BaseException) -> None:
         self._error = error
+        self._wake()
+
+    def _wake(self) -> None:
         self._wakeup.set()
+        if self._listener is not None:
+            self._listener()
+
+    def listen(self, listener: Callable[[], None] | None) -> None:
+        """Call ``listener()`` (in the informer's task, or the caller's) whenever
+        :meth:`take_nowait` may have something new: a change pushed, the informer
+        failed, the wait interrupted, the subscription closed. None: stop calling.
+
+        For a subscriber that waits without a task (a parked run,
+        :meth:`asyncpod.core.runner.PodRun.park`); the listener must not raise.
+        """
+        self._listener = listener
 
     def interrupt(self) -> None:
         """End the subscriber's wait: :meth:`next` and :meth:`next_within` raise
@@ -241,7 +258,7 @@ class PodSubscription:
         checked per wait, where a cancel scope per subscriber would cost its scope and
         two sets for as long as it waits."""
         self._interrupted = True
-        self._wakeup.set()
+        self._wake()
 
     async def next(self) -> PodChange:
         """The next change; raises the informer's error if the watch cannot continue,
@@ -253,6 +270,18 @@ class PodSubscription:
             self._wakeup.clear()
             await self._wakeup.wait()
         return self._queue.pop(0)  # at most ``buffer`` long, mostly one
+
+    def take_nowait(self) -> PodChange | None:
+        """:meth:`next` without waiting: the next queued change, or None when none is.
+
+        Raises as :meth:`next` does when no change can come any more.
+        """
+        if self._interrupted:
+            raise WaitInterruptedError(f"wait on pod {self.name} interrupted")
+        if self._queue:
+            return self._queue.pop(0)
+        self._check_open()
+        return None
 
     async def next_within(self, seconds: float) -> PodChange | None:
         """:meth:`next`, or None once ``seconds`` passed without a change.
@@ -305,7 +334,7 @@ class PodSubscription:
     def close(self) -> None:
         if not self._closed:
             self._closed = True
-            self._wakeup.set()
+            self._wake()
             self._informer._unsubscribe(self)
 
 

@@ -37,7 +37,9 @@ a result; ``result.raise_for_outcome()`` turns it into an exception).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import contextvars
 import functools
 import logging
 import time
@@ -117,6 +119,11 @@ def _slim(pod: Mapping[str, Any], identity: dict[str, Any] | None) -> dict[str, 
     }
 
 
+# The timers of parked runs' limits: by default each timer copies the caller's context
+# (a GC-tracked object per run in flight), and ``_wake`` reads no context variable.
+_TIMER_CONTEXT = contextvars.Context()
+
+
 @functools.lru_cache(maxsize=1024)
 def _node_part(node: str | None) -> dict[str, Any]:
     return {"nodeName": node}
@@ -146,10 +153,13 @@ class PodRun:
         "_changed",
         "_changes",
         "_client",
+        "_clock",
         "_created",
+        "_decided_at",
         "_done_callback",
         "_done_callbacks",
         "_driven",
+        "_ended",
         "_error",
         "_extra_labels",
         "_finished",
@@ -157,6 +167,7 @@ class PodRun:
         "_last_change_slim",
         "_latest",
         "_main",
+        "_on_decided",
         "_on_done",
         "_readers",
         "_readers_idle",
@@ -164,6 +175,8 @@ class PodRun:
         "_scope",
         "_spawn",
         "_start",
+        "_timer",
+        "_timer_at",
         "_winding_down",
         "namespace",
         "options",
@@ -231,6 +244,14 @@ class PodRun:
         self._readers = 0
         self._readers_idle: Flag | None = None
         self._winding_down = False
+        # Following without a task (:meth:`park`): the clock the limits run on, the
+        # timer of the next one, and how the run ended once that is decided.
+        self._clock: RunClock | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
+        self._on_decided: Callable[[PodRun], None] | None = None
+        self._ended: PodResult | AsyncpodError | None = None
+        self._decided_at: float | None = None
 
     def __repr__(self) -> str:
         if self._changes:
@@ -419,21 +440,145 @@ class PodRun:
         try:
             await self._start_cancellably()
             return None if self._cancel_requested else await self._follow()
-        except ClosedError:
-            # WaitInterruptedError (a ClosedError): cancel() while following.
-            # Otherwise the session is closing; its informer stopped a moment before
-            # the session's cancellation reached this run. Either way the run is cancelled (the
-            # wind-up builds that result and deletes the pod).
+        except Exception as error:  # noqa: BLE001 - how the run ended
+            return self._ending(error)
+
+    def _ending(self, error: Exception) -> AsyncpodError | None:
+        """How a run that raised ``error`` ended: None (cancelled) or the error to keep.
+
+        A ClosedError is a cancellation: WaitInterruptedError (a ClosedError) is
+        :meth:`cancel` while following; otherwise the session is closing, its informer
+        stopped a moment before the session's cancellation reached this run. A bug of
+        ours must not take the session down: it becomes this run's error.
+        """
+        if isinstance(error, ClosedError):
             return None
-        except AsyncpodError as error:
+        if isinstance(error, AsyncpodError):
             return without_tracebacks(error)
-        except Exception as error:  # a bug of ours must not take the session down
-            logger.exception("run %s failed unexpectedly", self.ref)
-            failure = AsyncpodError(
-                f"run {self.ref} failed unexpectedly: {type(error).__name__}: {error}"
-            )
-            failure.__cause__ = without_tracebacks(error)
-            return failure
+        logger.error("run %s failed unexpectedly", self.ref, exc_info=error)
+        failure = AsyncpodError(
+            f"run {self.ref} failed unexpectedly: {type(error).__name__}: {error}"
+        )
+        failure.__cause__ = without_tracebacks(error)
+        return failure
+
+    # ------------------------------------------------------------------ without a task
+    async def start(self) -> bool:
+        """Create or attach the pod in the calling task: whether the run now follows it.
+
+        The first step of a run driven without a task while it waits on its pod (a
+        launcher's): True, then :meth:`park` it; False when it already ended (the
+        create failed or was refused, or the run was cancelled), then :meth:`finish`
+        it. Cancelled from outside, it raises: :meth:`finish` it all the same (the
+        pod a create may have made is deleted).
+        """
+        if self._driven:
+            raise UsageError(f"{self!r} is already driven: a run is driven once")
+        self._driven = True
+        self._client.metrics.run_started()
+        try:
+            await self._start_cancellably()
+        except Exception as error:  # noqa: BLE001 - how the run ended
+            self._decide(self._ending(error))
+            return False
+        if self._cancel_requested:
+            self._decide(None)
+            return False
+        return True
+
+    def park(self, on_decided: Callable[[PodRun], None]) -> None:
+        """Follow the pod without a task, after :meth:`start` returned True.
+
+        Each change the informer pushes is judged at once, in the informer's task; each
+        limit (:func:`~asyncpod.core.policy.next_deadline`) by a timer on the loop.
+        Once the run's end is decided (its pod's outcome, a limit, a deletion, an
+        error, :meth:`cancel`), ``on_decided(run)`` is called once, synchronously: it
+        must not raise nor wait; then :meth:`finish` the run in a task. A run in flight
+        that waits on its pod this way holds no task, coroutine or cancel scope.
+        """
+        subscription = self._start.subscription
+        assert subscription is not None
+        assert self._decided_at is None
+        self._on_decided = on_decided
+        self._clock = self._new_clock()
+        subscription.listen(self._wake)
+        self._wake()
+
+    @property
+    def decided(self) -> bool:
+        """Whether the run's end is decided (what :meth:`finish` winds up)."""
+        return self._decided_at is not None
+
+    async def finish(self) -> PodResult | None:
+        """Wind up a run driven without a task: clean up (the pod deleted as the
+        cleanup policy says), settle the handle; its result, or None when it ended
+        with an error (:meth:`exception`).
+
+        A run whose end is not decided yet is cancelled. Completes even if the calling
+        task is cancelled meanwhile. Call it once.
+        """
+        if self._decided_at is None:
+            self._cancel_requested = True
+            self._decide(None)
+        assert self._decided_at is not None
+        ended, self._ended = self._ended, None
+        return await complete_despite_cancellation(self._wind_up(ended, self._decided_at))
+
+    def _wake(self) -> None:
+        """The parked run's step: judge what the subscription has; decide, or wait on.
+
+        Called by the subscription's listener (in the informer's task), by the timer
+        of the next limit, and once by :meth:`park`. Never raises.
+        """
+        if self._on_decided is None:
+            return  # decided already
+        subscription = self._start.subscription
+        assert subscription is not None
+        assert self._clock is not None
+        ended: PodResult | AsyncpodError | None
+        try:
+            while True:
+                now = time.monotonic()
+                ended = self._judged(self._clock, now)
+                if ended is not None:
+                    break
+                change = subscription.take_nowait()
+                if change is None:
+                    self._arm(next_deadline(self._clock, self.options, now=now), now)
+                    return
+                ended = self._took(change)
+                if ended is not None:
+                    break
+        except Exception as error:  # noqa: BLE001 - how the run ended
+            ended = self._ending(error)
+        self._decide(ended)
+
+    def _arm(self, wait: float | None, now: float) -> None:
+        """The timer of the next limit: kept when that limit has not moved."""
+        at = None if wait is None else now + wait
+        if self._timer is not None:
+            if at is not None and abs(at - self._timer_at) < 0.001:
+                return
+            self._timer.cancel()
+            self._timer = None
+        if at is not None:
+            loop = asyncio.get_running_loop()
+            self._timer = loop.call_later(wait or 0.0, self._wake, context=_TIMER_CONTEXT)
+            self._timer_at = at
+
+    def _decide(self, ended: PodResult | AsyncpodError | None) -> None:
+        """The run's end is known: stop following, tell whoever parked it."""
+        self._ended = ended
+        self._decided_at = time.monotonic()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        subscription = self._start.subscription
+        if subscription is not None:
+            subscription.listen(None)
+        on_decided, self._on_decided = self._on_decided, None
+        if on_decided is not None:
+            on_decided(self)
 
     async def _wind_up(
         self, ended: PodResult | AsyncpodError | None, seen: float
@@ -527,20 +672,15 @@ class PodRun:
         return change
 
     async def _follow(self) -> PodResult:
-        """Consume the pod's changes until an outcome is decided."""
+        """Consume the pod's changes until an outcome is decided (in the calling task)."""
         subscription = self._start.subscription
         assert subscription is not None
-        assert self._latest is not None
-        pod = self._latest
-        if self.reattached:
-            clock = clock_from_pod(pod, now=time.monotonic(), wall_now=datetime.now(timezone.utc))
-        else:
-            clock = RunClock(created=time.monotonic())
+        clock = self._new_clock()
         while True:
             now = time.monotonic()
-            verdict = judge(pod, clock, self.options, now=now, main_container=self._main)
-            if verdict is not None:
-                return self._result_of(pod, verdict)
+            result = self._judged(clock, now)
+            if result is not None:
+                return result
             wait = next_deadline(clock, self.options, now=now)
             change: PodChange | None
             if wait is None:
@@ -549,13 +689,34 @@ class PodRun:
                 change = await subscription.next_within(wait)
             if change is None:
                 continue  # a deadline passed: judge decides
-            if change.type == DELETED:
-                self._observe(change.pod, deleted=True)
-                verdict = judge_deletion(change.pod, cancel_requested=self._cancel_requested)
-                return self._result_of(change.pod, verdict)
-            self._observe(change.pod)
-            assert self._latest is not None
-            pod = self._latest
+            result = self._took(change)
+            if result is not None:
+                return result
+
+    def _new_clock(self) -> RunClock:
+        """The clock the run's limits are measured on: from now, or from the pod's own
+        timestamps for a pod an earlier process made."""
+        assert self._latest is not None
+        now = time.monotonic()
+        if self.reattached:
+            return clock_from_pod(self._latest, now=now, wall_now=datetime.now(timezone.utc))
+        return RunClock(created=now)
+
+    def _judged(self, clock: RunClock, now: float) -> PodResult | None:
+        """The result, if the latest pod and the clock say the run is over."""
+        pod = self._latest
+        assert pod is not None
+        verdict = judge(pod, clock, self.options, now=now, main_container=self._main)
+        return None if verdict is None else self._result_of(pod, verdict)
+
+    def _took(self, change: PodChange) -> PodResult | None:
+        """A change from the watch, observed: the result if it ends the run (a deletion)."""
+        if change.type == DELETED:
+            self._observe(change.pod, deleted=True)
+            verdict = judge_deletion(change.pod, cancel_requested=self._cancel_requested)
+            return self._result_of(change.pod, verdict)
+        self._observe(change.pod)
+        return None
 
     def _result_of(self, pod: dict[str, Any], verdict: Verdict) -> PodResult:
         result = lifecycle.build_result(

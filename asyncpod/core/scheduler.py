@@ -42,6 +42,8 @@ deletes them (in a ``finally`` completed despite cancellation).
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import dataclasses
 import logging
 import random
@@ -52,6 +54,7 @@ from collections.abc import (
     AsyncGenerator,
     AsyncIterable,
     AsyncIterator,
+    Callable,
     Collection,
     Iterable,
     Mapping,
@@ -61,7 +64,7 @@ from pathlib import Path
 
 import anyio
 import anyio.abc
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from anyio.streams.memory import MemoryObjectSendStream
 
 from asyncpod.core.cluster import Cluster
 from asyncpod.core.failurepolicy import (
@@ -72,6 +75,7 @@ from asyncpod.core.failurepolicy import (
     decide,
     with_disruption,
 )
+from asyncpod.core.flag import Flag
 from asyncpod.core.keptlogs import KeepLogs, keep_log, log_path, wants_log
 from asyncpod.core.policy import should_delete
 from asyncpod.core.retrying import until_answered
@@ -227,11 +231,20 @@ class Launcher:
     # ------------------------------------------------------------------ one at a time
     async def submit(self, spec: PodSpec, *, task_key: str | None = None) -> PodRun:
         """Wait for a free slot, then start ``spec``; the slot frees when the run ends."""
-        run = await self._new_run(spec, task_key=task_key)
+        await self._take_slot()
+        run = self._make_run(spec, task_key=task_key)
         self.cluster.launch(run)
         return run
 
-    async def _new_run(
+    async def _take_slot(self) -> None:
+        """Wait for a free slot (the one bound on runs in flight): the caller's until a
+        run made in it ends (:meth:`_make_run`). :class:`_StoppedError` once stopped."""
+        await self._slots.acquire()
+        if self._stopped is not None:
+            self._slots.release()
+            raise _StoppedError
+
+    def _make_run(
         self,
         spec: PodSpec,
         *,
@@ -241,7 +254,8 @@ class Launcher:
         record_changes: bool = True,
         ended_by_caller: bool = False,
     ) -> PodRun:
-        """Take a slot and make the run (not yet driven); its end frees the slot.
+        """Make the run (not yet driven) in the slot the caller took; its end frees it
+        (the slot is freed at once if no run can be made).
 
         ``ended_by_caller``: the caller drives the run and calls :meth:`_run_ended` once
         it is driven (no bound method kept on each run in flight till then).
@@ -253,10 +267,6 @@ class Launcher:
             spec = dataclasses.replace(
                 spec, annotations={**spec.annotations, ATTEMPT_ANNOTATION: str(attempt)}
             )
-        await self._slots.acquire()
-        if self._stopped is not None:
-            self._slots.release()
-            raise _StoppedError
         try:
             run = self.cluster.new_run(
                 spec,
@@ -387,75 +397,7 @@ class Launcher:
                 await pipeline.stop()
             self._pipelines.discard(pipeline)
 
-    # ------------------------------------------------------------------ one task
-    async def _run_task(
-        self,
-        index: int,
-        spec: PodSpec,
-        results: MemoryObjectSendStream[tuple[int, Attempt]],
-        *,
-        history: TaskHistory | None,
-        policy: FailurePolicy | None,
-    ) -> None:
-        """Every attempt of one task until a final one; each sent to ``results`` with
-        the task's ``index``.
-
-        Never raises but for cancellation (and the consumer going away).
-        """
-        key = spec.task_key or str(index)
-        policy = policy or self.retry or _NO_RETRY
-        attempt = history.next_attempt if history is not None else 1
-        spent = history.spent if history is not None else 0
-        while True:
-            try:
-                result, kept_path, kept_missing = await self._run_attempt(index, spec, key, attempt)
-            except _StoppedError:
-                if history is None and attempt == 1:
-                    return  # never started: no result, the task is unfinished
-                await results.send((index, self._stopped_attempt(spec, index, key, attempt)))
-                return
-            if result.outcome is not Outcome.CANCELLED:
-                spent += 1
-            decision = decide(policy, result, attempts=spent)
-            retry = decision.retry and self._stopped is None
-            delay = None
-            if retry:
-                jitter = random.random()  # noqa: S311 - a spread of delays, not a secret
-                delay = backoff_delay(policy, spent, random=jitter)
-            why = decision.why if decision.action is not None else None
-            if decision.retry and not retry:
-                why = f"{why}; not retried: the batch stopped ({self._stopped})"
-            if not retry and result.outcome is Outcome.CANCELLED and self._stopped is not None:
-                result = dataclasses.replace(
-                    result, message=f"cancelled: the batch stopped ({self._stopped})"
-                )
-            attempt_made = Attempt(
-                result,
-                key,
-                index,
-                attempt,
-                final=not retry,
-                decision=why,
-                retry_in=delay,
-                log=kept_path,
-                log_missing=kept_missing,
-            )
-            await results.send((index, attempt_made))
-            if not retry:
-                if not result.ok and result.outcome is not Outcome.CANCELLED:
-                    self._final_failures += 1
-                    if decision.action is FailureAction.STOP:
-                        await self.stop(f"task {key}: {decision.why}")
-                    elif self.max_failures and self._final_failures >= self.max_failures:
-                        failed, limit = self._final_failures, self.max_failures
-                        await self.stop(f"{failed} tasks failed (max_failures={limit})")
-                return
-            assert delay is not None
-            with anyio.move_on_after(delay):
-                await self._stop_event.wait()
-            attempt += 1
-            self._retried += 1
-
+    # ------------------------------------------------------------------ stopping
     def _stopped_attempt(self, spec: PodSpec, index: int, key: str, attempt: int) -> Attempt:
         result = PodResult(
             self.namespace,
@@ -484,66 +426,6 @@ class Launcher:
         async with anyio.create_task_group() as group:
             for run in list(self._live):
                 group.start_soon(run.cancel)
-
-    async def _run_attempt(
-        self, index: int, spec: PodSpec, key: str, attempt: int
-    ) -> tuple[PodResult, Path | None, str | None]:
-        """One attempt to its result (and its kept log); never raises but for
-        cancellation and :class:`_StoppedError`.
-
-        The books (in flight, outcomes, the slot) are kept once the run is driven
-        (:meth:`_run_ended`), so a cancelled run releases its slot too.
-        """
-        keep = self.keep_logs
-        options = run_options = None
-        if keep is not None:
-            options = self.options or self.cluster.options
-            run_options = dataclasses.replace(options, cleanup=Cleanup.KEEP)
-        run: PodRun | None = None
-        result: PodResult | None = None
-        kept: tuple[Path | None, str | None] = (None, None)
-        try:
-            # Nobody but this worker sees the run: it records no state changes.
-            run = await self._new_run(
-                spec,
-                task_key=key,
-                attempt=attempt,
-                options=run_options,
-                record_changes=False,
-                ended_by_caller=True,
-            )
-            # The worker drives the run in its own task: one task per pod in flight.
-            try:
-                finished = await run.drive()
-            finally:
-                self._run_ended(run)  # settled by now, even if this task is cancelled
-            if finished is not None:
-                result = finished
-                if finished.outcome is Outcome.DELETED:  # which disruption, if any
-                    result = with_disruption(finished, run.pod)
-            else:
-                failure = run.exception()
-                assert failure is not None
-                # Read, not raised: raised here, the error's traceback would gain this
-                # frame, which holds the run that holds the error (a reference cycle).
-                result = _error_result(self.namespace, spec, index, failure, name=_name(run))
-        except _StoppedError:
-            raise
-        except AsyncpodError as error:
-            result = _error_result(self.namespace, spec, index, error, name=_name(run))
-        except Exception as error:  # a bug of ours: one error result, not a stuck batch
-            logger.exception("run of task %s failed unexpectedly", key)
-            result = _error_result(self.namespace, spec, index, error, name=_name(run))
-        finally:
-            if options is not None and run is not None:
-                # The run kept its pod for us: keep its log, then delete it as the
-                # caller's cleanup says, even if this task is being cancelled.
-                kept = await complete_despite_cancellation(
-                    self._keep_and_clean(run, result, options, key, attempt)
-                )
-        if run is None:  # never started: no run to keep the books
-            self._outcomes[Outcome.ERROR.value] += 1
-        return result, kept[0], kept[1]
 
     async def _keep_and_clean(
         self,
@@ -592,8 +474,31 @@ class Launcher:
         return kept
 
 
+@dataclass(slots=True)
+class _Task:
+    """One task of an iteration between its attempts: where it stands."""
+
+    index: int
+    """The task's position in the input."""
+    spec: PodSpec
+    key: str
+    policy: FailurePolicy
+    attempt: int
+    """The attempt being made (or about to be)."""
+    spent: int
+    """Attempts that count against the policy's limit so far."""
+
+
 class _Pipeline:
-    """The feeder and the workers of one ``as_completed``/``map`` iteration."""
+    """The tasks of one ``as_completed``/``map`` iteration, and the feeder that starts them.
+
+    A task has a task of its own only while something is being done for it: a
+    *carrier* (:meth:`_carry`) creates its pod, then the run waits on the pod without
+    a task (:meth:`PodRun.park`: the informer's pushes and a timer decide its end);
+    once that end is decided a new carrier winds the run up (the pod deleted), sends
+    the attempt and, for a retry, waits out the backoff and starts the next pod. So a
+    run in flight costs its own state, not a task's frames, scope and handle.
+    """
 
     def __init__(
         self,
@@ -612,102 +517,312 @@ class _Pipeline:
         self._specs = specs
         self._skip = skip_task_keys
         self._results = results
+        # Kept logs: the runs keep their pods (cleanup KEEP) for the carrier, which
+        # keeps the log and then deletes the pod as the caller's options say.
+        self._keep_options: RunOptions | None = None
+        self._run_options: RunOptions | None = None
+        if launcher.keep_logs is not None:
+            options = launcher.options or launcher.cluster.options
+            self._keep_options = options
+            self._run_options = dataclasses.replace(options, cleanup=Cleanup.KEEP)
+        # At most max_in_flight tasks between their first attempt and their final
+        # one, whether an attempt runs or a retry waits out its backoff.
+        self._tasks = anyio.Semaphore(launcher.max_in_flight)
+        self._active = 0
+        self._fed = False
+        self._drained = anyio.Event()
+        self._parked: dict[PodRun, _Task] = {}  # runs waiting on their pods, no task
+        # One bound method for every parked run (dropped at the end: it holds self).
+        self._on_decided: Callable[[PodRun], None] = self._decided
+        # Decided runs, for the dispatcher to start their carriers: a decision may come
+        # from a timer, where no task runs to start one from.
+        self._decided_runs: collections.deque[PodRun] = collections.deque()
+        self._decisions = Flag()
+        self._dispatcher_scope = anyio.CancelScope()
+        self._accepting = True
         self._feeder_scope = anyio.CancelScope()
-        self._worker_scopes: set[anyio.CancelScope] = set()
+        self._carrier_scopes: set[anyio.CancelScope] = set()
         self._stopping = False
         self._done = anyio.Event()
-        self._workers = 0
-        self._idle = 0
         self.feeder_error: BaseException | None = None
 
     async def run(self) -> None:
         try:
-            work_send, work_receive = anyio.create_memory_object_stream[tuple[int, PodSpec]](0)
-            async with self._results, work_receive, anyio.create_task_group() as group:
-                with self._feeder_scope:
-                    await self._feed(group, work_send, work_receive)
+            try:
+                async with self._results, anyio.create_task_group() as group:
+                    group.start_soon(self._dispatch, group)
+                    with self._feeder_scope:
+                        await self._feed(group)
+                    self._fed = True
+                    if self._active == 0:
+                        self._drained.set()
+                    await self._drained.wait()
+                    self._accepting = False  # no carrier starts after this
+                    self._dispatcher_scope.cancel()
+            finally:
+                self._accepting = False
+                if self._parked:
+                    # Stopped or cancelled: the runs still waiting on their pods are
+                    # cancelled, their pods deleted (nobody reads their results).
+                    await complete_despite_cancellation(self._abandon())
         finally:
+            self._on_decided = _ignore  # was a bound method of self: a reference cycle
             self._done.set()
 
     async def stop(self) -> None:
-        """Cancel the feeder and each worker through its own scope, and wait for them.
+        """Cancel the feeder and each carrier through its own scope, wind up the
+        parked runs, and wait for all that.
 
         Not through the task group's scope: a task that ends cancelled leaves a
         reference cycle in anyio's task-done callback (the CancelledError's traceback
         holds the frame that holds the error), and with it the whole run's state as
         garbage only a full GC pass frees (tests/integration/core/test_garbage.py). A
-        worker whose own scope is cancelled absorbs it and returns.
+        carrier whose own scope is cancelled absorbs it and returns.
         """
         self._stopping = True
+        self._accepting = False  # runs decided from now on are left to _abandon
+        self._dispatcher_scope.cancel()
         self._feeder_scope.cancel()
-        for scope in list(self._worker_scopes):
+        for scope in list(self._carrier_scopes):
             scope.cancel()
+        self._drained.set()
         await self._done.wait()
 
     def stop_feeding(self) -> None:
-        """No more specs to workers (the launcher stopped); those running go on."""
+        """No more tasks started (the launcher stopped); those started go on."""
         self._feeder_scope.cancel()
 
-    async def _feed(
-        self,
-        group: anyio.abc.TaskGroup,
-        work_send: MemoryObjectSendStream[tuple[int, PodSpec]],
-        work_receive: MemoryObjectReceiveStream[tuple[int, PodSpec]],
-    ) -> None:
+    async def _feed(self, group: anyio.abc.TaskGroup) -> None:
+        """Start a carrier for each task, once a slot is free for its first pod."""
         launcher = self._launcher
-        async with work_send:
-            try:
-                async for index, spec in _enumerate(self._specs):
+        try:
+            async for index, spec in _enumerate(self._specs):
+                if self._window is not None:
+                    await self._window.admit(index)
+                key = spec.task_key or str(index)
+                if key in self._skip:
                     if self._window is not None:
-                        await self._window.admit(index)
-                    if (spec.task_key or str(index)) in self._skip:
-                        if self._window is not None:
-                            self._window.skip(index)  # no result will come for it
-                        continue
-                    # A new worker only when none is idle; never more workers than the
-                    # launcher has slots (the bound itself): more could only wait.
-                    if self._idle == 0 and self._workers < launcher.max_in_flight:
-                        self._workers += 1
-                        group.start_soon(self._work, work_receive.clone(), self._results.clone())
-                    await work_send.send((index, spec))
-            except Exception as error:  # noqa: BLE001 - the caller's iterable failed; re-raised to them
-                self.feeder_error = error
+                        self._window.skip(index)  # no result will come for it
+                    continue
+                history = self._history.get(key)
+                policy = self._policies.get(key) or launcher.retry or _NO_RETRY
+                task = _Task(
+                    index,
+                    spec,
+                    key,
+                    policy,
+                    attempt=history.next_attempt if history is not None else 1,
+                    spent=history.spent if history is not None else 0,
+                )
+                await self._tasks.acquire()
+                try:
+                    await launcher._take_slot()
+                except BaseException:
+                    self._tasks.release()
+                    raise
+                # Nothing awaited from the slot to the carrier: the slot is its.
+                self._active += 1
+                group.start_soon(self._carrier, task, None)
+        except _StoppedError:
+            if history is not None:  # a task an earlier process started: say why not now
+                stopped = launcher._stopped_attempt(spec, index, key, task.attempt)
+                with contextlib.suppress(anyio.BrokenResourceError):
+                    await self._results.send((index, stopped))
+        except Exception as error:  # noqa: BLE001 - the caller's iterable failed; re-raised to them
+            self.feeder_error = error
 
-    async def _work(
-        self,
-        work: MemoryObjectReceiveStream[tuple[int, PodSpec]],
-        results: MemoryObjectSendStream[tuple[int, Attempt]],
-    ) -> None:
-        with anyio.CancelScope() as scope:  # cancelled by stop()
-            self._worker_scopes.add(scope)
+    def _decided(self, run: PodRun) -> None:
+        """A parked run's end is decided: the dispatcher starts a carrier to wind it up.
+        Called in the informer's task, a timer or a canceller; never raises nor waits."""
+        if self._accepting:  # else stopping: _abandon winds it up
+            self._decided_runs.append(run)
+            self._decisions.set()
+
+    async def _dispatch(self, group: anyio.abc.TaskGroup) -> None:
+        """Start a carrier for each decided run, until the iteration ends."""
+        with self._dispatcher_scope:
+            while True:
+                self._decisions.clear()
+                while self._decided_runs:
+                    run = self._decided_runs.popleft()
+                    group.start_soon(self._carrier, self._parked.pop(run), run)
+                await self._decisions.wait()
+
+    async def _carrier(self, task: _Task, decided: PodRun | None) -> None:
+        """:meth:`_carry` in a scope of its own, which :meth:`stop` cancels."""
+        with anyio.CancelScope() as scope:
+            self._carrier_scopes.add(scope)
             if self._stopping:
                 scope.cancel()
-            # Closed in ``finally``, not ``async with``: a suspended frame keeps a bound
-            # ``__aexit__`` per ``async with`` it is inside, for each worker in flight.
             try:
-                while True:
-                    self._idle += 1
-                    try:
-                        index, spec = await work.receive()
-                    except anyio.EndOfStream:
-                        return
-                    finally:
-                        self._idle -= 1
-                    key = spec.task_key or str(index)
-                    try:
-                        await self._launcher._run_task(
-                            index,
-                            spec,
-                            results,
-                            history=self._history.get(key),
-                            policy=self._policies.get(key),
-                        )
-                    except anyio.BrokenResourceError:
-                        return  # the consumer has gone; stop() is on its way
+                await self._carry(task, decided)
+            except anyio.BrokenResourceError:
+                return  # the consumer has gone; stop() is on its way
             finally:
-                work.close()
-                results.close()
-                self._worker_scopes.discard(scope)
+                self._carrier_scopes.discard(scope)
+
+    async def _carry(self, task: _Task, decided: PodRun | None) -> None:
+        """Carry ``task`` until its run waits on its pod without a task, or it ends.
+
+        From ``decided`` (a run whose end is decided: wound up first) or, when None,
+        from the start of its next attempt in the slot the caller took.
+        """
+        run = decided
+        kept: tuple[Path | None, str | None] = (None, None)
+        while True:
+            if run is None:
+                started = await self._start(task)
+                if started is None:
+                    return  # parked: a carrier comes back once its end is decided
+                if isinstance(started, PodResult):  # no run could be made
+                    result, kept = started, (None, None)
+                else:
+                    run = started
+            if run is not None:
+                result, kept = await self._end(task, run)
+                run = None
+            if not await self._conclude(task, result, kept):
+                return
+
+    async def _start(self, task: _Task) -> PodRun | PodResult | None:
+        """Start ``task``'s attempt in the slot the caller took.
+
+        None once its run waits on its pod (parked). Else what to conclude now: the
+        run, if its start ended it (refused, failed, cancelled), or the error result
+        when no run could be made.
+        """
+        launcher = self._launcher
+        try:
+            run = launcher._make_run(
+                task.spec,
+                task_key=task.key,
+                attempt=task.attempt,
+                options=self._run_options,
+                record_changes=False,  # nobody but the carriers sees the run
+                ended_by_caller=True,
+            )
+        except Exception as error:  # one error result, not a stuck batch
+            if not isinstance(error, AsyncpodError):
+                logger.exception("run of task %s failed unexpectedly", task.key)
+            launcher._outcomes[Outcome.ERROR.value] += 1  # never started: no books
+            return _error_result(launcher.namespace, task.spec, task.index, error)
+        try:
+            following = await run.start()
+        except BaseException:
+            await self._end(task, run)  # cancelled while creating: what it made deleted
+            raise
+        if not following:
+            return run
+        self._parked[run] = task
+        run.park(self._on_decided)
+        return None
+
+    async def _end(
+        self, task: _Task, run: PodRun
+    ) -> tuple[PodResult, tuple[Path | None, str | None]]:
+        """Wind ``run`` up (its log kept, its pod deleted as the options say): the
+        attempt's result. Completes even if the calling task is cancelled."""
+        launcher = self._launcher
+        result: PodResult | None = None
+        kept: tuple[Path | None, str | None] = (None, None)
+        try:
+            try:
+                finished = await run.finish()
+            finally:
+                launcher._run_ended(run)  # the books, and the slot freed
+            if finished is None:
+                failure = run.exception()
+                assert failure is not None
+                # Read, not raised: raised here, the error's traceback would gain this
+                # frame, which holds the run that holds the error (a reference cycle).
+                result = _error_result(
+                    launcher.namespace, task.spec, task.index, failure, name=run.name
+                )
+            elif finished.outcome is Outcome.DELETED:  # which disruption, if any
+                result = with_disruption(finished, run.pod)
+            else:
+                result = finished
+        finally:
+            if self._keep_options is not None:
+                # The run kept its pod for us: keep its log, then delete it as the
+                # caller's cleanup says, even if this task is being cancelled.
+                kept = await complete_despite_cancellation(
+                    launcher._keep_and_clean(
+                        run, result, self._keep_options, task.key, task.attempt
+                    )
+                )
+        return result, kept
+
+    async def _conclude(
+        self, task: _Task, result: PodResult, kept: tuple[Path | None, str | None]
+    ) -> bool:
+        """Send the attempt; whether the task goes on: a retry, its backoff waited out
+        and the slot of its next pod taken."""
+        launcher = self._launcher
+        if result.outcome is not Outcome.CANCELLED:
+            task.spent += 1
+        decision = decide(task.policy, result, attempts=task.spent)
+        retry = decision.retry and launcher._stopped is None
+        delay = None
+        if retry:
+            jitter = random.random()  # noqa: S311 - a spread of delays, not a secret
+            delay = backoff_delay(task.policy, task.spent, random=jitter)
+        why = decision.why if decision.action is not None else None
+        if decision.retry and not retry:
+            why = f"{why}; not retried: the batch stopped ({launcher._stopped})"
+        if not retry and result.outcome is Outcome.CANCELLED and launcher._stopped is not None:
+            result = dataclasses.replace(
+                result, message=f"cancelled: the batch stopped ({launcher._stopped})"
+            )
+        made = Attempt(
+            result,
+            task.key,
+            task.index,
+            task.attempt,
+            final=not retry,
+            decision=why,
+            retry_in=delay,
+            log=kept[0],
+            log_missing=kept[1],
+        )
+        await self._results.send((task.index, made))
+        if not retry:
+            self._task_ended()
+            if not result.ok and result.outcome is not Outcome.CANCELLED:
+                launcher._final_failures += 1
+                if decision.action is FailureAction.STOP:
+                    await launcher.stop(f"task {task.key}: {decision.why}")
+                elif launcher.max_failures and launcher._final_failures >= launcher.max_failures:
+                    failed, limit = launcher._final_failures, launcher.max_failures
+                    await launcher.stop(f"{failed} tasks failed (max_failures={limit})")
+            return False
+        assert delay is not None
+        with anyio.move_on_after(delay):
+            await launcher._stop_event.wait()
+        task.attempt += 1
+        launcher._retried += 1
+        try:
+            await launcher._take_slot()
+        except _StoppedError:
+            stopped = launcher._stopped_attempt(task.spec, task.index, task.key, task.attempt)
+            await self._results.send((task.index, stopped))
+            self._task_ended()
+            return False
+        return True
+
+    def _task_ended(self) -> None:
+        """A task sent its final attempt: its place is free, and the last one drains."""
+        self._active -= 1
+        self._tasks.release()
+        if self._fed and self._active == 0:
+            self._drained.set()
+
+    async def _abandon(self) -> None:
+        """Wind up the runs left waiting on their pods: each cancelled, its pod deleted."""
+        parked, self._parked = self._parked, {}
+        async with anyio.create_task_group() as group:
+            for run, task in parked.items():
+                group.start_soon(self._end, task, run)
 
 
 class _Window:
@@ -746,6 +861,10 @@ class _Window:
             self.next_index += 1
         self._moved.set()
         self._moved = anyio.Event()
+
+
+def _ignore(_run: PodRun) -> None:
+    """What a finished iteration does with a decision: nothing (none can come)."""
 
 
 async def _enumerate(
