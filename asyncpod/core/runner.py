@@ -11,8 +11,12 @@ Getting the pod (a create that never makes two, or an attach) is
 :mod:`asyncpod.core.start`; merging the containers' logs is :mod:`asyncpod.core.runlogs`.
 
 The driver (:meth:`PodRun.drive`) runs in the cluster session's task group
-(``cluster.start``) or in a launcher's worker; its result is what it returns, and the
-handle is settled from it in one place (``_settle``).
+(``cluster.start``); its result is what it returns, and the handle is settled from it
+in one place (``_settle``). A launcher drives its runs without a task while they wait
+on their pods: :meth:`PodRun.start` creates the pod in the caller's task,
+:meth:`PodRun.park` follows it on the informer's pushes and a loop timer, and
+:meth:`PodRun.finish` winds the run up once its end is decided. The decisions are the
+same functions either way (``_judged``, ``_took``).
 
 Cancellation: cancelling the task that awaits a run, calling :meth:`PodRun.cancel`,
 closing the session, or the event loop shutting down (every task cancelled at once)
@@ -413,7 +417,7 @@ class PodRun:
 
         None when the run ended with an error instead (read it with
         :meth:`exception`). A run is driven once: ``cluster.start()`` drives it in the
-        session's task group, a launcher's worker in its own task. The cleanup sits
+        session's task group (a launcher uses start/park/finish). The cleanup sits
         in ``finally`` and completes even if this task is cancelled from outside (the
         session's task group, loop shutdown) and then cancelled again: a run that
         started a create always ends deleting what it made.

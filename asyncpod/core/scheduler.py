@@ -26,8 +26,12 @@ task key, *n*) (``attempt_pod_name``), so a resumed batch that passes each task'
 another. :meth:`Launcher.attempts` yields every attempt (:class:`Attempt`: the result,
 its number, whether it is final, which rule decided); :meth:`~Launcher.as_completed`
 and :meth:`~Launcher.map` yield final results only. A task waiting out its backoff
-holds its worker (not a pod slot): at most ``max_in_flight`` tasks are between
-attempts or running at once.
+holds a task of the pipeline (not a pod slot): at most ``max_in_flight`` tasks are
+between attempts or running at once.
+
+Tasks of the event loop: an iteration's run has one only while its pod is created
+and while it is wound up (a *carrier*); in between it waits on its pod without one
+(:meth:`PodRun.park`), so a run in flight costs its own state, not a task's.
 
 Stopping: ``max_failures=N`` stops the batch once N tasks have finally failed (or a
 rule's action is ``stop``): no new pod is created, the runs in flight are cancelled
@@ -189,7 +193,8 @@ class Launcher:
         self.namespace = namespace or cluster.namespace
         self.options = options
         # The one bound on runs in flight, whether submitted one at a time or by an
-        # iteration's workers: a run takes a slot before it exists, its end frees it.
+        # iteration's feeder and carriers: a run takes a slot before it exists, its end
+        # frees it.
         self._slots = anyio.Semaphore(max_in_flight)
         self._submitted = 0
         self._in_flight = 0
@@ -366,14 +371,14 @@ class Launcher:
         history: Mapping[str, TaskHistory] | None = None,
         policies: Mapping[str, FailurePolicy] | None = None,
     ) -> AsyncIterator[tuple[int, Attempt]]:
-        """Run ``specs`` through at most ``max_in_flight`` workers; yield (index, result).
+        """Run ``specs``, at most ``max_in_flight`` pods at once; yield (index, result).
 
-        The pipeline (a feeder and the workers) runs in the cluster session's task
-        group, not in this generator, so the generator may be closed from any task;
-        closing it (or cancelling its consumer) cancels the pipeline, whose runs
-        delete their pods, and waits for that. Tasks and memory are O(in flight):
-        the feeder hands one spec at a time through an unbuffered stream, and starts
-        a worker only when none is idle.
+        The pipeline (a feeder, a dispatcher, the carriers) runs in the cluster
+        session's task group, not in this generator, so the generator may be closed
+        from any task; closing it (or cancelling its consumer) cancels the pipeline,
+        whose runs delete their pods, and waits for that. Memory is O(in flight): the
+        feeder reads the next spec once a slot is free; tasks are O(pods being
+        created or wound up).
         """
         results_send, results_receive = anyio.create_memory_object_stream[tuple[int, Attempt]](
             self.max_in_flight

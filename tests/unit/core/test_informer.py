@@ -320,6 +320,53 @@ async def test_fail_wakes_a_waiting_consumer_and_ends_iteration_with_the_error()
 
 
 # --------------------------------------------------------------------------------------
+# PodSubscription without a waiting task: listen() and take_nowait()
+# --------------------------------------------------------------------------------------
+
+
+async def test_a_listener_hears_each_push_and_takes_the_changes_in_order() -> None:
+    subscription = make_informer().subscribe("p")
+    taken: list[str] = []
+
+    def listener() -> None:
+        while (change := subscription.take_nowait()) is not None:
+            taken.append(rv(change))
+
+    subscription.listen(listener)
+    for version in (1, 2, 3):
+        subscription._push(PodChange("MODIFIED", pod("p", "u1", version)))
+    assert taken == ["1", "2", "3"]
+    subscription.listen(None)  # heard no more; the queue keeps what comes
+    subscription._push(PodChange("MODIFIED", pod("p", "u1", 4)))
+    assert taken == ["1", "2", "3"]
+    assert rv(subscription.take_nowait() or PodChange("X", {})) == "4"
+    assert subscription.take_nowait() is None
+
+
+@pytest.mark.parametrize("ending", ["fail", "interrupt", "close"])
+async def test_a_listener_hears_the_end_and_take_nowait_says_it(ending: str) -> None:
+    subscription = make_informer().subscribe("p")
+    subscription._push(PodChange("MODIFIED", pod("p", "u1", 1)))
+    heard: list[int] = []
+    subscription.listen(lambda: heard.append(1))
+    expected: type[Exception]
+    if ending == "fail":
+        subscription._fail(ForbiddenError("pods is forbidden", status=403, reason="Forbidden"))
+        expected = ForbiddenError
+    elif ending == "interrupt":
+        subscription.interrupt()
+        expected = WaitInterruptedError
+    else:
+        subscription.close()
+        expected = ClosedError
+    assert heard == [1]
+    if ending != "interrupt":  # what was queued first, as next() would
+        assert rv(subscription.take_nowait() or PodChange("X", {})) == "1"
+    with pytest.raises(expected):
+        subscription.take_nowait()
+
+
+# --------------------------------------------------------------------------------------
 # PodInformer._relist: the diff after a (re)list
 # --------------------------------------------------------------------------------------
 
