@@ -316,7 +316,7 @@ class _Engine:
         self.tasks: dict[str, _Task] = {}  # not final yet: O(in flight + waiting retries)
         self.ready: deque[_Task] = deque()  # retries and moves, before new specs
         self.outstanding = dict.fromkeys(fleet.launchers, 0)
-        self.live_history = _LiveHistory()  # read by each launcher's workers
+        self.live_history = _LiveHistory()  # read by each launcher's carriers
         self.failures = 0
         self.inputs: dict[str, tuple[MemoryObjectSendStream[PodSpec], Any]] = {}
         for name, share in fleet.shares.items():
