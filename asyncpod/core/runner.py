@@ -523,6 +523,7 @@ class PodRun:
         """
         if self._decided_at is None:
             self._cancel_requested = True
+            self._on_decided = None  # its owner winds it up: nobody to tell
             self._decide(None)
         assert self._decided_at is not None
         ended, self._ended = self._ended, None
@@ -567,8 +568,14 @@ class PodRun:
             self._timer = None
         if at is not None:
             loop = asyncio.get_running_loop()
-            self._timer = loop.call_later(wait or 0.0, self._wake, context=_TIMER_CONTEXT)
+            self._timer = loop.call_later(wait or 0.0, self._on_timer, context=_TIMER_CONTEXT)
             self._timer_at = at
+
+    def _on_timer(self) -> None:
+        """The next limit's timer fired (the loop may fire it a hair early: judge then
+        says "not yet", and :meth:`_arm` makes a new one)."""
+        self._timer = None
+        self._wake()
 
     def _decide(self, ended: PodResult | AsyncpodError | None) -> None:
         """The run's end is known: stop following, tell whoever parked it."""

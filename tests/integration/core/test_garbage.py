@@ -12,7 +12,7 @@ one collection afterwards must find nothing of asyncpod's and no exception.
 One way to end that does leave a cycle is not ours: a task of an *anyio* task group that
 ends cancelled (anyio 4.16's task-done callback keeps the CancelledError in a frame its
 traceback holds). The launcher's carriers therefore stop through their own cancel
-scopes and return (asyncpod/core/scheduler.py, ``_Pipeline.stop``); a caller's own
+scopes and return (asyncpod/core/pipeline.py, ``Pipeline.stop``); a caller's own
 anyio task group is the caller's.
 """
 
