@@ -65,6 +65,8 @@ class _Task:
     """The attempt being made (or about to be)."""
     spent: int
     """Attempts that count against the policy's limit so far."""
+    resumed: bool = False
+    """An earlier process started it (a resumed batch's history)."""
 
 
 class Pipeline:
@@ -191,6 +193,7 @@ class Pipeline:
                     policy,
                     attempt=history.next_attempt if history is not None else 1,
                     spent=history.spent if history is not None else 0,
+                    resumed=history is not None,
                 )
                 await self._tasks.acquire()
                 try:
@@ -253,7 +256,16 @@ class Pipeline:
         kept: tuple[Path | None, str | None] = (None, None)
         while True:
             if run is None:
-                started = await self._start(task)
+                try:
+                    started = await self._start(task)
+                except StoppedError:
+                    if task.resumed or task.attempt > 1:  # say why it goes no further
+                        stopped = self._launcher._stopped_attempt(
+                            task.spec, task.index, task.key, task.attempt
+                        )
+                        await self._results.send((task.index, stopped))
+                    self._task_ended()
+                    return
                 if started is None:
                     return  # parked: a carrier comes back once its end is decided
                 if isinstance(started, PodResult):  # no run could be made
@@ -271,9 +283,14 @@ class Pipeline:
 
         None once its run waits on its pod (parked). Else what to conclude now: the
         run, if its start ended it (refused, failed, cancelled), or the error result
-        when no run could be made.
+        when no run could be made. StoppedError (the slot given back) when the
+        launcher stopped since the slot was taken: no pod is made after a stop.
         """
         launcher = self._launcher
+        if launcher._stopped is not None:
+            # Stopped between the feeder's slot and this carrier's first step: no pod.
+            launcher._slots.release()
+            raise StoppedError
         try:
             run = launcher._make_run(
                 task.spec,
