@@ -30,7 +30,6 @@ from typing import Any
 import anyio
 import anyio.abc
 
-from asyncpod.core.flag import Flag
 from asyncpod.core.informer import InformerStatistics, PodInformer, PodSubscription
 from asyncpod.core.runner import PodRun, RunOptions
 from asyncpod.core.shielding import complete_despite_cancellation
@@ -353,9 +352,7 @@ class Cluster:
         result = None
         try:
             if await run.start():
-                decided = Flag()
-                run.park(lambda _run: decided.set())
-                await decided.wait()
+                await run.wait_decided()
         finally:
             # Completes even if the caller is cancelled: an undecided run is cancelled
             # then, its pod deleted as the cleanup policy says.

@@ -128,6 +128,11 @@ def _slim(pod: Mapping[str, Any], identity: dict[str, Any] | None) -> dict[str, 
 _TIMER_CONTEXT = contextvars.Context()
 
 
+def _wake_the_waiter(run: PodRun) -> None:
+    """The ``on_decided`` of :meth:`PodRun.wait_decided`: wake the run's one flag."""
+    run._changed.set()
+
+
 @functools.lru_cache(maxsize=1024)
 def _node_part(node: str | None) -> dict[str, Any]:
     return {"nodeName": node}
@@ -507,6 +512,15 @@ class PodRun:
         self._clock = self._new_clock()
         subscription.listen(self._wake)
         self._wake()
+
+    async def wait_decided(self) -> None:
+        """:meth:`park` the run (after :meth:`start` returned True) and wait in the
+        calling task until its end is decided; then :meth:`finish` it. The caller's
+        task wakes once, not on each change of the pod, and holds no flag or closure
+        of its own (the run's one flag is woken)."""
+        self.park(_wake_the_waiter)
+        while self._decided_at is None:
+            await self._next_change()
 
     @property
     def decided(self) -> bool:

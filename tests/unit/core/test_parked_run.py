@@ -173,3 +173,33 @@ def test_a_run_is_started_once() -> None:
         await run.finish()
 
     asyncio.run(twice())
+
+
+async def test_wait_decided_wakes_the_caller_once_at_the_end() -> None:
+    informer = PodInformer(cast(KubeClient, _Client()), "ns", label_selector="x", buffer=8)
+    subscription = informer.subscribe("p")
+    subscription._push(PodChange("ADDED", _now_pod()))
+    run = PodRun(
+        client=cast(KubeClient, _Client()),
+        informer=informer,
+        namespace="ns",
+        spec=None,
+        options=KEEP,
+        spawn=lambda *_: None,  # type: ignore[arg-type]
+        name="p",
+        subscription=subscription,
+        record_changes=False,
+    )
+    assert await run.start()
+    waiting = asyncio.create_task(run.wait_decided())
+    await asyncio.sleep(0.01)
+    subscription._push(PodChange("MODIFIED", _now_pod("Running", node="n")))
+    await asyncio.sleep(0.01)
+    assert not waiting.done()
+    finished = _now_pod("Failed", node="n", terminated=3)
+    finished["metadata"]["resourceVersion"] = "3"
+    subscription._push(PodChange("MODIFIED", finished))
+    await asyncio.wait_for(waiting, 5)
+    result = await run.finish()
+    assert result is not None
+    assert result.outcome is Outcome.FAILED
