@@ -54,6 +54,8 @@ class FakeRun:
         self._error: AsyncpodError | None = None
         self.cancelled = False
         self.outcome: Outcome | None = None
+        self._cancel_requested = False
+        self._finished = asyncio.Event()
 
     async def start(self) -> bool:
         await asyncio.sleep(0)  # the create's request
@@ -61,7 +63,7 @@ class FakeRun:
 
     def park(self, on_decided: Callable[[FakeRun], None]) -> None:
         self._on_decided = on_decided
-        if self._gate.is_set():
+        if self._gate.is_set() or self._cancel_requested:
             self.decide()
         else:
             self._gate.parked.append(self)
@@ -72,8 +74,22 @@ class FakeRun:
             self._decided = True
             on_decided(self)
 
+    async def cancel(self) -> None:
+        """As PodRun.cancel of a parked run: decided at once, waits for its wind-up."""
+        self._cancel_requested = True
+        if self in self._gate.parked:
+            self._gate.parked.remove(self)
+        self.decide()
+        await self._finished.wait()
+
     async def finish(self) -> PodResult | None:
-        if not self._decided:  # wound up before its end: cancelled
+        try:
+            return self._finish()
+        finally:
+            self._finished.set()
+
+    def _finish(self) -> PodResult | None:
+        if not self._decided or self._cancel_requested:  # wound up before its end
             self.cancelled = True
             self.outcome = Outcome.CANCELLED
             return PodResult("ns", self.name, "uid", outcome=Outcome.CANCELLED)
@@ -81,10 +97,8 @@ class FakeRun:
             self.outcome = Outcome.ERROR
             self._error = AsyncpodError("run failed unexpectedly: KeyError: 'a bug'")
             return None
-        self.outcome = Outcome.SUCCEEDED
-        return PodResult(
-            "ns", self.name, "uid", outcome=Outcome.SUCCEEDED, task_key=self.spec.task_key
-        )
+        self.outcome = Outcome.FAILED if self._behaviour == "fail" else Outcome.SUCCEEDED
+        return PodResult("ns", self.name, "uid", outcome=self.outcome, task_key=self.spec.task_key)
 
     def exception(self) -> AsyncpodError | None:
         return self._error
@@ -99,6 +113,8 @@ class FakeCluster:
         self.slow = Gate()
         self.runs: list[FakeRun] = []
         self.peak_alive = 0
+        self.launcher: Launcher | None = None
+        self.made_after_stop = 0
         self._behaviour = behaviour
         self._group: anyio.abc.TaskGroup | None = None
 
@@ -107,6 +123,8 @@ class FakeCluster:
             raise SpecError("image", "is required")
         run = FakeRun(f"pod-{len(self.runs)}", spec, self.finish, self._behaviour(spec), self.slow)
         self.runs.append(run)
+        if self.launcher is not None and self.launcher.stopped is not None:
+            self.made_after_stop += 1
         alive = sum(1 for r in self.runs if not self.finish.is_set() and not r.cancelled)
         self.peak_alive = max(self.peak_alive, alive)
         return run
@@ -216,6 +234,21 @@ async def test_walking_away_cancels_every_run_in_flight_and_waits_for_them() -> 
         assert launcher.statistics().in_flight == 0
         assert launcher.statistics().outcomes == {"cancelled": 5}
         group.cancel_scope.cancel()
+
+
+async def test_a_stopped_batch_makes_no_pod_for_the_slots_it_had_already_given_out() -> None:
+    fake = FakeCluster(lambda _spec: "fail")
+    fake.finish.set()  # every run fails at once
+    async with anyio.create_task_group() as group:
+        fake._group = group
+        launcher = Launcher(cast(Cluster, fake), max_in_flight=10, run_id="r", max_failures=1)
+        fake.launcher = launcher
+        results = [r async for r in launcher.as_completed(specs(200))]
+        group.cancel_scope.cancel()
+    assert launcher.stopped is not None
+    assert fake.made_after_stop == 0
+    assert len(results) == len(fake.runs) < 200
+    assert launcher.statistics().in_flight == 0
 
 
 async def test_skipped_task_keys_are_not_run() -> None:
