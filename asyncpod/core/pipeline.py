@@ -108,6 +108,10 @@ class Pipeline:
         # At most max_in_flight tasks between their first attempt and their final
         # one, whether an attempt runs or a retry waits out its backoff.
         self._tasks = anyio.Semaphore(launcher.max_in_flight)
+        # At most as many pods being created as the client sends requests at once: a
+        # task waiting to create is the feeder's next spec, not a carrier, its request
+        # and its body waiting in the client (5,000 of them at a batch's start).
+        self._creating = anyio.Semaphore(launcher.cluster.client.max_requests)
         self._active = 0
         self._fed = False
         self._drained = anyio.Event()
@@ -197,11 +201,12 @@ class Pipeline:
                 )
                 await self._tasks.acquire()
                 try:
-                    await launcher._take_slot()
+                    await self._take_places()
                 except BaseException:
                     self._tasks.release()
                     raise
-                # Nothing awaited from the slot to the carrier: the slot is its.
+                # Nothing awaited from the slot to the carrier: the slot and the
+                # permit to create are its.
                 self._active += 1
                 group.start_soon(self._carrier, task, None)
         except StoppedError:
@@ -285,7 +290,14 @@ class Pipeline:
         run, if its start ended it (refused, failed, cancelled), or the error result
         when no run could be made. StoppedError (the slot given back) when the
         launcher stopped since the slot was taken: no pod is made after a stop.
+        Entered holding a permit to create (``_creating``), which it gives back.
         """
+        try:
+            return await self._create(task)
+        finally:
+            self._creating.release()
+
+    async def _create(self, task: _Task) -> PodRun | PodResult | None:
         launcher = self._launcher
         if launcher._stopped is not None:
             # Stopped between the feeder's slot and this carrier's first step: no pod.
@@ -401,13 +413,23 @@ class Pipeline:
         task.attempt += 1
         launcher._retried += 1
         try:
-            await launcher._take_slot()
+            await self._take_places()
         except StoppedError:
             stopped = launcher._stopped_attempt(task.spec, task.index, task.key, task.attempt)
             await self._results.send((task.index, stopped))
             self._task_ended()
             return False
         return True
+
+    async def _take_places(self) -> None:
+        """A permit to create, then a slot for the pod (StoppedError once the launcher
+        stopped): both the next attempt's, or neither."""
+        await self._creating.acquire()
+        try:
+            await self._launcher._take_slot()
+        except BaseException:
+            self._creating.release()
+            raise
 
     def _task_ended(self) -> None:
         """A task sent its final attempt: its place is free, and the last one drains."""

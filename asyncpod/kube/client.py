@@ -559,6 +559,11 @@ class KubeClient:
         return self._closed
 
     @property
+    def max_requests(self) -> int:
+        """How many ordinary requests may be in flight at once (the rest wait)."""
+        return self._requests.limit
+
+    @property
     def answered(self) -> bool:
         """Whether the server has answered this client at least once (any status)."""
         return self._answered

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from dataclasses import dataclass
 from typing import Any, cast
 
 import anyio
@@ -38,11 +39,35 @@ class Gate:
         return self._event.is_set()
 
 
+@dataclass
+class Creating:
+    """Runs in ``start()`` (their pods being created): now, and at most."""
+
+    seconds: float = 0.0
+    """How long a create takes."""
+    now: int = 0
+    peak: int = 0
+
+
+@dataclass(frozen=True)
+class FakeClient:
+    max_requests: int = 64
+
+
 class FakeRun:
     """What the launcher's carriers use of a PodRun: start, park, finish."""
 
-    def __init__(self, name: str, spec: PodSpec, finish: Gate, behaviour: str, slow: Gate) -> None:
+    def __init__(
+        self,
+        name: str,
+        spec: PodSpec,
+        finish: Gate,
+        behaviour: str,
+        slow: Gate,
+        creating: Creating,
+    ) -> None:
         self.name = name
+        self._creating = creating
         self.uid = "uid"
         self.pod = None
         self.spec = spec
@@ -58,7 +83,12 @@ class FakeRun:
         self._finished = asyncio.Event()
 
     async def start(self) -> bool:
-        await asyncio.sleep(0)  # the create's request
+        self._creating.now += 1
+        self._creating.peak = max(self._creating.peak, self._creating.now)
+        try:
+            await asyncio.sleep(self._creating.seconds)  # the create's request
+        finally:
+            self._creating.now -= 1
         return True
 
     def park(self, on_decided: Callable[[FakeRun], None]) -> None:
@@ -107,12 +137,16 @@ class FakeRun:
 class FakeCluster:
     """Just what Launcher uses of a Cluster."""
 
-    def __init__(self, behaviour: Callable[[PodSpec], str] = lambda _spec: "ok") -> None:
+    def __init__(
+        self, behaviour: Callable[[PodSpec], str] = lambda _spec: "ok", max_requests: int = 64
+    ) -> None:
         self.namespace = "ns"
         self.finish = Gate()
         self.slow = Gate()
         self.runs: list[FakeRun] = []
         self.peak_alive = 0
+        self.client = FakeClient(max_requests)
+        self.creating = Creating()
         self.launcher: Launcher | None = None
         self.made_after_stop = 0
         self._behaviour = behaviour
@@ -121,7 +155,10 @@ class FakeCluster:
     def new_run(self, spec: PodSpec, **_: Any) -> FakeRun:
         if self._behaviour(spec) == "invalid":
             raise SpecError("image", "is required")
-        run = FakeRun(f"pod-{len(self.runs)}", spec, self.finish, self._behaviour(spec), self.slow)
+        behaviour = self._behaviour(spec)
+        run = FakeRun(
+            f"pod-{len(self.runs)}", spec, self.finish, behaviour, self.slow, self.creating
+        )
         self.runs.append(run)
         if self.launcher is not None and self.launcher.stopped is not None:
             self.made_after_stop += 1
@@ -249,6 +286,26 @@ async def test_a_stopped_batch_makes_no_pod_for_the_slots_it_had_already_given_o
     assert fake.made_after_stop == 0
     assert len(results) == len(fake.runs) < 200
     assert launcher.statistics().in_flight == 0
+
+
+async def test_no_more_pods_are_created_at_once_than_the_client_sends_requests() -> None:
+    fake = FakeCluster(max_requests=3)
+    fake.creating.seconds = 0.005
+    async with anyio.create_task_group() as group:
+        fake._group = group
+        launcher = Launcher(cast(Cluster, fake), max_in_flight=100, run_id="r")
+
+        async def collect() -> list[PodResult]:
+            return [r async for r in launcher.as_completed(specs(100))]
+
+        collecting = asyncio.ensure_future(collect())
+        while len(fake.runs) < 100 or fake.creating.now:  # every pod made, parked
+            await asyncio.sleep(0.01)
+        fake.finish.set()
+        results = await collecting
+        group.cancel_scope.cancel()
+    assert sorted(r.task_key or "" for r in results) == sorted(f"t{i}" for i in range(100))
+    assert fake.creating.peak == 3  # the bound, reached
 
 
 async def test_skipped_task_keys_are_not_run() -> None:
