@@ -18,7 +18,7 @@ import anyio
 import pytest
 
 from asyncpod import metrics, traces
-from asyncpod.core.informer import PodChange, PodInformer
+from asyncpod.core.informer import PodChange, PodInformer, PodSubscription
 from asyncpod.core.policy import Cleanup, RunOptions
 from asyncpod.core.runner import PodRun
 from asyncpod.errors import ForbiddenError
@@ -60,8 +60,8 @@ class _Decisions(list[PodRun]):
         self.made.set()
 
 
-async def _parked(options: RunOptions) -> tuple[PodRun, _Decisions]:
-    """A run attached to pod ``p`` (pending, already seen by its subscription), parked."""
+async def _attached(options: RunOptions) -> tuple[PodRun, PodSubscription]:
+    """A run attached to pod ``p`` (pending, already seen by its subscription), started."""
     informer = PodInformer(cast(KubeClient, _Client()), "ns", label_selector="x", buffer=8)
     subscription = informer.subscribe("p")
     subscription._push(PodChange("ADDED", _now_pod()))
@@ -77,6 +77,12 @@ async def _parked(options: RunOptions) -> tuple[PodRun, _Decisions]:
         record_changes=False,
     )
     assert await run.start()
+    return run, subscription
+
+
+async def _parked(options: RunOptions) -> tuple[PodRun, _Decisions]:
+    """A run attached to pod ``p`` (pending, already seen by its subscription), parked."""
+    run, _ = await _attached(options)
     decided = _Decisions()
     run.park(decided)
     return run, decided
@@ -176,21 +182,7 @@ def test_a_run_is_started_once() -> None:
 
 
 async def test_wait_decided_wakes_the_caller_once_at_the_end() -> None:
-    informer = PodInformer(cast(KubeClient, _Client()), "ns", label_selector="x", buffer=8)
-    subscription = informer.subscribe("p")
-    subscription._push(PodChange("ADDED", _now_pod()))
-    run = PodRun(
-        client=cast(KubeClient, _Client()),
-        informer=informer,
-        namespace="ns",
-        spec=None,
-        options=KEEP,
-        spawn=lambda *_: None,  # type: ignore[arg-type]
-        name="p",
-        subscription=subscription,
-        record_changes=False,
-    )
-    assert await run.start()
+    run, subscription = await _attached(KEEP)
     waiting = asyncio.create_task(run.wait_decided())
     await asyncio.sleep(0.01)
     subscription._push(PodChange("MODIFIED", _now_pod("Running", node="n")))
