@@ -28,6 +28,8 @@ class Gate:
     def __init__(self) -> None:
         self._event = asyncio.Event()
         self.parked: list[FakeRun] = []
+        self.arrived = asyncio.Event()
+        """Set each time a run parks on the gate."""
 
     def set(self) -> None:
         self._event.set()
@@ -97,6 +99,7 @@ class FakeRun:
             self.decide()
         else:
             self._gate.parked.append(self)
+            self._gate.arrived.set()
 
     def decide(self) -> None:
         on_decided, self._on_decided = self._on_decided, None
@@ -299,8 +302,9 @@ async def test_no_more_pods_are_created_at_once_than_the_client_sends_requests()
             return [r async for r in launcher.as_completed(specs(100))]
 
         collecting = asyncio.ensure_future(collect())
-        while len(fake.runs) < 100 or fake.creating.now:  # every pod made, parked
-            await asyncio.sleep(0.01)
+        while len(fake.finish.parked) < 100:  # every pod made, its run parked
+            fake.finish.arrived.clear()
+            await fake.finish.arrived.wait()
         fake.finish.set()
         results = await collecting
         group.cancel_scope.cancel()
